@@ -1,0 +1,97 @@
+"""The typed Python API: the same verbs as the CLI.
+
+>>> from taskyard import Yard
+>>> y = Yard(home="/tmp/yard")
+>>> t = y.submit(["echo", "hi"], queue="default", meta={"who": "docs"})
+>>> y.wait(t.id, timeout=10).status          # doctest: +SKIP
+<Status.SUCCEEDED: 'succeeded'>
+>>> y.logs(t.id).data                         # doctest: +SKIP
+b'hi\\n'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from . import ops
+from .config import Settings, load
+from .lifecycle import Status
+from .model import JSON, Attempt, Event, OutputRead, Task, TaskSpec
+from .store.sqlite import SQLiteStore
+
+
+class Yard:
+    """A client of one taskyard home. Cheap to create; not shared between threads."""
+
+    def __init__(self, home: str | Path | None = None, *, settings: Settings | None = None) -> None:
+        self.settings = settings or load(home)
+        self._store = SQLiteStore(self.settings.db_path, synchronous=self.settings.synchronous)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Yard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- tasks ---------------------------------------------------------------
+
+    def submit(self, argv: Sequence[str], *, name: str | None = None, queue: str = "default",
+               env: Mapping[str, str] | None = None, cwd: str | None = None,
+               meta: Mapping[str, JSON] | None = None, stdin: bytes | None = None,
+               stdin_open: bool = False) -> Task:
+        """Submit a command (no shell). Durable when this returns, server or not."""
+        spec = TaskSpec(argv=tuple(argv), name=name, queue=queue, env=dict(env or {}),
+                        cwd=os.path.abspath(cwd) if cwd else os.getcwd(), meta=dict(meta or {}),
+                        stdin=stdin, stdin_open=stdin_open)
+        return ops.submit(self._store, spec)
+
+    def get(self, task_id: int) -> Task:
+        return self._store.get(task_id)
+
+    def list(self, *, status: Status | Sequence[Status] = (), queue: str | None = None,
+             limit: int | None = None) -> list[Task]:
+        statuses = [status] if isinstance(status, Status) else list(status)
+        return self._store.list(status=statuses, queue=queue, limit=limit)
+
+    def attempts(self, task_id: int) -> list[Attempt]:
+        return self._store.attempts(task_id)
+
+    def events(self, task_id: int) -> list[Event]:
+        return self._store.events(task_id)
+
+    def logs(self, task_id: int, stream: str = "stdout", offset: int = 0,
+             limit: int | None = None, attempt: int | None = None) -> OutputRead:
+        """Bytes of one stream from ``offset`` (see :class:`OutputRead` for dropped ranges)."""
+        return ops.read_output(self._store, task_id, stream, offset, limit, attempt)
+
+    def wait(self, task_id: int, timeout: float | None = None) -> Task | None:
+        """The task once it ended, or None when ``timeout`` passed first."""
+        return ops.wait(self._store, task_id, timeout)
+
+    # -- controls -------------------------------------------------------------
+
+    def kill(self, task_id: int, signal: str | int = "TERM") -> Task:
+        return ops.kill(self._store, task_id, signal)
+
+    def pause(self, task_id: int) -> Task:
+        return ops.pause(self._store, task_id)
+
+    def resume(self, task_id: int) -> Task:
+        return ops.resume(self._store, task_id)
+
+    def send(self, task_id: int, data: bytes, *, eof: bool = False) -> None:
+        ops.send(self._store, task_id, data, eof=eof)
+
+    def restart(self, task_id: int) -> Task:
+        return ops.restart(self._store, task_id)
+
+    def rm(self, task_id: int, *, force: bool = False) -> None:
+        ops.remove(self._store, task_id, force=force)
+
+    def meta(self, task_id: int, patch: Mapping[str, JSON]) -> Task:
+        return ops.set_meta(self._store, task_id, dict(patch))

@@ -1,0 +1,68 @@
+"""Helpers shared by subcommands: settings, the store, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..config import Settings, load
+from ..errors import InvalidInput
+from ..store.sqlite import SQLiteStore
+
+
+def settings(args: argparse.Namespace, **flags: Any) -> Settings:
+    return load(args.home, **flags)
+
+
+def store(args: argparse.Namespace) -> SQLiteStore:
+    s = settings(args)
+    return SQLiteStore(s.db_path, synchronous=s.synchronous)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+
+def task_id(text: str) -> int:
+    """A task id argument: a positive integer (anything else is a clear error)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"invalid task id {text!r}: expected a positive integer")
+    return int(text)
+
+
+def non_negative_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return value
+
+
+def number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    return value
+
+
+def json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def read_file_bytes(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise InvalidInput(f"{what} {path}: {exc.strerror}", field=what) from None

@@ -1,0 +1,84 @@
+"""``taskyard`` command line: the root parser, shared options and error handling.
+
+Every user error prints one line on stderr and exits 2; nothing is changed.
+Subcommands live in their own modules and are imported only when used, so a
+``taskyard submit`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from ..errors import StoreError, TaskyardError, UserError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class Parser(argparse.ArgumentParser):
+    """Parse errors as one line and exit 2, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def envvar(parser: argparse.ArgumentParser | Any, *flags: str, env: str, help: str,
+           **kwargs: Any) -> None:
+    """An option that also reads ``env``; ``--help`` shows the variable."""
+    parser.add_argument(*flags, help=f"{help} [env {env}]", **kwargs)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="taskyard", description="Launch, supervise and control background tasks.")
+    envvar(parser, "--home", env="TASKYARD_HOME", metavar="DIR",
+           help="home directory: store, pidfile, log, taskyard.toml"
+                " (default $XDG_DATA_HOME/taskyard)")
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    from . import controls, server, tasks
+
+    tasks.register(sub)
+    controls.register(sub)
+    server.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except UserError as exc:
+        return fail(str(exc), exc.exit_code)
+    except StoreError as exc:
+        return fail(f"store error: {exc}", 1)
+    except TaskyardError as exc:
+        return fail(str(exc), 1)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for debugging
+        if os.environ.get("TASKYARD_DEBUG"):
+            raise
+        return fail(f"internal error: {type(exc).__name__}: {exc} (set TASKYARD_DEBUG=1 for"
+                    " the traceback)", 1)
+
+
+def fail(message: str, code: int) -> int:
+    sys.stderr.write(f"taskyard: error: {_one_line(message)}\n")
+    return code
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _quiet_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,118 @@
+"""Human output: rich tables, safe against terminal escapes in task data."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Sequence
+
+from ..model import Attempt, Event, Task, iso
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: str) -> str:
+    """Make control characters visible (``\\x1b``) so task data cannot drive the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def command(argv: Sequence[str]) -> str:
+    return safe(shlex.join(argv))
+
+
+def duration(task: Task) -> str:
+    if task.started_at is None:
+        return ""
+    end = task.finished_at if task.finished_at is not None else time.time()
+    return human_seconds(end - task.started_at)
+
+
+def human_seconds(total: float) -> str:
+    if total < 60:
+        return f"{total:.1f}s"
+    minutes, sec = divmod(int(total), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s"
+
+
+def outcome(task: Task) -> str:
+    if task.reason is None:
+        return str(task.status)
+    detail = task.reason.value
+    if task.exit_code is not None:
+        detail += f" {task.exit_code}"
+    elif task.signal is not None:
+        detail += f" {task.signal}"
+    return f"{task.status} ({detail})"
+
+
+def progress(task: Task) -> str:
+    p = task.progress
+    if p.done is None:
+        return ""
+    text = f"{p.done:g}/{p.total:g}" if p.total else f"{p.done:g}"
+    if p.total:
+        text += f" {100 * p.done / p.total:.0f}%"
+    if p.message:
+        text += " " + safe(p.message)
+    return text
+
+
+_STYLE = {"succeeded": "green", "failed": "red", "stopped": "yellow", "running": "cyan",
+          "paused": "magenta", "queued": "", "scheduled": "dim"}
+
+
+def task_table(tasks: Sequence[Task]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("ID", "NAME", "QUEUE", "STATUS", "PROGRESS", "COMMAND", "STARTED", "TIME"):
+        table.add_column(col, no_wrap=col not in ("COMMAND", "NAME"))
+    for t in tasks:
+        started = iso(t.started_at)
+        table.add_row(str(t.id), Text(safe(t.name or "")), Text(safe(t.queue)),
+                      Text(outcome(t), style=_STYLE.get(t.status, "")), Text(progress(t)),
+                      Text(command(t.argv)), started[:19].replace("T", " ") if started else "",
+                      duration(t))
+    Console(highlight=False).print(table)
+
+
+def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    rows = [("id", str(task.id)), ("name", task.name or ""), ("queue", task.queue),
+            ("status", outcome(task)), ("error", task.error or ""),
+            ("command", command(task.argv)), ("cwd", task.cwd or ""),
+            ("progress", progress(task)), ("attempt", str(task.attempt)),
+            ("pid", str(task.pid or "")), ("created", iso(task.created_at) or ""),
+            ("started", iso(task.started_at) or ""), ("finished", iso(task.finished_at) or ""),
+            ("duration", duration(task))]
+    if task.meta:
+        import json
+
+        rows.append(("meta", json.dumps(task.meta, ensure_ascii=False)))
+    for key in sorted(task.env):
+        rows.append((f"env {key}", "(set)"))
+    for key, value in rows:
+        if value:
+            console.print(Text(f"{key:>10}  ", style="bold"), Text(safe(value)), sep="")
+    if attempts:
+        table = Table("ATTEMPT", "PID", "OUTCOME", "STARTED", "FINISHED", box=None,
+                      title="attempts", title_justify="left", pad_edge=False)
+        for a in attempts:
+            result = str(a.status or "running") + (f" ({a.reason})" if a.reason else "")
+            table.add_row(str(a.epoch), str(a.pid or ""), result, iso(a.started_at) or "",
+                          iso(a.finished_at) or "")
+        console.print(table)
+    table = Table("AT", "FROM", "TO", "BY", "ATTEMPT", "DETAIL", box=None, title="events",
+                  title_justify="left", pad_edge=False)
+    for e in events:
+        table.add_row(iso(e.at) or "", str(e.from_status or ""), str(e.to_status), safe(e.by),
+                      str(e.attempt), e.detail or "")
+    console.print(table)

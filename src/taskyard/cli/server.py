@@ -1,0 +1,193 @@
+"""``taskyard server start|stop|restart|status|unit``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from ..config import Settings
+from ..errors import UserError
+from ..lifecycle import ACTIVE
+from .common import json_flag, non_negative_int, print_json, seconds, settings, store
+from .main import envvar
+
+START_TIMEOUT = 30.0
+
+
+def register(sub: Any) -> None:
+    server = sub.add_parser("server", help="start, stop and inspect the server")
+    verbs = server.add_subparsers(dest="server_verb", metavar="ACTION")
+    verbs.required = True
+
+    p = verbs.add_parser("start", help="start the server (daemonized unless --foreground)")
+    _start_flags(p)
+    p.set_defaults(handler=cmd_start)
+
+    p = verbs.add_parser("stop", help="stop the server: by default let running tasks finish")
+    _stop_flags(p)
+    p.set_defaults(handler=cmd_stop)
+
+    p = verbs.add_parser("restart", help="stop (like stop) then start (like start)")
+    _start_flags(p)
+    _stop_flags(p)
+    p.set_defaults(handler=cmd_restart)
+
+    p = verbs.add_parser("status", help="exit 0 if a server runs, 3 if not")
+    json_flag(p)
+    p.set_defaults(handler=cmd_status)
+
+    p = verbs.add_parser("unit", help="print a systemd unit for this home")
+    p.set_defaults(handler=cmd_unit)
+
+
+def _start_flags(p: argparse.ArgumentParser) -> None:
+    envvar(p, "--slots", env="TASKYARD_SLOTS", type=non_negative_int,
+           help="tasks run at once (default: number of cores)")
+    envvar(p, "--poll-interval", env="TASKYARD_POLL_INTERVAL", type=seconds, metavar="S",
+           help="seconds between store polls when no wake hint arrives (default 1)")
+    envvar(p, "--kill-grace", env="TASKYARD_KILL_GRACE", type=seconds, metavar="S",
+           help="seconds between TERM and KILL (default 5)")
+    envvar(p, "--output-tail-mib", env="TASKYARD_OUTPUT_TAIL_MIB", type=seconds, metavar="N",
+           help="MiB kept from the end of each output stream (default 32)")
+    envvar(p, "--log-level", env="TASKYARD_LOG_LEVEL",
+           choices=("debug", "info", "warning", "error"), help="server log level")
+    p.add_argument("--foreground", action="store_true", help="run in this process (for systemd)")
+
+
+def _stop_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--now", action="store_true",
+                   help="TERM every running task (KILL after the grace), record them stopped")
+    p.add_argument("--timeout", type=seconds, metavar="S",
+                   help="warm stop for at most S seconds, then as --now")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return settings(args, slots=args.slots, poll_interval=args.poll_interval,
+                    kill_grace=args.kill_grace, output_tail_mib=args.output_tail_mib,
+                    log_level=args.log_level)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    if args.foreground:
+        from ..server.daemon import serve
+
+        ready = os.environ.pop("TASKYARD_READY_FD", None)
+        handle = os.fdopen(int(ready), "wb") if ready and ready.isdigit() else None
+        return serve(s, handle)
+    from ..server.daemon import server_running
+
+    pid = server_running(s.pidfile)
+    if pid is not None:
+        raise UserError(f"already running (pid {pid})")
+    return _daemonize(args, s)
+
+
+def _daemonize(args: argparse.Namespace, s: Settings) -> int:
+    s.home.mkdir(parents=True, exist_ok=True)
+    read_end, write_end = os.pipe()
+    argv = [sys.executable, "-m", "taskyard", "--home", str(s.home), "server", "start",
+            "--foreground"]
+    for flag in ("slots", "poll_interval", "kill_grace", "output_tail_mib", "log_level"):
+        value = getattr(args, flag)
+        if value is not None:
+            argv += ["--" + flag.replace("_", "-"), str(value)]
+    env = dict(os.environ, TASKYARD_READY_FD=str(write_end))
+    with open(s.logfile, "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,  # noqa: S603
+                                env=env, pass_fds=(write_end,), start_new_session=True, cwd="/")
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as ready:
+        answer = ready.read().decode(errors="replace").strip()
+    if answer == "ok":
+        sys.stdout.write(f"server started (pid {proc.pid}, home {s.home}, log {s.logfile})\n")
+        return 0
+    code = proc.wait(timeout=START_TIMEOUT)
+    message = answer.removeprefix("error: ") or f"the server exited with code {code}"
+    sys.stderr.write(f"taskyard: error: {message} (log: {s.logfile})\n")
+    return 1
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from ..server.daemon import read_pidfile, server_running
+
+    s = settings(args)
+    pid = server_running(s.pidfile)
+    if pid is None:
+        sys.stdout.write("server is not running\n")
+        return 0
+    _, instance = read_pidfile(s.pidfile)
+    if instance is None:
+        raise UserError("the server is still starting; try again")
+    db = store(args)
+    mode = "now" if args.now else (f"warm:{args.timeout}" if args.timeout is not None else "warm")
+    db.request_stop(instance, mode)
+    db.wake(b"s")
+    told = False
+    while server_running(s.pidfile) is not None:
+        if not told and not args.now:
+            active = db.list(status=sorted(ACTIVE))
+            if active:
+                sys.stdout.write(f"waiting for {len(active)} running task(s) to finish"
+                                 " (taskyard server stop --now stops them)\n")
+                sys.stdout.flush()
+            told = True
+        time.sleep(0.05)
+    sys.stdout.write(f"server stopped (pid {pid})\n")
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    cmd_stop(args)
+    args.foreground = False
+    return cmd_start(args)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ..server.daemon import read_pidfile, server_running
+
+    s = settings(args)
+    pid = server_running(s.pidfile)
+    if pid is None:
+        if args.json:
+            print_json({"running": False})
+        else:
+            sys.stdout.write("server is not running\n")
+        return 3
+    _, instance_id = read_pidfile(s.pidfile)
+    db = store(args)
+    live = db.live_instance()
+    active = len(db.list(status=sorted(ACTIVE)))
+    info = {"running": True, "pid": pid, "instance": instance_id, "home": str(s.home),
+            "slots": live.slots if live else None, "running_tasks": active}
+    if args.json:
+        print_json(info)
+    else:
+        sys.stdout.write(f"server is running (pid {pid}, {info['slots']} slots,"
+                         f" {active} task(s) running, home {s.home})\n")
+    return 0
+
+
+def cmd_unit(args: argparse.Namespace) -> int:
+    s = settings(args)
+    sys.stdout.write(f"""[Unit]
+Description=taskyard background task server ({s.home})
+After=network.target
+
+[Service]
+Type=simple
+ExecStart={sys.executable} -m taskyard --home {s.home} server start --foreground
+# SIGTERM asks for a warm stop (running tasks finish); a second one stops them.
+KillSignal=SIGTERM
+KillMode=mixed
+TimeoutStopSec=300
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+""")
+    return 0

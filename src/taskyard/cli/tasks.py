@@ -1,0 +1,189 @@
+"""submit, ls, show, logs, wait, progress, meta."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from .. import ops, validate
+from ..errors import InvalidInput, UserError
+from ..lifecycle import Status
+from ..model import TaskSpec
+from .common import (
+    json_flag,
+    non_negative_int,
+    number,
+    print_json,
+    read_file_bytes,
+    seconds,
+    store,
+    task_id,
+)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("submit", help="submit a command as a task",
+                       description="Submit ARGV (after --) as a task. No shell is involved.")
+    p.add_argument("--name", help="a name to show")
+    p.add_argument("--queue", default="default", help="queue (default: default)")
+    p.add_argument("--env", action="append", default=[], metavar="K=V",
+                   help="extra environment variable for the task (repeatable)")
+    p.add_argument("--cwd", metavar="DIR", help="working directory (default: the current one)")
+    p.add_argument("--meta", metavar="JSON", help="metadata: a JSON object")
+    stdin = p.add_mutually_exclusive_group()
+    stdin.add_argument("--stdin-file", metavar="F", help="feed the task this file on stdin")
+    stdin.add_argument("--stdin-open", action="store_true",
+                       help="keep stdin open for `taskyard send`")
+    json_flag(p)
+    p.add_argument("argv", nargs=argparse.REMAINDER, help="-- PROGRAM ARG...")
+    p.set_defaults(handler=cmd_submit)
+
+    p = sub.add_parser("ls", help="list tasks")
+    p.add_argument("--status", action="append", choices=[s.value for s in Status],
+                   help="only tasks in this status (repeatable)")
+    p.add_argument("--queue", help="only tasks of this queue")
+    p.add_argument("--limit", type=non_negative_int, help="only the newest N tasks")
+    json_flag(p)
+    p.set_defaults(handler=cmd_ls)
+
+    p = sub.add_parser("show", help="show one task with its attempts and events")
+    p.add_argument("id", type=task_id)
+    json_flag(p)
+    p.set_defaults(handler=cmd_show)
+
+    p = sub.add_parser("logs", help="write a task's output (raw bytes)")
+    p.add_argument("id", type=task_id)
+    p.add_argument("--stream", choices=("stdout", "stderr"), default="stdout")
+    p.add_argument("--offset", type=non_negative_int, default=0, help="first byte to write")
+    p.add_argument("--limit", type=non_negative_int, help="write at most N bytes")
+    p.add_argument("--attempt", type=non_negative_int, help="attempt to read (default: latest)")
+    p.add_argument("--follow", "-f", action="store_true", help="stream until the task ends")
+    p.set_defaults(handler=cmd_logs)
+
+    p = sub.add_parser("wait", help="wait until a task ends (exit 0 succeeded, 1 failed or"
+                                    " stopped, 124 timeout)")
+    p.add_argument("id", type=task_id)
+    p.add_argument("--timeout", type=seconds, metavar="S")
+    json_flag(p)
+    p.set_defaults(handler=cmd_wait)
+
+    p = sub.add_parser("progress", help="report progress from inside a task")
+    p.add_argument("done", type=number)
+    p.add_argument("total", type=number, nargs="?")
+    p.add_argument("message", nargs="?")
+    p.set_defaults(handler=cmd_progress)
+
+    p = sub.add_parser("meta", help="merge-patch a task's metadata (RFC 7396)")
+    p.add_argument("id", type=task_id)
+    p.add_argument("patch", metavar="JSON")
+    json_flag(p)
+    p.set_defaults(handler=cmd_meta)
+
+
+def _spec(args: argparse.Namespace) -> TaskSpec:
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise InvalidInput("a command is required: taskyard submit [OPTIONS] -- PROGRAM ARG...",
+                           field="argv")
+    meta = validate.parse_json_object(args.meta) if args.meta is not None else {}
+    stdin = read_file_bytes(args.stdin_file, "stdin-file") if args.stdin_file else None
+    cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
+    return TaskSpec(argv=tuple(argv), name=args.name, queue=args.queue,
+                    env=validate.parse_env_pairs(args.env), cwd=cwd, meta=meta,
+                    stdin=stdin, stdin_open=args.stdin_open)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    spec = _spec(args)
+    task = ops.submit(store(args), spec)
+    if args.json:
+        print_json(task.to_json())
+    else:
+        sys.stdout.write(f"{task.id}\n")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    statuses = [Status(s) for s in args.status or []]
+    tasks = store(args).list(status=statuses, queue=args.queue, limit=args.limit)
+    if args.json:
+        print_json([t.to_json() for t in tasks])
+    else:
+        from .render import task_table
+
+        task_table(tasks)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    s = store(args)
+    task = s.get(args.id)
+    attempts, events = s.attempts(args.id), s.events(args.id)
+    if args.json:
+        data = task.to_json()
+        data["attempts"] = [a.to_json() for a in attempts]
+        data["events"] = [e.to_json() for e in events]
+        print_json(data)
+    else:
+        from .render import task_detail
+
+        task_detail(task, attempts, events)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    s = store(args)
+    out = sys.stdout.buffer
+    offset, remaining = args.offset, args.limit
+    while True:
+        read = ops.read_output(s, args.id, args.stream, offset, remaining, args.attempt)
+        if read.dropped:
+            sys.stderr.write(f"taskyard: bytes {read.dropped[0]}-{read.dropped[1]} of"
+                             f" {args.stream} were dropped by the output bound\n")
+        if read.data:
+            out.write(read.data)
+            out.flush()
+        if remaining is not None:
+            remaining -= read.next_offset - offset
+        offset = read.next_offset
+        if remaining == 0 or (offset >= read.total and not args.follow):
+            return 0
+        if offset >= read.total:
+            if read.finished and not s.get(args.id).status.waiting:
+                return 0
+            time.sleep(0.1)
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    s = store(args)
+    task = ops.wait(s, args.id, args.timeout)
+    if task is None:
+        sys.stderr.write(f"taskyard: task {args.id} did not end within {args.timeout:g}s\n")
+        return 124
+    if args.json:
+        print_json(task.to_json())
+    return 0 if task.status is Status.SUCCEEDED else 1
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    tid, epoch = os.environ.get("TASKYARD_TASK_ID"), os.environ.get("TASKYARD_ATTEMPT")
+    if not tid or not epoch or not tid.isdigit() or not epoch.isdigit():
+        raise UserError("taskyard progress runs inside a task (TASKYARD_TASK_ID and"
+                        " TASKYARD_ATTEMPT are not set)")
+    ops.report_progress(store(args), int(tid), int(epoch), args.done, args.total, args.message)
+    return 0
+
+
+def cmd_meta(args: argparse.Namespace) -> int:
+    patch = validate.parse_json_object(args.patch)
+    task = ops.set_meta(store(args), args.id, patch)
+    if args.json:
+        print_json(task.to_json())
+    else:
+        print_json(task.meta)
+    return 0

@@ -1,0 +1,142 @@
+"""Settings: defaults < ``taskyard.toml`` < ``TASKYARD_*`` environment < flags.
+
+One typed :class:`Settings`; every field can come from any layer. Flags are
+defined by the CLI with the environment variable shown in ``--help``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+MIB = 1024 * 1024
+
+
+def default_home() -> Path:
+    """``$TASKYARD_HOME``, else ``$XDG_DATA_HOME/taskyard``, else ``~/.local/share/taskyard``."""
+    env = os.environ.get("TASKYARD_HOME")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "taskyard"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    slots: int = 0  #: parallel tasks per server; 0 means the number of cores
+    poll_interval: float = 1.0  #: seconds between store polls when no hint arrives
+    heartbeat_interval: float = 2.0  #: seconds between server heartbeats
+    kill_grace: float = 5.0  #: seconds between TERM and KILL
+    output_head_mib: float = 1.0  #: first MiB of each stream always kept
+    output_tail_mib: float = 32.0  #: last MiB of each stream kept
+    flush_interval: float = 0.05  #: max seconds output waits in memory before it is stored
+    synchronous: str = "normal"  #: SQLite synchronous: normal survives process crashes, full power loss
+    log_level: str = "info"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "taskyard.db"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.home / "server.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.home / "server.log"
+
+    @property
+    def wake_socket(self) -> Path:
+        return self.home / "wake.sock"
+
+    @property
+    def effective_slots(self) -> int:
+        return self.slots if self.slots > 0 else (os.cpu_count() or 1)
+
+    @property
+    def head_bytes(self) -> int:
+        return int(self.output_head_mib * MIB)
+
+    @property
+    def tail_bytes(self) -> int:
+        return int(self.output_tail_mib * MIB)
+
+
+_NUMERIC = {
+    "slots": int,
+    "poll_interval": float,
+    "heartbeat_interval": float,
+    "kill_grace": float,
+    "output_head_mib": float,
+    "output_tail_mib": float,
+    "flush_interval": float,
+}
+_CHOICES = {"synchronous": ("normal", "full"), "log_level": ("debug", "info", "warning", "error")}
+
+
+def env_name(key: str) -> str:
+    return "TASKYARD_" + key.upper()
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    if key in _NUMERIC:
+        kind = _NUMERIC[key]
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: {key} must be a {kind.__name__}, got {value!r}", field=key) from None
+        if number < 0 or (key != "slots" and kind is float and number != number):
+            raise ConfigError(f"{source}: {key} must be >= 0, got {value!r}", field=key)
+        return number
+    if key in _CHOICES:
+        text = str(value).lower()
+        if text not in _CHOICES[key]:
+            raise ConfigError(f"{source}: {key} must be one of {', '.join(_CHOICES[key])}", field=key)
+        return text
+    raise ConfigError(f"{source}: unknown setting {key!r}", field=key)
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    server = data.get("server", {})
+    if not isinstance(server, dict):
+        raise ConfigError(f"{path}: [server] must be a table")
+    return {k: _coerce(k, v, str(path)) for k, v in server.items()}
+
+
+def _from_env() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "home":
+            continue
+        raw = os.environ.get(env_name(f.name))
+        if raw is not None and raw != "":
+            out[f.name] = _coerce(f.name, raw, env_name(f.name))
+    return out
+
+
+def load(home: Path | str | None = None, **flags: Any) -> Settings:
+    """Build settings from every layer; ``flags`` with value None are ignored."""
+    root = Path(home) if home is not None else default_home()
+    values: dict[str, Any] = {}
+    values.update(_from_toml(root / "taskyard.toml"))
+    values.update(_from_env())
+    for key, value in flags.items():
+        if value is not None:
+            values[key] = _coerce(key, value, "--" + key.replace("_", "-"))
+    settings = replace(Settings(home=root), **values)
+    if settings.kill_grace > 3600:
+        raise ConfigError("kill_grace must be at most 3600 seconds", field="kill_grace")
+    return settings

@@ -1,0 +1,136 @@
+"""The one place that defines task statuses and their legal transitions.
+
+Every status change anywhere in taskyard names a :class:`Verb`; the store asks
+:func:`sources` which statuses that verb may leave, and guards its UPDATE with
+them (``WHERE status IN (...)``), so a racing writer can never make an illegal
+transition. Pure: no I/O.
+
+::
+
+    scheduled ─promote─► queued ─claim─► running ◄─pause/resume─► paused
+        │                  │                 │
+        └─────cancel───────┴──► stopped ◄────┤ finish (killed | shutdown)
+                                             ├──► succeeded      (finish)
+                                             └──► failed         (finish | crash)
+    restart: succeeded | failed | stopped ──► queued (the next claim is a new attempt)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .errors import TransitionError
+
+
+class Status(StrEnum):
+    SCHEDULED = "scheduled"  #: waiting for its start time (issue: scheduling)
+    QUEUED = "queued"  #: ready; waits for a free slot
+    RUNNING = "running"  #: an attempt is claimed by a server (spawning or live)
+    PAUSED = "paused"  #: its process group is stopped (SIGSTOP)
+    SUCCEEDED = "succeeded"  #: the attempt exited 0
+    FAILED = "failed"  #: see Reason
+    STOPPED = "stopped"  #: killed by a user, or by a server shutting down
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+    @property
+    def waiting(self) -> bool:
+        """Not started yet (scheduled or queued)."""
+        return self in WAITING
+
+    @property
+    def active(self) -> bool:
+        """Owned by a server: a process exists or is about to."""
+        return self in ACTIVE
+
+
+TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.STOPPED})
+ACTIVE = frozenset({Status.RUNNING, Status.PAUSED})
+WAITING = frozenset({Status.SCHEDULED, Status.QUEUED})
+
+
+class Reason(StrEnum):
+    """Why a task ended other than by succeeding."""
+
+    EXIT = "exit"  #: exited non-zero; exit_code set
+    SIGNAL = "signal"  #: terminated by a signal nobody asked for; signal set
+    SPAWN = "spawn"  #: could not be started; error holds the OS error
+    CRASHED = "crashed"  #: its server died while it ran
+    KILLED = "killed"  #: a user killed it (stopped)
+    SHUTDOWN = "shutdown"  #: its server stopped it while shutting down (stopped)
+
+
+class Verb(StrEnum):
+    """Named transitions. Each maps a set of source statuses to one target."""
+
+    SUBMIT = "submit"
+    PROMOTE = "promote"
+    CLAIM = "claim"
+    PAUSE = "pause"
+    RESUME = "resume"
+    SUCCEED = "succeed"
+    FAIL = "fail"
+    STOP = "stop"
+    CANCEL = "cancel"
+    CRASH = "crash"
+    RESTART = "restart"
+
+
+_ANY_ACTIVE = ACTIVE
+TRANSITIONS: dict[Verb, tuple[frozenset[Status], Status]] = {
+    Verb.SUBMIT: (frozenset(), Status.QUEUED),
+    Verb.PROMOTE: (frozenset({Status.SCHEDULED}), Status.QUEUED),
+    Verb.CLAIM: (frozenset({Status.QUEUED}), Status.RUNNING),
+    Verb.PAUSE: (frozenset({Status.RUNNING}), Status.PAUSED),
+    Verb.RESUME: (frozenset({Status.PAUSED}), Status.RUNNING),
+    Verb.SUCCEED: (_ANY_ACTIVE, Status.SUCCEEDED),
+    Verb.FAIL: (_ANY_ACTIVE, Status.FAILED),
+    Verb.STOP: (_ANY_ACTIVE, Status.STOPPED),
+    Verb.CANCEL: (WAITING, Status.STOPPED),
+    Verb.CRASH: (_ANY_ACTIVE, Status.FAILED),
+    Verb.RESTART: (TERMINAL, Status.QUEUED),
+}
+
+#: Which reasons each ending verb may carry.
+REASONS: dict[Verb, frozenset[Reason | None]] = {
+    Verb.SUCCEED: frozenset({None}),
+    Verb.FAIL: frozenset({Reason.EXIT, Reason.SIGNAL, Reason.SPAWN}),
+    Verb.STOP: frozenset({Reason.KILLED, Reason.SHUTDOWN}),
+    Verb.CANCEL: frozenset({Reason.KILLED, Reason.SHUTDOWN}),
+    Verb.CRASH: frozenset({Reason.CRASHED}),
+}
+
+
+def sources(verb: Verb) -> frozenset[Status]:
+    """Statuses a task may be in for ``verb`` to apply."""
+    return TRANSITIONS[verb][0]
+
+
+def target(verb: Verb) -> Status:
+    """The status ``verb`` leads to."""
+    return TRANSITIONS[verb][1]
+
+
+def check_reason(verb: Verb, reason: Reason | None) -> None:
+    """Raise ValueError if ``reason`` does not go with ``verb`` (a programming error)."""
+    allowed = REASONS.get(verb, frozenset({None}))
+    if reason not in allowed:
+        raise ValueError(f"reason {reason!r} is not valid for {verb}")
+
+
+def require(verb: Verb, current: Status, *, task_id: int | None = None) -> Status:
+    """Return the target of ``verb`` from ``current`` or raise :class:`TransitionError`."""
+    if current not in sources(verb):
+        what = f"task {task_id}" if task_id is not None else "task"
+        raise TransitionError(f"cannot {verb} {what}: it is {current}")
+    return target(verb)
+
+
+def is_legal(before: Status | None, after: Status) -> bool:
+    """True if some verb leads from ``before`` to ``after`` (for history checks)."""
+    for verb, (srcs, dst) in TRANSITIONS.items():
+        if dst is after and (before in srcs or (before is None and verb is Verb.SUBMIT)):
+            return True
+    return False

@@ -1,0 +1,180 @@
+"""Frozen records read from the store, and the spec a submit is made of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .lifecycle import Reason, Status
+
+JSON = Any  # a value made only of dict, list, str, int, float, bool and None
+
+
+def iso(ts: float | None) -> str | None:
+    """A unix timestamp as ISO 8601 in UTC (``2026-11-22T23:52:20.123456Z``)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What a user asks to run. Validated by :mod:`taskyard.submit` before it is stored."""
+
+    argv: tuple[str, ...]
+    name: str | None = None
+    queue: str = "default"
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    meta: dict[str, JSON] = field(default_factory=dict)
+    stdin: bytes | None = None  #: fixed stdin contents (``--stdin-file``)
+    stdin_open: bool = False  #: keep stdin as a pipe fed by ``taskyard send``
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    done: float | None = None
+    total: float | None = None
+    message: str | None = None
+
+    def to_json(self) -> dict[str, JSON]:
+        return {"done": self.done, "total": self.total, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One run of a task. ``epoch`` is the fencing token: it only ever grows."""
+
+    task_id: int
+    epoch: int
+    owner: str | None
+    pid: int | None
+    status: Status | None  #: the outcome, None while it runs
+    reason: Reason | None
+    exit_code: int | None
+    signal: int | None
+    error: str | None
+    started_at: float
+    finished_at: float | None
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "attempt": self.epoch,
+            "owner": self.owner,
+            "pid": self.pid,
+            "status": self.status,
+            "reason": self.reason,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "error": self.error,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One status transition, written in the same transaction as the change."""
+
+    task_id: int
+    at: float
+    from_status: Status | None
+    to_status: Status
+    by: str
+    attempt: int
+    detail: str | None
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "at": iso(self.at),
+            "from": self.from_status,
+            "to": self.to_status,
+            "by": self.by,
+            "attempt": self.attempt,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: int
+    name: str | None
+    queue: str
+    status: Status
+    reason: Reason | None
+    exit_code: int | None
+    signal: int | None
+    error: str | None
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: str | None
+    meta: dict[str, JSON]
+    stdin_open: bool
+    progress: Progress
+    attempt: int  #: current (or last) attempt epoch; 0 before the first claim
+    pid: int | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "queue": self.queue,
+            "status": self.status,
+            "reason": self.reason,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "error": self.error,
+            "argv": list(self.argv),
+            "env_keys": sorted(self.env),  # values may be secrets: never shown
+            "cwd": self.cwd,
+            "meta": self.meta,
+            "stdin_open": self.stdin_open,
+            "progress": self.progress.to_json(),
+            "attempt": self.attempt,
+            "pid": self.pid,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRead:
+    """Bytes of one stream of one attempt, from ``offset``.
+
+    ``total`` is the true number of bytes the task wrote so far. ``dropped`` is a
+    ``(start, end)`` range inside the request that was discarded by the output
+    bound (the head and the tail are kept), or None. ``data`` holds what is kept
+    from ``offset`` on, after any dropped range was skipped: ``next_offset`` is
+    where the next read continues.
+    """
+
+    stream: str
+    offset: int
+    data: bytes
+    total: int
+    dropped: tuple[int, int] | None
+    next_offset: int
+    finished: bool  #: the attempt ended: no byte will be added
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A control request written by a user, applied by the server owning the attempt."""
+
+    id: int
+    task_id: int
+    epoch: int
+    kind: str  #: kill | pause | resume | stdin | eof
+    payload: JSON
+    created_at: float
+    state: str  #: pending | done | rejected
+    result: str | None

@@ -1,0 +1,179 @@
+"""User verbs, one function each, shared by the CLI, the Python API and (later) HTTP.
+
+They only talk to the store: a control on a running task is a *request* the
+owning server applies; nothing here signals a process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from . import lifecycle, validate
+from .errors import InvalidInput, NotFound, StaleAttempt, TransitionError, UserError
+from .lifecycle import Status, Verb
+from .model import JSON, OutputRead, Request, Task, TaskSpec
+from .store.sqlite import SQLiteStore
+
+Store = SQLiteStore
+T = TypeVar("T")
+
+REQUEST_TIMEOUT = 10.0
+
+
+def actor() -> str:
+    """Who is acting, for event rows: the user name of this process."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, ImportError):
+        return f"uid:{os.getuid()}"
+
+
+def wait_for(predicate: Callable[[], T | None], timeout: float | None,
+             interval: float = 0.01, max_interval: float = 0.25) -> T | None:
+    """Poll ``predicate`` until it returns something truthy or ``timeout`` passes."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        pause = interval if deadline is None else min(interval, max(0.0, deadline - time.monotonic()))
+        time.sleep(pause)
+        interval = min(interval * 1.5, max_interval)
+
+
+def submit(store: Store, spec: TaskSpec, *, by: str | None = None) -> Task:
+    task = store.submit(validate.check_spec(spec), by=by or actor())
+    store.wake()
+    return task
+
+
+def _apply(store: Store, task_id: int, kind: str, payload: JSON, by: str | None,
+           timeout: float | None) -> Request:
+    """Write a control request and wait until the owning server applied it."""
+    request = store.add_request(task_id, kind, payload, by=by or actor())
+    store.wake(b"r")
+    if timeout == 0:
+        return request
+    done = wait_for(lambda: _settled(store, request.id), timeout)
+    if done is None:
+        raise UserError(f"request {request.id} ({kind} task {task_id}) is recorded but no server"
+                        f" applied it within {timeout:g}s; is the server running?")
+    if done.state == "rejected":
+        raise TransitionError(f"cannot {kind} task {task_id}: {done.result}")
+    return done
+
+
+def _settled(store: Store, request_id: int) -> Request | None:
+    request = store.get_request(request_id)
+    return request if request.state != "pending" else None
+
+
+def kill(store: Store, task_id: int, sig: str | int = "TERM", *, by: str | None = None,
+         timeout: float | None = REQUEST_TIMEOUT) -> Task:
+    """Signal the task's process group (TERM, then KILL after the grace period by
+    default); a waiting task is stopped before it starts."""
+    number = validate.parse_signal(sig)
+    task = store.get(task_id)
+    if task.status in lifecycle.sources(Verb.CANCEL):
+        cancelled = store.cancel(task_id, by=by or actor())
+        if cancelled is not None:
+            return cancelled
+        task = store.get(task_id)
+    if not task.status.active:
+        raise TransitionError(f"cannot kill task {task_id}: it is {task.status}")
+    escalate = str(sig).upper().removeprefix("SIG") in ("TERM", "15")
+    _apply(store, task_id, "kill", {"signal": number, "escalate": escalate}, by, timeout)
+    return store.get(task_id)
+
+
+def pause(store: Store, task_id: int, *, by: str | None = None,
+          timeout: float | None = REQUEST_TIMEOUT) -> Task:
+    lifecycle.require(Verb.PAUSE, store.get(task_id).status, task_id=task_id)
+    _apply(store, task_id, "pause", None, by, timeout)
+    return store.get(task_id)
+
+
+def resume(store: Store, task_id: int, *, by: str | None = None,
+           timeout: float | None = REQUEST_TIMEOUT) -> Task:
+    lifecycle.require(Verb.RESUME, store.get(task_id).status, task_id=task_id)
+    _apply(store, task_id, "resume", None, by, timeout)
+    return store.get(task_id)
+
+
+def send(store: Store, task_id: int, data: bytes, *, eof: bool = False, by: str | None = None,
+         timeout: float | None = REQUEST_TIMEOUT) -> None:
+    """Write ``data`` (then, with ``eof``, close) to the stdin of a ``--stdin-open`` task."""
+    task = store.get(task_id)
+    if not task.stdin_open:
+        raise InvalidInput(f"task {task_id} was not submitted with --stdin-open", field="stdin")
+    if not task.status.active:
+        raise TransitionError(f"cannot send to task {task_id}: it is {task.status}")
+    if len(data) > validate.MAX_STDIN_BYTES:
+        raise InvalidInput("data is over 64 MiB; send it in parts", field="data")
+    if data:
+        _apply(store, task_id, "stdin", {"data": data.hex()}, by, timeout)
+    if eof:
+        _apply(store, task_id, "eof", None, by, timeout)
+
+
+def restart(store: Store, task_id: int, *, by: str | None = None) -> Task:
+    task = store.restart(task_id, by=by or actor())
+    store.wake()
+    return task
+
+
+def remove(store: Store, task_id: int, *, force: bool = False, by: str | None = None,
+           timeout: float = 30.0) -> None:
+    task = store.get(task_id)
+    if force and not task.terminal:
+        kill(store, task_id, "KILL", by=by, timeout=timeout)
+        if wait(store, task_id, timeout) is None:
+            raise UserError(f"task {task_id} did not end within {timeout:g}s; not removed")
+    store.delete(task_id)
+
+
+def wait(store: Store, task_id: int, timeout: float | None = None) -> Task | None:
+    """The task once it is terminal, or None if ``timeout`` passed first."""
+    store.get(task_id)
+
+    def ended() -> Task | None:
+        task = store.get(task_id)
+        return task if task.terminal else None
+
+    return wait_for(ended, timeout, interval=0.005, max_interval=0.2)
+
+
+def set_meta(store: Store, task_id: int, patch: dict[str, JSON]) -> Task:
+    return store.patch_meta(task_id, patch, validate.MAX_META_BYTES)
+
+
+def report_progress(store: Store, task_id: int, epoch: int, done: float,
+                    total: float | None, message: str | None) -> None:
+    """Progress of a running attempt; only that attempt may write it (fenced by epoch)."""
+    validate.check_progress(done, total)
+    try:
+        store.set_progress(task_id, epoch, done, total, message)
+    except StaleAttempt as exc:
+        raise TransitionError(f"cannot report progress: {exc}") from None
+
+
+def read_output(store: Store, task_id: int, stream: str = "stdout", offset: int = 0,
+                limit: int | None = None, attempt: int | None = None) -> OutputRead:
+    if stream not in ("stdout", "stderr"):
+        raise InvalidInput("stream must be stdout or stderr", field="stream")
+    if offset < 0 or (limit is not None and limit < 0):
+        raise InvalidInput("offset and limit must be >= 0", field="offset")
+    if attempt is not None and not 1 <= attempt <= store.get(task_id).attempt:
+        raise NotFound(f"task {task_id} has no attempt {attempt}", field="attempt")
+    return store.read_output(task_id, stream, offset, limit, attempt)
+
+
+__all__ = ["Status", "kill", "pause", "read_output", "remove", "restart", "resume", "send",
+           "set_meta", "submit", "wait", "wait_for"]

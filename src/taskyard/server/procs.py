@@ -1,0 +1,97 @@
+"""Process facts: start times, boot id, and finding an attempt's processes after a crash.
+
+A pid alone never identifies a process (it is reused); (pid, start time, boot
+id) does, and so does the ``TASKYARD_RUN`` tag every task process inherits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+from collections.abc import Collection, Iterator
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+def boot_id() -> str:
+    try:
+        return (PROC / "sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat: start time in clock ticks since boot."""
+    try:
+        raw = (PROC / str(pid) / "stat").read_bytes()
+    except OSError:
+        return None
+    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
+    rest = raw[raw.rfind(b")") + 2:].split()
+    try:
+        return int(rest[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _run_tag(pid: int) -> str | None:
+    try:
+        environ = (PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return None
+    for item in environ.split(b"\0"):
+        if item.startswith(b"TASKYARD_RUN="):
+            return item[13:].decode(errors="replace")
+    return None
+
+
+def tagged(tags: Collection[str]) -> Iterator[int]:
+    """Pids of live processes whose environment carries one of ``tags``."""
+    if not tags:
+        return
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            pid = int(entry.name)
+            if pid != os.getpid() and _run_tag(pid) in tags:
+                yield pid
+
+
+def kill_tagged(tags: Collection[str]) -> int:
+    """SIGKILL every process tagged with one of ``tags``; returns how many.
+
+    Each is opened as a pidfd and its tag checked again through it before the
+    signal, so a pid reused in between is never hit.
+    """
+    killed = 0
+    for pid in list(tagged(tags)):
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        try:
+            if _run_tag(pid) in tags:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                killed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return killed
+
+
+def kill_group_if_same(pid: int, pid_start: int | None) -> bool:
+    """SIGKILL the process group led by ``pid`` only if that pid is still the
+    process that started at ``pid_start``."""
+    if pid_start is None or start_time(pid) != pid_start:
+        return False
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
+        return True
+    return False

@@ -1,0 +1,98 @@
+"""Rows to records. Stored JSON is parsed with ``json.loads`` only: nothing
+stored is ever unpickled or evaluated."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..lifecycle import Reason, Status
+from ..model import Attempt, Event, Progress, Request, Task
+
+Row = Sequence[Any]
+
+TASK_COLUMNS = (
+    "id, name, queue, status, reason, exit_code, signal, error, argv, env, cwd, meta, "
+    "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
+    "created_at, started_at, finished_at"
+)
+ATTEMPT_COLUMNS = (
+    "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at"
+)
+EVENT_COLUMNS = "task_id, at, from_status, to_status, by, attempt, detail"
+REQUEST_COLUMNS = "id, task_id, epoch, kind, payload, created_at, state, result"
+
+
+def _reason(value: str | None) -> Reason | None:
+    return Reason(value) if value is not None else None
+
+
+def task(row: Row) -> Task:
+    return Task(
+        id=row[0],
+        name=row[1],
+        queue=row[2],
+        status=Status(row[3]),
+        reason=_reason(row[4]),
+        exit_code=row[5],
+        signal=row[6],
+        error=row[7],
+        argv=tuple(json.loads(row[8])),
+        env=json.loads(row[9]),
+        cwd=row[10],
+        meta=json.loads(row[11]),
+        stdin_open=bool(row[12]),
+        progress=Progress(row[13], row[14], row[15]),
+        attempt=row[16],
+        pid=row[17],
+        created_at=row[18],
+        started_at=row[19],
+        finished_at=row[20],
+    )
+
+
+def attempt(row: Row) -> Attempt:
+    return Attempt(
+        task_id=row[0],
+        epoch=row[1],
+        owner=row[2],
+        pid=row[3],
+        status=Status(row[4]) if row[4] is not None else None,
+        reason=_reason(row[5]),
+        exit_code=row[6],
+        signal=row[7],
+        error=row[8],
+        started_at=row[9],
+        finished_at=row[10],
+    )
+
+
+def event(row: Row) -> Event:
+    return Event(
+        task_id=row[0],
+        at=row[1],
+        from_status=Status(row[2]) if row[2] is not None else None,
+        to_status=Status(row[3]),
+        by=row[4],
+        attempt=row[5],
+        detail=row[6],
+    )
+
+
+def request(row: Row) -> Request:
+    return Request(
+        id=row[0],
+        task_id=row[1],
+        epoch=row[2],
+        kind=row[3],
+        payload=json.loads(row[4]) if row[4] is not None else None,
+        created_at=row[5],
+        state=row[6],
+        result=row[7],
+    )
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; rejects NaN so stored JSON stays standard."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

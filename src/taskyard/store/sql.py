@@ -1,0 +1,266 @@
+"""Store logic shared by the SQL backends: the client half.
+
+SQL here is written with ``?`` placeholders and portable statements
+(``UPDATE … RETURNING``, partial indexes); a backend supplies the connection,
+the transaction and the few dialect differences.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from .. import lifecycle
+from ..errors import NotFound, StaleAttempt, TransitionError
+from ..lifecycle import Reason, Status, Verb
+from ..model import JSON, Attempt, Event, OutputRead, Request, Task, TaskSpec
+from . import rows
+from .base import Instance
+from .jsonpatch import merge_patch
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def executemany(self, sql: str, params: Any) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+def in_list(statuses: frozenset[Status]) -> str:
+    """A literal ``IN`` list for statuses (enum values, never user input)."""
+    return "(" + ",".join(f"'{s.value}'" for s in sorted(statuses)) + ")"
+
+
+ACTIVE_IN = in_list(lifecycle.ACTIVE)
+WAITING_IN = in_list(lifecycle.sources(Verb.CANCEL))
+TERMINAL_IN = in_list(lifecycle.sources(Verb.RESTART))
+
+
+class SqlStoreBase:
+    """Client operations. Subclasses implement :meth:`_tx` and :meth:`_read_tx`."""
+
+    LENGTH = "length"  # byte length of a BLOB
+
+    def _tx(self) -> AbstractContextManager[Cursor]:
+        raise NotImplementedError
+
+    def _read_tx(self) -> AbstractContextManager[Cursor]:
+        raise NotImplementedError
+
+    def _fetch_task(self, cur: Cursor, task_id: int) -> Task:
+        cur.execute(f"SELECT {rows.TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no task {task_id}", field="id")
+        return rows.task(row)
+
+    # -- submit and read ------------------------------------------------------
+
+    def submit(self, spec: TaskSpec, *, by: str) -> Task:
+        now = time.time()
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
+                " created_at, changed_by, changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                f" RETURNING {rows.TASK_COLUMNS}",
+                (spec.name, spec.queue, lifecycle.target(Verb.SUBMIT).value,
+                 rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
+                 rows.dumps(spec.meta), spec.stdin, int(spec.stdin_open), now, by, now),
+            )
+            return rows.task(cur.fetchone())
+
+    def get(self, task_id: int) -> Task:
+        with self._read_tx() as cur:
+            return self._fetch_task(cur, task_id)
+
+    def list(self, *, status: Sequence[Status] = (), queue: str | None = None,
+             limit: int | None = None) -> list[Task]:
+        where, params = [], []  # type: ignore[var-annotated]
+        if status:
+            where.append("status IN (" + ",".join("?" * len(status)) + ")")
+            params.extend(s.value for s in status)
+        if queue is not None:
+            where.append("queue = ?")
+            params.append(queue)
+        sql = f"SELECT {rows.TASK_COLUMNS} FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._read_tx() as cur:
+            cur.execute(sql, params)
+            found = [rows.task(r) for r in cur.fetchall()]
+        found.reverse()
+        return found
+
+    def attempts(self, task_id: int) -> list[Attempt]:
+        with self._read_tx() as cur:
+            self._fetch_task(cur, task_id)
+            cur.execute(f"SELECT {rows.ATTEMPT_COLUMNS} FROM attempts WHERE task_id = ?"
+                        " ORDER BY epoch", (task_id,))
+            return [rows.attempt(r) for r in cur.fetchall()]
+
+    def events(self, task_id: int) -> list[Event]:
+        with self._read_tx() as cur:
+            self._fetch_task(cur, task_id)
+            cur.execute(f"SELECT {rows.EVENT_COLUMNS} FROM events WHERE task_id = ? ORDER BY id",
+                        (task_id,))
+            return [rows.event(r) for r in cur.fetchall()]
+
+    def read_output(self, task_id: int, stream: str, offset: int, limit: int | None,
+                    epoch: int | None = None) -> OutputRead:
+        with self._read_tx() as cur:
+            task = self._fetch_task(cur, task_id)
+            epoch = task.attempt if epoch is None else epoch
+            cur.execute("SELECT total FROM streams WHERE task_id=? AND epoch=? AND stream=?",
+                        (task_id, epoch, stream))
+            row = cur.fetchone()
+            total = row[0] if row else 0
+            end = total if limit is None else min(total, offset + limit)
+            cur.execute(
+                f"SELECT offset, data FROM chunks WHERE task_id=? AND epoch=? AND stream=?"
+                f" AND offset < ? AND offset + {self.LENGTH}(data) > ? ORDER BY offset",
+                (task_id, epoch, stream, end, offset),
+            )
+            chunks = cur.fetchall()
+            cur.execute("SELECT finished_at FROM attempts WHERE task_id=? AND epoch=?",
+                        (task_id, epoch))
+            arow = cur.fetchone()
+        finished = arow is None or arow[0] is not None
+        return _assemble(stream, offset, end, total, chunks, finished)
+
+    # -- user mutations -------------------------------------------------------
+
+    def cancel(self, task_id: int, *, by: str) -> Task | None:
+        """Stop a task that has not started; None if it is not waiting any more."""
+        now = time.time()
+        with self._tx() as cur:
+            cur.execute(
+                f"UPDATE tasks SET status=?, reason=?, finished_at=?, changed_by=?, changed_at=?"
+                f" WHERE id=? AND status IN {WAITING_IN} RETURNING {rows.TASK_COLUMNS}",
+                (lifecycle.target(Verb.CANCEL).value, Reason.KILLED.value, now, by, now, task_id),
+            )
+            row = cur.fetchone()
+            if row is None:
+                self._fetch_task(cur, task_id)
+                return None
+            return rows.task(row)
+
+    def add_request(self, task_id: int, kind: str, payload: JSON, *, by: str) -> Request:
+        now = time.time()
+        with self._tx() as cur:
+            task = self._fetch_task(cur, task_id)
+            if not task.status.active:
+                raise TransitionError(f"cannot {kind} task {task_id}: it is {task.status}")
+            cur.execute(
+                "INSERT INTO requests (task_id, epoch, kind, payload, by, created_at)"
+                f" VALUES (?,?,?,?,?,?) RETURNING {rows.REQUEST_COLUMNS}",
+                (task_id, task.attempt, kind,
+                 rows.dumps(payload) if payload is not None else None, by, now),
+            )
+            return rows.request(cur.fetchone())
+
+    def get_request(self, request_id: int) -> Request:
+        with self._read_tx() as cur:
+            cur.execute(f"SELECT {rows.REQUEST_COLUMNS} FROM requests WHERE id=?", (request_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no request {request_id}")
+        return rows.request(row)
+
+    def restart(self, task_id: int, *, by: str) -> Task:
+        now = time.time()
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE tasks SET status=?, reason=NULL, exit_code=NULL, signal=NULL, error=NULL,"
+                " pid=NULL, started_at=NULL, finished_at=NULL, progress_done=NULL,"
+                " progress_total=NULL, progress_message=NULL, changed_by=?, changed_at=?"
+                f" WHERE id=? AND status IN {TERMINAL_IN} RETURNING {rows.TASK_COLUMNS}",
+                (lifecycle.target(Verb.RESTART).value, by, now, task_id),
+            )
+            row = cur.fetchone()
+            if row is None:
+                task = self._fetch_task(cur, task_id)
+                lifecycle.require(Verb.RESTART, task.status, task_id=task_id)
+            return rows.task(row)
+
+    def delete(self, task_id: int) -> None:
+        with self._tx() as cur:
+            task = self._fetch_task(cur, task_id)
+            if not task.terminal:
+                raise TransitionError(f"cannot rm task {task_id}: it is {task.status}"
+                                      " (kill it first, or use --force)")
+            for table in ("chunks", "streams", "requests", "events", "attempts"):
+                cur.execute(f"DELETE FROM {table} WHERE task_id=?", (task_id,))
+            cur.execute("DELETE FROM tasks WHERE id=?", (task_id,))
+
+    def patch_meta(self, task_id: int, patch: dict[str, JSON], max_bytes: int) -> Task:
+        from ..validate import check_meta
+
+        with self._tx() as cur:
+            task = self._fetch_task(cur, task_id)
+            merged = merge_patch(task.meta, patch)
+            text = check_meta(merged, max_bytes)
+            cur.execute(f"UPDATE tasks SET meta=? WHERE id=? RETURNING {rows.TASK_COLUMNS}",
+                        (text, task_id))
+            return rows.task(cur.fetchone())
+
+    def set_progress(self, task_id: int, epoch: int, done: float | None, total: float | None,
+                     message: str | None) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE tasks SET progress_done=?, progress_total=?, progress_message=?"
+                f" WHERE id=? AND epoch=? AND status IN {ACTIVE_IN}",
+                (done, total, message, task_id, epoch),
+            )
+            if cur.rowcount == 0:
+                self._fetch_task(cur, task_id)
+                raise StaleAttempt(f"task {task_id} attempt {epoch} is not running")
+
+    # -- servers, seen from a client -------------------------------------------
+
+    def live_instance(self) -> Instance | None:
+        with self._read_tx() as cur:
+            cur.execute("SELECT id, host, boot_id, pid, slots, started_at, heartbeat_at,"
+                        " stopped_at, stop_request FROM instances WHERE stopped_at IS NULL"
+                        " ORDER BY started_at DESC LIMIT 1")
+            row = cur.fetchone()
+        return Instance(*row) if row else None
+
+    def request_stop(self, instance_id: str, mode: str) -> None:
+        with self._tx() as cur:
+            cur.execute("UPDATE instances SET stop_request=? WHERE id=?", (mode, instance_id))
+
+
+def _assemble(stream: str, offset: int, end: int, total: int,
+              chunks: Sequence[tuple[int, bytes]], finished: bool) -> OutputRead:
+    """Join stored chunks into the requested range, reporting a dropped gap."""
+    parts: list[bytes] = []
+    pos = offset
+    dropped: tuple[int, int] | None = None
+    for start, data in _iter_chunks(chunks):
+        if start > pos:
+            if parts:
+                break  # a second gap: the next read reports it
+            dropped = (pos, start)
+            pos = start
+        piece = bytes(data[pos - start: end - start])
+        parts.append(piece)
+        pos += len(piece)
+        if pos >= end:
+            break
+    if not parts and pos < end:
+        dropped = (pos, end)
+        pos = end
+    return OutputRead(stream, offset, b"".join(parts), total, dropped, max(pos, offset), finished)
+
+
+def _iter_chunks(chunks: Sequence[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    for start, data in chunks:
+        yield int(start), bytes(data)

@@ -1,0 +1,189 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Transactions are explicit: writes use ``BEGIN IMMEDIATE`` so they take the
+write lock up front and honour ``busy_timeout`` (a deferred transaction that
+later writes gets SQLITE_BUSY at once in WAL mode). With ``synchronous=NORMAL``
+a commit survives a crash of any process; ``full`` also survives power loss.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from ..errors import SchemaTooNew, StoreError, TaskyardError
+from .sql import Cursor
+from .sqlserver import SqlServerStore
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def migrations() -> list[tuple[int, str]]:
+    """Numbered migrations shipped with the package, in order."""
+    folder = resources.files("taskyard.store.migrations.sqlite")
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+SCHEMA_VERSION = max(v for v, _ in migrations())
+
+
+class SQLiteStore(SqlServerStore):
+    """A store in one SQLite file. One instance per thread."""
+
+    def __init__(self, path: Path | str, *, synchronous: str = "normal") -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                                       check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        current = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if current > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"store {self.path} has schema version {current}, newer than this taskyard"
+                f" understands ({SCHEMA_VERSION}); upgrade taskyard to use it")
+        if current == SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            current = self._db.execute("PRAGMA user_version").fetchone()[0]
+            for version, script in migrations():
+                if version > current:
+                    for statement in _statements(script):
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version={version}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    @property
+    def wake_path(self) -> Path:
+        return self.path.parent / "wake.sock"
+
+    def wake(self, kind: bytes = b"w") -> None:
+        """Hint the server: ``w`` work submitted, ``r`` a control request, ``s`` server control."""
+        send_wake(self.wake_path, kind)
+
+    def wake_listener(self) -> WakeSocket | None:
+        """The server's end of the hint; None where the path is too long for a socket."""
+        if len(str(self.wake_path).encode()) >= 100:
+            return None
+        return WakeSocket(self.wake_path)
+
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def _tx(self) -> Iterator[Cursor]:
+        yield from self._transaction("BEGIN IMMEDIATE")
+
+    @contextmanager
+    def _read_tx(self) -> Iterator[Cursor]:
+        yield from self._transaction("BEGIN")
+
+    def _transaction(self, begin: str) -> Iterator[Cursor]:
+        cur = self._db.cursor()
+        try:
+            cur.execute(begin)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: {exc}") from exc
+        try:
+            yield cur
+            cur.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"store {self.path}: {exc}") from exc
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            cur.close()
+
+    def _rollback(self) -> None:
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements (``sqlite3.complete_statement`` keeps triggers whole)."""
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        if not buf and line.strip().startswith("--"):
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                yield buf
+            buf = ""
+    if buf.strip():
+        raise TaskyardError("incomplete statement in migration")
+
+
+class WakeSocket:
+    """A datagram socket beside the database: clients send a byte after a write
+    the server should act on. A hint only: the server also polls, so a lost
+    datagram costs latency, never correctness."""
+
+    def __init__(self, path: Path) -> None:
+        import socket
+
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        self.sock.bind(str(path))
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def drain(self) -> None:
+        while True:
+            try:
+                self.sock.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
+
+def send_wake(path: Path, payload: bytes = b"w") -> None:
+    """Best effort: nobody listening, a full buffer or a long path are all fine."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.sendto(payload, str(path))
+    except OSError:
+        pass

@@ -1,0 +1,217 @@
+"""Store logic shared by the SQL backends: the server half.
+
+Every write after a claim names ``(task id, epoch, owner)`` in its WHERE
+clause. A write that matches no row was fenced off: someone else owns the task
+now, or the attempt already ended. It raises :class:`StaleAttempt` (or returns
+the stale ids for batches) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from itertools import groupby
+
+from .. import lifecycle
+from ..errors import StaleAttempt, StoreError
+from ..lifecycle import Reason, Status, Verb
+from ..model import Request
+from . import rows
+from .base import Claim, Instance, LostAttempt, Outcome, OutputWrite, Spawned
+from .sql import ACTIVE_IN, Cursor, SqlStoreBase, in_list
+
+_VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.STOPPED: Verb.STOP}
+_INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, stopped_at,"
+                     " stop_request")
+
+
+class SqlServerStore(SqlStoreBase):
+    """Client operations plus the fenced operations a server performs."""
+
+    def register(self, instance: Instance) -> None:
+        with self._tx() as cur:
+            cur.execute(f"INSERT INTO instances ({_INSTANCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (instance.id, instance.host, instance.boot_id, instance.pid,
+                         instance.slots, instance.started_at, instance.heartbeat_at, None, None))
+
+    def heartbeat(self, instance_id: str, now: float) -> Instance:
+        with self._tx() as cur:
+            cur.execute(f"UPDATE instances SET heartbeat_at=? WHERE id=? AND stopped_at IS NULL"
+                        f" RETURNING {_INSTANCE_COLUMNS}", (now, instance_id))
+            row = cur.fetchone()
+        if row is None:
+            raise StoreError(f"server instance {instance_id} is no longer registered")
+        return Instance(*row)
+
+    def unregister(self, instance_id: str, now: float) -> None:
+        with self._tx() as cur:
+            cur.execute("UPDATE instances SET stopped_at=? WHERE id=?", (now, instance_id))
+
+    def claim(self, owner: str, limit: int, run_tag_prefix: str) -> list[Claim]:
+        """Move up to ``limit`` queued tasks to running, each with a new epoch and attempt."""
+        if limit <= 0:
+            return []
+        now = time.time()
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE tasks SET status=?, epoch=epoch+1, owner=?, pid=NULL, started_at=?,"
+                " finished_at=NULL, reason=NULL, exit_code=NULL, signal=NULL, error=NULL,"
+                " progress_done=NULL, progress_total=NULL, progress_message=NULL,"
+                " changed_by=?, changed_at=?"
+                " WHERE id IN (SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?)"
+                " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open",
+                (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now,
+                 next(iter(lifecycle.sources(Verb.CLAIM))).value, limit),
+            )
+            got = sorted(cur.fetchall(), key=lambda r: r[0])
+            claims = [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4],
+                            r[5], bool(r[6]), f"{run_tag_prefix}.{r[0]}.{r[1]}") for r in got]
+            cur.executemany(
+                "INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at)"
+                " VALUES (?,?,?,?,?)",
+                [(c.task_id, c.epoch, owner, c.run_tag, now) for c in claims],
+            )
+        return claims
+
+    def record_spawned(self, owner: str, spawned: Sequence[Spawned]) -> None:
+        with self._tx() as cur:
+            cur.executemany("UPDATE attempts SET pid=?, pid_start=? WHERE task_id=? AND epoch=?"
+                            " AND owner=? AND finished_at IS NULL",
+                            [(s.pid, s.pid_start, s.task_id, s.epoch, owner) for s in spawned])
+            cur.executemany(f"UPDATE tasks SET pid=? WHERE id=? AND epoch=? AND owner=?"
+                            f" AND status IN {ACTIVE_IN}",
+                            [(s.pid, s.task_id, s.epoch, owner) for s in spawned])
+
+    def finish(self, owner: str, outcomes: Sequence[Outcome], by: str,
+               output: Sequence[OutputWrite] = ()) -> list[int]:
+        """Store the last output and record how attempts ended, in one transaction.
+
+        Returns the task ids whose outcome was fenced off (not ours any more).
+        """
+        now = time.time()
+        stale: list[int] = []
+        with self._tx() as cur:
+            self._append(cur, owner, output)
+            for o in outcomes:
+                verb = _VERB_FOR[o.status]
+                lifecycle.check_reason(verb, o.reason)
+                cur.execute(
+                    "UPDATE tasks SET status=?, reason=?, exit_code=?, signal=?, error=?,"
+                    " finished_at=?, changed_by=?, changed_at=?"
+                    f" WHERE id=? AND epoch=? AND owner=? AND status IN {ACTIVE_IN}",
+                    (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, now, by, now,
+                     o.task_id, o.epoch, owner),
+                )
+                if cur.rowcount == 0:
+                    stale.append(o.task_id)
+                    continue
+                self._close_attempt(cur, o, now)
+        return stale
+
+    def _close_attempt(self, cur: Cursor, o: Outcome, now: float) -> None:
+        cur.execute(
+            "UPDATE attempts SET status=?, reason=?, exit_code=?, signal=?, error=?,"
+            " finished_at=? WHERE task_id=? AND epoch=? AND finished_at IS NULL",
+            (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, now,
+             o.task_id, o.epoch),
+        )
+        cur.execute("UPDATE requests SET state='rejected', result=?, done_at=?"
+                    " WHERE task_id=? AND state='pending'",
+                    (f"task ended ({o.status})", now, o.task_id))
+
+    def append_output(self, owner: str, writes: Sequence[OutputWrite]) -> None:
+        """Store output of live attempts; raises StaleAttempt (writing nothing) if
+        one of them is not ours any more."""
+        with self._tx() as cur:
+            stale = self._append(cur, owner, writes)
+            if stale:
+                task_id, epoch = stale[0]
+                raise StaleAttempt(f"task {task_id} attempt {epoch} is not ours any more")
+
+    def _append(self, cur: Cursor, owner: str,
+                writes: Sequence[OutputWrite]) -> list[tuple[int, int]]:
+        stale: list[tuple[int, int]] = []
+        ordered = sorted(writes, key=lambda w: (w.task_id, w.epoch))
+        for key, group in groupby(ordered, key=lambda w: (w.task_id, w.epoch)):
+            cur.execute("SELECT 1 FROM attempts WHERE task_id=? AND epoch=? AND owner=?"
+                        " AND finished_at IS NULL", (key[0], key[1], owner))
+            if cur.fetchone() is None:
+                stale.append(key)
+                continue
+            for w in group:
+                self._write_chunk(cur, w)
+        return stale
+
+    def _write_chunk(self, cur: Cursor, w: OutputWrite) -> None:
+        if w.data:
+            cur.execute("INSERT INTO chunks (task_id, epoch, stream, offset, data)"
+                        " VALUES (?,?,?,?,?)", (w.task_id, w.epoch, w.stream, w.offset, w.data))
+        cur.execute(
+            "INSERT INTO streams (task_id, epoch, stream, total, head) VALUES (?,?,?,?,?)"
+            " ON CONFLICT (task_id, epoch, stream) DO UPDATE SET total=excluded.total",
+            (w.task_id, w.epoch, w.stream, w.total, w.head),
+        )
+        if w.drop_before > w.head:
+            cur.execute(f"DELETE FROM chunks WHERE task_id=? AND epoch=? AND stream=?"
+                        f" AND offset >= ? AND offset + {self.LENGTH}(data) <= ?",
+                        (w.task_id, w.epoch, w.stream, w.head, w.drop_before))
+
+    def pending_requests(self, owner: str) -> list[Request]:
+        with self._read_tx() as cur:
+            cur.execute(
+                f"SELECT {', '.join('r.' + c for c in rows.REQUEST_COLUMNS.split(', '))}"
+                " FROM requests r JOIN tasks t ON t.id = r.task_id"
+                " WHERE r.state='pending' AND t.owner=? ORDER BY r.id", (owner,))
+            return [rows.request(r) for r in cur.fetchall()]
+
+    def complete_request(self, request_id: int, state: str, result: str | None) -> None:
+        with self._tx() as cur:
+            cur.execute("UPDATE requests SET state=?, result=?, done_at=? WHERE id=?",
+                        (state, result, time.time(), request_id))
+
+    def set_paused(self, owner: str, task_id: int, epoch: int, paused: bool, by: str) -> None:
+        verb = Verb.PAUSE if paused else Verb.RESUME
+        now = time.time()
+        with self._tx() as cur:
+            cur.execute(
+                f"UPDATE tasks SET status=?, changed_by=?, changed_at=? WHERE id=? AND epoch=?"
+                f" AND owner=? AND status IN {in_list(lifecycle.sources(verb))}",
+                (lifecycle.target(verb).value, by, now, task_id, epoch, owner),
+            )
+            if cur.rowcount == 0:
+                raise StaleAttempt(f"task {task_id} attempt {epoch}: cannot {verb}")
+
+    def lost_attempts(self, me: str, dead_before: float) -> list[LostAttempt]:
+        """Unfinished attempts of other servers that are gone (or silent since ``dead_before``).
+
+        Does not need the owner's row to exist: an attempt whose owner row was
+        pruned is lost as well.
+        """
+        with self._read_tx() as cur:
+            cur.execute(
+                "SELECT a.task_id, a.epoch, a.owner, i.host, i.boot_id, a.pid, a.pid_start,"
+                " a.run_tag FROM attempts a LEFT JOIN instances i ON i.id = a.owner"
+                " WHERE a.finished_at IS NULL AND a.owner <> ?"
+                " AND (i.id IS NULL OR i.stopped_at IS NOT NULL OR i.heartbeat_at < ?)",
+                (me, dead_before),
+            )
+            return [LostAttempt(*r) for r in cur.fetchall()]
+
+    def crash(self, attempt: LostAttempt, by: str) -> None:
+        now = time.time()
+        outcome = Outcome(attempt.task_id, attempt.epoch, Status.FAILED, Reason.CRASHED,
+                          error=f"server {attempt.owner} died while the task ran")
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE tasks SET status=?, reason=?, error=?, finished_at=?, changed_by=?,"
+                f" changed_at=? WHERE id=? AND epoch=? AND status IN {ACTIVE_IN}",
+                (lifecycle.target(Verb.CRASH).value, Reason.CRASHED.value, outcome.error, now,
+                 by, now, attempt.task_id, attempt.epoch),
+            )
+            self._close_attempt(cur, outcome, now)
+
+
+def _v(reason: Reason | None) -> str | None:
+    return reason.value if reason is not None else None
+

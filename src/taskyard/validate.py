@@ -1,0 +1,167 @@
+"""Validation of everything a user hands in. Raises :class:`InvalidInput` and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal as _signal
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import InvalidInput
+from .model import JSON, TaskSpec
+
+MAX_META_BYTES = 1024 * 1024
+MAX_STDIN_BYTES = 64 * 1024 * 1024
+MAX_NAME = 200
+MAX_JSON_DEPTH = 64
+INT64 = 2**63
+
+
+def _no_nul(value: str, what: str) -> None:
+    if "\0" in value:
+        raise InvalidInput(f"{what} contains a NUL character", field=what.split()[0])
+
+
+def check_argv(argv: Sequence[str]) -> tuple[str, ...]:
+    if not argv:
+        raise InvalidInput("a command is required (put it after --)", field="argv")
+    for i, arg in enumerate(argv):
+        if not isinstance(arg, str):
+            raise InvalidInput(f"argv[{i}] must be a string", field="argv")
+        _no_nul(arg, f"argv[{i}]")
+    if argv[0] == "":
+        raise InvalidInput("the program name (argv[0]) is empty", field="argv")
+    return tuple(argv)
+
+
+def check_env(env: Mapping[str, str]) -> dict[str, str]:
+    for key, value in env.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidInput("env keys and values must be strings", field="env")
+        if key == "":
+            raise InvalidInput("env key is empty", field="env")
+        if "=" in key:
+            raise InvalidInput(f"env key {key!r} contains '='", field="env")
+        _no_nul(key, "env key")
+        _no_nul(value, f"env value of {key}")
+    return dict(env)
+
+
+def parse_env_pairs(pairs: Sequence[str]) -> dict[str, str]:
+    """``K=V`` strings (from ``--env``) to a dict."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidInput(f"--env {pair!r}: expected KEY=VALUE", field="env")
+        out[key] = value
+    return check_env(out)
+
+
+def _check_json_value(value: Any, depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", field="meta")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not -INT64 <= value < INT64:
+            raise InvalidInput("JSON integer beyond 64 bits", field="meta")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput("JSON number must be finite (no NaN or Infinity)", field="meta")
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_value(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput("JSON object keys must be strings", field="meta")
+            _check_json_value(item, depth + 1)
+    else:
+        raise InvalidInput(f"not a JSON value: {type(value).__name__}", field="meta")
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidInput(f"{name} is not valid JSON", field="meta")
+
+
+def parse_json_object(text: str | bytes, what: str = "meta",
+                      max_bytes: int = MAX_META_BYTES) -> dict[str, JSON]:
+    """Parse user JSON that must be an object; size, depth, NaN and int range are checked."""
+    if len(text) > max_bytes:
+        raise InvalidInput(f"{what} is over {max_bytes} bytes", field=what)
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidInput(f"{what}: JSON nested too deeply", field=what) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput(f"{what} is not valid JSON: {exc}", field=what) from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object", field=what)
+    _check_json_value(value)
+    return value
+
+
+def check_meta(meta: Mapping[str, JSON], max_bytes: int = MAX_META_BYTES) -> str:
+    """Validate a meta object; returns its stored JSON text."""
+    if not isinstance(meta, Mapping):
+        raise InvalidInput("meta must be a JSON object", field="meta")
+    _check_json_value(dict(meta))
+    text = json.dumps(meta, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if len(text.encode()) > max_bytes:
+        raise InvalidInput(f"meta is over {max_bytes} bytes", field="meta")
+    return text
+
+
+def check_name(name: str | None, what: str = "name") -> str | None:
+    if name is None:
+        return None
+    if not name or len(name) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidInput(f"{what} must be 1-{MAX_NAME} printable characters", field=what)
+    return name
+
+
+def check_spec(spec: TaskSpec) -> TaskSpec:
+    check_argv(spec.argv)
+    check_env(spec.env)
+    check_meta(spec.meta)
+    check_name(spec.name)
+    check_name(spec.queue, "queue")
+    if spec.cwd is not None:
+        _no_nul(spec.cwd, "cwd")
+        if not spec.cwd.startswith("/"):
+            raise InvalidInput("cwd must be an absolute path", field="cwd")
+    if spec.stdin is not None and spec.stdin_open:
+        raise InvalidInput("--stdin-file and --stdin-open exclude each other", field="stdin")
+    if spec.stdin is not None and len(spec.stdin) > MAX_STDIN_BYTES:
+        raise InvalidInput(f"stdin is over {MAX_STDIN_BYTES} bytes", field="stdin")
+    return spec
+
+
+def parse_signal(value: str | int) -> int:
+    """``TERM``, ``SIGTERM``, ``term`` or ``15`` to a signal number; 0 and unknown are errors."""
+    text = str(value).strip()
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        valid = {int(s) for s in _signal.valid_signals()}
+        if number not in valid or number == 0:
+            raise InvalidInput(f"unknown signal number {text}", field="signal")
+        return number
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(getattr(_signal.Signals, name))
+    except AttributeError:
+        raise InvalidInput(f"unknown signal {text!r}", field="signal") from None
+
+
+def check_progress(done: float, total: float | None) -> None:
+    for what, number in (("done", done), ("total", total)):
+        if number is None:
+            continue
+        if not math.isfinite(number) or number < 0:
+            raise InvalidInput(f"progress {what} must be a finite number >= 0", field=what)
