@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import ops
 from .config import Settings, load
+from .errors import InvalidInput
 from .lifecycle import Status
 from .model import JSON, Attempt, Event, OutputRead, Task, TaskSpec
 from .store.sqlite import SQLiteStore
@@ -52,11 +53,6 @@ class Yard:
 
     def get(self, task_id: int) -> Task:
         return self._store.get(task_id)
-
-    def list(self, *, status: Status | Sequence[Status] = (), queue: str | None = None,
-             limit: int | None = None) -> list[Task]:
-        statuses = [status] if isinstance(status, Status) else list(status)
-        return self._store.list(status=statuses, queue=queue, limit=limit)
 
     def attempts(self, task_id: int) -> list[Attempt]:
         return self._store.attempts(task_id)
@@ -95,3 +91,14 @@ class Yard:
 
     def meta(self, task_id: int, patch: Mapping[str, JSON]) -> Task:
         return ops.set_meta(self._store, task_id, dict(patch))
+
+    # Defined last: inside the class body, the name ``list`` would shadow the builtin.
+    def list(self, *, status: str | Sequence[str] = (), queue: str | None = None,
+             limit: int | None = None) -> list[Task]:
+        """Tasks, oldest first; ``limit`` keeps the newest N."""
+        wanted = [status] if isinstance(status, str) else list(status)
+        try:
+            statuses = [Status(s) for s in wanted]
+        except ValueError:
+            raise InvalidInput(f"unknown status in {wanted!r}", field="status") from None
+        return self._store.list_tasks(status=statuses, queue=queue, limit=limit)

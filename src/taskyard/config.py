@@ -129,7 +129,7 @@ def _from_env() -> dict[str, Any]:
 
 def load(home: Path | str | None = None, **flags: Any) -> Settings:
     """Build settings from every layer; ``flags`` with value None are ignored."""
-    root = Path(home) if home is not None else default_home()
+    root = (Path(home) if home is not None else default_home()).absolute()
     values: dict[str, Any] = {}
     values.update(_from_toml(root / "taskyard.toml"))
     values.update(_from_env())

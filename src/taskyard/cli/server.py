@@ -98,7 +98,7 @@ def _daemonize(args: argparse.Namespace, s: Settings) -> int:
             argv += ["--" + flag.replace("_", "-"), str(value)]
     env = dict(os.environ, TASKYARD_READY_FD=str(write_end))
     with open(s.logfile, "ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,  # noqa: S603
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 env=env, pass_fds=(write_end,), start_new_session=True, cwd="/")
     os.close(write_end)
     with os.fdopen(read_end, "rb") as ready:
@@ -130,7 +130,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     told = False
     while server_running(s.pidfile) is not None:
         if not told and not args.now:
-            active = db.list(status=sorted(ACTIVE))
+            active = db.list_tasks(status=sorted(ACTIVE))
             if active:
                 sys.stdout.write(f"waiting for {len(active)} running task(s) to finish"
                                  " (taskyard server stop --now stops them)\n")
@@ -161,7 +161,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     _, instance_id = read_pidfile(s.pidfile)
     db = store(args)
     live = db.live_instance()
-    active = len(db.list(status=sorted(ACTIVE)))
+    active = len(db.list_tasks(status=sorted(ACTIVE)))
     info = {"running": True, "pid": pid, "instance": instance_id, "home": str(s.home),
             "slots": live.slots if live else None, "running_tasks": active}
     if args.json:

@@ -110,7 +110,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     statuses = [Status(s) for s in args.status or []]
-    tasks = store(args).list(status=statuses, queue=args.queue, limit=args.limit)
+    tasks = store(args).list_tasks(status=statuses, queue=args.queue, limit=args.limit)
     if args.json:
         print_json([t.to_json() for t in tasks])
     else:

@@ -12,6 +12,8 @@ must never diverge.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import selectors
@@ -20,12 +22,12 @@ import time
 from dataclasses import dataclass
 
 from ..config import Settings
-from ..errors import StaleAttempt
 from ..lifecycle import Reason
 from ..model import Request
-from ..store.base import Outcome, OutputWrite, Spawned
+from ..store.base import Batch, Outcome, OutputWrite, Spawned
 from ..store.sqlite import SQLiteStore
 from . import child as childmod
+from . import procs
 from .child import Child
 from .output import StreamBuffer
 
@@ -33,7 +35,6 @@ log = logging.getLogger("taskyard.server")
 
 FLUSH_BYTES = 256 * 1024  #: a stream with this much pending is flushed at once
 DRAIN_GRACE = 2.0  #: seconds to wait for pipes held open by escaped processes
-READS_PER_EVENT = 4  #: bound work per readable pipe so one chatty task cannot starve others
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,10 @@ class Server:
         self.sel = selectors.DefaultSelector()
         self.children: dict[int, Child] = {}
         self.flush_now: set[StreamBuffer] = set()
+        self.widened: set[int] = set()  #: pipe fds given a 1 MiB buffer
         self.closed: list[StreamBuffer] = []  #: streams at EOF with bytes not yet stored
+        self.batch = Batch()  #: writes waiting for the next tick's transaction
+        self.next_flush_spawned = float("inf")
         self.next_flush: float | None = None
         self.queue_hint = True
         self.request_hint = True
@@ -66,7 +70,7 @@ class Server:
         for key in [k for k in env if k.startswith("TASKYARD_")]:
             del env[key]
         env["TASKYARD_HOME"] = str(settings.home)
-        self.base_env = env
+        self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
 
     # -- selector plumbing ------------------------------------------------------
 
@@ -81,7 +85,7 @@ class Server:
 
     def wait_events(self) -> None:
         now = time.monotonic()
-        deadlines = [self.next_poll, self.next_heartbeat]
+        deadlines = [self.next_poll, self.next_heartbeat, self.next_flush_spawned]
         if self.next_flush is not None:
             deadlines.append(self.next_flush)
         if self.stop_deadline is not None:
@@ -91,7 +95,8 @@ class Server:
                 deadlines.append(c.kill_deadline)
             if c.drain_deadline is not None:
                 deadlines.append(c.drain_deadline)
-        busy = self.closed or self.flush_now or any(c.done for c in self.children.values())
+        busy = (self.closed or self.flush_now or self.batch.outcomes
+                or any(c.done for c in self.children.values()))
         timeout = 0.0 if busy else max(0.0, min(deadlines) - now)
         for key, mask in self.sel.select(timeout):
             data = key.data
@@ -113,22 +118,25 @@ class Server:
                 self.sel.unregister(fd)
 
     def _read(self, c: Child, fd: int) -> None:
+        """One read per readiness event: the pipe stays blocking (one syscall fewer per
+        task) and a chatty task cannot starve the others."""
         buf = c.streams[fd]
-        for _ in range(READS_PER_EVENT):
-            try:
-                data = os.read(fd, childmod.READ_SIZE)
-            except BlockingIOError:
-                break
-            if not data:
-                self.sel.unregister(fd)
-                c.close_stream(fd)
-                if buf.dirty:
-                    self.closed.append(buf)
-                break
-            buf.feed(data)
+        data = os.read(fd, childmod.READ_SIZE)
+        if not data:
+            self.sel.unregister(fd)
+            c.close_stream(fd)
+            self.widened.discard(fd)
+            if buf.dirty:
+                self.closed.append(buf)
+            return
+        if len(data) >= childmod.PIPE_MIN and fd not in self.widened:
+            self.widened.add(fd)  # a full pipe: give this busy stream a bigger buffer
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, childmod.F_SETPIPE_SZ, childmod.PIPE_SIZE)
+        buf.feed(data)
         if buf.pending >= FLUSH_BYTES:
             self.flush_now.add(buf)
-        elif buf.dirty and self.next_flush is None:
+        elif self.next_flush is None:
             self.next_flush = time.monotonic() + self.settings.flush_interval
 
     # -- the tick ---------------------------------------------------------------
@@ -138,31 +146,27 @@ class Server:
         if now >= self.next_poll:
             self.queue_hint = self.request_hint = True
             self.next_poll = now + self.settings.poll_interval
-        self.reap_finished()
         self.apply_requests(now)
         self.enforce_deadlines(now)
-        self.flush_output(now)
-        self.claim_and_spawn()
+        batch, self.batch = self.batch, Batch()
+        self.collect_finished(batch)
+        self.collect_output(batch, now)
+        self.plan_claim(batch)
+        if batch or now >= self.next_flush_spawned:
+            self.commit(batch)
         self.heartbeat(now)
 
-    def reap_finished(self) -> None:
-        """Record the outcome of every attempt whose leader exited and pipes closed,
-        together with its last output, in one transaction."""
-        done = [c for c in self.children.values() if c.done]
-        if not done:
-            return
-        outcomes = [c.outcome() for c in done]
-        writes = self._take(self.closed)
-        self.closed = []
-        stale = self.store.finish(self.me, outcomes, self.by, writes)
-        for c, o in zip(done, outcomes, strict=True):
+    def collect_finished(self, batch: Batch) -> None:
+        """Outcomes of attempts whose leader exited and pipes closed, with their last output."""
+        for c in [c for c in self.children.values() if c.done]:
+            outcome = c.outcome()
+            batch.outcomes.append(outcome)
             del self.children[c.task_id]
-            log.info("task %d attempt %d %s%s", c.task_id, c.epoch, o.status,
-                     f" ({o.reason})" if o.reason else "")
-        for task_id in stale:
-            log.warning("task %d: outcome not recorded, the attempt is no longer ours", task_id)
-        if done:
-            self.queue_hint = True
+            log.info("task %d attempt %d %s%s", c.task_id, c.epoch, outcome.status,
+                     f" ({outcome.reason})" if outcome.reason else "")
+        if self.closed:
+            batch.output.extend(self._take(self.closed))
+            self.closed = []
 
     def _take(self, buffers: list[StreamBuffer] | set[StreamBuffer]) -> list[OutputWrite]:
         writes: list[OutputWrite] = []
@@ -170,59 +174,49 @@ class Server:
             writes.extend(buf.take())
         return writes
 
-    def flush_output(self, now: float) -> None:
-        due = set(self.flush_now)
+    def collect_output(self, batch: Batch, now: float) -> None:
+        due = self.flush_now
+        self.flush_now = set()
         if self.next_flush is not None and now >= self.next_flush:
             due.update(b for c in self.children.values() for b in c.streams.values() if b.dirty)
             self.next_flush = None
-        due.update(b for b in self.closed if b.task_id not in self._finishing())
-        if not due:
-            return
-        self.closed = [b for b in self.closed if b not in due]
-        self.flush_now.clear()
-        writes = self._take(due)
-        if not writes:
-            return
-        try:
-            self.store.append_output(self.me, writes)
-        except StaleAttempt as exc:
-            self._lost_ownership(str(exc), {w.task_id for w in writes})
+        batch.output.extend(self._take(due))
 
-    def _finishing(self) -> set[int]:
-        return {c.task_id for c in self.children.values() if c.done}
-
-    def _lost_ownership(self, why: str, task_ids: set[int]) -> None:
-        """Our attempt was taken over (fenced off): kill its processes, record nothing."""
-        log.error("%s; killing its processes", why)
-        for task_id in task_ids:
-            c = self.children.get(task_id)
-            if c is not None:
-                c.kill(signal.SIGKILL, Reason.KILLED, escalate_at=None)
-
-    def claim_and_spawn(self) -> None:
+    def plan_claim(self, batch: Batch) -> None:
         free = self.slots - len(self.children)
-        if self.stopping or free <= 0 or not self.queue_hint:
-            return
-        claims = self.store.claim(self.me, free, self.me)
-        if len(claims) < free:
-            self.queue_hint = False
-        failed: list[Outcome] = []
-        spawned: list[Spawned] = []
-        for claim in claims:
-            result = childmod.spawn(claim, self.base_env, self.settings.head_bytes,
-                                    self.settings.tail_bytes)
-            if isinstance(result, Outcome):
-                log.info("task %d attempt %d could not start: %s", claim.task_id, claim.epoch,
-                         result.error)
-                failed.append(result)
-                continue
-            self._adopt(result)
-            spawned.append(Spawned(claim.task_id, claim.epoch, result.pid, result.pid_start))
-        if spawned:
-            self.store.record_spawned(self.me, spawned)
-        if failed:
-            self.store.finish(self.me, failed, self.by)
+        if not self.stopping and free > 0 and self.queue_hint:
+            batch.claim = free
+
+    def commit(self, batch: Batch) -> None:
+        """Apply the tick's writes in one transaction, then spawn what was claimed."""
+        self.next_flush_spawned = float("inf")
+        result = self.store.apply(self.me, batch)
+        for task_id in result.stale:
+            self._lost_ownership(task_id)
+        if batch.outcomes:
             self.queue_hint = True
+        if len(result.claims) < batch.claim:
+            self.queue_hint = False
+        for claim in result.claims:
+            spawned = self.spawner.spawn(claim)
+            if isinstance(spawned, Outcome):
+                log.info("task %d attempt %d could not start: %s", claim.task_id, claim.epoch,
+                         spawned.error)
+                self.batch.outcomes.append(spawned)
+                continue
+            self._adopt(spawned)
+            self.batch.spawned.append(Spawned(claim.task_id, claim.epoch, spawned.pid, None))
+        if self.batch.spawned:
+            # pids are recorded with the next tick's writes, at the latest after flush_interval
+            self.next_flush_spawned = time.monotonic() + self.settings.flush_interval
+
+    def _lost_ownership(self, task_id: int) -> None:
+        """Our attempt was taken over (fenced off): kill its processes, record nothing."""
+        c = self.children.get(task_id)
+        log.error("task %d: the attempt is no longer ours (fenced off)%s", task_id,
+                  "; killing its processes" if c else "")
+        if c is not None:
+            c.kill(signal.SIGKILL, Reason.KILLED, escalate_at=None)
 
     def _adopt(self, c: Child) -> None:
         self.children[c.task_id] = c
@@ -308,8 +302,19 @@ class Server:
         self.control_hint = False
         self.next_heartbeat = now + self.settings.heartbeat_interval
         instance = self.store.heartbeat(self.me, time.time())
+        self._record_start_times()
         if instance.stop_request:
             self._stop_requested(instance.stop_request)
+
+    def _record_start_times(self) -> None:
+        """(pid, start time) names a process for recovery after a crash; read off the
+        hot spawn path, for attempts that outlive one heartbeat."""
+        found = []
+        for c in self.children.values():
+            if c.pid_start is None and c.returncode is None:
+                c.pid_start = procs.start_time(c.pid)
+                found.append(Spawned(c.task_id, c.epoch, c.pid, c.pid_start))
+        self.batch.spawned.extend(found)
 
     def _stop_requested(self, mode: str) -> None:
         kind, _, timeout = mode.partition(":")
@@ -335,7 +340,7 @@ class Server:
 
     @property
     def finished(self) -> bool:
-        return self.stopping is not None and not self.children
+        return self.stopping is not None and not self.children and not self.batch
 
     def run_forever(self) -> None:
         while not self.finished:

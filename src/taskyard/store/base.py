@@ -9,7 +9,7 @@ writes after a claim are all fenced by ``(task id, epoch, owner)`` and raise
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..lifecycle import Reason, Status
@@ -67,6 +67,25 @@ class OutputWrite:
     head: int
 
 
+@dataclass(slots=True)
+class Batch:
+    """A server tick's writes, applied in one transaction (in this order)."""
+
+    spawned: list[Spawned] = field(default_factory=list)
+    output: list[OutputWrite] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    claim: int = 0  #: claim up to this many queued tasks
+
+    def __bool__(self) -> bool:
+        return bool(self.spawned or self.output or self.outcomes or self.claim)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    stale: list[int]  #: tasks whose output or outcome was fenced off: not ours any more
+    claims: list[Claim]
+
+
 @dataclass(frozen=True, slots=True)
 class LostAttempt:
     """An unfinished attempt whose owner is dead."""
@@ -97,7 +116,7 @@ class Instance:
 class ClientStore(Protocol):
     def submit(self, spec: TaskSpec, *, by: str) -> Task: ...
     def get(self, task_id: int) -> Task: ...
-    def list(self, *, status: Sequence[Status] = (), queue: str | None = None,
+    def list_tasks(self, *, status: Sequence[Status] = (), queue: str | None = None,
              limit: int | None = None) -> list[Task]: ...
     def attempts(self, task_id: int) -> list[Attempt]: ...
     def events(self, task_id: int) -> list[Event]: ...
@@ -120,9 +139,11 @@ class ServerStore(ClientStore, Protocol):
     def register(self, instance: Instance) -> None: ...
     def heartbeat(self, instance_id: str, now: float) -> Instance: ...
     def unregister(self, instance_id: str, now: float) -> None: ...
-    def claim(self, owner: str, limit: int, run_tag_prefix: str) -> list[Claim]: ...
+    def apply(self, owner: str, batch: Batch) -> BatchResult: ...
+    def claim(self, owner: str, limit: int) -> list[Claim]: ...
     def record_spawned(self, owner: str, spawned: Sequence[Spawned]) -> None: ...
-    def finish(self, owner: str, outcomes: Sequence[Outcome], by: str) -> list[int]: ...
+    def finish(self, owner: str, outcomes: Sequence[Outcome],
+               output: Sequence[OutputWrite] = ()) -> list[int]: ...
     def append_output(self, owner: str, writes: Sequence[OutputWrite]) -> None: ...
     def pending_requests(self, owner: str) -> list[Request]: ...
     def complete_request(self, request_id: int, state: str, result: str | None) -> None: ...

@@ -22,7 +22,8 @@ from .jsonpatch import merge_patch
 
 
 class Cursor(Protocol):
-    rowcount: int
+    @property
+    def rowcount(self) -> int: ...
 
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
     def executemany(self, sql: str, params: Any) -> Any: ...
@@ -77,9 +78,10 @@ class SqlStoreBase:
         with self._read_tx() as cur:
             return self._fetch_task(cur, task_id)
 
-    def list(self, *, status: Sequence[Status] = (), queue: str | None = None,
+    def list_tasks(self, *, status: Sequence[Status] = (), queue: str | None = None,
              limit: int | None = None) -> list[Task]:
-        where, params = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        params: list[object] = []
         if status:
             where.append("status IN (" + ",".join("?" * len(status)) + ")")
             params.extend(s.value for s in status)

@@ -18,10 +18,11 @@ from ..errors import StaleAttempt, StoreError
 from ..lifecycle import Reason, Status, Verb
 from ..model import Request
 from . import rows
-from .base import Claim, Instance, LostAttempt, Outcome, OutputWrite, Spawned
+from .base import Batch, BatchResult, Claim, Instance, LostAttempt, Outcome, OutputWrite, Spawned
 from .sql import ACTIVE_IN, Cursor, SqlStoreBase, in_list
 
 _VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.STOPPED: Verb.STOP}
+_CLAIM_FROM = next(iter(lifecycle.sources(Verb.CLAIM))).value
 _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, stopped_at,"
                      " stop_request")
 
@@ -48,66 +49,86 @@ class SqlServerStore(SqlStoreBase):
         with self._tx() as cur:
             cur.execute("UPDATE instances SET stopped_at=? WHERE id=?", (now, instance_id))
 
-    def claim(self, owner: str, limit: int, run_tag_prefix: str) -> list[Claim]:
-        """Move up to ``limit`` queued tasks to running, each with a new epoch and attempt."""
-        if limit <= 0:
-            return []
-        now = time.time()
-        with self._tx() as cur:
-            cur.execute(
-                "UPDATE tasks SET status=?, epoch=epoch+1, owner=?, pid=NULL, started_at=?,"
-                " finished_at=NULL, reason=NULL, exit_code=NULL, signal=NULL, error=NULL,"
-                " progress_done=NULL, progress_total=NULL, progress_message=NULL,"
-                " changed_by=?, changed_at=?"
-                " WHERE id IN (SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?)"
-                " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open",
-                (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now,
-                 next(iter(lifecycle.sources(Verb.CLAIM))).value, limit),
-            )
-            got = sorted(cur.fetchall(), key=lambda r: r[0])
-            claims = [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4],
-                            r[5], bool(r[6]), f"{run_tag_prefix}.{r[0]}.{r[1]}") for r in got]
-            cur.executemany(
-                "INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at)"
-                " VALUES (?,?,?,?,?)",
-                [(c.task_id, c.epoch, owner, c.run_tag, now) for c in claims],
-            )
-        return claims
+    def apply(self, owner: str, batch: Batch) -> BatchResult:
+        """One server tick's writes in one transaction: pids of spawned attempts, output,
+        outcomes, then a claim of up to ``batch.claim`` queued tasks.
 
-    def record_spawned(self, owner: str, spawned: Sequence[Spawned]) -> None:
-        with self._tx() as cur:
-            cur.executemany("UPDATE attempts SET pid=?, pid_start=? WHERE task_id=? AND epoch=?"
-                            " AND owner=? AND finished_at IS NULL",
-                            [(s.pid, s.pid_start, s.task_id, s.epoch, owner) for s in spawned])
-            cur.executemany(f"UPDATE tasks SET pid=? WHERE id=? AND epoch=? AND owner=?"
-                            f" AND status IN {ACTIVE_IN}",
-                            [(s.pid, s.task_id, s.epoch, owner) for s in spawned])
-
-    def finish(self, owner: str, outcomes: Sequence[Outcome], by: str,
-               output: Sequence[OutputWrite] = ()) -> list[int]:
-        """Store the last output and record how attempts ended, in one transaction.
-
-        Returns the task ids whose outcome was fenced off (not ours any more).
+        Output and outcomes of attempts that are not ours any more are not written;
+        their task ids come back in ``stale``.
         """
         now = time.time()
-        stale: list[int] = []
         with self._tx() as cur:
-            self._append(cur, owner, output)
-            for o in outcomes:
-                verb = _VERB_FOR[o.status]
-                lifecycle.check_reason(verb, o.reason)
-                cur.execute(
-                    "UPDATE tasks SET status=?, reason=?, exit_code=?, signal=?, error=?,"
-                    " finished_at=?, changed_by=?, changed_at=?"
-                    f" WHERE id=? AND epoch=? AND owner=? AND status IN {ACTIVE_IN}",
-                    (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, now, by, now,
-                     o.task_id, o.epoch, owner),
-                )
-                if cur.rowcount == 0:
-                    stale.append(o.task_id)
-                    continue
-                self._close_attempt(cur, o, now)
-        return stale
+            if batch.spawned:
+                self._record_spawned(cur, owner, batch.spawned)
+            stale = {task_id for task_id, _ in self._append(cur, owner, batch.output)}
+            for o in batch.outcomes:
+                if not self._finish_one(cur, owner, o, now, f"server:{owner}"):
+                    stale.add(o.task_id)
+            claims = self._claim(cur, owner, batch.claim, now) if batch.claim > 0 else []
+        return BatchResult(sorted(stale), claims)
+
+    def claim(self, owner: str, limit: int) -> list[Claim]:
+        """Move up to ``limit`` queued tasks to running, each with a new epoch and attempt."""
+        return self.apply(owner, Batch(claim=limit)).claims
+
+    def record_spawned(self, owner: str, spawned: Sequence[Spawned]) -> None:
+        self.apply(owner, Batch(spawned=list(spawned)))
+
+    def finish(self, owner: str, outcomes: Sequence[Outcome],
+               output: Sequence[OutputWrite] = ()) -> list[int]:
+        """Record how attempts ended (with their last output); returns fenced-off task ids."""
+        return self.apply(owner, Batch(output=list(output), outcomes=list(outcomes))).stale
+
+    def append_output(self, owner: str, writes: Sequence[OutputWrite]) -> None:
+        """Store output of live attempts; raises StaleAttempt (writing nothing) if
+        one of them is not ours any more."""
+        with self._tx() as cur:
+            stale = self._append(cur, owner, writes)
+            if stale:
+                task_id, epoch = stale[0]
+                raise StaleAttempt(f"task {task_id} attempt {epoch} is not ours any more")
+
+    def _claim(self, cur: Cursor, owner: str, limit: int, now: float) -> list[Claim]:
+        cur.execute(
+            "UPDATE tasks SET status=?, epoch=epoch+1, owner=?, pid=NULL, started_at=?,"
+            " finished_at=NULL, reason=NULL, exit_code=NULL, signal=NULL, error=NULL,"
+            " progress_done=NULL, progress_total=NULL, progress_message=NULL,"
+            " changed_by=?, changed_at=?"
+            " WHERE id IN (SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?)"
+            " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open",
+            (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now,
+             _CLAIM_FROM, limit),
+        )
+        got = sorted(cur.fetchall(), key=lambda r: r[0])
+        claims = [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4],
+                        r[5], bool(r[6]), f"{owner}.{r[0]}.{r[1]}") for r in got]
+        cur.executemany(
+            "INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at) VALUES (?,?,?,?,?)",
+            [(c.task_id, c.epoch, owner, c.run_tag, now) for c in claims],
+        )
+        return claims
+
+    def _record_spawned(self, cur: Cursor, owner: str, spawned: Sequence[Spawned]) -> None:
+        cur.executemany("UPDATE attempts SET pid=?, pid_start=? WHERE task_id=? AND epoch=?"
+                        " AND owner=? AND finished_at IS NULL",
+                        [(s.pid, s.pid_start, s.task_id, s.epoch, owner) for s in spawned])
+        cur.executemany(f"UPDATE tasks SET pid=? WHERE id=? AND epoch=? AND owner=?"
+                        f" AND status IN {ACTIVE_IN} AND pid IS NOT ?",
+                        [(s.pid, s.task_id, s.epoch, owner, s.pid) for s in spawned])
+
+    def _finish_one(self, cur: Cursor, owner: str, o: Outcome, now: float, by: str) -> bool:
+        lifecycle.check_reason(_VERB_FOR[o.status], o.reason)
+        cur.execute(
+            "UPDATE tasks SET status=?, reason=?, exit_code=?, signal=?, error=?,"
+            " finished_at=?, changed_by=?, changed_at=?"
+            f" WHERE id=? AND epoch=? AND owner=? AND status IN {ACTIVE_IN}",
+            (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, now, by, now,
+             o.task_id, o.epoch, owner),
+        )
+        if cur.rowcount == 0:
+            return False
+        self._close_attempt(cur, o, now)
+        return True
 
     def _close_attempt(self, cur: Cursor, o: Outcome, now: float) -> None:
         cur.execute(
@@ -119,15 +140,6 @@ class SqlServerStore(SqlStoreBase):
         cur.execute("UPDATE requests SET state='rejected', result=?, done_at=?"
                     " WHERE task_id=? AND state='pending'",
                     (f"task ended ({o.status})", now, o.task_id))
-
-    def append_output(self, owner: str, writes: Sequence[OutputWrite]) -> None:
-        """Store output of live attempts; raises StaleAttempt (writing nothing) if
-        one of them is not ours any more."""
-        with self._tx() as cur:
-            stale = self._append(cur, owner, writes)
-            if stale:
-                task_id, epoch = stale[0]
-                raise StaleAttempt(f"task {task_id} attempt {epoch} is not ours any more")
 
     def _append(self, cur: Cursor, owner: str,
                 writes: Sequence[OutputWrite]) -> list[tuple[int, int]]:

@@ -27,7 +27,6 @@ CREATE TABLE tasks (
     changed_by       TEXT    NOT NULL,            -- who made the last status change (for events)
     changed_at       REAL    NOT NULL
 );
-CREATE INDEX tasks_queued ON tasks (queue, id) WHERE status = 'queued';
 CREATE INDEX tasks_status ON tasks (status, id);
 
 CREATE TABLE attempts (
