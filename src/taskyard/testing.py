@@ -1,0 +1,103 @@
+"""Helpers for tests of taskyard and of code that uses it: a real server in a
+subprocess on a temporary home, and ``wait_for`` instead of sleeps."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01,
+             message: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise Timeout(f"{message} not met within {timeout}s")
+        time.sleep(interval)
+        interval = min(interval * 1.5, 0.1)
+
+
+def cli(home: Path | str, *args: str, input: bytes | None = None, check: bool = False,
+        timeout: float = 60.0) -> subprocess.CompletedProcess[bytes]:
+    """Run ``taskyard --home HOME ARGS...`` as a user would."""
+    return subprocess.run([sys.executable, "-m", "taskyard", "--home", str(home), *args],
+                          input=input, capture_output=True, check=check, timeout=timeout)
+
+
+def server_process(home: Path | str, *extra: str, env: dict[str, str] | None = None
+                   ) -> subprocess.Popen[bytes]:
+    """Start ``taskyard server start --foreground`` and return once it is ready."""
+    read_end, write_end = os.pipe()
+    full_env = dict(os.environ if env is None else env, TASKYARD_READY_FD=str(write_end))
+    Path(home).mkdir(parents=True, exist_ok=True)
+    log = open(Path(home) / "server.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taskyard", "--home", str(home), "server", "start",
+         "--foreground", *extra],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=full_env, pass_fds=(write_end,))
+    log.close()
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as ready:
+        answer = ready.read()
+    if answer.strip() != b"ok":
+        proc.wait(10)
+        raise RuntimeError(f"server did not start: {answer!r}; log: {Path(home) / 'server.log'}")
+    return proc
+
+
+@contextmanager
+def running_server(home: Path | str, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A server for the duration of the block; stopped with SIGTERM twice (then KILL)."""
+    proc = server_process(home, *extra)
+    try:
+        yield proc
+    finally:
+        stop_server(proc)
+
+
+def stop_server(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def pids_with_tag(prefix: str) -> Sequence[int]:
+    """Live processes whose TASKYARD_RUN starts with ``prefix`` (for orphan checks)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rfind(")") + 2] == "Z":
+            continue
+        for item in env.split(b"\0"):
+            if item.startswith(b"TASKYARD_RUN=" + prefix.encode()):
+                found.append(int(entry.name))
+    return found

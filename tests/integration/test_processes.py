@@ -1,0 +1,84 @@
+"""Real server process, real children, real signals."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from taskyard import Reason, Status, Yard
+from taskyard.testing import pids_with_tag, running_server, wait_for
+
+
+@pytest.fixture
+def yard(home: Path):
+    with running_server(home, "--slots", "4", "--kill-grace", "2"), Yard(home) as y:
+        yield y
+
+
+def _running(y: Yard, task_id: int) -> bool:
+    t = y.get(task_id)
+    return t.status is Status.RUNNING and t.pid is not None
+
+
+def test_echo_succeeds_and_output_is_stored(yard: Yard) -> None:
+    t = yard.submit(["echo", "hello"])
+    done = yard.wait(t.id, timeout=10)
+    assert done is not None and done.status is Status.SUCCEEDED
+    assert yard.logs(t.id).data == b"hello\n"
+    assert [e.to_status for e in yard.events(t.id)] == [Status.QUEUED, Status.RUNNING,
+                                                        Status.SUCCEEDED]
+
+
+def test_group_kill_leaves_no_survivor(yard: Yard) -> None:
+    t = yard.submit(["sh", "-c", "sleep 999 & sleep 999"])
+    wait_for(lambda: _running(yard, t.id))
+    wait_for(lambda: len(pids_with_tag("")) >= 2, message="both sleeps started")
+    yard.kill(t.id)
+    done = yard.wait(t.id, timeout=10)
+    assert done is not None and done.status is Status.STOPPED and done.reason is Reason.KILLED
+    wait_for(lambda: not pids_with_tag(""), timeout=5, message="no survivor")
+
+
+def test_pause_then_kill_terminates(yard: Yard) -> None:
+    t = yard.submit(["sleep", "999"])
+    wait_for(lambda: _running(yard, t.id))
+    assert yard.pause(t.id).status is Status.PAUSED
+    yard.kill(t.id)
+    done = yard.wait(t.id, timeout=5)
+    assert done is not None and done.status is Status.STOPPED and done.signal == signal.SIGTERM
+
+
+def test_binary_output_round_trips_exactly(yard: Yard, tmp_path: Path) -> None:
+    blob = os.urandom(3 * 1024 * 1024) + b"\xff\xfe\x00 invalid utf-8 \xc3\x28"
+    src = tmp_path / "blob"
+    src.write_bytes(blob)
+    t = yard.submit(["cat", str(src)])
+    assert yard.wait(t.id, timeout=20).status is Status.SUCCEEDED
+    got, offset = b"", 0
+    while True:
+        read = yard.logs(t.id, offset=offset, limit=1024 * 1024)
+        assert read.dropped is None
+        got += read.data
+        offset = read.next_offset
+        if offset >= read.total:
+            break
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(blob).hexdigest()
+
+
+def test_nonexistent_program_fails_with_spawn(yard: Yard) -> None:
+    t = yard.submit(["/no/such/program"])
+    done = yard.wait(t.id, timeout=10)
+    assert done is not None and done.status is Status.FAILED and done.reason is Reason.SPAWN
+    assert "No such file" in (done.error or "")
+
+
+def test_exit_code_and_signal_are_recorded(yard: Yard) -> None:
+    a = yard.submit(["sh", "-c", "exit 7"])
+    b = yard.submit(["sh", "-c", "kill -SEGV $$"])
+    da, db = yard.wait(a.id, timeout=10), yard.wait(b.id, timeout=10)
+    assert da.reason is Reason.EXIT and da.exit_code == 7
+    assert db.reason is Reason.SIGNAL and db.signal == signal.SIGSEGV
