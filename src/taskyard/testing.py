@@ -47,7 +47,7 @@ def server_process(home: Path | str, *extra: str, env: dict[str, str] | None = N
     read_end, write_end = os.pipe()
     full_env = dict(os.environ if env is None else env, TASKYARD_READY_FD=str(write_end))
     Path(home).mkdir(parents=True, exist_ok=True)
-    log = open(Path(home) / "server.log", "ab")  # noqa: SIM115 - handed to the child
+    log = open(Path(home) / "server.log", "ab")  # handed to the child, closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "taskyard", "--home", str(home), "server", "start",
          "--foreground", *extra],
