@@ -8,7 +8,7 @@ the transaction and the few dialect differences.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -117,25 +117,42 @@ class SqlStoreBase:
 
     def read_output(self, task_id: int, stream: str, offset: int, limit: int | None,
                     epoch: int | None = None) -> OutputRead:
+        """Up to ``limit`` kept bytes from ``offset``. A stream has at most one dropped
+        range (between the kept head and the kept tail): a read that starts in it
+        reports the whole range and continues after it; a read never crosses it."""
         with self._read_tx() as cur:
             task = self._fetch_task(cur, task_id)
             epoch = task.attempt if epoch is None else epoch
-            cur.execute("SELECT total FROM streams WHERE task_id=? AND epoch=? AND stream=?",
-                        (task_id, epoch, stream))
+            key = (task_id, epoch, stream)
+            cur.execute("SELECT total, head FROM streams WHERE task_id=? AND epoch=? AND stream=?",
+                        key)
             row = cur.fetchone()
-            total = row[0] if row else 0
-            end = total if limit is None else min(total, offset + limit)
+            total, head = (row[0], row[1]) if row else (0, 0)
+            gap_end = total
+            if total > head:
+                cur.execute("SELECT MIN(offset) FROM chunks WHERE task_id=? AND epoch=?"
+                            " AND stream=? AND offset >= ?", (*key, head))
+                found = cur.fetchone()[0]
+                gap_end = total if found is None else found
+            start, dropped = offset, None
+            if head <= offset < gap_end:
+                dropped, start = (offset, gap_end), gap_end
+            stop = total if limit is None else min(total, start + limit)
+            if start < head < stop and gap_end > head:
+                stop = head  # never cross the dropped range in one read
             cur.execute(
                 f"SELECT offset, data FROM chunks WHERE task_id=? AND epoch=? AND stream=?"
                 f" AND offset < ? AND offset + {self.LENGTH}(data) > ? ORDER BY offset",
-                (task_id, epoch, stream, end, offset),
+                (*key, stop, start),
             )
             chunks = cur.fetchall()
             cur.execute("SELECT finished_at FROM attempts WHERE task_id=? AND epoch=?",
                         (task_id, epoch))
             arow = cur.fetchone()
         finished = arow is None or arow[0] is not None
-        return _assemble(stream, offset, end, total, chunks, finished)
+        data = _assemble(start, stop, chunks)
+        return OutputRead(stream, offset, data, total, dropped,
+                          max(offset, start + len(data)), finished)
 
     # -- user mutations -------------------------------------------------------
 
@@ -240,29 +257,9 @@ class SqlStoreBase:
             cur.execute("UPDATE instances SET stop_request=? WHERE id=?", (mode, instance_id))
 
 
-def _assemble(stream: str, offset: int, end: int, total: int,
-              chunks: Sequence[tuple[int, bytes]], finished: bool) -> OutputRead:
-    """Join stored chunks into the requested range, reporting a dropped gap."""
-    parts: list[bytes] = []
-    pos = offset
-    dropped: tuple[int, int] | None = None
-    for start, data in _iter_chunks(chunks):
-        if start > pos:
-            if parts:
-                break  # a second gap: the next read reports it
-            dropped = (pos, start)
-            pos = start
-        piece = bytes(data[pos - start: end - start])
-        parts.append(piece)
-        pos += len(piece)
-        if pos >= end:
-            break
-    if not parts and pos < end:
-        dropped = (pos, end)
-        pos = end
-    return OutputRead(stream, offset, b"".join(parts), total, dropped, max(pos, offset), finished)
-
-
-def _iter_chunks(chunks: Sequence[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
-    for start, data in chunks:
-        yield int(start), bytes(data)
+def _assemble(start: int, stop: int, chunks: Sequence[tuple[int, bytes]]) -> bytes:
+    """Join stored chunks (sorted, contiguous over the range) into bytes [start, stop)."""
+    parts = []
+    for offset, data in chunks:
+        parts.append(bytes(data)[max(0, start - offset): stop - offset])
+    return b"".join(parts)

@@ -1,0 +1,211 @@
+"""The store contract: what every backend must do, checked through its public API."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskyard import lifecycle
+from taskyard.errors import NotFound, StaleAttempt, TransitionError
+from taskyard.lifecycle import Reason, Status
+from taskyard.model import TaskSpec
+from taskyard.store.base import Batch, Instance, Outcome, OutputWrite, Spawned
+from taskyard.store.sqlite import SQLiteStore
+
+SPEC = TaskSpec(argv=("echo", "hi"), name="n", env={"A": "1"}, cwd="/tmp", meta={"k": [1]})
+
+
+def _claim_one(store: SQLiteStore, owner: str = "s1") -> tuple[int, int]:
+    """Submit a task and claim it (the only queued one)."""
+    store.submit(SPEC, by="t")
+    (claim,) = store.claim(owner, 1)
+    return claim.task_id, claim.epoch
+
+
+def test_submit_is_durable_and_readable_from_another_connection(
+        store: SQLiteStore, other: SQLiteStore) -> None:
+    task = store.submit(SPEC, by="alice")
+    seen = other.get(task.id)
+    assert seen == task
+    assert (seen.status, seen.attempt, seen.argv, seen.meta) == (Status.QUEUED, 0, ("echo", "hi"),
+                                                                 {"k": [1]})
+    assert [e.to_status for e in other.events(task.id)] == [Status.QUEUED]
+    assert other.events(task.id)[0].by == "alice"
+
+
+def test_unknown_ids(store: SQLiteStore) -> None:
+    for call in (store.get, store.attempts, store.events, store.delete):
+        with pytest.raises(NotFound):
+            call(12345)
+
+
+def test_claim_is_fifo_and_each_claim_is_a_new_epoch(store: SQLiteStore) -> None:
+    ids = [store.submit(SPEC, by="t").id for _ in range(3)]
+    claims = store.claim("s1", 2)
+    assert [c.task_id for c in claims] == ids[:2]
+    assert all(c.epoch == 1 for c in claims)
+    assert [c.task_id for c in store.claim("s2", 5)] == ids[2:]
+    assert store.claim("s2", 5) == []
+    assert claims[0].env == {"A": "1"} and claims[0].cwd == "/tmp"
+    assert claims[0].run_tag.startswith("s1.")
+
+
+def test_two_connections_never_claim_the_same_task(store: SQLiteStore,
+                                                   other: SQLiteStore) -> None:
+    for _ in range(20):
+        store.submit(SPEC, by="t")
+    got: list[int] = []
+    for _ in range(10):
+        got += [c.task_id for c in store.claim("a", 1)]
+        got += [c.task_id for c in other.claim("b", 1)]
+    assert sorted(got) == sorted(set(got)) and len(got) == 20
+
+
+def test_finish_is_fenced_by_epoch_and_owner(store: SQLiteStore) -> None:
+    task_id, epoch = _claim_one(store)
+    done = Outcome(task_id, epoch, Status.SUCCEEDED)
+    assert store.finish("intruder", [done]) == [task_id]
+    assert store.finish("s1", [Outcome(task_id, epoch + 1, Status.SUCCEEDED)]) == [task_id]
+    assert store.get(task_id).status is Status.RUNNING
+    assert store.finish("s1", [done]) == []
+    assert store.finish("s1", [done]) == [task_id]  # a second finish is stale too
+    task = store.get(task_id)
+    assert task.status is Status.SUCCEEDED and task.finished_at is not None
+    (attempt,) = store.attempts(task_id)
+    assert attempt.status is Status.SUCCEEDED and attempt.finished_at is not None
+
+
+def test_restart_makes_a_new_attempt_and_keeps_the_old(store: SQLiteStore) -> None:
+    task_id, epoch = _claim_one(store)
+    assert epoch == 1
+    store.apply("s1", Batch(output=[OutputWrite(task_id, epoch, "stdout", 0, b"one", 3, 0, 100)],
+                            outcomes=[Outcome(task_id, epoch, Status.FAILED, Reason.EXIT,
+                                              exit_code=3)]))
+    with pytest.raises(TransitionError):
+        store.restart(store.submit(SPEC, by="t").id, by="t")  # queued: not restartable
+    task = store.restart(task_id, by="bob")
+    assert (task.status, task.reason, task.exit_code) == (Status.QUEUED, None, None)
+    (claim,) = [c for c in store.claim("s2", 5) if c.task_id == task_id]
+    assert claim.epoch == 2
+    assert [a.epoch for a in store.attempts(task_id)] == [1, 2]
+    assert store.read_output(task_id, "stdout", 0, None, epoch=1).data == b"one"
+    assert store.read_output(task_id, "stdout", 0, None).data == b""
+
+
+def test_stale_output_is_rejected(store: SQLiteStore) -> None:
+    task_id, epoch = _claim_one(store)
+    write = OutputWrite(task_id, epoch, "stdout", 0, b"x", 1, 0, 10)
+    with pytest.raises(StaleAttempt):
+        store.append_output("intruder", [write])
+    store.append_output("s1", [write])
+    store.finish("s1", [Outcome(task_id, epoch, Status.SUCCEEDED)])
+    with pytest.raises(StaleAttempt):
+        store.append_output("s1", [OutputWrite(task_id, epoch, "stdout", 1, b"y", 2, 0, 10)])
+    assert store.read_output(task_id, "stdout", 0, None).data == b"x"
+
+
+def test_output_round_trips_bytes(store: SQLiteStore) -> None:
+    task_id, epoch = _claim_one(store)
+    blob = bytes(range(256)) * 10 + b"\xff\x00\xfe"
+    store.append_output("s1", [OutputWrite(task_id, epoch, "stderr", 0, blob[:1000], 1000, 0, 4096),
+                               OutputWrite(task_id, epoch, "stderr", 1000, blob[1000:],
+                                           len(blob), 0, 4096)])
+    r = store.read_output(task_id, "stderr", 0, None)
+    assert r.data == blob and r.total == len(blob) and not r.finished
+    assert store.read_output(task_id, "stderr", 990, 20).data == blob[990:1010]
+
+
+def test_cancel_only_waiting_tasks(store: SQLiteStore) -> None:
+    queued = store.submit(SPEC, by="t")
+    stopped = store.cancel(queued.id, by="carol")
+    assert stopped is not None and stopped.status is Status.STOPPED
+    assert stopped.reason is Reason.KILLED
+    running, _ = _claim_one(store)
+    assert store.cancel(running, by="carol") is None
+    assert store.claim("s1", 5) == []
+
+
+def test_requests_and_pause_transitions(store: SQLiteStore) -> None:
+    task_id, epoch = _claim_one(store)
+    waiting = store.submit(SPEC, by="t")
+    with pytest.raises(TransitionError):
+        store.add_request(waiting.id, "kill", {"signal": 15}, by="t")
+    req = store.add_request(task_id, "pause", None, by="dave")
+    assert [r.id for r in store.pending_requests("s1")] == [req.id]
+    assert store.pending_requests("s2") == []
+    store.set_paused("s1", task_id, epoch, True, "server:s1")
+    with pytest.raises(StaleAttempt):
+        store.set_paused("s1", task_id, epoch, True, "server:s1")
+    store.complete_request(req.id, "done", None)
+    assert store.get_request(req.id).state == "done"
+    assert store.get(task_id).status is Status.PAUSED
+    pending = store.add_request(task_id, "kill", {"signal": 9}, by="dave")
+    store.finish("s1", [Outcome(task_id, epoch, Status.STOPPED, Reason.KILLED, signal=9)])
+    assert store.get_request(pending.id).state == "rejected"
+    history = [(e.from_status, e.to_status) for e in store.events(task_id)]
+    assert all(lifecycle.is_legal(a, b) for a, b in history)
+    assert history[-1] == (Status.PAUSED, Status.STOPPED)
+
+
+def test_progress_is_fenced(store: SQLiteStore) -> None:
+    task_id, epoch = _claim_one(store)
+    store.set_progress(task_id, epoch, 3, 10, "three")
+    assert store.get(task_id).progress.to_json() == {"done": 3, "total": 10, "message": "three"}
+    with pytest.raises(StaleAttempt):
+        store.set_progress(task_id, epoch + 1, 4, 10, None)
+    store.finish("s1", [Outcome(task_id, epoch, Status.SUCCEEDED)])
+    with pytest.raises(StaleAttempt):
+        store.set_progress(task_id, epoch, 5, 10, None)
+
+
+def test_meta_merge_patch_and_cap(store: SQLiteStore) -> None:
+    task = store.submit(SPEC, by="t")
+    assert store.patch_meta(task.id, {"k": None, "x": {"y": 1}}, 1000).meta == {"x": {"y": 1}}
+    from taskyard.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        store.patch_meta(task.id, {"big": "x" * 2000}, 1000)
+    assert store.get(task.id).meta == {"x": {"y": 1}}
+
+
+def test_delete_only_terminal_and_everything_goes(store: SQLiteStore) -> None:
+    task_id, epoch = _claim_one(store)
+    with pytest.raises(TransitionError):
+        store.delete(task_id)
+    store.apply("s1", Batch(output=[OutputWrite(task_id, epoch, "stdout", 0, b"x", 1, 0, 10)],
+                            outcomes=[Outcome(task_id, epoch, Status.SUCCEEDED)]))
+    store.delete(task_id)
+    with pytest.raises(NotFound):
+        store.get(task_id)
+    assert store.submit(SPEC, by="t").id > task_id  # ids are never reused
+
+
+def test_lost_attempts_and_crash(store: SQLiteStore) -> None:
+    now = 1000.0
+    store.register(Instance("dead", "h", "b", 1, 2, now, now, None, None))
+    store.register(Instance("live", "h", "b", 2, 2, now, now + 100, None, None))
+    store.submit(SPEC, by="t")
+    store.submit(SPEC, by="t")
+    (a,) = store.claim("dead", 1)
+    (b,) = store.claim("live", 1)
+    store.record_spawned("dead", [Spawned(a.task_id, a.epoch, 4242, 99)])
+    lost = store.lost_attempts("me", dead_before=now + 50)
+    assert [(x.task_id, x.pid, x.pid_start) for x in lost] == [(a.task_id, 4242, 99)]
+    store.crash(lost[0], by="server:me")
+    task = store.get(a.task_id)
+    assert (task.status, task.reason) == (Status.FAILED, Reason.CRASHED)
+    assert store.finish("dead", [Outcome(a.task_id, a.epoch, Status.SUCCEEDED)]) == [a.task_id]
+    assert store.lost_attempts("me", dead_before=now + 50) == []
+    assert store.get(b.task_id).status is Status.RUNNING
+
+
+def test_heartbeat_and_stop_request(store: SQLiteStore) -> None:
+    store.register(Instance("i1", "h", "b", 1, 2, 1.0, 1.0, None, None))
+    assert store.live_instance() is not None
+    store.request_stop("i1", "now")
+    assert store.heartbeat("i1", 2.0).stop_request == "now"
+    store.unregister("i1", 3.0)
+    assert store.live_instance() is None
+    from taskyard.errors import StoreError
+
+    with pytest.raises(StoreError):
+        store.heartbeat("i1", 4.0)

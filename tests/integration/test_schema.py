@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from taskyard.errors import SchemaTooNew
+from taskyard.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from taskyard.testing import cli
+
+
+def test_new_store_gets_the_latest_schema_in_wal_mode(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    assert store.schema_version() == SCHEMA_VERSION
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "taskyard.db").close()
+    db = sqlite3.connect(tmp_path / "taskyard.db")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(SchemaTooNew, match="newer"):
+        SQLiteStore(tmp_path / "taskyard.db")
+    result = cli(tmp_path, "ls")
+    assert result.returncode == 1
+    assert b"newer than this taskyard" in result.stderr and b"Traceback" not in result.stderr

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from taskyard import config
+from taskyard.errors import ConfigError
+
+
+def test_layers_defaults_file_env_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert config.load(tmp_path).kill_grace == 5.0
+    (tmp_path / "taskyard.toml").write_text("[server]\nslots = 3\nkill_grace = 7\n")
+    s = config.load(tmp_path)
+    assert (s.slots, s.kill_grace) == (3, 7.0)
+    monkeypatch.setenv("TASKYARD_SLOTS", "5")
+    assert config.load(tmp_path).slots == 5
+    assert config.load(tmp_path, slots=9).slots == 9
+    assert config.load(tmp_path, slots=None).slots == 5
+
+
+def test_home_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert config.default_home() == tmp_path / "xdg" / "taskyard"
+    monkeypatch.setenv("TASKYARD_HOME", str(tmp_path / "h"))
+    assert config.default_home() == tmp_path / "h"
+    assert config.load("rel").home.is_absolute()
+
+
+@pytest.mark.parametrize(("toml", "match"), [
+    ("[server]\nslots = 'many'\n", "slots"),
+    ("[server]\nbogus = 1\n", "unknown setting"),
+    ("[server]\nsynchronous = 'sometimes'\n", "synchronous"),
+    ("[server\n", "taskyard.toml"),
+    ("[server]\nkill_grace = -1\n", "kill_grace"),
+])
+def test_bad_settings(tmp_path: Path, toml: str, match: str) -> None:
+    (tmp_path / "taskyard.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=match):
+        config.load(tmp_path)
+
+
+def test_bad_env_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKYARD_POLL_INTERVAL", "soon")
+    with pytest.raises(ConfigError, match="TASKYARD_POLL_INTERVAL"):
+        config.load(tmp_path)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+from taskyard import validate
+from taskyard.errors import InvalidInput
+from taskyard.model import TaskSpec
+from taskyard.store.jsonpatch import merge_patch
+
+
+@pytest.mark.parametrize("argv", [[], [""], ["echo", "a\0b"]])
+def test_bad_argv(argv: list[str]) -> None:
+    with pytest.raises(InvalidInput):
+        validate.check_argv(argv)
+
+
+@pytest.mark.parametrize("env", [{"A=B": "x"}, {"": "x"}, {"A": "x\0y"}, {"A\0": "x"}])
+def test_bad_env(env: dict[str, str]) -> None:
+    with pytest.raises(InvalidInput, match="env"):
+        validate.check_env(env)
+
+
+def test_env_pairs() -> None:
+    assert validate.parse_env_pairs(["A=1", "B=x=y", "C="]) == {"A": "1", "B": "x=y", "C": ""}
+    with pytest.raises(InvalidInput, match="KEY=VALUE"):
+        validate.parse_env_pairs(["NOEQUALS"])
+    with pytest.raises(InvalidInput):
+        validate.parse_env_pairs(["=x"])
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("[1, 2]", "must be a JSON object"),
+    ("not json", "not valid JSON"),
+    ('{"a": NaN}', "NaN"),
+    ('{"a": Infinity}', "Infinity"),
+    ('{"a": 123456789012345678901234567890}', "64 bits"),
+    ('{"a":' * 100 + "1" + "}" * 100, "deeper"),
+    ("[" * 100_000 + "]" * 100_000, "JSON"),
+])
+def test_bad_meta(text: str, match: str) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        validate.parse_json_object(text)
+
+
+def test_meta_size_cap() -> None:
+    big = json.dumps({"a": "x" * (1024 * 1024)})
+    with pytest.raises(InvalidInput, match="over"):
+        validate.parse_json_object(big)
+    assert validate.parse_json_object('{"a": [1, 2.5, "x", null, true]}') == {
+        "a": [1, 2.5, "x", None, True]}
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("TERM", signal.SIGTERM), ("sigkill", signal.SIGKILL), ("9", 9), ("SIGUSR1", signal.SIGUSR1),
+    ("hup", signal.SIGHUP), ("64", 64)])
+def test_signals(text: str, number: int) -> None:
+    assert validate.parse_signal(text) == number
+
+
+@pytest.mark.parametrize("text", ["SIGFOO", "0", "65", "-1", "١٥", "", "TERM9"])
+def test_bad_signals(text: str) -> None:
+    with pytest.raises(InvalidInput, match="signal"):
+        validate.parse_signal(text)
+
+
+@pytest.mark.parametrize(("done", "total"), [(-1, 10), (float("nan"), None), (1, float("inf"))])
+def test_bad_progress(done: float, total: float | None) -> None:
+    with pytest.raises(InvalidInput, match="progress"):
+        validate.check_progress(done, total)
+
+
+def test_spec_checks() -> None:
+    with pytest.raises(InvalidInput, match="absolute"):
+        validate.check_spec(TaskSpec(argv=("x",), cwd="relative"))
+    with pytest.raises(InvalidInput, match="exclude"):
+        validate.check_spec(TaskSpec(argv=("x",), stdin=b"a", stdin_open=True))
+    with pytest.raises(InvalidInput, match="name"):
+        validate.check_spec(TaskSpec(argv=("x",), name="line\nbreak"))
+
+
+def test_merge_patch_rfc7396() -> None:
+    assert merge_patch({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": None, "e": 4}, "f": [1]}) == {
+        "a": 1, "b": {"d": 3, "e": 4}, "f": [1]}
+    assert merge_patch({"a": 1}, {"a": None}) == {}
