@@ -66,3 +66,10 @@ def read_file_bytes(path: str, what: str) -> bytes:
             return handle.read()
     except OSError as exc:
         raise InvalidInput(f"{what} {path}: {exc.strerror}", field=what) from None
+
+
+def json_arg(text: str, what: str) -> str | bytes:
+    """A JSON argument, or ``@FILE`` to read it from a file (for large values)."""
+    if text.startswith("@"):
+        return read_file_bytes(text[1:], what)
+    return text

@@ -13,6 +13,7 @@ from ..errors import InvalidInput, UserError
 from ..lifecycle import Status
 from ..model import TaskSpec
 from .common import (
+    json_arg,
     json_flag,
     non_negative_int,
     number,
@@ -32,7 +33,7 @@ def register(sub: Any) -> None:
     p.add_argument("--env", action="append", default=[], metavar="K=V",
                    help="extra environment variable for the task (repeatable)")
     p.add_argument("--cwd", metavar="DIR", help="working directory (default: the current one)")
-    p.add_argument("--meta", metavar="JSON", help="metadata: a JSON object")
+    p.add_argument("--meta", metavar="JSON", help="metadata: a JSON object (or @FILE)")
     stdin = p.add_mutually_exclusive_group()
     stdin.add_argument("--stdin-file", metavar="F", help="feed the task this file on stdin")
     stdin.add_argument("--stdin-open", action="store_true",
@@ -78,7 +79,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("meta", help="merge-patch a task's metadata (RFC 7396)")
     p.add_argument("id", type=task_id)
-    p.add_argument("patch", metavar="JSON")
+    p.add_argument("patch", metavar="JSON", help="a JSON object (or @FILE)")
     json_flag(p)
     p.set_defaults(handler=cmd_meta)
 
@@ -90,7 +91,8 @@ def _spec(args: argparse.Namespace) -> TaskSpec:
     if not argv:
         raise InvalidInput("a command is required: taskyard submit [OPTIONS] -- PROGRAM ARG...",
                            field="argv")
-    meta = validate.parse_json_object(args.meta) if args.meta is not None else {}
+    meta = (validate.parse_json_object(json_arg(args.meta, "meta"))
+            if args.meta is not None else {})
     stdin = read_file_bytes(args.stdin_file, "stdin-file") if args.stdin_file else None
     cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
     return TaskSpec(argv=tuple(argv), name=args.name, queue=args.queue,
@@ -180,7 +182,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 
 def cmd_meta(args: argparse.Namespace) -> int:
-    patch = validate.parse_json_object(args.patch)
+    patch = validate.parse_json_object(json_arg(args.patch, "meta"))
     task = ops.set_meta(store(args), args.id, patch)
     if args.json:
         print_json(task.to_json())

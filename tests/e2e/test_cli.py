@@ -1,0 +1,204 @@
+"""The CLI as a user drives it: exit codes, one-line errors, JSON, and nothing lost."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskyard.testing import cli, running_server, wait_for
+
+TY = f"{shlex.quote(sys.executable)} -m taskyard"  # taskyard as a task runs it
+
+
+def ok(home: Path, *args: str, input: bytes | None = None) -> str:
+    result = cli(home, *args, input=input)
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode()
+
+
+def show(home: Path, task_id: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads(ok(home, "show", task_id, "--json"))
+    return data
+
+
+def user_error(home: Path, *args: str, code: int = 2) -> str:
+    """Run a command that must fail with ``code`` and one line on stderr, no traceback."""
+    result = cli(home, *args)
+    err = result.stderr.decode()
+    assert result.returncode == code, (result.returncode, err)
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and err.startswith("taskyard")
+    return err
+
+
+@pytest.fixture
+def served(home: Path) -> Iterator[Path]:
+    with running_server(home, "--slots", "2", "--kill-grace", "2"):
+        yield home
+
+
+def test_submit_without_a_server_is_durable_then_runs(home: Path) -> None:
+    task_id = ok(home, "submit", "--name", "greet", "--", "echo", "hello world").strip()
+    assert show(home, task_id)["status"] == "queued"
+    with running_server(home):
+        assert cli(home, "wait", task_id, "--timeout", "10").returncode == 0
+    assert ok(home, "logs", task_id) == "hello world\n"
+    data = show(home, task_id)
+    for key in ("id", "name", "queue", "status", "reason", "exit_code", "signal", "argv", "cwd",
+                "meta", "progress", "attempt", "pid", "created_at", "started_at", "finished_at",
+                "attempts", "events"):
+        assert key in data
+    assert data["status"] == "succeeded" and data["name"] == "greet"
+    assert str(data["created_at"]).endswith("Z")
+
+
+def test_shell_metacharacters_are_literal(served: Path) -> None:
+    task_id = ok(served, "submit", "--", "echo", "$(id); rm -rf /").strip()
+    assert cli(served, "wait", task_id, "--timeout", "10").returncode == 0
+    assert ok(served, "logs", task_id) == "$(id); rm -rf /\n"
+
+
+def test_json_everywhere(served: Path) -> None:
+    task = json.loads(ok(served, "submit", "--json", "--meta", '{"team": "a"}', "--env", "X=1",
+                         "--", "sh", "-c", "echo $X $TASKYARD_TASK_ID"))
+    assert task["meta"] == {"team": "a"} and task["env_keys"] == ["X"]
+    assert cli(served, "wait", str(task["id"]), "--timeout", "10").returncode == 0
+    assert ok(served, "logs", str(task["id"])) == f"1 {task['id']}\n"
+    listed = json.loads(ok(served, "ls", "--json"))
+    assert [t["id"] for t in listed] == [task["id"]]
+    assert json.loads(ok(served, "ls", "--json", "--status", "queued")) == []
+    assert json.loads(ok(served, "server", "status", "--json"))["running"] is True
+
+
+def test_wait_exit_codes(served: Path) -> None:
+    good = ok(served, "submit", "--", "true").strip()
+    bad = ok(served, "submit", "--", "false").strip()
+    slow = ok(served, "submit", "--", "sleep", "30").strip()
+    assert cli(served, "wait", good, "--timeout", "10").returncode == 0
+    assert cli(served, "wait", bad, "--timeout", "10").returncode == 1
+    assert cli(served, "wait", slow, "--timeout", "0.2").returncode == 124
+    ok(served, "kill", slow)
+    assert cli(served, "wait", slow, "--timeout", "10").returncode == 1
+    assert show(served, slow)["reason"] == "killed"
+
+
+def test_controls_and_wrong_states(served: Path) -> None:
+    task_id = ok(served, "submit", "--", "sleep", "30").strip()
+    wait_for(lambda: show(served, task_id)["pid"], message="started")
+    user_error(served, "resume", task_id)
+    assert "paused" in ok(served, "pause", task_id)
+    user_error(served, "pause", task_id)
+    assert "running" in ok(served, "resume", task_id)
+    user_error(served, "kill", task_id, "--signal", "SIGFOO")
+    user_error(served, "rm", task_id)
+    ok(served, "kill", task_id, "--signal", "KILL")
+    assert cli(served, "wait", task_id, "--timeout", "10").returncode == 1
+    data = show(served, task_id)
+    assert (data["status"], data["signal"]) == ("stopped", 9)
+    user_error(served, "kill", task_id)
+    user_error(served, "pause", task_id)
+    ok(served, "restart", task_id)
+    wait_for(lambda: show(served, task_id)["attempt"] == 2 and show(served, task_id)["pid"])
+    ok(served, "rm", task_id, "--force")
+    user_error(served, "show", task_id)
+
+
+def test_killing_a_queued_task_stops_it_before_it_starts(home: Path) -> None:
+    task_id = ok(home, "submit", "--", "touch", str(home / "ran")).strip()
+    assert "stopped" in ok(home, "kill", task_id)
+    with running_server(home):
+        assert show(home, task_id)["status"] == "stopped"
+        later = ok(home, "submit", "--", "true").strip()
+        assert cli(home, "wait", later, "--timeout", "10").returncode == 0
+    assert not (home / "ran").exists()
+
+
+def test_stdin_file_and_send(served: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"from a file\n")
+    fed = ok(served, "submit", "--stdin-file", str(src), "--", "cat").strip()
+    assert cli(served, "wait", fed, "--timeout", "10").returncode == 0
+    assert ok(served, "logs", fed) == "from a file\n"
+    live = ok(served, "submit", "--stdin-open", "--", "cat").strip()
+    wait_for(lambda: show(served, live)["pid"], message="started")
+    ok(served, "send", live, "line one\n")
+    ok(served, "send", live, "-", "--eof", input=b"line two\n")
+    assert cli(served, "wait", live, "--timeout", "10").returncode == 0
+    assert ok(served, "logs", live) == "line one\nline two\n"
+    user_error(served, "send", fed, "x")
+
+
+def test_meta_and_progress(served: Path) -> None:
+    task_id = ok(served, "submit", "--meta", '{"a": 1, "b": 2}', "--", "sh", "-c",
+                 f'{TY} progress 3 10 "three of ten" && sleep 30').strip()
+    assert json.loads(ok(served, "meta", task_id, '{"b": null, "c": [1]}')) == {"a": 1, "c": [1]}
+    wait_for(lambda: show(served, task_id)["progress"] == {"done": 3, "total": 10,
+                                                            "message": "three of ten"})
+    ok(served, "kill", task_id)
+
+
+def test_progress_outside_a_task_and_negative(served: Path) -> None:
+    user_error(served, "progress", "1", "2")
+    task_id = ok(served, "submit", "--", "sh", "-c", f"{TY} progress -- -1 10; echo $?").strip()
+    assert cli(served, "wait", task_id, "--timeout", "20").returncode == 0
+    assert ok(served, "logs", task_id).strip() == "2"
+    assert "progress" in ok(served, "logs", task_id, "--stream", "stderr")
+
+
+@pytest.mark.parametrize("args", [
+    ["show", "999"],
+    ["show", "abc"],
+    ["show", "../../etc/passwd"],
+    ["kill", "999"],
+    ["submit"],
+    ["submit", "--"],
+    ["submit", "--env", "=x", "--", "true"],
+    ["submit", "--env", "NOVALUE", "--", "true"],
+    ["submit", "--meta", "[1]", "--", "true"],
+    ["submit", "--meta", "{bad", "--", "true"],
+    ["submit", "--meta", '{"a": NaN}', "--", "true"],
+    ["submit", "--stdin-file", "/no/such/file", "--", "cat"],
+    ["submit", "--name", "a\nb", "--", "true"],
+    ["meta", "1", "not json"],
+    ["ls", "--status", "nope"],
+    ["logs", "1", "--offset", "-5"],
+    ["wait", "1", "--timeout", "soon"],
+    ["frobnicate"],
+])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(home: Path, args: list[str]) -> None:
+    ok(home, "submit", "--", "true")
+    user_error(home, *args)
+    assert len(json.loads(ok(home, "ls", "--json"))) == 1
+
+
+def test_meta_over_1_mib_is_refused(home: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"a": "x" * (1024 * 1024 + 10)}))
+    err = user_error(home, "submit", "--meta", f"@{big}", "--", "true")
+    assert "over" in err
+    assert json.loads(ok(home, "ls", "--json")) == []
+
+
+def test_help_shows_environment_variables(home: Path) -> None:
+    assert "TASKYARD_HOME" in ok(home, "--help")
+    text = ok(home, "server", "start", "--help")
+    for var in ("TASKYARD_SLOTS", "TASKYARD_KILL_GRACE", "TASKYARD_POLL_INTERVAL"):
+        assert var in text
+
+
+def test_server_status_and_second_start(home: Path) -> None:
+    assert cli(home, "server", "status").returncode == 3
+    assert "started" in ok(home, "server", "start", "--slots", "1")
+    try:
+        err = user_error(home, "server", "start", code=2)
+        assert "already running" in err
+        assert cli(home, "server", "status").returncode == 0
+    finally:
+        assert "stopped" in ok(home, "server", "stop")
+    assert cli(home, "server", "status").returncode == 3
+    assert "[Service]" in ok(home, "server", "unit")
