@@ -101,3 +101,9 @@ def pids_with_tag(prefix: str) -> Sequence[int]:
             if item.startswith(b"TASKYARD_RUN=" + prefix.encode()):
                 found.append(int(entry.name))
     return found
+
+
+def instance_of(home: Path | str) -> str:
+    """The id of the server instance running on ``home`` (its TASKYARD_RUN prefix)."""
+    parts = (Path(home) / "server.pid").read_text().split()
+    return parts[1] + "."

@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from taskyard import Reason, Status, Yard
-from taskyard.testing import pids_with_tag, running_server, wait_for
+from taskyard.testing import instance_of, pids_with_tag, running_server, wait_for
+
+
+@pytest.fixture
+def yard_home(home: Path) -> Path:
+    return home
 
 
 @pytest.fixture
@@ -33,14 +38,14 @@ def test_echo_succeeds_and_output_is_stored(yard: Yard) -> None:
                                                         Status.SUCCEEDED]
 
 
-def test_group_kill_leaves_no_survivor(yard: Yard) -> None:
+def test_group_kill_leaves_no_survivor(yard: Yard, yard_home: Path) -> None:
     t = yard.submit(["sh", "-c", "sleep 999 & sleep 999"])
     wait_for(lambda: _running(yard, t.id))
-    wait_for(lambda: len(pids_with_tag("")) >= 2, message="both sleeps started")
+    wait_for(lambda: len(pids_with_tag(instance_of(yard_home))) >= 2, message="both sleeps started")
     yard.kill(t.id)
     done = yard.wait(t.id, timeout=10)
     assert done is not None and done.status is Status.STOPPED and done.reason is Reason.KILLED
-    wait_for(lambda: not pids_with_tag(""), timeout=5, message="no survivor")
+    wait_for(lambda: not pids_with_tag(instance_of(yard_home)), timeout=5, message="no survivor")
 
 
 def test_pause_then_kill_terminates(yard: Yard) -> None:
@@ -82,3 +87,50 @@ def test_exit_code_and_signal_are_recorded(yard: Yard) -> None:
     da, db = yard.wait(a.id, timeout=10), yard.wait(b.id, timeout=10)
     assert da.reason is Reason.EXIT and da.exit_code == 7
     assert db.reason is Reason.SIGNAL and db.signal == signal.SIGSEGV
+
+
+def test_term_escalates_to_kill_after_the_grace(yard: Yard) -> None:
+    t = yard.submit(["sh", "-c", "trap '' TERM; echo ready; sleep 999"])
+    wait_for(lambda: yard.logs(t.id).data == b"ready\n")
+    yard.kill(t.id)
+    done = yard.wait(t.id, timeout=10)
+    assert done is not None and done.status is Status.STOPPED
+    assert done.signal == signal.SIGKILL
+
+
+def test_other_signals_are_delivered_to_the_group(yard: Yard) -> None:
+    script = "trap 'echo got USR1; exit 0' USR1; echo ready; while :; do sleep 0.05; done"
+    t = yard.submit(["sh", "-c", script])
+    wait_for(lambda: yard.logs(t.id).data == b"ready\n")
+    yard.kill(t.id, "USR1")
+    done = yard.wait(t.id, timeout=10)
+    assert done is not None and b"got USR1" in yard.logs(t.id).data
+    assert done.status is Status.STOPPED and done.exit_code == 0
+
+
+def test_leftovers_of_a_finished_task_are_killed(yard: Yard, yard_home: Path) -> None:
+    t = yard.submit(["sh", "-c", "sleep 999 > /dev/null 2>&1 & echo started"])
+    assert yard.wait(t.id, timeout=10).status is Status.SUCCEEDED
+    wait_for(lambda: not pids_with_tag(instance_of(yard_home)), timeout=5, message="background sleep killed")
+
+
+def test_output_is_bounded_with_the_true_count(home: Path) -> None:
+    with running_server(home, "--output-tail-mib", "0.5"), Yard(home) as y:
+        size = 5 * 1024 * 1024
+        t = y.submit(["head", "-c", str(size), "/dev/urandom"])
+        assert y.wait(t.id, timeout=30).status is Status.SUCCEEDED
+        first = y.logs(t.id, limit=2 * 1024 * 1024)
+        assert first.total == size and len(first.data) == 1024 * 1024 and first.dropped is None
+        middle = y.logs(t.id, offset=2 * 1024 * 1024, limit=100)
+        assert middle.dropped is not None and middle.dropped[0] == 2 * 1024 * 1024
+        tail = y.logs(t.id, offset=middle.dropped[1])
+        assert len(tail.data) >= 512 * 1024 and tail.next_offset == size
+
+
+def test_follow_streams_until_the_task_ends(yard: Yard, home: Path) -> None:
+    from taskyard.testing import cli
+
+    t = yard.submit(["sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.2; done"])
+    result = cli(home, "logs", str(t.id), "--follow", timeout=20)
+    assert result.returncode == 0
+    assert result.stdout == b"line 1\nline 2\nline 3\n"
