@@ -70,7 +70,8 @@ def task_table(tasks: Sequence[Task]) -> None:
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("ID", "NAME", "QUEUE", "STATUS", "PROGRESS", "COMMAND", "STARTED", "TIME"):
-        table.add_column(col, no_wrap=col not in ("COMMAND", "NAME"))
+        table.add_column(col, no_wrap=True, overflow="ellipsis",
+                         max_width=60 if col == "COMMAND" else None)
     for t in tasks:
         started = iso(t.started_at)
         table.add_row(str(t.id), Text(safe(t.name or "")), Text(safe(t.queue)),
