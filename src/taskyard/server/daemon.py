@@ -20,13 +20,16 @@ from pathlib import Path
 from typing import IO
 
 from ..config import Settings
-from ..errors import StoreError, UserError
+from ..errors import StoreError, TaskyardError, UserError
 from ..store import open_store
 from ..store.base import Instance
 from . import procs, recovery
 from .loop import Server
 
 log = logging.getLogger("taskyard.server")
+
+
+LOCK_RETRY = 0.5
 
 
 class AlreadyRunning(UserError):
@@ -48,13 +51,19 @@ def lock_pidfile(path: Path) -> IO[str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     handle = os.fdopen(fd, "r+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        pid, _ = read_pidfile(path)
-        raise AlreadyRunning(f"already running (pid {pid})") from None
-    return handle
+    # A client probing with a shared lock (server_running) holds it for microseconds:
+    # retry briefly so a probe never makes a start fail; a server holds it for good.
+    deadline = time.monotonic() + LOCK_RETRY
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.close()
+                pid, _ = read_pidfile(path)
+                raise AlreadyRunning(f"already running (pid {pid})") from None
+            time.sleep(0.01)
 
 
 def server_running(path: Path) -> int | None:
@@ -104,9 +113,38 @@ class _Signals:
 
 
 def serve(settings: Settings, ready: IO[bytes] | None = None) -> int:
-    """Run a server in this process until it is stopped. Returns the exit code."""
-    lock = lock_pidfile(settings.pidfile)
+    """Run a server in this process until it is stopped. Returns the exit code.
+
+    ``ready`` (the daemonizing parent's pipe) gets ``ok`` once the server runs,
+    or ``error: ...`` if it could not start.
+    """
+    try:
+        lock = lock_pidfile(settings.pidfile)
+    except AlreadyRunning as exc:
+        _tell(ready, f"error: {exc}")
+        raise
     _setup_logging(settings, sys.stderr)
+    try:
+        return _serve_locked(settings, lock, ready)
+    except TaskyardError as exc:
+        _tell(ready, f"error: {exc}")
+        raise
+    finally:
+        # Emptied, not unlinked: unlinking a locked pidfile lets two servers lock two inodes.
+        with contextlib.suppress(OSError):
+            lock.seek(0)
+            lock.truncate()
+        lock.close()
+
+
+def _tell(ready: IO[bytes] | None, message: str) -> None:
+    if ready is not None and not ready.closed:
+        with contextlib.suppress(OSError):
+            ready.write(message.encode() + b"\n")
+            ready.close()
+
+
+def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) -> int:
     instance_id = secrets.token_hex(6)
     lock.seek(0)
     lock.truncate()
@@ -122,35 +160,25 @@ def serve(settings: Settings, ready: IO[bytes] | None = None) -> int:
     if wake is not None:
         server.watch(wake, lambda: server.on_hint(_drain(wake.sock)))
     _Signals(server)
-    code = 0
     try:
         recovered = recovery.recover(store, instance_id, host, boot, dead_before=float("inf"))
         log.info("server %s started: pid %d, %d slot(s), home %s%s", instance_id, os.getpid(),
                  server.slots, settings.home,
                  f", {recovered} crashed attempt(s) recorded" if recovered else "")
-        if ready is not None:
-            ready.write(b"ok\n")
-            ready.close()
-            ready = None
+        _tell(ready, "ok")
         server.run_forever()
         store.unregister(instance_id, time.time())
         log.info("server %s stopped", instance_id)
+        return 0
     except StoreError as exc:
-        code = 1
         log.critical("store write failed, stopping so memory and disk cannot diverge: %s", exc)
         server.kill_all()
+        _tell(ready, f"error: store failure: {exc}")
+        return 1
     finally:
-        if ready is not None:
-            ready.write(b"error: server failed to start, see the log\n")
-            ready.close()
         if wake is not None:
             wake.close()
-        # Emptied, not unlinked: unlinking a locked pidfile lets two servers lock two inodes.
-        with contextlib.suppress(OSError):
-            lock.seek(0)
-            lock.truncate()
-        lock.close()
-    return code
+        store.close()
 
 
 def _drain(sock: socket.socket) -> bytes:

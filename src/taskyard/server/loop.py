@@ -80,7 +80,7 @@ class Server:
     def on_hint(self, payload: bytes) -> None:
         """A wake datagram: ``w`` work was submitted, ``r`` a request, ``s`` server control."""
         self.queue_hint = self.queue_hint or b"w" in payload or not payload
-        self.request_hint = self.request_hint or b"r" in payload or b"w" in payload
+        self.request_hint = self.request_hint or b"r" in payload
         self.control_hint = self.control_hint or b"s" in payload
 
     def wait_events(self) -> None:
