@@ -82,7 +82,7 @@ def cmd_test(args: list[str]) -> int:
     install()
     ensure_postgres()
     bin_ = VENV / "bin"
-    run(bin_ / "ruff", "check", "src", "tests", "bench", "dev.py")
+    run(bin_ / "ruff", "check", *[p for p in ("src", "tests", "bench", "dev.py") if (ROOT / p).exists()])
     run(bin_ / "mypy")
     return run(PY, "-m", "pytest", "-q", *(args or ["tests"]), check=False)
 
@@ -114,7 +114,11 @@ def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1] not in verbs:
         print(__doc__)
         return 2
-    return verbs[sys.argv[1]](sys.argv[2:])
+    try:
+        return verbs[sys.argv[1]](sys.argv[2:])
+    except subprocess.CalledProcessError as exc:
+        print(f"dev.py: {' '.join(map(str, exc.cmd))} failed (exit {exc.returncode})", file=sys.stderr)
+        return exc.returncode or 1
 
 
 if __name__ == "__main__":
