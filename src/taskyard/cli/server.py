@@ -79,7 +79,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         ready = os.environ.pop("TASKYARD_READY_FD", None)
         handle = os.fdopen(int(ready), "wb") if ready and ready.isdigit() else None
         return serve(s, handle)
-    from ..server.daemon import server_running
+    from ..server.pidfile import server_running
 
     pid = server_running(s.pidfile)
     if pid is not None:
@@ -113,7 +113,7 @@ def _daemonize(args: argparse.Namespace, s: Settings) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from ..server.daemon import read_pidfile, server_running
+    from ..server.pidfile import read_pidfile, server_running
 
     s = settings(args)
     pid = server_running(s.pidfile)
@@ -148,7 +148,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ..server.daemon import read_pidfile, server_running
+    from ..server.pidfile import read_pidfile, server_running
 
     s = settings(args)
     pid = server_running(s.pidfile)

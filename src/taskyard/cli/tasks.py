@@ -11,7 +11,7 @@ from typing import Any
 from .. import ops, validate
 from ..errors import InvalidInput, UserError
 from ..lifecycle import Status
-from ..model import TaskSpec
+from ..model import Task, TaskSpec
 from .common import (
     json_arg,
     json_flag,
@@ -20,6 +20,7 @@ from .common import (
     print_json,
     read_file_bytes,
     seconds,
+    settings,
     store,
     task_id,
 )
@@ -119,7 +120,20 @@ def cmd_ls(args: argparse.Namespace) -> int:
         from .render import task_table
 
         task_table(tasks)
+        _warn_if_orphaned(args, tasks)
     return 0
+
+
+def _warn_if_orphaned(args: argparse.Namespace, tasks: list[Task]) -> None:
+    """Running tasks with no server: say what will happen to them."""
+    active = sum(1 for t in tasks if t.status.active)
+    if not active:
+        return
+    from ..server.pidfile import server_running
+
+    if server_running(settings(args).pidfile) is None:
+        sys.stderr.write(f"taskyard: note: no server is running; the {active} task(s) shown as"
+                         " running will be recorded as crashed when a server starts\n")
 
 
 def cmd_show(args: argparse.Namespace) -> int:

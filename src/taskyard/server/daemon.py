@@ -8,7 +8,6 @@ with it) never blocks a start.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import secrets
@@ -16,69 +15,17 @@ import signal
 import socket
 import sys
 import time
-from pathlib import Path
 from typing import IO
 
 from ..config import Settings
-from ..errors import StoreError, TaskyardError, UserError
+from ..errors import StoreError, TaskyardError
 from ..store import open_store
 from ..store.base import Instance
 from . import procs, recovery
 from .loop import Server
+from .pidfile import AlreadyRunning, lock_pidfile
 
 log = logging.getLogger("taskyard.server")
-
-
-LOCK_RETRY = 0.5
-
-
-class AlreadyRunning(UserError):
-    exit_code = 1
-
-
-def read_pidfile(path: Path) -> tuple[int | None, str | None]:
-    try:
-        text = path.read_text()
-    except OSError:
-        return None, None
-    parts = text.split()
-    pid = int(parts[0]) if parts and parts[0].isdigit() else None
-    return pid, parts[1] if len(parts) > 1 else None
-
-
-def lock_pidfile(path: Path) -> IO[str]:
-    """Take the home's server lock or raise :class:`AlreadyRunning`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    handle = os.fdopen(fd, "r+")
-    # A client probing with a shared lock (server_running) holds it for microseconds:
-    # retry briefly so a probe never makes a start fail; a server holds it for good.
-    deadline = time.monotonic() + LOCK_RETRY
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                handle.close()
-                pid, _ = read_pidfile(path)
-                raise AlreadyRunning(f"already running (pid {pid})") from None
-            time.sleep(0.01)
-
-
-def server_running(path: Path) -> int | None:
-    """The pid of the server holding the lock on ``path``, or None if no server runs."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return read_pidfile(path)[0] or -1
-    finally:
-        os.close(fd)
-    return None
 
 
 def _setup_logging(settings: Settings, stream: IO[str]) -> None:
