@@ -12,10 +12,12 @@ from typing import Any
 from ..config import Settings
 from ..errors import UserError
 from ..lifecycle import ACTIVE
+from ..ops import wait_for
 from .common import json_flag, non_negative_int, print_json, seconds, settings, store
 from .main import envvar
 
 START_TIMEOUT = 30.0
+STARTING_TIMEOUT = 30.0
 
 
 def register(sub: Any) -> None:
@@ -79,11 +81,11 @@ def cmd_start(args: argparse.Namespace) -> int:
         ready = os.environ.pop("TASKYARD_READY_FD", None)
         handle = os.fdopen(int(ready), "wb") if ready and ready.isdigit() else None
         return serve(s, handle)
-    from ..server.pidfile import server_running
+    from ..server.pidfile import running_message, server_running
 
     pid = server_running(s.pidfile)
     if pid is not None:
-        raise UserError(f"already running (pid {pid})")
+        raise UserError(running_message(pid))
     return _daemonize(args, s)
 
 
@@ -120,9 +122,12 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if pid is None:
         sys.stdout.write("server is not running\n")
         return 0
-    _, instance = read_pidfile(s.pidfile)
-    if instance is None:
-        raise UserError("the server is still starting; try again")
+    # The instance id is written once the server is registered in the store.
+    found = wait_for(lambda: read_pidfile(s.pidfile)[1], STARTING_TIMEOUT)
+    if found is None:
+        raise UserError(f"the server (pid {pid}) did not finish starting within"
+                        f" {STARTING_TIMEOUT:g}s; see {s.logfile}")
+    instance: str = found
     db = store(args)
     mode = "now" if args.now else (f"warm:{args.timeout}" if args.timeout is not None else "warm")
     db.request_stop(instance, mode)

@@ -77,6 +77,10 @@ def serve(settings: Settings, ready: IO[bytes] | None = None) -> int:
         _tell(ready, f"error: {exc}")
         raise
     finally:
+        # Past the loop, a late SIGTERM must not turn a clean exit into death by signal
+        # (the interpreter restores default handlers while it shuts down; not ignored ones).
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         # Emptied, not unlinked: unlinking a locked pidfile lets two servers lock two inodes.
         with contextlib.suppress(OSError):
             lock.seek(0)
@@ -91,17 +95,23 @@ def _tell(ready: IO[bytes] | None, message: str) -> None:
             ready.close()
 
 
-def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) -> int:
-    instance_id = secrets.token_hex(6)
+def _write_pidfile(lock: IO[str], content: str) -> None:
     lock.seek(0)
     lock.truncate()
-    lock.write(f"{os.getpid()} {instance_id}\n")
+    lock.write(content + "\n")
     lock.flush()
+
+
+def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) -> int:
+    instance_id = secrets.token_hex(6)
+    _write_pidfile(lock, str(os.getpid()))
     store = open_store(settings.db_path, synchronous=settings.synchronous)
     host, boot = procs.hostname(), procs.boot_id()
     now = time.time()
     store.register(Instance(instance_id, host, boot, os.getpid(), settings.effective_slots, now,
                             now, None, None))
+    # Only now name the instance: `server stop` addresses it through the store.
+    _write_pidfile(lock, f"{os.getpid()} {instance_id}")
     server = Server(settings, store, instance_id)
     wake = store.wake_listener()
     if wake is not None:

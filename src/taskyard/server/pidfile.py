@@ -21,6 +21,10 @@ class AlreadyRunning(UserError):
     exit_code = 1
 
 
+def running_message(pid: int | None) -> str:
+    return f"already running (pid {pid})" if pid and pid > 0 else "already running (starting)"
+
+
 def read_pidfile(path: Path) -> tuple[int | None, str | None]:
     try:
         text = path.read_text()
@@ -47,7 +51,7 @@ def lock_pidfile(path: Path) -> IO[str]:
             if time.monotonic() >= deadline:
                 handle.close()
                 pid, _ = read_pidfile(path)
-                raise AlreadyRunning(f"already running (pid {pid})") from None
+                raise AlreadyRunning(running_message(pid)) from None
             time.sleep(0.01)
 
 

@@ -254,7 +254,10 @@ class SqlStoreBase:
 
     def request_stop(self, instance_id: str, mode: str) -> None:
         with self._tx() as cur:
-            cur.execute("UPDATE instances SET stop_request=? WHERE id=?", (mode, instance_id))
+            cur.execute("UPDATE instances SET stop_request=? WHERE id=? AND stopped_at IS NULL",
+                        (mode, instance_id))
+            if cur.rowcount == 0:
+                raise NotFound(f"no running server instance {instance_id}")
 
 
 def _assemble(start: int, stop: int, chunks: Sequence[tuple[int, bytes]]) -> bytes:
