@@ -1,0 +1,232 @@
+"""throughput: N tasks of ``true`` with 2 slots, in tasks per second.
+
+taskyard is measured with its tasks pre-submitted, from the moment the server
+reports ready (and, for reference, from the moment it is launched) to the
+``finished_at`` of the last task, and also with the tasks submitted through the
+Python API while the server runs. Beside it: the bare limits (a Python loop
+keeping 2 ``subprocess.Popen(["true"])`` running, and the same with
+``os.posix_spawn``), ``seq N | xargs -P2 -n1 true``, and task-spooler.
+
+task-spooler keeps one client process and one connection per queued job and
+its server multiplexes them with select(), so it cannot hold 1,000 queued jobs
+(it stalls near 1,000 descriptors): its pre-queued run uses at most
+``TSP_PREQUEUE_MAX`` jobs behind two gate jobs; its other run queues all N jobs
+with one ``tsp true`` each while the queue runs, as a shell loop would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+import common
+from common import Section, Tsp
+
+SLOTS = 2
+TSP_PREQUEUE_MAX = 900
+Measures = dict[str, float]
+
+TASKYARD = "taskyard, pre-submitted, from ready"
+TASKYARD_LAUNCH = "taskyard, pre-submitted, from launch"
+TASKYARD_LIVE = "taskyard, submitted while running"
+TASKYARD_CPU = "taskyard server CPU per task"
+BARE = "bare Popen loop"
+SPAWN = "bare posix_spawn loop"
+XARGS = "seq | xargs -P2 -n1 true"
+TSP_PRE = "tsp, pre-queued"
+TSP_LIVE = "tsp, queued while running"
+
+
+def _timeout(n: int) -> float:
+    return 30.0 + n / 20
+
+
+# -- bare loops ------------------------------------------------------------------
+
+
+def _loop(n: int, spawn: Callable[[], int], reaped: Callable[[int, int], None]) -> float:
+    """Keep SLOTS children running until ``n`` ran; seconds taken."""
+    running: set[int] = set()
+    started = finished = 0
+    t0 = time.perf_counter()
+    try:
+        while finished < n:
+            while len(running) < SLOTS and started < n:
+                running.add(spawn())
+                started += 1
+            pid, status = os.wait()
+            running.discard(pid)
+            reaped(pid, status)
+            finished += 1
+        return time.perf_counter() - t0
+    finally:
+        for pid in running:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(pid, signal.SIGKILL)
+                reaped(pid, os.waitpid(pid, 0)[1])
+
+
+def bare_popen(n: int) -> Measures:
+    keep: dict[int, subprocess.Popen[bytes]] = {}  # alive, so subprocess never reaps them
+
+    def spawn() -> int:
+        proc = subprocess.Popen(["true"])
+        keep[proc.pid] = proc
+        return proc.pid
+
+    def reaped(pid: int, status: int) -> None:
+        keep.pop(pid).returncode = os.waitstatus_to_exitcode(status)
+
+    return {BARE: n / _loop(n, spawn, reaped)}
+
+
+def bare_spawn(n: int) -> Measures:
+    path = shutil.which("true") or "/bin/true"
+    env = dict(os.environ)
+    seconds = _loop(n, lambda: os.posix_spawn(path, ["true"], env), lambda pid, status: None)
+    return {SPAWN: n / seconds}
+
+
+def xargs(n: int) -> Measures:
+    t0 = time.perf_counter()
+    seq = subprocess.Popen(["seq", str(n)], stdout=subprocess.PIPE)
+    assert seq.stdout is not None
+    run = subprocess.Popen(["xargs", f"-P{SLOTS}", "-n1", "true"], stdin=seq.stdout)
+    seq.stdout.close()
+    try:
+        run.wait(_timeout(n))
+        seq.wait(5)
+    finally:
+        for proc in (seq, run):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return {XARGS: n / (time.perf_counter() - t0)}
+
+
+# -- taskyard ----------------------------------------------------------------------------
+
+
+def taskyard_presubmitted(n: int) -> Measures:
+    with common.tempdir("tput") as home, common.yard(home) as y:
+        for _ in range(n):
+            y.submit(["true"])
+        launch = time.time()
+        with common.taskyard_server(home, SLOTS) as proc:
+            ready = time.time()
+            cpu0 = common.cpu_seconds(proc.pid)
+            tasks = common.all_finished(y, _timeout(n))
+            cpu = common.cpu_seconds(proc.pid) - cpu0
+        common.check_succeeded(tasks, n)
+        end = max(t.finished_at or 0.0 for t in tasks)
+    return {TASKYARD: n / (end - ready), TASKYARD_LAUNCH: n / (end - launch),
+            TASKYARD_CPU: cpu / n * 1000}
+
+
+def taskyard_live(n: int) -> Measures:
+    with (common.tempdir("tput-live") as home, common.yard(home) as y,
+          common.taskyard_server(home, SLOTS)):
+        t0 = time.time()
+        for _ in range(n):
+            y.submit(["true"])
+        tasks = common.all_finished(y, _timeout(n))
+        common.check_succeeded(tasks, n)
+        end = max(t.finished_at or 0.0 for t in tasks)
+    return {TASKYARD_LIVE: n / (end - t0)}
+
+
+# -- task-spooler ----------------------------------------------------------------------
+
+
+def _tsp_wait(q: Tsp, jobs: list[int], timeout: float) -> float:
+    """Wait for the last SLOTS jobs (waiters already started), then for every job to be
+    finished; the time they were."""
+    waiters = [q.waiter(job) for job in jobs[-SLOTS:]]
+    try:
+        for w in waiters:
+            w.wait(timeout)
+    finally:
+        for w in waiters:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    end = time.time()
+    if any(state != "finished" for state in q.states()):
+        common.poll(lambda: all(s == "finished" for s in q.states()), timeout, "tsp jobs")
+        end = time.time()
+    return end
+
+
+def tsp_prequeued(n: int) -> Measures:
+    n = min(n, TSP_PREQUEUE_MAX)
+    with common.tempdir("tsp") as folder, Tsp(folder, SLOTS, max_conn=n + 50) as q:
+        gate = folder / "gate"
+        with common.held_lock(gate) as release:
+            for _ in range(SLOTS):  # occupy every slot until released
+                q.queue(["flock", str(gate), "true"])
+            jobs = [q.queue(["true"]) for _ in range(n)]
+            time.sleep(0.2)
+            t0 = time.time()
+            release()
+            end = _tsp_wait(q, jobs, _timeout(n))
+    return {TSP_PRE: n / (end - t0)}
+
+
+def tsp_live(n: int) -> Measures:
+    with common.tempdir("tsp-live") as folder, Tsp(folder, SLOTS, max_conn=n + 50) as q:
+        t0 = time.time()
+        jobs = [q.queue(["true"]) for _ in range(n)]
+        end = _tsp_wait(q, jobs, _timeout(n))
+    return {TSP_LIVE: n / (end - t0)}
+
+
+# -- the section -----------------------------------------------------------------------
+
+
+def _collect(n: int, repeat: int) -> dict[str, list[float]]:
+    variants = [bare_popen, bare_spawn, xargs, taskyard_presubmitted, taskyard_live]
+    if common.tsp_path():
+        variants += [tsp_prequeued, tsp_live]
+    samples: dict[str, list[float]] = {}
+    for _ in range(repeat):  # interleaved, so drift hits every variant alike
+        for variant in variants:
+            for name, value in variant(n).items():
+                samples.setdefault(name, []).append(value)
+    return samples
+
+
+RATIOS = [  # (name, numerator, denominator, goal)
+    ("taskyard/tsp (both pre-queued)", TASKYARD, TSP_PRE, ">= 2"),
+    ("taskyard/tsp (both queued while running)", TASKYARD_LIVE, TSP_LIVE, ">= 2"),
+    ("taskyard/bare Popen loop", TASKYARD, BARE, ">= 0.7"),
+    ("taskyard/bare posix_spawn loop", TASKYARD, SPAWN, ""),
+    ("taskyard/xargs", TASKYARD, XARGS, ""),
+    ("taskyard from launch/bare Popen loop", TASKYARD_LAUNCH, BARE, ""),
+    ("taskyard while running/bare Popen loop", TASKYARD_LIVE, BARE, ""),
+]
+
+
+def _ratios(s: Section, samples: dict[str, list[float]]) -> None:
+    for name, num, den, goal in RATIOS:
+        if num in samples and den in samples:
+            value, note = common.paired(samples, num, den)
+            s.ratio(name, value, goal, note)
+
+
+def run(quick: bool, repeat: int) -> Section:
+    n = 200 if quick else 1000
+    samples = _collect(n, repeat)
+    s = Section(f"throughput: {n} x `true`, {SLOTS} slots (higher is better)")
+    for name, values in samples.items():
+        unit = "ms" if name == TASKYARD_CPU else "tasks/s"
+        note = f"{min(n, TSP_PREQUEUE_MAX)} jobs; " if name == TSP_PRE else ""
+        s.add(name, common.median(values), unit, note + common.spread(values))
+    _ratios(s, samples)
+    if not common.tsp_path():
+        s.notes.append("tsp not installed: apt-get install -y task-spooler")
+    return s
