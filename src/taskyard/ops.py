@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from . import lifecycle, validate
@@ -61,7 +62,7 @@ def _apply(store: Store, task_id: int, kind: str, payload: JSON, by: str | None,
     store.wake(b"r")
     if timeout == 0:
         return request
-    done = wait_for(lambda: _settled(store, request.id), timeout)
+    done = wait_for(lambda: _settled(store, request), timeout)
     if done is None:
         raise UserError(f"request {request.id} ({kind} task {task_id}) is recorded but no server"
                         f" applied it within {timeout:g}s; is the server running?")
@@ -70,9 +71,15 @@ def _apply(store: Store, task_id: int, kind: str, payload: JSON, by: str | None,
     return done
 
 
-def _settled(store: Store, request_id: int) -> Request | None:
-    request = store.get_request(request_id)
-    return request if request.state != "pending" else None
+def _settled(store: Store, request: Request) -> Request | None:
+    """The request once answered; an attempt that ended meanwhile answers it too."""
+    current = store.get_request(request.id)
+    if current.state != "pending":
+        return current
+    task = store.get(request.task_id)
+    if task.attempt != request.epoch or not task.status.active:
+        return replace(current, state="rejected", result=f"the task is {task.status}")
+    return None
 
 
 def kill(store: Store, task_id: int, sig: str | int = "TERM", *, by: str | None = None,

@@ -170,6 +170,8 @@ class Spawner:
                 os.close(fd)
             if stdin != self.devnull:
                 os.close(stdin)
+        os.set_blocking(out_r, False)
+        os.set_blocking(err_r, False)
         pidfd = os.pidfd_open(pid)
         streams = {out_r: StreamBuffer(claim.task_id, claim.epoch, "stdout", self.head, self.tail),
                    err_r: StreamBuffer(claim.task_id, claim.epoch, "stderr", self.head, self.tail)}

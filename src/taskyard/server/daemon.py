@@ -48,7 +48,7 @@ class _Signals:
         signal.set_wakeup_fd(self.wsock.fileno(), warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda *_: None)
-        server.watch(self.rsock, self.on_signal)
+        server.poller.add(self.rsock.fileno(), self.on_signal)
 
     def on_signal(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -115,7 +115,7 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
     server = Server(settings, store, instance_id)
     wake = store.wake_listener()
     if wake is not None:
-        server.watch(wake, lambda: server.on_hint(_drain(wake.sock)))
+        server.poller.add(wake.fileno(), lambda: server.on_hint(_drain(wake.sock)))
     _Signals(server)
     try:
         recovered = recovery.recover(store, instance_id, host, boot, dead_before=float("inf"))

@@ -1,10 +1,10 @@
-"""The server loop: one thread, one selector, a tick of named steps.
+"""The server loop: one thread, one epoll, a tick of named steps.
 
 Events (pipe data, a leader's pidfd turning readable, a wake hint, a signal)
 only update memory; :meth:`Server.tick` then runs the steps in order::
 
-    reap_finished -> apply_requests -> enforce_deadlines -> flush_output
-                  -> claim_and_spawn -> heartbeat
+    apply_requests -> enforce_deadlines -> collect_finished -> collect_output
+                   -> plan_claim -> commit (one transaction, then spawn) -> heartbeat
 
 Any :class:`StoreError` stops the server (see ``daemon.py``): memory and disk
 must never diverge.
@@ -16,31 +16,24 @@ import contextlib
 import fcntl
 import logging
 import os
-import selectors
 import signal
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from ..config import Settings
 from ..lifecycle import Reason
-from ..model import Request
 from ..store.base import Batch, Outcome, OutputWrite, Spawned
 from ..store.sqlite import SQLiteStore
 from . import child as childmod
-from . import procs
+from . import controls, procs
 from .child import Child
 from .output import StreamBuffer
+from .poller import Poller
 
 log = logging.getLogger("taskyard.server")
 
 FLUSH_BYTES = 256 * 1024  #: a stream with this much pending is flushed at once
 DRAIN_GRACE = 2.0  #: seconds to wait for pipes held open by escaped processes
-
-
-@dataclass(frozen=True)
-class _Fd:
-    child: Child
-    kind: str  # "out" | "pid" | "stdin"
 
 
 class Server:
@@ -50,11 +43,12 @@ class Server:
         self.me = instance_id
         self.by = f"server:{instance_id}"
         self.slots = settings.effective_slots
-        self.sel = selectors.DefaultSelector()
+        self.poller = Poller()
         self.children: dict[int, Child] = {}
         self.flush_now: set[StreamBuffer] = set()
         self.widened: set[int] = set()  #: pipe fds given a 1 MiB buffer
         self.closed: list[StreamBuffer] = []  #: streams at EOF with bytes not yet stored
+        self.done: list[Child] = []  #: attempts whose leader is reaped and pipes closed
         self.batch = Batch()  #: writes waiting for the next tick's transaction
         self.next_flush_spawned = float("inf")
         self.next_flush: float | None = None
@@ -72,10 +66,7 @@ class Server:
         env["TASKYARD_HOME"] = str(settings.home)
         self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
 
-    # -- selector plumbing ------------------------------------------------------
-
-    def watch(self, fileobj: int | object, data: object, events: int = selectors.EVENT_READ) -> None:
-        self.sel.register(fileobj, events, data)  # type: ignore[arg-type]
+    # -- events ---------------------------------------------------------------
 
     def on_hint(self, payload: bytes) -> None:
         """A wake datagram: ``w`` work was submitted, ``r`` a request, ``s`` server control."""
@@ -95,40 +86,38 @@ class Server:
                 deadlines.append(c.kill_deadline)
             if c.drain_deadline is not None:
                 deadlines.append(c.drain_deadline)
-        busy = (self.closed or self.flush_now or self.batch.outcomes
-                or any(c.done for c in self.children.values()))
-        timeout = 0.0 if busy else max(0.0, min(deadlines) - now)
-        for key, mask in self.sel.select(timeout):
-            data = key.data
-            if isinstance(data, _Fd):
-                self._on_child_event(data, key.fd, mask)
-            elif callable(data):
-                data()
+        busy = self.closed or self.flush_now or self.batch.outcomes or self.done
+        self.poller.wait(0.0 if busy else max(0.0, min(deadlines) - now))
 
-    def _on_child_event(self, ref: _Fd, fd: int, mask: int) -> None:
-        c = ref.child
-        if ref.kind == "pid":
-            self.sel.unregister(fd)
-            c.reap(time.monotonic(), DRAIN_GRACE)
-        elif ref.kind == "out":
-            self._read(c, fd)
-        elif ref.kind == "stdin":
-            c.write_stdin()
-            if c.stdin_fd is None or not c.stdin_buf:
-                self.sel.unregister(fd)
+    def _on_exit(self, c: Child) -> None:
+        """The leader exited: reap it, then take what is left in its pipes right away
+        (its group is dead, so they are at EOF unless a process escaped it)."""
+        self.poller.remove(c.pidfd)
+        c.reap(time.monotonic(), DRAIN_GRACE)
+        for fd in list(c.streams):
+            while fd in c.streams and self._read(c, fd):
+                pass
+        self._maybe_done(c)
 
-    def _read(self, c: Child, fd: int) -> None:
-        """One read per readiness event: the pipe stays blocking (one syscall fewer per
-        task) and a chatty task cannot starve the others."""
+    def _maybe_done(self, c: Child) -> None:
+        if c.done and c not in self.done:
+            self.done.append(c)
+
+    def _read(self, c: Child, fd: int) -> bool:
+        """One read (fair to other tasks); True if data came and more may follow."""
         buf = c.streams[fd]
-        data = os.read(fd, childmod.READ_SIZE)
+        try:
+            data = os.read(fd, childmod.READ_SIZE)
+        except BlockingIOError:
+            return False
         if not data:
-            self.sel.unregister(fd)
+            self.poller.remove(fd)
             c.close_stream(fd)
             self.widened.discard(fd)
             if buf.dirty:
                 self.closed.append(buf)
-            return
+            self._maybe_done(c)
+            return False
         if len(data) >= childmod.PIPE_MIN and fd not in self.widened:
             self.widened.add(fd)  # a full pipe: give this busy stream a bigger buffer
             with contextlib.suppress(OSError):
@@ -138,6 +127,18 @@ class Server:
             self.flush_now.add(buf)
         elif self.next_flush is None:
             self.next_flush = time.monotonic() + self.settings.flush_interval
+        return True
+
+    def _reader(self, c: Child, fd: int) -> Callable[[], None]:
+        def on_readable() -> None:
+            self._read(c, fd)
+
+        return on_readable
+
+    def on_stdin_writable(self, c: Child, fd: int) -> None:
+        c.write_stdin()
+        if c.stdin_fd is None or not c.stdin_buf:
+            self.poller.remove(fd)
 
     # -- the tick ---------------------------------------------------------------
 
@@ -158,12 +159,13 @@ class Server:
 
     def collect_finished(self, batch: Batch) -> None:
         """Outcomes of attempts whose leader exited and pipes closed, with their last output."""
-        for c in [c for c in self.children.values() if c.done]:
+        for c in self.done:
             outcome = c.outcome()
             batch.outcomes.append(outcome)
             del self.children[c.task_id]
-            log.info("task %d attempt %d %s%s", c.task_id, c.epoch, outcome.status,
-                     f" ({outcome.reason})" if outcome.reason else "")
+            log.debug("task %d attempt %d %s%s", c.task_id, c.epoch, outcome.status,
+                      f" ({outcome.reason})" if outcome.reason else "")
+        self.done = []
         if self.closed:
             batch.output.extend(self._take(self.closed))
             self.closed = []
@@ -220,9 +222,9 @@ class Server:
 
     def _adopt(self, c: Child) -> None:
         self.children[c.task_id] = c
-        self.watch(c.pidfd, _Fd(c, "pid"))
+        self.poller.add(c.pidfd, lambda: self._on_exit(c))
         for fd in c.streams:
-            self.watch(fd, _Fd(c, "out"))
+            self.poller.add(fd, self._reader(c, fd))
 
     # -- control requests -------------------------------------------------------
 
@@ -235,46 +237,8 @@ class Server:
             if c is None or c.epoch != request.epoch or c.returncode is not None:
                 self.store.complete_request(request.id, "rejected", "the attempt has ended")
                 continue
-            error = self._apply(c, request, now)
+            error = controls.apply(self, c, request, now)
             self.store.complete_request(request.id, "rejected" if error else "done", error)
-
-    def _apply(self, c: Child, request: Request, now: float) -> str | None:
-        payload = request.payload if isinstance(request.payload, dict) else {}
-        kind = request.kind
-        if kind == "kill":
-            was_paused = c.paused
-            sig = int(payload.get("signal", signal.SIGTERM))
-            grace = now + self.settings.kill_grace if payload.get("escalate") else None
-            c.kill(sig, Reason.KILLED, escalate_at=grace)
-            if was_paused and not c.paused:
-                self.store.set_paused(self.me, c.task_id, c.epoch, False, self.by)
-            return None
-        if kind in ("pause", "resume"):
-            return self._pause(c, kind == "pause")
-        if kind in ("stdin", "eof"):
-            return self._stdin(c, kind, payload)
-        return f"unknown request {kind!r}"
-
-    def _pause(self, c: Child, pause: bool) -> str | None:
-        if c.paused == pause:
-            return f"it is already {'paused' if pause else 'running'}"
-        c.signal_group(signal.SIGSTOP if pause else signal.SIGCONT)
-        c.paused = pause
-        self.store.set_paused(self.me, c.task_id, c.epoch, pause, self.by)
-        return None
-
-    def _stdin(self, c: Child, kind: str, payload: dict[str, object]) -> str | None:
-        if c.stdin_fd is None:
-            return "its stdin is closed"
-        if kind == "eof":
-            c.stdin_eof = True
-        else:
-            c.stdin_buf += bytes.fromhex(str(payload.get("data", "")))
-        fd = c.stdin_fd
-        c.write_stdin()
-        if c.stdin_fd is not None and c.stdin_buf and fd not in self.sel.get_map():
-            self.watch(fd, _Fd(c, "stdin"), selectors.EVENT_WRITE)
-        return None
 
     # -- time ---------------------------------------------------------------------
 
@@ -291,10 +255,11 @@ class Server:
                 log.warning("task %d: output pipes still open after its process group"
                             " ended (a process escaped with setsid?); closing them", c.task_id)
                 for fd in list(c.streams):
-                    self.sel.unregister(fd)
+                    self.poller.remove(fd)
                     buf = c.close_stream(fd)
                     if buf.dirty:
                         self.closed.append(buf)
+                self._maybe_done(c)
 
     def heartbeat(self, now: float) -> None:
         if now < self.next_heartbeat and not self.control_hint:

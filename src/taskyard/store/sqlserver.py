@@ -131,12 +131,16 @@ class SqlServerStore(SqlStoreBase):
         return True
 
     def _close_attempt(self, cur: Cursor, o: Outcome, now: float) -> None:
+        """Record the attempt's outcome. Requests still pending for it are rejected by
+        its server's next ``pending_requests`` pass (not here: off the hot path)."""
         cur.execute(
             "UPDATE attempts SET status=?, reason=?, exit_code=?, signal=?, error=?,"
             " finished_at=? WHERE task_id=? AND epoch=? AND finished_at IS NULL",
             (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, now,
              o.task_id, o.epoch),
         )
+
+    def _reject_requests(self, cur: Cursor, o: Outcome, now: float) -> None:
         cur.execute("UPDATE requests SET state='rejected', result=?, done_at=?"
                     " WHERE task_id=? AND state='pending'",
                     (f"task ended ({o.status})", now, o.task_id))
@@ -222,6 +226,7 @@ class SqlServerStore(SqlStoreBase):
                  by, now, attempt.task_id, attempt.epoch),
             )
             self._close_attempt(cur, outcome, now)
+            self._reject_requests(cur, outcome, now)
 
 
 def _v(reason: Reason | None) -> str | None:
