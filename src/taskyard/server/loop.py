@@ -32,7 +32,10 @@ from .poller import Poller
 
 log = logging.getLogger("taskyard.server")
 
-FLUSH_BYTES = 256 * 1024  #: a stream with this much pending is flushed at once
+FLUSH_BYTES = 256 * 1024  #: a stream with this much of its head pending is flushed at once
+FIREHOSE = 4 * 1024 * 1024  #: past its head, a stream with this much pending is a firehose...
+FIREHOSE_WAIT = 1.0  #: ...flushed only this often: most of its bytes will fall out of the tail
+MEMORY_BUDGET = 64 * 1024 * 1024  #: output held in memory across all streams
 DRAIN_GRACE = 2.0  #: seconds to wait for pipes held open by escaped processes
 
 
@@ -49,6 +52,7 @@ class Server:
         self.widened: set[int] = set()  #: pipe fds given a 1 MiB buffer
         self.closed: list[StreamBuffer] = []  #: streams at EOF with bytes not yet stored
         self.done: list[Child] = []  #: attempts whose leader is reaped and pipes closed
+        self.held = 0  #: output bytes in memory, not yet stored
         self.batch = Batch()  #: writes waiting for the next tick's transaction
         self.next_flush_spawned = float("inf")
         self.next_flush: float | None = None
@@ -122,11 +126,14 @@ class Server:
             self.widened.add(fd)  # a full pipe: give this busy stream a bigger buffer
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, childmod.F_SETPIPE_SZ, childmod.PIPE_SIZE)
-        buf.feed(data)
-        if buf.pending >= FLUSH_BYTES:
+        now = time.monotonic()
+        before = buf.pending
+        buf.feed(data, now)
+        self.held += buf.pending - before
+        if (buf.pending >= FLUSH_BYTES and not buf.past_head) or self.held > MEMORY_BUDGET:
             self.flush_now.add(buf)
         elif self.next_flush is None:
-            self.next_flush = time.monotonic() + self.settings.flush_interval
+            self.next_flush = now + self.settings.flush_interval
         return True
 
     def _reader(self, c: Child, fd: int) -> Callable[[], None]:
@@ -173,15 +180,25 @@ class Server:
     def _take(self, buffers: list[StreamBuffer] | set[StreamBuffer]) -> list[OutputWrite]:
         writes: list[OutputWrite] = []
         for buf in buffers:
+            self.held -= buf.pending
             writes.extend(buf.take())
         return writes
 
     def collect_output(self, batch: Batch, now: float) -> None:
+        """Output that is due: flushed streams, and on the flush timer every dirty
+        stream but firehoses, which are held (bounded by the tail) up to FIREHOSE_WAIT."""
         due = self.flush_now
         self.flush_now = set()
         if self.next_flush is not None and now >= self.next_flush:
-            due.update(b for c in self.children.values() for b in c.streams.values() if b.dirty)
             self.next_flush = None
+            for buf in (b for c in self.children.values() for b in c.streams.values()):
+                if not buf.dirty:
+                    continue
+                if (buf.past_head and buf.pending >= FIREHOSE and buf.first_pending is not None
+                        and now - buf.first_pending < FIREHOSE_WAIT):
+                    self.next_flush = now + self.settings.flush_interval
+                    continue
+                due.add(buf)
         batch.output.extend(self._take(due))
 
     def plan_claim(self, batch: Batch) -> None:
