@@ -7,10 +7,8 @@ defined by the CLI with the environment variable shown in ``--help``.
 from __future__ import annotations
 
 import os
-import tomllib
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
 
@@ -27,8 +25,7 @@ def default_home() -> Path:
     return base / "taskyard"
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(NamedTuple):
     home: Path
     slots: int = 0  #: parallel tasks per server; 0 means the number of cores
     poll_interval: float = 1.0  #: seconds between store polls when no hint arrives
@@ -106,6 +103,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
 def _from_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
+    import tomllib
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -118,12 +117,12 @@ def _from_toml(path: Path) -> dict[str, Any]:
 
 def _from_env() -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in fields(Settings):
-        if f.name == "home":
+    for name in Settings._fields:
+        if name == "home":
             continue
-        raw = os.environ.get(env_name(f.name))
+        raw = os.environ.get(env_name(name))
         if raw is not None and raw != "":
-            out[f.name] = _coerce(f.name, raw, env_name(f.name))
+            out[name] = _coerce(name, raw, env_name(name))
     return out
 
 
@@ -136,7 +135,7 @@ def load(home: Path | str | None = None, **flags: Any) -> Settings:
     for key, value in flags.items():
         if value is not None:
             values[key] = _coerce(key, value, "--" + key.replace("_", "-"))
-    settings = replace(Settings(home=root), **values)
+    settings = Settings(home=root)._replace(**values)
     if settings.kill_grace > 3600:
         raise ConfigError("kill_grace must be at most 3600 seconds", field="kill_grace")
     return settings

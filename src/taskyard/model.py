@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .lifecycle import Reason, Status
 
@@ -15,25 +13,25 @@ def iso(ts: float | None) -> str | None:
     """A unix timestamp as ISO 8601 in UTC (``2026-11-22T23:52:20.123456Z``)."""
     if ts is None:
         return None
+    from datetime import UTC, datetime
+
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-@dataclass(frozen=True, slots=True)
-class TaskSpec:
+class TaskSpec(NamedTuple):
     """What a user asks to run. Validated by :mod:`taskyard.submit` before it is stored."""
 
     argv: tuple[str, ...]
     name: str | None = None
     queue: str = "default"
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = {}
     cwd: str | None = None
-    meta: dict[str, JSON] = field(default_factory=dict)
+    meta: dict[str, JSON] = {}
     stdin: bytes | None = None  #: fixed stdin contents (``--stdin-file``)
     stdin_open: bool = False  #: keep stdin as a pipe fed by ``taskyard send``
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
+class Progress(NamedTuple):
     done: float | None = None
     total: float | None = None
     message: str | None = None
@@ -42,8 +40,7 @@ class Progress:
         return {"done": self.done, "total": self.total, "message": self.message}
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(NamedTuple):
     """One run of a task. ``epoch`` is the fencing token: it only ever grows."""
 
     task_id: int
@@ -73,8 +70,7 @@ class Attempt:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One status transition, written in the same transaction as the change."""
 
     task_id: int
@@ -96,8 +92,7 @@ class Event:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Task:
+class Task(NamedTuple):
     id: int
     name: str | None
     queue: str
@@ -146,8 +141,7 @@ class Task:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class OutputRead:
+class OutputRead(NamedTuple):
     """Bytes of one stream of one attempt, from ``offset``.
 
     ``total`` is the true number of bytes the task wrote so far. ``dropped`` is a
@@ -166,8 +160,7 @@ class OutputRead:
     finished: bool  #: the attempt ended: no byte will be added
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     """A control request written by a user, applied by the server owning the attempt."""
 
     id: int

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TypeVar
 
 from . import lifecycle, validate
@@ -78,7 +77,7 @@ def _settled(store: Store, request: Request) -> Request | None:
         return current
     task = store.get(request.task_id)
     if task.attempt != request.epoch or not task.status.active:
-        return replace(current, state="rejected", result=f"the task is {task.status}")
+        return current._replace(state="rejected", result=f"the task is {task.status}")
     return None
 
 

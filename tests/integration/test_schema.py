@@ -28,3 +28,11 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     result = cli(tmp_path, "ls")
     assert result.returncode == 1
     assert b"newer than this taskyard" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_schema_version_constant_matches_the_migrations() -> None:
+    from taskyard.store.sqlite import migrations
+
+    numbers = [v for v, _ in migrations()]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert numbers[-1] == SCHEMA_VERSION

@@ -9,15 +9,13 @@ writes after a claim are all fenced by ``(task id, epoch, owner)`` and raise
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..lifecycle import Reason, Status
 from ..model import JSON, Attempt, Event, OutputRead, Request, Task, TaskSpec
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(NamedTuple):
     """A task a server just claimed: everything needed to spawn it."""
 
     task_id: int
@@ -30,16 +28,14 @@ class Claim:
     run_tag: str  #: TASKYARD_RUN value: finds the attempt's processes after a crash
 
 
-@dataclass(frozen=True, slots=True)
-class Spawned:
+class Spawned(NamedTuple):
     task_id: int
     epoch: int
     pid: int
     pid_start: int | None  #: process start time (clock ticks since boot), with pid it names one process
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """How an attempt ended. ``status`` is terminal."""
 
     task_id: int
@@ -51,8 +47,7 @@ class Outcome:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OutputWrite:
+class OutputWrite(NamedTuple):
     """Bytes for one stream: ``data`` starts at ``offset``; chunks ending at or
     before ``drop_before`` (outside the kept head) may be deleted; ``total`` is
     the true byte count so far."""
@@ -67,27 +62,29 @@ class OutputWrite:
     head: int
 
 
-@dataclass(slots=True)
 class Batch:
     """A server tick's writes, applied in one transaction (in this order)."""
 
-    spawned: list[Spawned] = field(default_factory=list)
-    output: list[OutputWrite] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
-    claim: int = 0  #: claim up to this many queued tasks
+    __slots__ = ("claim", "outcomes", "output", "spawned")
+
+    def __init__(self, spawned: list[Spawned] | None = None,
+                 output: list[OutputWrite] | None = None,
+                 outcomes: list[Outcome] | None = None, claim: int = 0) -> None:
+        self.spawned = spawned or []
+        self.output = output or []
+        self.outcomes = outcomes or []
+        self.claim = claim  #: claim up to this many queued tasks
 
     def __bool__(self) -> bool:
         return bool(self.spawned or self.output or self.outcomes or self.claim)
 
 
-@dataclass(frozen=True, slots=True)
-class BatchResult:
+class BatchResult(NamedTuple):
     stale: list[int]  #: tasks whose output or outcome was fenced off: not ours any more
     claims: list[Claim]
 
 
-@dataclass(frozen=True, slots=True)
-class LostAttempt:
+class LostAttempt(NamedTuple):
     """An unfinished attempt whose owner is dead."""
 
     task_id: int
@@ -100,8 +97,7 @@ class LostAttempt:
     run_tag: str
 
 
-@dataclass(frozen=True, slots=True)
-class Instance:
+class Instance(NamedTuple):
     id: str
     host: str
     boot_id: str

@@ -12,7 +12,6 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 
 from ..errors import SchemaTooNew, StoreError, TaskyardError
@@ -22,8 +21,15 @@ from .sqlserver import SqlServerStore
 BUSY_TIMEOUT_MS = 30_000
 
 
+#: The version the numbered migrations lead to (a test checks it matches them); a
+#: constant so that opening an up-to-date store does not list the package's files.
+SCHEMA_VERSION = 1
+
+
 def migrations() -> list[tuple[int, str]]:
     """Numbered migrations shipped with the package, in order."""
+    from importlib import resources
+
     folder = resources.files("taskyard.store.migrations.sqlite")
     found = []
     for entry in folder.iterdir():
@@ -32,8 +38,6 @@ def migrations() -> list[tuple[int, str]]:
             found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
     return sorted(found)
 
-
-SCHEMA_VERSION = max(v for v, _ in migrations())
 
 
 class SQLiteStore(SqlServerStore):
@@ -195,11 +199,16 @@ class WakeSocket:
 
 def send_wake(path: Path, payload: bytes = b"w") -> None:
     """Best effort: nobody listening, a full buffer or a long path are all fine."""
-    import socket
+    import _socket  # the C module: ``socket`` costs milliseconds to import on every submit
 
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.setblocking(False)
-            sock.sendto(payload, str(path))
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+    except OSError:
+        return
+    try:
+        sock.setblocking(False)
+        sock.sendto(payload, str(path))
     except OSError:
         pass
+    finally:
+        sock.close()
