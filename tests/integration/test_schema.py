@@ -36,3 +36,8 @@ def test_schema_version_constant_matches_the_migrations() -> None:
     numbers = [v for v, _ in migrations()]
     assert numbers == list(range(1, len(numbers) + 1))
     assert numbers[-1] == SCHEMA_VERSION
+
+
+def test_a_new_home_is_private(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "fresh" / "taskyard.db").close()
+    assert (tmp_path / "fresh").stat().st_mode & 0o777 == 0o700

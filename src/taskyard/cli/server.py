@@ -90,7 +90,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def _daemonize(args: argparse.Namespace, s: Settings) -> int:
-    s.home.mkdir(parents=True, exist_ok=True)
+    s.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
     argv = [sys.executable, "-m", "taskyard", "--home", str(s.home), "server", "start",
             "--foreground"]

@@ -37,7 +37,7 @@ def read_pidfile(path: Path) -> tuple[int | None, str | None]:
 
 def lock_pidfile(path: Path) -> IO[str]:
     """Take the home's server lock or raise :class:`AlreadyRunning`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     handle = os.fdopen(fd, "r+")
     # A client probing with a shared lock (server_running) holds it for microseconds:
