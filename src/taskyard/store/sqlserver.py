@@ -57,12 +57,17 @@ class SqlServerStore(SqlStoreBase):
         their task ids come back in ``stale``.
         """
         now = time.time()
+        # An attempt that ended within a tick of its spawn gets its pid with its outcome.
+        pids = {(s.task_id, s.epoch): s for s in batch.spawned}
+        ending = {(o.task_id, o.epoch) for o in batch.outcomes}
+        spawned = [s for s in batch.spawned if (s.task_id, s.epoch) not in ending]
         with self._tx() as cur:
-            if batch.spawned:
-                self._record_spawned(cur, owner, batch.spawned)
+            if spawned:
+                self._record_spawned(cur, owner, spawned)
             stale = {task_id for task_id, _ in self._append(cur, owner, batch.output)}
             for o in batch.outcomes:
-                if not self._finish_one(cur, owner, o, now, f"server:{owner}"):
+                pid = pids.get((o.task_id, o.epoch))
+                if not self._finish_one(cur, owner, o, now, f"server:{owner}", pid):
                     stale.add(o.task_id)
             claims = self._claim(cur, owner, batch.claim, now) if batch.claim > 0 else []
         return BatchResult(sorted(stale), claims)
@@ -116,27 +121,32 @@ class SqlServerStore(SqlStoreBase):
                         f" AND status IN {ACTIVE_IN} AND pid IS NOT ?",
                         [(s.pid, s.task_id, s.epoch, owner, s.pid) for s in spawned])
 
-    def _finish_one(self, cur: Cursor, owner: str, o: Outcome, now: float, by: str) -> bool:
+    def _finish_one(self, cur: Cursor, owner: str, o: Outcome, now: float, by: str,
+                    spawned: Spawned | None = None) -> bool:
         lifecycle.check_reason(_VERB_FOR[o.status], o.reason)
+        pid = spawned.pid if spawned else None
         cur.execute(
             "UPDATE tasks SET status=?, reason=?, exit_code=?, signal=?, error=?,"
-            " finished_at=?, changed_by=?, changed_at=?"
+            " finished_at=?, changed_by=?, changed_at=?, pid=COALESCE(?, pid)"
             f" WHERE id=? AND epoch=? AND owner=? AND status IN {ACTIVE_IN}",
-            (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, now, by, now,
+            (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, now, by, now, pid,
              o.task_id, o.epoch, owner),
         )
         if cur.rowcount == 0:
             return False
-        self._close_attempt(cur, o, now)
+        self._close_attempt(cur, o, now, spawned)
         return True
 
-    def _close_attempt(self, cur: Cursor, o: Outcome, now: float) -> None:
+    def _close_attempt(self, cur: Cursor, o: Outcome, now: float,
+                       spawned: Spawned | None = None) -> None:
         """Record the attempt's outcome. Requests still pending for it are rejected by
         its server's next ``pending_requests`` pass (not here: off the hot path)."""
         cur.execute(
             "UPDATE attempts SET status=?, reason=?, exit_code=?, signal=?, error=?,"
-            " finished_at=? WHERE task_id=? AND epoch=? AND finished_at IS NULL",
+            " finished_at=?, pid=COALESCE(?, pid), pid_start=COALESCE(?, pid_start)"
+            " WHERE task_id=? AND epoch=? AND finished_at IS NULL",
             (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, now,
+             spawned.pid if spawned else None, spawned.pid_start if spawned else None,
              o.task_id, o.epoch),
         )
 
