@@ -25,6 +25,7 @@ from typing import TypeVar
 
 from taskyard import Yard
 from taskyard.model import Task
+from taskyard.ops import wait_for
 from taskyard.testing import server_process, stop_server
 
 T = TypeVar("T")
@@ -148,14 +149,10 @@ def spread(values: Sequence[float]) -> str:
 
 def poll(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.02) -> T:
     """Sleep-poll ``predicate`` at a fixed interval (cheap for the measured side)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise BenchTimeout(f"{what}: not done within {timeout:g}s")
-        time.sleep(interval)
+    value = wait_for(predicate, timeout, interval=interval, max_interval=interval)
+    if not value:
+        raise BenchTimeout(f"{what}: not done within {timeout:g}s")
+    return value
 
 
 def all_finished(yard: Yard, timeout: float) -> list[Task]:

@@ -7,11 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
+
+from .ops import wait_for as poll
 
 T = TypeVar("T")
 
@@ -23,15 +24,10 @@ class Timeout(AssertionError):
 def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01,
              message: str = "condition") -> T:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise Timeout(f"{message} not met within {timeout}s")
-        time.sleep(interval)
-        interval = min(interval * 1.5, 0.1)
+    value = poll(predicate, timeout, interval=interval, max_interval=0.1)
+    if not value:
+        raise Timeout(f"{message} not met within {timeout}s")
+    return value
 
 
 def cli(home: Path | str, *args: str, input: bytes | None = None, check: bool = False,

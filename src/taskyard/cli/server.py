@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from typing import Any
@@ -98,6 +97,8 @@ def _daemonize(args: argparse.Namespace, s: Settings) -> int:
         value = getattr(args, flag)
         if value is not None:
             argv += ["--" + flag.replace("_", "-"), str(value)]
+    import subprocess
+
     env = dict(os.environ, TASKYARD_READY_FD=str(write_end))
     with open(s.logfile, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
