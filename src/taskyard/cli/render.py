@@ -63,22 +63,44 @@ _STYLE = {"succeeded": "green", "failed": "red", "stopped": "yellow", "running":
           "paused": "magenta", "queued": "", "scheduled": "dim"}
 
 
+def started(task: Task) -> str:
+    """Local time of the start: the time alone if today, else the date too."""
+    if task.started_at is None:
+        return ""
+    when = time.localtime(task.started_at)
+    today = time.localtime()[:3] == when[:3]
+    return time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M", when)
+
+
 def task_table(tasks: Sequence[Task]) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    console = Console(highlight=False)
+    rows: list[tuple[str, ...]] = [(str(t.id), safe(t.name or "")[:16], safe(t.queue)[:12], outcome(t),
+             progress(t)[:24], command(t.argv), started(t), duration(t)) for t in tasks]
+    heads = ["ID", "NAME", "QUEUE", "STATUS", "PROGRESS", "COMMAND", "STARTED", "TIME"]
+    keep = [i for i, h in enumerate(heads)
+            if h in ("ID", "STATUS", "COMMAND") or any(r[i] for r in rows)]
+    heads = [heads[i] for i in keep]
+    rows = [tuple(r[i] for i in keep) for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(heads)]
+    # The command gets what the other columns leave; they never shrink.
+    cmd = heads.index("COMMAND")
+    room = console.width - (sum(widths) - widths[cmd]) - 2 * (len(heads) - 1)
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("ID", "NAME", "QUEUE", "STATUS", "PROGRESS", "COMMAND", "STARTED", "TIME"):
-        table.add_column(col, no_wrap=True, overflow="ellipsis",
-                         max_width=60 if col == "COMMAND" else None)
-    for t in tasks:
-        started = iso(t.started_at)
-        table.add_row(str(t.id), Text(safe(t.name or "")), Text(safe(t.queue)),
-                      Text(outcome(t), style=_STYLE.get(t.status, "")), Text(progress(t)),
-                      Text(command(t.argv)), started[:19].replace("T", " ") if started else "",
-                      duration(t))
-    Console(highlight=False).print(table)
+    for i, head in enumerate(heads):
+        table.add_column(head, no_wrap=True, overflow="ellipsis",
+                         justify="right" if head in ("ID", "TIME") else "left",
+                         min_width=widths[i] if i != cmd else None,
+                         max_width=max(10, room) if i == cmd else None)
+    status = heads.index("STATUS")
+    for t, r in zip(tasks, rows, strict=True):
+        cells: list[Text | str] = [Text(c) for c in r]
+        cells[status] = Text(r[status], style=_STYLE.get(t.status, ""))
+        table.add_row(*cells)
+    console.print(table)
 
 
 def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]) -> None:
