@@ -197,7 +197,10 @@ def test_server_status_and_second_start(home: Path) -> None:
     try:
         err = user_error(home, "server", "start", code=2)
         assert "already running" in err
-        assert cli(home, "server", "status").returncode == 0
+        before = json.loads(ok(home, "server", "status", "--json"))["pid"]
+        assert "started" in ok(home, "server", "restart", "--slots", "1")
+        after = json.loads(ok(home, "server", "status", "--json"))["pid"]
+        assert after != before
     finally:
         assert "stopped" in ok(home, "server", "stop")
     assert cli(home, "server", "status").returncode == 3
