@@ -155,9 +155,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     s = store(args)
     out = sys.stdout.buffer
-    offset, remaining = args.offset, args.limit
+    offset, remaining, attempt = args.offset, args.limit, args.attempt
     while True:
-        read = ops.read_output(s, args.id, args.stream, offset, remaining, args.attempt)
+        if attempt is None and args.follow:
+            # Follow one attempt: the one running now (or the next, while it waits).
+            current = s.get(args.id).attempt
+            attempt = current or None
+        read = ops.read_output(s, args.id, args.stream, offset, remaining, attempt)
         if read.dropped:
             sys.stderr.write(f"taskyard: bytes {read.dropped[0]}-{read.dropped[1]} of"
                              f" {args.stream} were dropped by the output bound\n")
