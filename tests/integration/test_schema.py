@@ -41,3 +41,12 @@ def test_schema_version_constant_matches_the_migrations() -> None:
 def test_a_new_home_is_private(tmp_path: Path) -> None:
     SQLiteStore(tmp_path / "fresh" / "taskyard.db").close()
     assert (tmp_path / "fresh").stat().st_mode & 0o777 == 0o700
+
+
+def test_postgres_schema_version_constant_matches_its_migrations() -> None:
+    pytest.importorskip("psycopg")
+    from taskyard.store.postgres import SCHEMA_VERSION as PG_VERSION
+    from taskyard.store.postgres import migrations as pg_migrations
+
+    numbers = [v for v, _ in pg_migrations()]
+    assert numbers == list(range(1, len(numbers) + 1)) and numbers[-1] == PG_VERSION

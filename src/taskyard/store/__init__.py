@@ -3,13 +3,42 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
 
 from .sqlite import SQLiteStore
 
+if TYPE_CHECKING:
+    from .postgres import PostgresStore
 
-def open_store(path: Path | str, *, synchronous: str = "normal") -> SQLiteStore:
-    """Open (creating and migrating if needed) the embedded store at ``path``."""
-    return SQLiteStore(path, synchronous=synchronous)
+#: Locations with these prefixes are PostgreSQL connection URLs; anything else is a path.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-__all__ = ["SQLiteStore", "open_store"]
+@overload
+def open_store(location: Path, *, synchronous: str = "normal") -> SQLiteStore: ...
+@overload
+def open_store(location: str, *,
+               synchronous: str = "normal") -> SQLiteStore | PostgresStore: ...
+
+
+def open_store(location: Path | str, *,
+               synchronous: str = "normal") -> SQLiteStore | PostgresStore:
+    """Open (creating and migrating if needed) the store at ``location``: a
+    ``postgresql://`` (or ``postgres://``) URL, or else the path of a SQLite file.
+    ``synchronous`` applies to SQLite only."""
+    if isinstance(location, str) and location.startswith(POSTGRES_SCHEMES):
+        from .postgres import PostgresStore  # psycopg only for those who use it
+
+        return PostgresStore(location)
+    return SQLiteStore(location, synchronous=synchronous)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresStore":
+        from .postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(name)
+
+
+__all__ = ["PostgresStore", "SQLiteStore", "open_store"]

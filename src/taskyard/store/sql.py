@@ -42,9 +42,21 @@ TERMINAL_IN = in_list(lifecycle.sources(Verb.RESTART))
 
 
 class SqlStoreBase:
-    """Client operations. Subclasses implement :meth:`_tx` and :meth:`_read_tx`."""
+    """Client operations. Subclasses implement :meth:`_tx` and :meth:`_read_tx`.
 
-    LENGTH = "length"  # byte length of a BLOB
+    Dialect hooks (class attributes, SQLite values here) cover where the backends'
+    SQL differs; everything else is one statement for both.
+    """
+
+    LENGTH = "length"  #: byte length of a BLOB
+    IS_NOT = "IS NOT"  #: null-safe inequality (``IS DISTINCT FROM`` on PostgreSQL)
+    #: appended to the claim's subquery: rows another transaction is claiming are skipped,
+    #: not waited for (SQLite has one writer at a time, so nothing to add)
+    CLAIM_LOCK = ""
+    #: appended to a SELECT of a row a write transaction then changes: under READ
+    #: COMMITTED the check and the write must see the same row (SQLite's BEGIN IMMEDIATE
+    #: already serialises writers)
+    ROW_LOCK = ""
 
     def _tx(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
@@ -52,8 +64,10 @@ class SqlStoreBase:
     def _read_tx(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
 
-    def _fetch_task(self, cur: Cursor, task_id: int) -> Task:
-        cur.execute(f"SELECT {rows.TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+    def _fetch_task(self, cur: Cursor, task_id: int, *, lock: bool = False) -> Task:
+        """The task's row; ``lock`` when the transaction goes on to change it."""
+        cur.execute(f"SELECT {rows.TASK_COLUMNS} FROM tasks WHERE id = ?"
+                    f"{self.ROW_LOCK if lock else ''}", (task_id,))
         row = cur.fetchone()
         if row is None:
             raise NotFound(f"no task {task_id}", field="id")
@@ -130,8 +144,8 @@ class SqlStoreBase:
             total, head = (row[0], row[1]) if row else (0, 0)
             gap_end = total
             if total > head:
-                cur.execute("SELECT MIN(offset) FROM chunks WHERE task_id=? AND epoch=?"
-                            " AND stream=? AND offset >= ?", (*key, head))
+                cur.execute('SELECT MIN("offset") FROM chunks WHERE task_id=? AND epoch=?'
+                            ' AND stream=? AND "offset" >= ?', (*key, head))
                 found = cur.fetchone()[0]
                 gap_end = total if found is None else found
             start, dropped = offset, None
@@ -141,8 +155,8 @@ class SqlStoreBase:
             if start < head < stop and gap_end > head:
                 stop = head  # never cross the dropped range in one read
             cur.execute(
-                f"SELECT offset, data FROM chunks WHERE task_id=? AND epoch=? AND stream=?"
-                f" AND offset < ? AND offset + {self.LENGTH}(data) > ? ORDER BY offset",
+                f'SELECT "offset", data FROM chunks WHERE task_id=? AND epoch=? AND stream=?'
+                f' AND "offset" < ? AND "offset" + {self.LENGTH}(data) > ? ORDER BY "offset"',
                 (*key, stop, start),
             )
             chunks = cur.fetchall()
@@ -174,7 +188,7 @@ class SqlStoreBase:
     def add_request(self, task_id: int, kind: str, payload: JSON, *, by: str) -> Request:
         now = time.time()
         with self._tx() as cur:
-            task = self._fetch_task(cur, task_id)
+            task = self._fetch_task(cur, task_id, lock=True)
             if not task.status.active:
                 raise TransitionError(f"cannot {kind} task {task_id}: it is {task.status}")
             cur.execute(
@@ -211,7 +225,7 @@ class SqlStoreBase:
 
     def delete(self, task_id: int) -> None:
         with self._tx() as cur:
-            task = self._fetch_task(cur, task_id)
+            task = self._fetch_task(cur, task_id, lock=True)
             if not task.terminal:
                 raise TransitionError(f"cannot rm task {task_id}: it is {task.status}"
                                       " (kill it first, or use --force)")
@@ -223,7 +237,7 @@ class SqlStoreBase:
         from ..validate import check_meta
 
         with self._tx() as cur:
-            task = self._fetch_task(cur, task_id)
+            task = self._fetch_task(cur, task_id, lock=True)
             merged = merge_patch(task.meta, patch)
             text = check_meta(merged, max_bytes)
             cur.execute(f"UPDATE tasks SET meta=? WHERE id=? RETURNING {rows.TASK_COLUMNS}",

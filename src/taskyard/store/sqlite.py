@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import SchemaTooNew, StoreError, TaskyardError
+from .migrations import shipped
 from .sql import Cursor
 from .sqlserver import SqlServerStore
 
@@ -28,15 +29,7 @@ SCHEMA_VERSION = 1
 
 def migrations() -> list[tuple[int, str]]:
     """Numbered migrations shipped with the package, in order."""
-    from importlib import resources
-
-    folder = resources.files("taskyard.store.migrations.sqlite")
-    found = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return shipped("sqlite")
 
 
 

@@ -99,7 +99,7 @@ class SqlServerStore(SqlStoreBase):
             " finished_at=NULL, reason=NULL, exit_code=NULL, signal=NULL, error=NULL,"
             " progress_done=NULL, progress_total=NULL, progress_message=NULL,"
             " changed_by=?, changed_at=?"
-            " WHERE id IN (SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?)"
+            f" WHERE id IN (SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?{self.CLAIM_LOCK})"
             " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open",
             (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now,
              _CLAIM_FROM, limit),
@@ -118,7 +118,7 @@ class SqlServerStore(SqlStoreBase):
                         " AND owner=? AND finished_at IS NULL",
                         [(s.pid, s.pid_start, s.task_id, s.epoch, owner) for s in spawned])
         cur.executemany(f"UPDATE tasks SET pid=? WHERE id=? AND epoch=? AND owner=?"
-                        f" AND status IN {ACTIVE_IN} AND pid IS NOT ?",
+                        f" AND status IN {ACTIVE_IN} AND pid {self.IS_NOT} ?",
                         [(s.pid, s.task_id, s.epoch, owner, s.pid) for s in spawned])
 
     def _finish_one(self, cur: Cursor, owner: str, o: Outcome, now: float, by: str,
@@ -171,7 +171,7 @@ class SqlServerStore(SqlStoreBase):
 
     def _write_chunk(self, cur: Cursor, w: OutputWrite) -> None:
         if w.data:
-            cur.execute("INSERT INTO chunks (task_id, epoch, stream, offset, data)"
+            cur.execute('INSERT INTO chunks (task_id, epoch, stream, "offset", data)'
                         " VALUES (?,?,?,?,?)", (w.task_id, w.epoch, w.stream, w.offset, w.data))
         cur.execute(
             "INSERT INTO streams (task_id, epoch, stream, total, head) VALUES (?,?,?,?,?)"
@@ -179,8 +179,8 @@ class SqlServerStore(SqlStoreBase):
             (w.task_id, w.epoch, w.stream, w.total, w.head),
         )
         if w.drop_before > w.head:
-            cur.execute(f"DELETE FROM chunks WHERE task_id=? AND epoch=? AND stream=?"
-                        f" AND offset >= ? AND offset + {self.LENGTH}(data) <= ?",
+            cur.execute(f'DELETE FROM chunks WHERE task_id=? AND epoch=? AND stream=?'
+                        f' AND "offset" >= ? AND "offset" + {self.LENGTH}(data) <= ?',
                         (w.task_id, w.epoch, w.stream, w.head, w.drop_before))
 
     def pending_requests(self, owner: str) -> list[Request]:

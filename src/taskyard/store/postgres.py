@@ -1,0 +1,216 @@
+"""The shared store: PostgreSQL through psycopg 3 and a connection pool.
+
+The statements are the ones in ``sql.py`` and ``sqlserver.py``; this module
+supplies the connection, the transactions and the dialect hooks. Writes run in
+READ COMMITTED: every status change is one guarded ``UPDATE`` (re-checked on
+the newest row version after a lock wait), read-then-write paths lock the row
+(``ROW_LOCK``), and a claim skips rows another transaction is claiming
+(``CLAIM_LOCK``). Reads run in REPEATABLE READ READ ONLY, so a read of several
+tables (``read_output``) sees one snapshot, as a SQLite read transaction does.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from ..errors import SchemaTooNew, StoreError, TaskyardError
+from .migrations import shipped
+from .sql import Cursor
+from .sqlite import _fault_budget
+from .sqlserver import SqlServerStore
+
+#: The version the numbered migrations lead to (checked whenever migrations run); a
+#: constant so that opening an up-to-date store does not list the package's files.
+SCHEMA_VERSION = 1
+
+#: Channel of the wake hint; the payload is the kind (``w``, ``r``, ``s``).
+WAKE_CHANNEL = "taskyard_wake"
+
+#: First key of the advisory lock migrations hold (the second is the schema's hash),
+#: so concurrent openers of one store migrate one after the other.
+_MIGRATE_LOCK = 0x7459  # "tY"
+
+
+def migrations() -> list[tuple[int, str]]:
+    """Numbered migrations shipped with the package, in order."""
+    return shipped("postgres")
+
+
+@functools.lru_cache(maxsize=1024)
+def placeholders(sql: str) -> str:
+    """``?`` placeholders to psycopg's ``%s``, once per statement string.
+
+    The shared SQL must hold no literal ``?`` (it would become a placeholder) and
+    no literal ``%`` (psycopg would read it as one); a ``%`` is refused here.
+    """
+    if "%" in sql:
+        raise TaskyardError(f"literal % in shared SQL: {sql!r}")
+    return sql.replace("?", "%s")
+
+
+class PgCursor:
+    """A psycopg cursor taking the shared ``?`` SQL; rows are tuples, as on SQLite."""
+
+    __slots__ = ("_cur",)
+
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self._cur = cur
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
+        self._cur.execute(placeholders(sql), params)
+        return self
+
+    def executemany(self, sql: str, params: Any) -> PgCursor:
+        self._cur.executemany(placeholders(sql), params)
+        return self
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+
+class PostgresStore(SqlServerStore):
+    """A store in a PostgreSQL database (the tables live in the connection's
+    ``search_path`` schema). Thread-safe: each transaction takes a pooled connection."""
+
+    LENGTH = "octet_length"
+    IS_NOT = "IS DISTINCT FROM"
+    CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
+    ROW_LOCK = " FOR UPDATE"
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 4,
+                 timeout: float = 30.0) -> None:
+        self.dsn = dsn
+        self.location = _describe(dsn)
+        self._fail_after = _fault_budget()
+        # The schema check (and migration) runs on a connection of its own: a failed
+        # connect then reports its cause at once, where the pool would retry in the
+        # background until its timeout and report only that.
+        try:
+            with psycopg.connect(dsn, autocommit=True,
+                                 connect_timeout=max(2, round(timeout))) as conn:
+                self._migrate(conn)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open store {self.location}: {exc}") from exc
+        # autocommit: transactions are the explicit BEGIN/COMMIT of _transaction, so a
+        # read can ask for its own isolation level on any pooled connection.
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            dsn, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
+            kwargs={"autocommit": True}, name="taskyard")
+        self._pool.open(wait=False)
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        current = _read_version(conn)
+        self._refuse_newer(current)
+        if current == SCHEMA_VERSION:
+            return
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(coalesce(current_schema(),"
+                         " '')))", (_MIGRATE_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS taskyard_schema ("
+                         " one boolean PRIMARY KEY DEFAULT true CHECK (one),"
+                         " version integer NOT NULL)")
+            conn.execute("INSERT INTO taskyard_schema (version) VALUES (0)"
+                         " ON CONFLICT (one) DO NOTHING")
+            current = _read_version(conn)  # another opener may have migrated meanwhile
+            self._refuse_newer(current)
+            shipped = migrations()
+            if shipped[-1][0] != SCHEMA_VERSION:
+                raise TaskyardError(f"migrations lead to {shipped[-1][0]}, SCHEMA_VERSION"
+                                    f" is {SCHEMA_VERSION}")
+            for version, script in shipped:
+                if version > current:
+                    conn.execute(script.encode())  # bytes: no placeholders to parse
+                    conn.execute("UPDATE taskyard_schema SET version=%s", (version,))
+
+    def _refuse_newer(self, current: int) -> None:
+        if current > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"store {self.location} has schema version {current}, newer than this"
+                f" taskyard understands ({SCHEMA_VERSION}); upgrade taskyard to use it")
+
+    def schema_version(self) -> int:
+        with self._pool.connection() as conn:
+            return _read_version(conn)
+
+    def wake(self, kind: bytes = b"w") -> None:
+        """Hint servers (NOTIFY): ``w`` work submitted, ``r`` a control request,
+        ``s`` server control. Best effort, like the SQLite datagram: servers also poll."""
+        try:
+            with self._pool.connection(timeout=1.0) as conn:
+                conn.execute("SELECT pg_notify(%s, %s)",
+                             (WAKE_CHANNEL, kind.decode("ascii", "replace")))
+        except psycopg.Error:
+            pass
+
+    def wake_listener(self) -> None:
+        """No listener yet: a server on PostgreSQL polls (LISTEN comes later)."""
+        return None
+
+    @contextmanager
+    def _tx(self) -> Iterator[Cursor]:
+        if self._fail_after is not None:
+            if self._fail_after <= 0:
+                raise StoreError(f"store {self.location}: injected write failure"
+                                 " (TASKYARD_FAULT)")
+            self._fail_after -= 1
+        yield from self._transaction("BEGIN")
+
+    @contextmanager
+    def _read_tx(self) -> Iterator[Cursor]:
+        yield from self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def _transaction(self, begin: str) -> Iterator[Cursor]:
+        try:
+            with self._pool.connection() as conn:
+                with conn.cursor() as cur:
+                    cur.execute(begin.encode())
+                    try:
+                        yield PgCursor(cur)
+                    except BaseException:
+                        _rollback(conn)
+                        raise
+                    cur.execute(b"COMMIT")
+        except psycopg.Error as exc:
+            raise StoreError(f"store {self.location}: {exc}") from exc
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _read_version(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT to_regclass('taskyard_schema') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return 0
+    row = conn.execute("SELECT version FROM taskyard_schema").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    try:
+        conn.execute(b"ROLLBACK")
+    except psycopg.Error:
+        pass  # a broken connection: the pool discards it
+
+
+def _describe(dsn: str) -> str:
+    """host:port/dbname for messages: never the password."""
+    try:
+        info = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "postgresql"
+    return (f"postgresql://{info.get('host', '')}:{info.get('port', 5432)}"
+            f"/{info.get('dbname', '')}")
