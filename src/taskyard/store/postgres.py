@@ -22,8 +22,7 @@ from psycopg_pool import ConnectionPool
 
 from ..errors import SchemaTooNew, StoreError, TaskyardError
 from .migrations import shipped
-from .sql import Cursor
-from .sqlite import _fault_budget
+from .sql import Cursor, fault_budget
 from .sqlserver import SqlServerStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
@@ -95,7 +94,7 @@ class PostgresStore(SqlServerStore):
                  timeout: float = 30.0) -> None:
         self.dsn = dsn
         self.location = _describe(dsn)
-        self._fail_after = _fault_budget()
+        self._fail_after = fault_budget()
         # The schema check (and migration) runs on a connection of its own: a failed
         # connect then reports its cause at once, where the pool would retry in the
         # background until its timeout and report only that.
@@ -162,11 +161,7 @@ class PostgresStore(SqlServerStore):
 
     @contextmanager
     def _tx(self) -> Iterator[Cursor]:
-        if self._fail_after is not None:
-            if self._fail_after <= 0:
-                raise StoreError(f"store {self.location}: injected write failure"
-                                 " (TASKYARD_FAULT)")
-            self._fail_after -= 1
+        self._injected_fault()
         yield from self._transaction("BEGIN")
 
     @contextmanager

@@ -7,13 +7,14 @@ the transaction and the few dialect differences.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from .. import lifecycle
-from ..errors import NotFound, StaleAttempt, TransitionError
+from ..errors import NotFound, StaleAttempt, StoreError, TransitionError
 from ..lifecycle import Reason, Status, Verb
 from ..model import JSON, Attempt, Event, OutputRead, Request, Task, TaskSpec
 from . import rows
@@ -41,6 +42,16 @@ WAITING_IN = in_list(lifecycle.sources(Verb.CANCEL))
 TERMINAL_IN = in_list(lifecycle.sources(Verb.RESTART))
 
 
+def fault_budget() -> int | None:
+    """Test hook: ``TASKYARD_FAULT=store-write-fail-after:N`` makes the N+1th write
+    transaction of this process fail, as a full disk or an I/O error would."""
+    fault = os.environ.get("TASKYARD_FAULT", "")
+    name, _, count = fault.partition(":")
+    if name == "store-write-fail-after" and count.isdigit():
+        return int(count)
+    return None
+
+
 class SqlStoreBase:
     """Client operations. Subclasses implement :meth:`_tx` and :meth:`_read_tx`.
 
@@ -58,8 +69,19 @@ class SqlStoreBase:
     #: already serialises writers)
     ROW_LOCK = ""
 
+    _fail_after: int | None = None
+    location = "store"  #: where the store is, for messages (never a password)
+
     def _tx(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
+
+    def _injected_fault(self) -> None:
+        """Count a write transaction against TASKYARD_FAULT's budget (tests only)."""
+        if self._fail_after is None:
+            return
+        if self._fail_after <= 0:
+            raise StoreError(f"store {self.location}: injected write failure (TASKYARD_FAULT)")
+        self._fail_after -= 1
 
     def _read_tx(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError

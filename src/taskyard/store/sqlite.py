@@ -8,7 +8,6 @@ a commit survives a crash of any process; ``full`` also survives power loss.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from ..errors import SchemaTooNew, StoreError, TaskyardError
 from .migrations import shipped
-from .sql import Cursor
+from .sql import Cursor, fault_budget
 from .sqlserver import SqlServerStore
 
 BUSY_TIMEOUT_MS = 30_000
@@ -38,7 +37,8 @@ class SQLiteStore(SqlServerStore):
 
     def __init__(self, path: Path | str, *, synchronous: str = "normal") -> None:
         self.path = Path(path)
-        self._fail_after = _fault_budget()
+        self.location = str(self.path)
+        self._fail_after = fault_budget()
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
@@ -90,10 +90,7 @@ class SQLiteStore(SqlServerStore):
 
     @contextmanager
     def _tx(self) -> Iterator[Cursor]:
-        if self._fail_after is not None:
-            if self._fail_after <= 0:
-                raise StoreError(f"store {self.path}: injected write failure (TASKYARD_FAULT)")
-            self._fail_after -= 1
+        self._injected_fault()
         yield from self._transaction("BEGIN IMMEDIATE")
 
     @contextmanager
@@ -126,16 +123,6 @@ class SQLiteStore(SqlServerStore):
 
     def close(self) -> None:
         self._db.close()
-
-
-def _fault_budget() -> int | None:
-    """Test hook: ``TASKYARD_FAULT=store-write-fail-after:N`` makes the N+1th write
-    transaction of this process fail, as a full disk or an I/O error would."""
-    fault = os.environ.get("TASKYARD_FAULT", "")
-    name, _, count = fault.partition(":")
-    if name == "store-write-fail-after" and count.isdigit():
-        return int(count)
-    return None
 
 
 def _statements(script: str) -> Iterator[str]:
