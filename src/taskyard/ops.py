@@ -15,9 +15,8 @@ from . import lifecycle, validate
 from .errors import InvalidInput, NotFound, StaleAttempt, TransitionError, UserError
 from .lifecycle import Status, Verb
 from .model import JSON, OutputRead, Request, Task, TaskSpec
-from .store.sqlite import SQLiteStore
+from .store.base import ClientStore as Store
 
-Store = SQLiteStore
 T = TypeVar("T")
 
 REQUEST_TIMEOUT = 10.0

@@ -22,8 +22,7 @@ from collections.abc import Callable
 
 from ..config import Settings
 from ..lifecycle import Reason
-from ..store.base import Batch, Outcome, OutputWrite, Spawned
-from ..store.sqlite import SQLiteStore
+from ..store.base import Batch, Outcome, OutputWrite, ServerStore, Spawned
 from . import child as childmod
 from . import controls, procs
 from .child import Child
@@ -40,7 +39,7 @@ DRAIN_GRACE = 2.0  #: seconds to wait for pipes held open by escaped processes
 
 
 class Server:
-    def __init__(self, settings: Settings, store: SQLiteStore, instance_id: str) -> None:
+    def __init__(self, settings: Settings, store: ServerStore, instance_id: str) -> None:
         self.settings = settings
         self.store = store
         self.me = instance_id

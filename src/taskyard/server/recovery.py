@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from ..store.base import LostAttempt
-from ..store.sqlite import SQLiteStore
+from ..store.base import LostAttempt, ServerStore
 from . import procs
 
 log = logging.getLogger("taskyard.server")
@@ -29,7 +28,7 @@ def kill_leftovers(lost: list[LostAttempt], host: str, boot_id: str) -> int:
     return killed
 
 
-def recover(store: SQLiteStore, me: str, host: str, boot_id: str, dead_before: float) -> int:
+def recover(store: ServerStore, me: str, host: str, boot_id: str, dead_before: float) -> int:
     """Record every lost attempt as crashed; returns how many."""
     lost = store.lost_attempts(me, dead_before)
     if not lost:
