@@ -44,11 +44,11 @@ class Yard:
     def submit(self, argv: Sequence[str], *, name: str | None = None, queue: str = "default",
                env: Mapping[str, str] | None = None, cwd: str | None = None,
                meta: Mapping[str, JSON] | None = None, stdin: bytes | None = None,
-               stdin_open: bool = False) -> Task:
+               stdin_open: bool = False, timeout: float | None = None) -> Task:
         """Submit a command (no shell). Durable when this returns, server or not."""
         spec = TaskSpec(argv=tuple(argv), name=name, queue=queue, env=dict(env or {}),
                         cwd=os.path.abspath(cwd) if cwd else os.getcwd(), meta=dict(meta or {}),
-                        stdin=stdin, stdin_open=stdin_open)
+                        stdin=stdin, stdin_open=stdin_open, timeout=timeout)
         return ops.submit(self._store, spec)
 
     def get(self, task_id: int) -> Task:

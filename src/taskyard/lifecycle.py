@@ -11,7 +11,8 @@ transition. Pure: no I/O.
         │                  │                 │
         └─────cancel───────┴──► stopped ◄────┤ finish (killed | shutdown)
                                              ├──► succeeded      (finish)
-                                             └──► failed         (finish | crash)
+                                             └──► failed         (finish: exit | signal |
+                                                                  spawn | timeout; crash)
     restart: succeeded | failed | stopped ──► queued (the next claim is a new attempt)
 """
 
@@ -58,6 +59,7 @@ class Reason(StrEnum):
     SIGNAL = "signal"  #: terminated by a signal nobody asked for; signal set
     SPAWN = "spawn"  #: could not be started; error holds the OS error
     CRASHED = "crashed"  #: its server died while it ran
+    TIMEOUT = "timeout"  #: ran past its --timeout; TERM, then KILL after the grace
     KILLED = "killed"  #: a user killed it (stopped)
     SHUTDOWN = "shutdown"  #: its server stopped it while shutting down (stopped)
 
@@ -96,7 +98,7 @@ TRANSITIONS: dict[Verb, tuple[frozenset[Status], Status]] = {
 #: Which reasons each ending verb may carry.
 REASONS: dict[Verb, frozenset[Reason | None]] = {
     Verb.SUCCEED: frozenset({None}),
-    Verb.FAIL: frozenset({Reason.EXIT, Reason.SIGNAL, Reason.SPAWN}),
+    Verb.FAIL: frozenset({Reason.EXIT, Reason.SIGNAL, Reason.SPAWN, Reason.TIMEOUT}),
     Verb.STOP: frozenset({Reason.KILLED, Reason.SHUTDOWN}),
     Verb.CANCEL: frozenset({Reason.KILLED, Reason.SHUTDOWN}),
     Verb.CRASH: frozenset({Reason.CRASHED}),

@@ -29,6 +29,7 @@ class TaskSpec(NamedTuple):
     meta: dict[str, JSON] = {}
     stdin: bytes | None = None  #: fixed stdin contents (``--stdin-file``)
     stdin_open: bool = False  #: keep stdin as a pipe fed by ``taskyard send``
+    timeout: float | None = None  #: seconds it may run before it is killed (reason timeout)
 
 
 class Progress(NamedTuple):
@@ -106,6 +107,7 @@ class Task(NamedTuple):
     cwd: str | None
     meta: dict[str, JSON]
     stdin_open: bool
+    timeout: float | None
     progress: Progress
     attempt: int  #: current (or last) attempt epoch; 0 before the first claim
     pid: int | None
@@ -132,6 +134,7 @@ class Task(NamedTuple):
             "cwd": self.cwd,
             "meta": self.meta,
             "stdin_open": self.stdin_open,
+            "timeout": self.timeout,
             "progress": self.progress.to_json(),
             "attempt": self.attempt,
             "pid": self.pid,

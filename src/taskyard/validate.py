@@ -134,6 +134,8 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
         _no_nul(spec.cwd, "cwd")
         if not spec.cwd.startswith("/"):
             raise InvalidInput("cwd must be an absolute path", field="cwd")
+    if spec.timeout is not None and not (math.isfinite(spec.timeout) and spec.timeout > 0):
+        raise InvalidInput("timeout must be a number of seconds > 0", field="timeout")
     if spec.stdin is not None and spec.stdin_open:
         raise InvalidInput("--stdin-file and --stdin-open exclude each other", field="stdin")
     if spec.stdin is not None and len(spec.stdin) > MAX_STDIN_BYTES:

@@ -168,6 +168,8 @@ def test_progress_outside_a_task_and_negative(served: Path) -> None:
     ["ls", "--status", "nope"],
     ["logs", "1", "--offset", "-5"],
     ["wait", "1", "--timeout", "soon"],
+    ["submit", "--timeout", "-1", "--", "true"],
+    ["submit", "--timeout", "0", "--", "true"],
     ["frobnicate"],
 ])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(home: Path, args: list[str]) -> None:

@@ -134,3 +134,16 @@ def test_follow_streams_until_the_task_ends(yard: Yard, home: Path) -> None:
     result = cli(home, "logs", str(t.id), "--follow", timeout=20)
     assert result.returncode == 0
     assert result.stdout == b"line 1\nline 2\nline 3\n"
+
+
+def test_timeout_kills_the_group_and_fails_the_task(yard: Yard, yard_home: Path) -> None:
+    polite = yard.submit(["sh", "-c", "sleep 30 & sleep 30"], timeout=0.5)
+    stubborn = yard.submit(["sh", "-c", "trap '' TERM; sleep 30"], timeout=0.5)
+    quick = yard.submit(["true"], timeout=30)
+    for task_id, sig in ((polite.id, signal.SIGTERM), (stubborn.id, signal.SIGKILL)):
+        done = yard.wait(task_id, timeout=15)
+        assert done is not None and done.status is Status.FAILED
+        assert done.reason is Reason.TIMEOUT and done.signal == sig
+        assert "timeout of 0.5s" in (done.error or "")
+    assert yard.wait(quick.id, timeout=10).status is Status.SUCCEEDED
+    wait_for(lambda: not pids_with_tag(instance_of(yard_home)), timeout=5, message="no survivor")

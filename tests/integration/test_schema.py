@@ -50,3 +50,20 @@ def test_postgres_schema_version_constant_matches_its_migrations() -> None:
 
     numbers = [v for v, _ in pg_migrations()]
     assert numbers == list(range(1, len(numbers) + 1)) and numbers[-1] == PG_VERSION
+
+
+def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    from taskyard.store.sqlite import _statements, migrations
+
+    path = tmp_path / "taskyard.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for statement in _statements(dict(migrations())[1]):
+        db.execute(statement)
+    db.execute("PRAGMA user_version=1")
+    db.execute("INSERT INTO tasks (status, argv, env, meta, created_at, changed_by, changed_at)"
+               " VALUES ('queued', '[\"true\"]', '{}', '{}', 1.0, 'old', 1.0)")
+    db.close()
+    store = SQLiteStore(path)
+    assert store.schema_version() == SCHEMA_VERSION
+    (task,) = store.list_tasks()
+    assert task.argv == ("true",) and task.timeout is None

@@ -79,6 +79,9 @@ def test_spec_checks() -> None:
         validate.check_spec(TaskSpec(argv=("x",), stdin=b"a", stdin_open=True))
     with pytest.raises(InvalidInput, match="name"):
         validate.check_spec(TaskSpec(argv=("x",), name="line\nbreak"))
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InvalidInput, match="timeout"):
+            validate.check_spec(TaskSpec(argv=("x",), timeout=bad))
 
 
 def test_merge_patch_rfc7396() -> None:

@@ -39,6 +39,9 @@ def register(sub: Any) -> None:
     stdin.add_argument("--stdin-file", metavar="F", help="feed the task this file on stdin")
     stdin.add_argument("--stdin-open", action="store_true",
                        help="keep stdin open for `taskyard send`")
+    p.add_argument("--timeout", type=seconds, metavar="S",
+                   help="kill it after S seconds of running (TERM, then KILL after the grace);"
+                        " it ends failed with reason timeout")
     json_flag(p)
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- PROGRAM ARG...")
     p.set_defaults(handler=cmd_submit)
@@ -98,7 +101,7 @@ def _spec(args: argparse.Namespace) -> TaskSpec:
     cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
     return TaskSpec(argv=tuple(argv), name=args.name, queue=args.queue,
                     env=validate.parse_env_pairs(args.env), cwd=cwd, meta=meta,
-                    stdin=stdin, stdin_open=args.stdin_open)
+                    stdin=stdin, stdin_open=args.stdin_open, timeout=args.timeout)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ class Child:
     drain_deadline: float | None = None
     stop_reason: Reason | None = None  #: set when a user or a shutdown asked it to stop
     kill_deadline: float | None = None  #: when TERM escalates to KILL
+    deadline: float | None = None  #: when it has run past its timeout (monotonic)
     paused: bool = False
     write_ends: list[int] = field(default_factory=list)  #: our copies of the pipes' write ends
 
@@ -94,8 +95,11 @@ class Child:
         assert code is not None
         if self.stop_reason is not None:
             sig = -code if code < 0 else None
-            return Outcome(self.task_id, self.epoch, Status.STOPPED, self.stop_reason,
-                           exit_code=code if code >= 0 else None, signal=sig)
+            ended = Status.FAILED if self.stop_reason is Reason.TIMEOUT else Status.STOPPED
+            error = (f"ran past its timeout of {self.claim.timeout:g}s"
+                     if self.stop_reason is Reason.TIMEOUT and self.claim.timeout else None)
+            return Outcome(self.task_id, self.epoch, ended, self.stop_reason,
+                           exit_code=code if code >= 0 else None, signal=sig, error=error)
         if code == 0:
             return Outcome(self.task_id, self.epoch, Status.SUCCEEDED)
         if code < 0:

@@ -87,6 +87,8 @@ class Server:
         for c in self.children.values():
             if c.kill_deadline is not None:
                 deadlines.append(c.kill_deadline)
+            if c.deadline is not None:
+                deadlines.append(c.deadline)
             if c.drain_deadline is not None:
                 deadlines.append(c.drain_deadline)
         busy = self.closed or self.flush_now or self.batch.outcomes or self.done
@@ -238,6 +240,8 @@ class Server:
 
     def _adopt(self, c: Child) -> None:
         self.children[c.task_id] = c
+        if c.claim.timeout:
+            c.deadline = time.monotonic() + c.claim.timeout
         self.poller.add(c.pidfd, lambda: self._on_exit(c))
         for fd in c.streams:
             self.poller.add(fd, self._reader(c, fd))
@@ -263,6 +267,12 @@ class Server:
             self.stop_deadline = None
             self.stop("now")
         for c in list(self.children.values()):
+            if c.deadline is not None and now >= c.deadline:
+                c.deadline = None
+                if c.returncode is None and c.stop_reason is None:
+                    log.info("task %d ran past its timeout: SIGTERM", c.task_id)
+                    c.kill(signal.SIGTERM, Reason.TIMEOUT,
+                           escalate_at=now + self.settings.kill_grace)
             if c.kill_deadline is not None and now >= c.kill_deadline:
                 log.info("task %d did not stop within the grace period: SIGKILL", c.task_id)
                 c.kill_deadline = None

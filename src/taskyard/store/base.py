@@ -26,6 +26,7 @@ class Claim(NamedTuple):
     stdin: bytes | None
     stdin_open: bool
     run_tag: str  #: TASKYARD_RUN value: finds the attempt's processes after a crash
+    timeout: float | None = None  #: seconds it may run
 
 
 class Spawned(NamedTuple):

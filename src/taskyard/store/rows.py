@@ -15,7 +15,7 @@ Row = Sequence[Any]
 TASK_COLUMNS = (
     "id, name, queue, status, reason, exit_code, signal, error, argv, env, cwd, meta, "
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
-    "created_at, started_at, finished_at"
+    "created_at, started_at, finished_at, timeout"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at"
@@ -43,6 +43,7 @@ def task(row: Row) -> Task:
         cwd=row[10],
         meta=json.loads(row[11]),
         stdin_open=bool(row[12]),
+        timeout=row[21],
         progress=Progress(row[13], row[14], row[15]),
         attempt=row[16],
         pid=row[17],

@@ -102,11 +102,11 @@ class SqlStoreBase:
         with self._tx() as cur:
             cur.execute(
                 "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
-                " created_at, changed_by, changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " timeout, created_at, changed_by, changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
                 f" RETURNING {rows.TASK_COLUMNS}",
                 (spec.name, spec.queue, lifecycle.target(Verb.SUBMIT).value,
                  rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
-                 rows.dumps(spec.meta), spec.stdin, int(spec.stdin_open), now, by, now),
+                 rows.dumps(spec.meta), spec.stdin, int(spec.stdin_open), spec.timeout, now, by, now),
             )
             return rows.task(cur.fetchone())
 

@@ -100,13 +100,13 @@ class SqlServerStore(SqlStoreBase):
             " progress_done=NULL, progress_total=NULL, progress_message=NULL,"
             " changed_by=?, changed_at=?"
             f" WHERE id IN (SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?{self.CLAIM_LOCK})"
-            " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open",
+            " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout",
             (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now,
              _CLAIM_FROM, limit),
         )
         got = sorted(cur.fetchall(), key=lambda r: r[0])
         claims = [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4],
-                        r[5], bool(r[6]), f"{owner}.{r[0]}.{r[1]}") for r in got]
+                        r[5], bool(r[6]), f"{owner}.{r[0]}.{r[1]}", r[7]) for r in got]
         cur.executemany(
             "INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at) VALUES (?,?,?,?,?)",
             [(c.task_id, c.epoch, owner, c.run_tag, now) for c in claims],
