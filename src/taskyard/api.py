@@ -12,6 +12,7 @@ b'hi\\n'
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -44,11 +45,19 @@ class Yard:
     def submit(self, argv: Sequence[str], *, name: str | None = None, queue: str = "default",
                env: Mapping[str, str] | None = None, cwd: str | None = None,
                meta: Mapping[str, JSON] | None = None, stdin: bytes | None = None,
-               stdin_open: bool = False, timeout: float | None = None) -> Task:
-        """Submit a command (no shell). Durable when this returns, server or not."""
+               stdin_open: bool = False, timeout: float | None = None, priority: int = 0,
+               run_at: float | None = None, delay: float | None = None) -> Task:
+        """Submit a command (no shell). Durable when this returns, server or not.
+
+        ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
+        until then; higher ``priority`` runs first within its queue.
+        """
+        if delay is not None:
+            run_at = time.time() + delay
         spec = TaskSpec(argv=tuple(argv), name=name, queue=queue, env=dict(env or {}),
                         cwd=os.path.abspath(cwd) if cwd else os.getcwd(), meta=dict(meta or {}),
-                        stdin=stdin, stdin_open=stdin_open, timeout=timeout)
+                        stdin=stdin, stdin_open=stdin_open, timeout=timeout,
+                        priority=priority, run_at=run_at)
         return ops.submit(self._store, spec)
 
     def get(self, task_id: int) -> Task:

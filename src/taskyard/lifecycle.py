@@ -68,6 +68,7 @@ class Verb(StrEnum):
     """Named transitions. Each maps a set of source statuses to one target."""
 
     SUBMIT = "submit"
+    DEFER = "defer"  #: submit with a start time in the future
     PROMOTE = "promote"
     CLAIM = "claim"
     PAUSE = "pause"
@@ -83,6 +84,7 @@ class Verb(StrEnum):
 _ANY_ACTIVE = ACTIVE
 TRANSITIONS: dict[Verb, tuple[frozenset[Status], Status]] = {
     Verb.SUBMIT: (frozenset(), Status.QUEUED),
+    Verb.DEFER: (frozenset(), Status.SCHEDULED),
     Verb.PROMOTE: (frozenset({Status.SCHEDULED}), Status.QUEUED),
     Verb.CLAIM: (frozenset({Status.QUEUED}), Status.RUNNING),
     Verb.PAUSE: (frozenset({Status.RUNNING}), Status.PAUSED),
@@ -132,7 +134,7 @@ def require(verb: Verb, current: Status, *, task_id: int | None = None) -> Statu
 
 def is_legal(before: Status | None, after: Status) -> bool:
     """True if some verb leads from ``before`` to ``after`` (for history checks)."""
-    for verb, (srcs, dst) in TRANSITIONS.items():
-        if dst is after and (before in srcs or (before is None and verb is Verb.SUBMIT)):
+    for srcs, dst in TRANSITIONS.values():
+        if dst is after and (before in srcs or (before is None and not srcs)):
             return True
     return False

@@ -30,6 +30,8 @@ class TaskSpec(NamedTuple):
     stdin: bytes | None = None  #: fixed stdin contents (``--stdin-file``)
     stdin_open: bool = False  #: keep stdin as a pipe fed by ``taskyard send``
     timeout: float | None = None  #: seconds it may run before it is killed (reason timeout)
+    priority: int = 0  #: higher runs first within the queue; equal priorities run FIFO
+    run_at: float | None = None  #: do not start before this unix time (status scheduled)
 
 
 class Progress(NamedTuple):
@@ -108,6 +110,8 @@ class Task(NamedTuple):
     meta: dict[str, JSON]
     stdin_open: bool
     timeout: float | None
+    priority: int
+    run_at: float | None
     progress: Progress
     attempt: int  #: current (or last) attempt epoch; 0 before the first claim
     pid: int | None
@@ -135,6 +139,8 @@ class Task(NamedTuple):
             "meta": self.meta,
             "stdin_open": self.stdin_open,
             "timeout": self.timeout,
+            "priority": self.priority,
+            "run_at": iso(self.run_at),
             "progress": self.progress.to_json(),
             "attempt": self.attempt,
             "pid": self.pid,

@@ -16,6 +16,7 @@ MAX_STDIN_BYTES = 64 * 1024 * 1024
 MAX_NAME = 200
 MAX_JSON_DEPTH = 64
 INT64 = 2**63
+INT32 = 2**31
 
 
 def _no_nul(value: str, what: str) -> None:
@@ -134,6 +135,10 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
         _no_nul(spec.cwd, "cwd")
         if not spec.cwd.startswith("/"):
             raise InvalidInput("cwd must be an absolute path", field="cwd")
+    if not -INT32 <= spec.priority < INT32:
+        raise InvalidInput("priority must be a 32-bit integer", field="priority")
+    if spec.run_at is not None and not math.isfinite(spec.run_at):
+        raise InvalidInput("start time must be a finite time", field="at")
     if spec.timeout is not None and not (math.isfinite(spec.timeout) and spec.timeout > 0):
         raise InvalidInput("timeout must be a number of seconds > 0", field="timeout")
     if spec.stdin is not None and spec.stdin_open:
@@ -159,6 +164,54 @@ def parse_signal(value: str | int) -> int:
         return int(getattr(_signal.Signals, name))
     except AttributeError:
         raise InvalidInput(f"unknown signal {text!r}", field="signal") from None
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, what: str = "in") -> float:
+    """``90``, ``90s``, ``10m``, ``2h``, ``1d`` (or a sum: ``1h30m``) to seconds."""
+    raw = text.strip().lower()
+    if not raw or not raw.isascii():
+        raise InvalidInput(f"invalid duration {text!r}: use e.g. 30s, 10m, 2h, 1d", field=what)
+    total, number = 0.0, ""
+    for char in raw:
+        if char.isdigit() or char == ".":
+            number += char
+        elif char in _UNITS and number:
+            total += _to_float(number, text, what) * _UNITS[char]
+            number = ""
+        else:
+            raise InvalidInput(f"invalid duration {text!r}: use e.g. 30s, 10m, 2h, 1d",
+                               field=what)
+    if number:
+        total += _to_float(number, text, what)
+    if total > 100 * 365 * 86400:
+        raise InvalidInput(f"duration {text!r} is too long", field=what)
+    return total
+
+
+def _to_float(number: str, text: str, what: str) -> float:
+    try:
+        return float(number)
+    except ValueError:
+        raise InvalidInput(f"invalid duration {text!r}", field=what) from None
+
+
+def parse_time(text: str, what: str = "at") -> float:
+    """ISO 8601 (``2026-11-23T10:00:00Z``, ``2026-11-23 10:00+01:00``; no zone: local
+    time) to a unix time."""
+    from datetime import datetime
+
+    raw = text.strip()
+    if not raw.isascii() or len(raw) > 64:
+        raise InvalidInput(f"invalid time {text!r}: use ISO 8601", field=what)
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"invalid time {text!r}: use ISO 8601, e.g. 2026-11-23T10:00:00Z",
+                           field=what) from None
+    return when.timestamp()
 
 
 def check_progress(done: float, total: float | None) -> None:

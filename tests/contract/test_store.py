@@ -210,3 +210,29 @@ def test_heartbeat_and_stop_request(store: SQLiteStore) -> None:
 
     with pytest.raises(StoreError):
         store.heartbeat("i1", 4.0)
+
+
+def test_priority_then_fifo(store: SQLiteStore) -> None:
+    low = store.submit(SPEC._replace(priority=-1), by="t").id
+    a = store.submit(SPEC, by="t").id
+    high = store.submit(SPEC._replace(priority=5), by="t").id
+    b = store.submit(SPEC, by="t").id
+    assert [c.task_id for c in store.claim("s1", 4)] == [high, a, b, low]
+
+
+def test_scheduled_tasks_wait_until_due(store: SQLiteStore) -> None:
+    import time
+
+    now = time.time()
+    later = store.submit(SPEC._replace(run_at=now + 1000), by="t")
+    soon = store.submit(SPEC._replace(run_at=now + 100), by="t")
+    past = store.submit(SPEC._replace(run_at=now - 5), by="t")
+    assert (later.status, soon.status, past.status) == (
+        Status.SCHEDULED, Status.SCHEDULED, Status.QUEUED)
+    assert [c.task_id for c in store.claim("s1", 5)] == [past.id]
+    assert store.next_due() == pytest.approx(now + 100)
+    assert store.promote_due(now + 200, "server:s1") == 1
+    assert store.get(soon.id).status is Status.QUEUED
+    assert [e.to_status for e in store.events(soon.id)] == [Status.SCHEDULED, Status.QUEUED]
+    assert store.cancel(later.id, by="u") is not None
+    assert store.next_due() is None

@@ -169,6 +169,11 @@ def test_progress_outside_a_task_and_negative(served: Path) -> None:
     ["logs", "1", "--offset", "-5"],
     ["wait", "1", "--timeout", "soon"],
     ["submit", "--timeout", "-1", "--", "true"],
+    ["submit", "--in", "soon", "--", "true"],
+    ["submit", "--at", "tomorrow", "--", "true"],
+    ["submit", "--at", "2026-11-23T10:00:00Z", "--in", "1m", "--", "true"],
+    ["submit", "--priority", "high", "--", "true"],
+    ["submit", "--priority", "99999999999", "--", "true"],
     ["submit", "--timeout", "0", "--", "true"],
     ["frobnicate"],
 ])
@@ -184,6 +189,13 @@ def test_meta_over_1_mib_is_refused(home: Path, tmp_path: Path) -> None:
     err = user_error(home, "submit", "--meta", f"@{big}", "--", "true")
     assert "over" in err
     assert json.loads(ok(home, "ls", "--json")) == []
+
+
+def test_submit_later_is_scheduled(home: Path) -> None:
+    task = json.loads(ok(home, "submit", "--json", "--in", "1h", "--priority", "3", "--", "true"))
+    assert task["status"] == "scheduled" and task["priority"] == 3
+    assert task["run_at"] > task["created_at"]
+    assert "stopped" in ok(home, "kill", str(task["id"]))
 
 
 def test_help_shows_environment_variables(home: Path) -> None:

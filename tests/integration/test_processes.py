@@ -147,3 +147,19 @@ def test_timeout_kills_the_group_and_fails_the_task(yard: Yard, yard_home: Path)
         assert "timeout of 0.5s" in (done.error or "")
     assert yard.wait(quick.id, timeout=10).status is Status.SUCCEEDED
     wait_for(lambda: not pids_with_tag(instance_of(yard_home)), timeout=5, message="no survivor")
+
+
+def test_priority_and_delay(home: Path) -> None:
+    with running_server(home, "--slots", "1"), Yard(home) as y:
+        blocker = y.submit(["sleep", "0.5"])
+        wait_for(lambda: _running(y, blocker.id))
+        low = y.submit(["true"], priority=-1)
+        plain = y.submit(["true"])
+        high = y.submit(["true"], priority=10)
+        later = y.submit(["true"], delay=1.0)
+        assert later.status is Status.SCHEDULED
+        done = [y.wait(t.id, timeout=15) for t in (low, plain, high, later)]
+        assert all(t is not None and t.status is Status.SUCCEEDED for t in done)
+        starts = {t.id: t.started_at for t in done if t is not None}
+        assert starts[high.id] < starts[plain.id] < starts[low.id]
+        assert starts[later.id] - later.created_at >= 1.0

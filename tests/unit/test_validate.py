@@ -88,3 +88,24 @@ def test_merge_patch_rfc7396() -> None:
     assert merge_patch({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": None, "e": 4}, "f": [1]}) == {
         "a": 1, "b": {"d": 3, "e": 4}, "f": [1]}
     assert merge_patch({"a": 1}, {"a": None}) == {}
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90", 90), ("90s", 90), ("10m", 600), ("2h", 7200), ("1d", 86400), ("1h30m", 5400),
+    ("0.5s", 0.5)])
+def test_durations(text: str, seconds: float) -> None:
+    assert validate.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "10x", "m", "١٠m", "1e999h", "9" * 40])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(InvalidInput):
+        validate.parse_duration(text)
+
+
+def test_times() -> None:
+    assert validate.parse_time("2026-11-23T10:00:00Z") == 1795428000.0
+    assert validate.parse_time("2026-11-23T11:00:00+01:00") == 1795428000.0
+    for bad in ("tomorrow", "2026-13-01", "٢٠٢٦-11-23", "x" * 100):
+        with pytest.raises(InvalidInput):
+            validate.parse_time(bad)

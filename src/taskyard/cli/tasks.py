@@ -39,6 +39,13 @@ def register(sub: Any) -> None:
     stdin.add_argument("--stdin-file", metavar="F", help="feed the task this file on stdin")
     stdin.add_argument("--stdin-open", action="store_true",
                        help="keep stdin open for `taskyard send`")
+    p.add_argument("--priority", type=int, default=0, metavar="P",
+                   help="higher runs first within its queue (default 0); equal ones run FIFO")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--at", metavar="TIME",
+                      help="do not start before TIME (ISO 8601; no zone means local time)")
+    when.add_argument("--in", dest="in_", metavar="DURATION",
+                      help="do not start before DURATION from now (30s, 10m, 2h, 1d)")
     p.add_argument("--timeout", type=seconds, metavar="S",
                    help="kill it after S seconds of running (TERM, then KILL after the grace);"
                         " it ends failed with reason timeout")
@@ -99,9 +106,15 @@ def _spec(args: argparse.Namespace) -> TaskSpec:
             if args.meta is not None else {})
     stdin = read_file_bytes(args.stdin_file, "stdin-file") if args.stdin_file else None
     cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
+    run_at = None
+    if args.at is not None:
+        run_at = validate.parse_time(args.at)
+    elif args.in_ is not None:
+        run_at = time.time() + validate.parse_duration(args.in_)
     return TaskSpec(argv=tuple(argv), name=args.name, queue=args.queue,
                     env=validate.parse_env_pairs(args.env), cwd=cwd, meta=meta,
-                    stdin=stdin, stdin_open=args.stdin_open, timeout=args.timeout)
+                    stdin=stdin, stdin_open=args.stdin_open, timeout=args.timeout,
+                    priority=args.priority, run_at=run_at)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -57,6 +57,8 @@ class Server:
         self.next_flush: float | None = None
         self.queue_hint = True
         self.request_hint = True
+        self.due_hint = True  #: re-read when the next scheduled task is due
+        self.next_due: float | None = None  #: unix time the next scheduled task is due
         self.control_hint = False
         self.stopping: str | None = None  #: None | "warm" | "now"
         self.stop_deadline: float | None = None
@@ -74,12 +76,15 @@ class Server:
     def on_hint(self, payload: bytes) -> None:
         """A wake datagram: ``w`` work was submitted, ``r`` a request, ``s`` server control."""
         self.queue_hint = self.queue_hint or b"w" in payload or not payload
+        self.due_hint = self.due_hint or self.queue_hint
         self.request_hint = self.request_hint or b"r" in payload
         self.control_hint = self.control_hint or b"s" in payload
 
     def wait_events(self) -> None:
         now = time.monotonic()
         deadlines = [self.next_poll, self.next_heartbeat, self.next_flush_spawned]
+        if self.next_due is not None:
+            deadlines.append(now + self.next_due - time.time())
         if self.next_flush is not None:
             deadlines.append(self.next_flush)
         if self.stop_deadline is not None:
@@ -153,8 +158,9 @@ class Server:
     def tick(self) -> None:
         now = time.monotonic()
         if now >= self.next_poll:
-            self.queue_hint = self.request_hint = True
+            self.queue_hint = self.request_hint = self.due_hint = True
             self.next_poll = now + self.settings.poll_interval
+        self.promote_due()
         self.apply_requests(now)
         self.enforce_deadlines(now)
         batch, self.batch = self.batch, Batch()
@@ -164,6 +170,16 @@ class Server:
         if batch or now >= self.next_flush_spawned:
             self.commit(batch)
         self.heartbeat(now)
+
+    def promote_due(self) -> None:
+        """Queue scheduled tasks whose start time has come."""
+        if self.due_hint:
+            self.due_hint = False
+            self.next_due = self.store.next_due()
+        if self.next_due is not None and time.time() >= self.next_due:
+            if self.store.promote_due(time.time(), self.by):
+                self.queue_hint = True
+            self.next_due = self.store.next_due()
 
     def collect_finished(self, batch: Batch) -> None:
         """Outcomes of attempts whose leader exited and pipes closed, with their last output."""

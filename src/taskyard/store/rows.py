@@ -15,7 +15,7 @@ Row = Sequence[Any]
 TASK_COLUMNS = (
     "id, name, queue, status, reason, exit_code, signal, error, argv, env, cwd, meta, "
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
-    "created_at, started_at, finished_at, timeout"
+    "created_at, started_at, finished_at, timeout, priority, run_at"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at"
@@ -44,6 +44,8 @@ def task(row: Row) -> Task:
         meta=json.loads(row[11]),
         stdin_open=bool(row[12]),
         timeout=row[21],
+        priority=row[22],
+        run_at=row[23],
         progress=Progress(row[13], row[14], row[15]),
         attempt=row[16],
         pid=row[17],

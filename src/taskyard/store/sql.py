@@ -99,14 +99,16 @@ class SqlStoreBase:
 
     def submit(self, spec: TaskSpec, *, by: str) -> Task:
         now = time.time()
+        verb = Verb.DEFER if spec.run_at is not None and spec.run_at > now else Verb.SUBMIT
         with self._tx() as cur:
             cur.execute(
                 "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
-                " timeout, created_at, changed_by, changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                f" RETURNING {rows.TASK_COLUMNS}",
-                (spec.name, spec.queue, lifecycle.target(Verb.SUBMIT).value,
+                " timeout, priority, run_at, created_at, changed_by, changed_at)"
+                f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING {rows.TASK_COLUMNS}",
+                (spec.name, spec.queue, lifecycle.target(verb).value,
                  rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
-                 rows.dumps(spec.meta), spec.stdin, int(spec.stdin_open), spec.timeout, now, by, now),
+                 rows.dumps(spec.meta), spec.stdin, int(spec.stdin_open), spec.timeout,
+                 spec.priority, spec.run_at, now, by, now),
             )
             return rows.task(cur.fetchone())
 

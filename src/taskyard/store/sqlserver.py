@@ -72,6 +72,23 @@ class SqlServerStore(SqlStoreBase):
             claims = self._claim(cur, owner, batch.claim, now) if batch.claim > 0 else []
         return BatchResult(sorted(stale), claims)
 
+    def promote_due(self, now: float, by: str) -> int:
+        """Queue every scheduled task whose start time has come; returns how many."""
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE tasks SET status=?, changed_by=?, changed_at=?"
+                f" WHERE status IN {in_list(lifecycle.sources(Verb.PROMOTE))} AND run_at <= ?",
+                (lifecycle.target(Verb.PROMOTE).value, by, now, now))
+            return int(cur.rowcount)
+
+    def next_due(self) -> float | None:
+        """The earliest start time of a scheduled task, if any."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT MIN(run_at) FROM tasks WHERE status=?",
+                        (next(iter(lifecycle.sources(Verb.PROMOTE))).value,))
+            row = cur.fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
     def claim(self, owner: str, limit: int) -> list[Claim]:
         """Move up to ``limit`` queued tasks to running, each with a new epoch and attempt."""
         return self.apply(owner, Batch(claim=limit)).claims
@@ -99,12 +116,13 @@ class SqlServerStore(SqlStoreBase):
             " finished_at=NULL, reason=NULL, exit_code=NULL, signal=NULL, error=NULL,"
             " progress_done=NULL, progress_total=NULL, progress_message=NULL,"
             " changed_by=?, changed_at=?"
-            f" WHERE id IN (SELECT id FROM tasks WHERE status=? ORDER BY id LIMIT ?{self.CLAIM_LOCK})"
-            " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout",
+            " WHERE id IN (SELECT id FROM tasks WHERE status=? ORDER BY priority DESC, id"
+            f" LIMIT ?{self.CLAIM_LOCK})"
+            " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout, priority",
             (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now,
              _CLAIM_FROM, limit),
         )
-        got = sorted(cur.fetchall(), key=lambda r: r[0])
+        got = sorted(cur.fetchall(), key=lambda r: (-r[8], r[0]))  # the order to start them
         claims = [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4],
                         r[5], bool(r[6]), f"{owner}.{r[0]}.{r[1]}", r[7]) for r in got]
         cur.executemany(
