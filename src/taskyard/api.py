@@ -46,18 +46,23 @@ class Yard:
                env: Mapping[str, str] | None = None, cwd: str | None = None,
                meta: Mapping[str, JSON] | None = None, stdin: bytes | None = None,
                stdin_open: bool = False, timeout: float | None = None, priority: int = 0,
-               run_at: float | None = None, delay: float | None = None) -> Task:
+               run_at: float | None = None, delay: float | None = None, retries: int = 0,
+               retry_delay: float = 1.0, backoff: str = "exponential",
+               retry_on: Sequence[str] = ("exit", "signal", "timeout")) -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
 
         ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
-        until then; higher ``priority`` runs first within its queue.
+        until then; higher ``priority`` runs first within its queue. A failed attempt
+        whose reason is in ``retry_on`` is retried up to ``retries`` times, after
+        ``retry_delay`` seconds (doubling per retry with ``exponential`` backoff).
         """
         if delay is not None:
             run_at = time.time() + delay
         spec = TaskSpec(argv=tuple(argv), name=name, queue=queue, env=dict(env or {}),
                         cwd=os.path.abspath(cwd) if cwd else os.getcwd(), meta=dict(meta or {}),
                         stdin=stdin, stdin_open=stdin_open, timeout=timeout,
-                        priority=priority, run_at=run_at)
+                        priority=priority, run_at=run_at, retries=retries,
+                        retry_delay=retry_delay, backoff=backoff, retry_on=tuple(retry_on))
         return ops.submit(self._store, spec)
 
     def get(self, task_id: int) -> Task:

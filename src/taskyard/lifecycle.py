@@ -14,6 +14,7 @@ transition. Pure: no I/O.
                                              └──► failed         (finish: exit | signal |
                                                                   spawn | timeout; crash)
     restart: succeeded | failed | stopped ──► queued (the next claim is a new attempt)
+    retry:   failed ──► scheduled (retries left; starts again after the backoff)
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class Verb(StrEnum):
     CANCEL = "cancel"
     CRASH = "crash"
     RESTART = "restart"
+    RETRY = "retry"  #: a failed attempt with retries left goes back to scheduled
 
 
 _ANY_ACTIVE = ACTIVE
@@ -95,6 +97,7 @@ TRANSITIONS: dict[Verb, tuple[frozenset[Status], Status]] = {
     Verb.CANCEL: (WAITING, Status.STOPPED),
     Verb.CRASH: (_ANY_ACTIVE, Status.FAILED),
     Verb.RESTART: (TERMINAL, Status.QUEUED),
+    Verb.RETRY: (frozenset({Status.FAILED}), Status.SCHEDULED),
 }
 
 #: Which reasons each ending verb may carry.

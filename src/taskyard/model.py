@@ -32,6 +32,10 @@ class TaskSpec(NamedTuple):
     timeout: float | None = None  #: seconds it may run before it is killed (reason timeout)
     priority: int = 0  #: higher runs first within the queue; equal priorities run FIFO
     run_at: float | None = None  #: do not start before this unix time (status scheduled)
+    retries: int = 0  #: failed attempts retried at most this many times
+    retry_delay: float = 1.0  #: seconds before the first retry
+    backoff: str = "exponential"  #: fixed | exponential (delay doubles per retry), ±20 % jitter
+    retry_on: tuple[str, ...] = ("exit", "signal", "timeout")  #: reasons that are retried
 
 
 class Progress(NamedTuple):
@@ -112,6 +116,8 @@ class Task(NamedTuple):
     timeout: float | None
     priority: int
     run_at: float | None
+    retries: int
+    retried: int
     progress: Progress
     attempt: int  #: current (or last) attempt epoch; 0 before the first claim
     pid: int | None
@@ -141,6 +147,8 @@ class Task(NamedTuple):
             "timeout": self.timeout,
             "priority": self.priority,
             "run_at": iso(self.run_at),
+            "retries": self.retries,
+            "retried": self.retried,
             "progress": self.progress.to_json(),
             "attempt": self.attempt,
             "pid": self.pid,

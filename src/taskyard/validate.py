@@ -139,6 +139,10 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
         raise InvalidInput("priority must be a 32-bit integer", field="priority")
     if spec.run_at is not None and not math.isfinite(spec.run_at):
         raise InvalidInput("start time must be a finite time", field="at")
+    from . import retry
+
+    retry.check(spec.retries, spec.retry_delay, spec.backoff)
+    retry.parse_on(",".join(spec.retry_on))
     if spec.timeout is not None and not (math.isfinite(spec.timeout) and spec.timeout > 0):
         raise InvalidInput("timeout must be a number of seconds > 0", field="timeout")
     if spec.stdin is not None and spec.stdin_open:

@@ -236,3 +236,38 @@ def test_scheduled_tasks_wait_until_due(store: SQLiteStore) -> None:
     assert [e.to_status for e in store.events(soon.id)] == [Status.SCHEDULED, Status.QUEUED]
     assert store.cancel(later.id, by="u") is not None
     assert store.next_due() is None
+
+
+def test_failed_attempts_are_retried_then_fail(store: SQLiteStore) -> None:
+    import time
+
+    task = store.submit(SPEC._replace(retries=2, retry_delay=10.0, backoff="fixed"), by="t")
+    for expected in (Status.SCHEDULED, Status.SCHEDULED, Status.FAILED):
+        store.promote_due(time.time() + 3600, "s")
+        (claim,) = store.claim("s1", 1)
+        store.finish("s1", [Outcome(task.id, claim.epoch, Status.FAILED, Reason.EXIT,
+                                    exit_code=1)])
+        got = store.get(task.id)
+        assert got.status is expected and got.exit_code == 1
+        if expected is Status.SCHEDULED:
+            assert got.run_at is not None and got.run_at > time.time() + 5
+    assert got.retried == 2 and [a.epoch for a in store.attempts(task.id)] == [1, 2, 3]
+    assert store.restart(task.id, by="u").retried == 0
+    history = [(e.from_status, e.to_status) for e in store.events(task.id)]
+    assert (Status.FAILED, Status.SCHEDULED) in history
+    assert all(lifecycle.is_legal(a, b) for a, b in history)
+
+
+def test_only_listed_reasons_are_retried(store: SQLiteStore) -> None:
+    import time
+
+    plain = store.submit(SPEC._replace(retries=3), by="t")
+    crashy = store.submit(SPEC._replace(retries=3, retry_on=("crashed",)), by="t")
+    now = time.time()
+    store.register(Instance("dead", "h", "b", 1, 2, now, now, None, None))
+    claims = {c.task_id: c for c in store.claim("dead", 2)}
+    for lost in store.lost_attempts("me", dead_before=now + 10):
+        store.crash(lost, by="server:me")
+    assert store.get(plain.id).status is Status.FAILED  # crashed: not retried by default
+    assert store.get(crashy.id).status is Status.SCHEDULED
+    assert claims[crashy.id].epoch == 1

@@ -163,3 +163,13 @@ def test_priority_and_delay(home: Path) -> None:
         starts = {t.id: t.started_at for t in done if t is not None}
         assert starts[high.id] < starts[plain.id] < starts[low.id]
         assert starts[later.id] - later.created_at >= 1.0
+
+
+def test_a_task_that_fails_twice_is_retried_until_it_succeeds(yard: Yard, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    script = f'n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; [ $n -ge 3 ]'
+    t = yard.submit(["sh", "-c", script], retries=3, retry_delay=0.1, backoff="fixed")
+    done = wait_for(lambda: (x := yard.get(t.id)).terminal and x, timeout=20)
+    assert done.status is Status.SUCCEEDED and done.retried == 2
+    assert [a.status for a in yard.attempts(t.id)] == [Status.FAILED, Status.FAILED,
+                                                      Status.SUCCEEDED]

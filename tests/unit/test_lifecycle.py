@@ -7,11 +7,12 @@ from taskyard.errors import TransitionError
 from taskyard.lifecycle import Reason, Status, Verb
 
 
-def test_every_verb_has_a_target_and_terminal_statuses_only_restart() -> None:
+def test_every_verb_has_a_target_and_only_restart_and_retry_leave_terminal() -> None:
     for verb in Verb:
         assert isinstance(lifecycle.target(verb), Status)
     leaving_terminal = {v for v in Verb if lifecycle.sources(v) & lifecycle.TERMINAL}
-    assert leaving_terminal == {Verb.RESTART}
+    assert leaving_terminal == {Verb.RESTART, Verb.RETRY}
+    assert lifecycle.sources(Verb.RETRY) == {Status.FAILED}
 
 
 @pytest.mark.parametrize(("verb", "current", "ok"), [

@@ -109,3 +109,21 @@ def test_times() -> None:
     for bad in ("tomorrow", "2026-13-01", "٢٠٢٦-11-23", "x" * 100):
         with pytest.raises(InvalidInput):
             validate.parse_time(bad)
+
+
+def test_retry_policy() -> None:
+    from taskyard import retry
+    from taskyard.lifecycle import Reason
+
+    assert retry.parse_on("exit, crashed,exit") == (Reason.EXIT, Reason.CRASHED)
+    for bad in ("killed", "nope", ""):
+        with pytest.raises(InvalidInput, match="retry-on"):
+            retry.parse_on(bad)
+    assert retry.next_delay(0, 2.0, "fixed", rand=0.5) == 2.0
+    assert retry.next_delay(3, 2.0, "exponential", rand=0.5) == 16.0
+    assert 1.6 <= retry.next_delay(0, 2.0, "fixed") <= 2.4
+    assert retry.next_delay(500, 2.0, "exponential", rand=1.0) == retry.MAX_DELAY
+    with pytest.raises(InvalidInput):
+        validate.check_spec(TaskSpec(argv=("x",), retries=-1))
+    with pytest.raises(InvalidInput):
+        validate.check_spec(TaskSpec(argv=("x",), backoff="linear"))

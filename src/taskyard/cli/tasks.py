@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from .. import ops, validate
+from .. import ops, retry, validate
 from ..errors import InvalidInput, UserError
 from ..lifecycle import Status
 from ..model import Task, TaskSpec
@@ -46,6 +46,15 @@ def register(sub: Any) -> None:
                       help="do not start before TIME (ISO 8601; no zone means local time)")
     when.add_argument("--in", dest="in_", metavar="DURATION",
                       help="do not start before DURATION from now (30s, 10m, 2h, 1d)")
+    p.add_argument("--retries", type=int, default=0, metavar="N",
+                   help="retry a failed attempt up to N times (default 0)")
+    p.add_argument("--backoff", choices=("fixed", "exponential"), default="exponential",
+                   help="retry delay: fixed, or doubling per retry (default); ±20%% jitter")
+    p.add_argument("--retry-delay", type=seconds, default=1.0, metavar="S",
+                   help="seconds before the first retry (default 1)")
+    p.add_argument("--retry-on", default="exit,signal,timeout", metavar="REASONS",
+                   help="failures to retry: exit,signal,timeout,crashed,spawn"
+                        " (default exit,signal,timeout; crashed makes it at-least-once)")
     p.add_argument("--timeout", type=seconds, metavar="S",
                    help="kill it after S seconds of running (TERM, then KILL after the grace);"
                         " it ends failed with reason timeout")
@@ -114,7 +123,9 @@ def _spec(args: argparse.Namespace) -> TaskSpec:
     return TaskSpec(argv=tuple(argv), name=args.name, queue=args.queue,
                     env=validate.parse_env_pairs(args.env), cwd=cwd, meta=meta,
                     stdin=stdin, stdin_open=args.stdin_open, timeout=args.timeout,
-                    priority=args.priority, run_at=run_at)
+                    priority=args.priority, run_at=run_at, retries=args.retries,
+                    retry_delay=args.retry_delay, backoff=args.backoff,
+                    retry_on=tuple(r.value for r in retry.parse_on(args.retry_on)))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

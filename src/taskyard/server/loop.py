@@ -231,6 +231,7 @@ class Server:
             self._lost_ownership(task_id)
         if batch.outcomes:
             self.queue_hint = True
+            self.due_hint = True  # a failed one may have been scheduled for a retry
         if len(result.claims) < batch.claim:
             self.queue_hint = False
         for claim in result.claims:

@@ -15,7 +15,7 @@ Row = Sequence[Any]
 TASK_COLUMNS = (
     "id, name, queue, status, reason, exit_code, signal, error, argv, env, cwd, meta, "
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
-    "created_at, started_at, finished_at, timeout, priority, run_at"
+    "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at"
@@ -46,6 +46,8 @@ def task(row: Row) -> Task:
         timeout=row[21],
         priority=row[22],
         run_at=row[23],
+        retries=row[24],
+        retried=row[25],
         progress=Progress(row[13], row[14], row[15]),
         attempt=row[16],
         pid=row[17],

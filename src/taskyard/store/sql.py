@@ -103,12 +103,14 @@ class SqlStoreBase:
         with self._tx() as cur:
             cur.execute(
                 "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
-                " timeout, priority, run_at, created_at, changed_by, changed_at)"
-                f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING {rows.TASK_COLUMNS}",
+                " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, created_at,"
+                " changed_by, changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                f" RETURNING {rows.TASK_COLUMNS}",
                 (spec.name, spec.queue, lifecycle.target(verb).value,
                  rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
                  rows.dumps(spec.meta), spec.stdin, int(spec.stdin_open), spec.timeout,
-                 spec.priority, spec.run_at, now, by, now),
+                 spec.priority, spec.run_at, spec.retries, spec.retry_delay, spec.backoff,
+                 ",".join(spec.retry_on), now, by, now),
             )
             return rows.task(cur.fetchone())
 
@@ -236,7 +238,7 @@ class SqlStoreBase:
         with self._tx() as cur:
             cur.execute(
                 "UPDATE tasks SET status=?, reason=NULL, exit_code=NULL, signal=NULL, error=NULL,"
-                " pid=NULL, started_at=NULL, finished_at=NULL, progress_done=NULL,"
+                " pid=NULL, started_at=NULL, finished_at=NULL, progress_done=NULL, retried=0,"
                 " progress_total=NULL, progress_message=NULL, changed_by=?, changed_at=?"
                 f" WHERE id=? AND status IN {TERMINAL_IN} RETURNING {rows.TASK_COLUMNS}",
                 (lifecycle.target(Verb.RESTART).value, by, now, task_id),

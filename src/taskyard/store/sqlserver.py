@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from itertools import groupby
 
-from .. import lifecycle
+from .. import lifecycle, retry
 from ..errors import StaleAttempt, StoreError
 from ..lifecycle import Reason, Status, Verb
 from ..model import Request
@@ -153,7 +153,25 @@ class SqlServerStore(SqlStoreBase):
         if cur.rowcount == 0:
             return False
         self._close_attempt(cur, o, now, spawned)
+        if o.status is Status.FAILED and o.reason is not None:
+            self._maybe_retry(cur, o.task_id, o.epoch, o.reason, now, by)
         return True
+
+    def _maybe_retry(self, cur: Cursor, task_id: int, epoch: int, reason: Reason, now: float,
+                     by: str) -> bool:
+        """Send a failed task back to ``scheduled`` if its policy retries ``reason``."""
+        cur.execute("SELECT retries, retried, retry_delay, backoff, retry_on FROM tasks"
+                    " WHERE id=? AND epoch=?", (task_id, epoch))
+        row = cur.fetchone()
+        if row is None or row[1] >= row[0] or reason.value not in row[4].split(","):
+            return False
+        run_at = now + retry.next_delay(row[1], row[2], row[3])
+        cur.execute(
+            "UPDATE tasks SET status=?, run_at=?, retried=retried+1, finished_at=NULL,"
+            f" changed_by=?, changed_at=? WHERE id=? AND epoch=?"
+            f" AND status IN {in_list(lifecycle.sources(Verb.RETRY))}",
+            (lifecycle.target(Verb.RETRY).value, run_at, by, now, task_id, epoch))
+        return cur.rowcount == 1
 
     def _close_attempt(self, cur: Cursor, o: Outcome, now: float,
                        spawned: Spawned | None = None) -> None:
@@ -255,6 +273,7 @@ class SqlServerStore(SqlStoreBase):
             )
             self._close_attempt(cur, outcome, now)
             self._reject_requests(cur, outcome, now)
+            self._maybe_retry(cur, attempt.task_id, attempt.epoch, Reason.CRASHED, now, by)
 
 
 def _v(reason: Reason | None) -> str | None:
