@@ -48,13 +48,16 @@ class Yard:
                stdin_open: bool = False, timeout: float | None = None, priority: int = 0,
                run_at: float | None = None, delay: float | None = None, retries: int = 0,
                retry_delay: float = 1.0, backoff: str = "exponential",
-               retry_on: Sequence[str] = ("exit", "signal", "timeout")) -> Task:
+               retry_on: Sequence[str] = ("exit", "signal", "timeout"),
+               after: Sequence[int] = ()) -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
 
         ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
         until then; higher ``priority`` runs first within its queue. A failed attempt
         whose reason is in ``retry_on`` is retried up to ``retries`` times, after
         ``retry_delay`` seconds (doubling per retry with ``exponential`` backoff).
+        With ``after``, it starts only once those tasks succeeded, and fails (reason
+        ``dependency``) if one of them fails or is stopped.
         """
         if delay is not None:
             run_at = time.time() + delay
@@ -62,7 +65,8 @@ class Yard:
                         cwd=os.path.abspath(cwd) if cwd else os.getcwd(), meta=dict(meta or {}),
                         stdin=stdin, stdin_open=stdin_open, timeout=timeout,
                         priority=priority, run_at=run_at, retries=retries,
-                        retry_delay=retry_delay, backoff=backoff, retry_on=tuple(retry_on))
+                        retry_delay=retry_delay, backoff=backoff, retry_on=tuple(retry_on),
+                        after=tuple(after))
         return ops.submit(self._store, spec)
 
     def get(self, task_id: int) -> Task:

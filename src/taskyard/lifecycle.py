@@ -15,6 +15,7 @@ transition. Pure: no I/O.
                                                                   spawn | timeout; crash)
     restart: succeeded | failed | stopped ──► queued (the next claim is a new attempt)
     retry:   failed ──► scheduled (retries left; starts again after the backoff)
+    abandon: scheduled ──► failed (reason dependency: a task it runs --after failed)
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Reason(StrEnum):
     SPAWN = "spawn"  #: could not be started; error holds the OS error
     CRASHED = "crashed"  #: its server died while it ran
     TIMEOUT = "timeout"  #: ran past its --timeout; TERM, then KILL after the grace
+    DEPENDENCY = "dependency"  #: a task it runs --after failed or was stopped
     KILLED = "killed"  #: a user killed it (stopped)
     SHUTDOWN = "shutdown"  #: its server stopped it while shutting down (stopped)
 
@@ -81,6 +83,7 @@ class Verb(StrEnum):
     CRASH = "crash"
     RESTART = "restart"
     RETRY = "retry"  #: a failed attempt with retries left goes back to scheduled
+    ABANDON = "abandon"  #: a task it waits for failed: it never starts
 
 
 _ANY_ACTIVE = ACTIVE
@@ -98,6 +101,7 @@ TRANSITIONS: dict[Verb, tuple[frozenset[Status], Status]] = {
     Verb.CRASH: (_ANY_ACTIVE, Status.FAILED),
     Verb.RESTART: (TERMINAL, Status.QUEUED),
     Verb.RETRY: (frozenset({Status.FAILED}), Status.SCHEDULED),
+    Verb.ABANDON: (frozenset({Status.SCHEDULED}), Status.FAILED),
 }
 
 #: Which reasons each ending verb may carry.
@@ -107,6 +111,7 @@ REASONS: dict[Verb, frozenset[Reason | None]] = {
     Verb.STOP: frozenset({Reason.KILLED, Reason.SHUTDOWN}),
     Verb.CANCEL: frozenset({Reason.KILLED, Reason.SHUTDOWN}),
     Verb.CRASH: frozenset({Reason.CRASHED}),
+    Verb.ABANDON: frozenset({Reason.DEPENDENCY}),
 }
 
 

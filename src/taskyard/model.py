@@ -36,6 +36,7 @@ class TaskSpec(NamedTuple):
     retry_delay: float = 1.0  #: seconds before the first retry
     backoff: str = "exponential"  #: fixed | exponential (delay doubles per retry), ±20 % jitter
     retry_on: tuple[str, ...] = ("exit", "signal", "timeout")  #: reasons that are retried
+    after: tuple[int, ...] = ()  #: start only once these tasks succeeded
 
 
 class Progress(NamedTuple):

@@ -139,6 +139,8 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
         raise InvalidInput("priority must be a 32-bit integer", field="priority")
     if spec.run_at is not None and not math.isfinite(spec.run_at):
         raise InvalidInput("start time must be a finite time", field="at")
+    if any(not isinstance(a, int) or isinstance(a, bool) or a <= 0 for a in spec.after):
+        raise InvalidInput("after must list task ids", field="after")
     from . import retry
 
     retry.check(spec.retries, spec.retry_delay, spec.backoff)
@@ -216,6 +218,16 @@ def parse_time(text: str, what: str = "at") -> float:
         raise InvalidInput(f"invalid time {text!r}: use ISO 8601, e.g. 2026-11-23T10:00:00Z",
                            field=what) from None
     return when.timestamp()
+
+
+def parse_ids(text: str, what: str) -> tuple[int, ...]:
+    """``3,5,8`` to task ids."""
+    ids = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if not (part.isascii() and part.isdigit()) or len(part) > 18 or int(part) == 0:
+            raise InvalidInput(f"--{what}: {part!r} is not a task id", field=what)
+        ids.append(int(part))
+    return tuple(ids)
 
 
 def check_progress(done: float, total: float | None) -> None:

@@ -271,3 +271,43 @@ def test_only_listed_reasons_are_retried(store: SQLiteStore) -> None:
     assert store.get(plain.id).status is Status.FAILED  # crashed: not retried by default
     assert store.get(crashy.id).status is Status.SCHEDULED
     assert claims[crashy.id].epoch == 1
+
+
+def _succeed(store: SQLiteStore, task_id: int, status: Status = Status.SUCCEEDED) -> None:
+    (claim,) = [c for c in store.claim("s1", 10) if c.task_id == task_id]
+    reason = {Status.FAILED: Reason.EXIT, Status.STOPPED: Reason.KILLED}.get(status)
+    assert store.finish("s1", [Outcome(task_id, claim.epoch, status, reason)]) == []
+
+
+def test_dependencies_wait_then_run_or_fail_down_the_chain(store: SQLiteStore) -> None:
+    import time
+
+    first = store.submit(SPEC, by="t")
+    with pytest.raises(NotFound, match="after"):
+        store.submit(SPEC._replace(after=(first.id, 9999)), by="t")
+    second = store.submit(SPEC._replace(after=(first.id,)), by="t")
+    third = store.submit(SPEC._replace(after=(second.id,)), by="t")
+    assert second.status is Status.SCHEDULED and third.status is Status.SCHEDULED
+    assert store.promote_due(time.time(), "s") == 0
+    _succeed(store, first.id)
+    assert store.promote_due(time.time(), "s") == 1
+    assert store.get(second.id).status is Status.QUEUED
+    with pytest.raises(TransitionError, match="waits for it"):
+        _succeed(store, second.id, Status.FAILED)
+        store.delete(second.id)
+    store.promote_due(time.time(), "s")
+    failed = store.get(third.id)
+    assert (failed.status, failed.reason) == (Status.FAILED, Reason.DEPENDENCY)
+    assert store.submit(SPEC._replace(after=(first.id,)), by="t").status is Status.QUEUED
+
+
+def test_a_stopped_dependency_fails_a_whole_chain_at_once(store: SQLiteStore) -> None:
+    import time
+
+    root = store.submit(SPEC, by="t")
+    chain = [root.id]
+    for _ in range(4):
+        chain.append(store.submit(SPEC._replace(after=(chain[-1],)), by="t").id)
+    store.cancel(root.id, by="u")
+    store.promote_due(time.time(), "s")
+    assert all(store.get(i).reason is Reason.DEPENDENCY for i in chain[1:])

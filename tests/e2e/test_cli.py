@@ -176,6 +176,8 @@ def test_progress_outside_a_task_and_negative(served: Path) -> None:
     ["submit", "--retries", "2", "--retry-on", "exit,bogus", "--", "true"],
     ["submit", "--retries", "-1", "--", "true"],
     ["submit", "--backoff", "linear", "--", "true"],
+    ["submit", "--after", "999", "--", "true"],
+    ["submit", "--after", "1,x", "--", "true"],
     ["submit", "--priority", "99999999999", "--", "true"],
     ["submit", "--timeout", "0", "--", "true"],
     ["frobnicate"],

@@ -173,3 +173,20 @@ def test_a_task_that_fails_twice_is_retried_until_it_succeeds(yard: Yard, tmp_pa
     assert done.status is Status.SUCCEEDED and done.retried == 2
     assert [a.status for a in yard.attempts(t.id)] == [Status.FAILED, Status.FAILED,
                                                       Status.SUCCEEDED]
+
+
+def test_after_runs_in_order_and_failure_propagates(yard: Yard) -> None:
+    a = yard.submit(["sleep", "0.3"])
+    b = yard.submit(["true"], after=[a.id])
+    c = yard.submit(["true"], after=[a.id, b.id])
+    bad = yard.submit(["false"])
+    d = yard.submit(["true"], after=[bad.id])
+    e = yard.submit(["true"], after=[d.id, a.id])
+    done = {t.id: yard.wait(t.id, timeout=20) for t in (a, b, c, d, e)}
+    assert all(t is not None for t in done.values())
+    assert [done[t.id].status for t in (a, b, c)] == [Status.SUCCEEDED] * 3  # type: ignore[union-attr]
+    assert done[a.id].finished_at <= done[b.id].started_at  # type: ignore[union-attr,operator]
+    assert done[b.id].finished_at <= done[c.id].started_at  # type: ignore[union-attr,operator]
+    for t in (d, e):
+        assert (done[t.id].status, done[t.id].reason) == (  # type: ignore[union-attr]
+            Status.FAILED, Reason.DEPENDENCY)

@@ -46,6 +46,9 @@ def register(sub: Any) -> None:
                       help="do not start before TIME (ISO 8601; no zone means local time)")
     when.add_argument("--in", dest="in_", metavar="DURATION",
                       help="do not start before DURATION from now (30s, 10m, 2h, 1d)")
+    p.add_argument("--after", metavar="ID[,ID...]", default="",
+                   help="start only once these tasks succeeded; if one fails or is stopped,"
+                        " this one fails (reason dependency)")
     p.add_argument("--retries", type=int, default=0, metavar="N",
                    help="retry a failed attempt up to N times (default 0)")
     p.add_argument("--backoff", choices=("fixed", "exponential"), default="exponential",
@@ -125,7 +128,8 @@ def _spec(args: argparse.Namespace) -> TaskSpec:
                     stdin=stdin, stdin_open=args.stdin_open, timeout=args.timeout,
                     priority=args.priority, run_at=run_at, retries=args.retries,
                     retry_delay=args.retry_delay, backoff=args.backoff,
-                    retry_on=tuple(r.value for r in retry.parse_on(args.retry_on)))
+                    retry_on=tuple(r.value for r in retry.parse_on(args.retry_on)),
+                    after=validate.parse_ids(args.after, "after"))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

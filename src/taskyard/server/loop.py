@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from ..config import Settings
-from ..lifecycle import Reason
+from ..lifecycle import Reason, Status
 from ..store.base import Batch, Outcome, OutputWrite, ServerStore, Spawned
 from . import child as childmod
 from . import controls, procs
@@ -58,6 +58,7 @@ class Server:
         self.queue_hint = True
         self.request_hint = True
         self.due_hint = True  #: re-read when the next scheduled task is due
+        self.promote_hint = True  #: run the promote step (dependencies may be met or failed)
         self.next_due: float | None = None  #: unix time the next scheduled task is due
         self.control_hint = False
         self.stopping: str | None = None  #: None | "warm" | "now"
@@ -158,7 +159,7 @@ class Server:
     def tick(self) -> None:
         now = time.monotonic()
         if now >= self.next_poll:
-            self.queue_hint = self.request_hint = self.due_hint = True
+            self.queue_hint = self.request_hint = self.due_hint = self.promote_hint = True
             self.next_poll = now + self.settings.poll_interval
         self.promote_due()
         self.apply_requests(now)
@@ -176,7 +177,8 @@ class Server:
         if self.due_hint:
             self.due_hint = False
             self.next_due = self.store.next_due()
-        if self.next_due is not None and time.time() >= self.next_due:
+        if self.promote_hint or (self.next_due is not None and time.time() >= self.next_due):
+            self.promote_hint = False
             if self.store.promote_due(time.time(), self.by):
                 self.queue_hint = True
             self.next_due = self.store.next_due()
@@ -231,7 +233,10 @@ class Server:
             self._lost_ownership(task_id)
         if batch.outcomes:
             self.queue_hint = True
-            self.due_hint = True  # a failed one may have been scheduled for a retry
+            if any(o.status is Status.FAILED for o in batch.outcomes):
+                self.due_hint = True  # it may have been scheduled for a retry
+        if result.dependents:
+            self.promote_hint = True  # tasks waiting for these may start, or fail
         if len(result.claims) < batch.claim:
             self.queue_hint = False
         for claim in result.claims:

@@ -83,6 +83,7 @@ class Batch:
 class BatchResult(NamedTuple):
     stale: list[int]  #: tasks whose output or outcome was fenced off: not ours any more
     claims: list[Claim]
+    dependents: bool = False  #: a task that ended has tasks waiting for it (--after)
 
 
 class LostAttempt(NamedTuple):

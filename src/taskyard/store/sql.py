@@ -99,8 +99,10 @@ class SqlStoreBase:
 
     def submit(self, spec: TaskSpec, *, by: str) -> Task:
         now = time.time()
-        verb = Verb.DEFER if spec.run_at is not None and spec.run_at > now else Verb.SUBMIT
+        later = spec.run_at is not None and spec.run_at > now
         with self._tx() as cur:
+            waits = self._dependencies_pending(cur, spec.after)
+            verb = Verb.DEFER if later or waits else Verb.SUBMIT
             cur.execute(
                 "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
                 " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, created_at,"
@@ -112,7 +114,23 @@ class SqlStoreBase:
                  spec.priority, spec.run_at, spec.retries, spec.retry_delay, spec.backoff,
                  ",".join(spec.retry_on), now, by, now),
             )
-            return rows.task(cur.fetchone())
+            task = rows.task(cur.fetchone())
+            cur.executemany("INSERT INTO deps (task_id, after_id) VALUES (?, ?)",
+                            [(task.id, after) for after in sorted(set(spec.after))])
+            return task
+
+    def _dependencies_pending(self, cur: Cursor, after: Sequence[int]) -> bool:
+        """Whether any of ``after`` has not succeeded yet; unknown ids are an error."""
+        if not after:
+            return False
+        wanted = sorted(set(after))
+        cur.execute(f"SELECT id, status FROM tasks WHERE id IN ({','.join('?' * len(wanted))})",
+                    wanted)
+        found = {row[0]: row[1] for row in cur.fetchall()}
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise NotFound(f"--after: no task {missing[0]}", field="after")
+        return any(status != Status.SUCCEEDED.value for status in found.values())
 
     def get(self, task_id: int) -> Task:
         with self._read_tx() as cur:
@@ -255,7 +273,14 @@ class SqlStoreBase:
             if not task.terminal:
                 raise TransitionError(f"cannot rm task {task_id}: it is {task.status}"
                                       " (kill it first, or use --force)")
-            for table in ("chunks", "streams", "requests", "events", "attempts"):
+            cur.execute("SELECT d.task_id FROM deps d JOIN tasks t ON t.id = d.task_id"
+                        " WHERE d.after_id=? AND t.status=? LIMIT 1",
+                        (task_id, Status.SCHEDULED.value))
+            waiting = cur.fetchone()
+            if waiting is not None:
+                raise TransitionError(f"cannot rm task {task_id}: task {waiting[0]} waits for"
+                                      " it (--after)")
+            for table in ("chunks", "streams", "requests", "events", "attempts", "deps"):
                 cur.execute(f"DELETE FROM {table} WHERE task_id=?", (task_id,))
             cur.execute("DELETE FROM tasks WHERE id=?", (task_id,))
 

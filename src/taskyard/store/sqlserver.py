@@ -22,6 +22,7 @@ from .base import Batch, BatchResult, Claim, Instance, LostAttempt, Outcome, Out
 from .sql import ACTIVE_IN, Cursor, SqlStoreBase, in_list
 
 _VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.STOPPED: Verb.STOP}
+_ENDED_BADLY = in_list(frozenset({Status.FAILED, Status.STOPPED}))
 _CLAIM_FROM = next(iter(lifecycle.sources(Verb.CLAIM))).value
 _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, stopped_at,"
                      " stop_request")
@@ -70,15 +71,40 @@ class SqlServerStore(SqlStoreBase):
                 if not self._finish_one(cur, owner, o, now, f"server:{owner}", pid):
                     stale.add(o.task_id)
             claims = self._claim(cur, owner, batch.claim, now) if batch.claim > 0 else []
-        return BatchResult(sorted(stale), claims)
+            dependents = bool(batch.outcomes) and self._has_dependents(
+                cur, [o.task_id for o in batch.outcomes])
+        return BatchResult(sorted(stale), claims, dependents)
+
+    def _has_dependents(self, cur: Cursor, task_ids: list[int]) -> bool:
+        cur.execute(f"SELECT 1 FROM deps WHERE after_id IN ({','.join('?' * len(task_ids))})"
+                    " LIMIT 1", task_ids)
+        return cur.fetchone() is not None
 
     def promote_due(self, now: float, by: str) -> int:
-        """Queue every scheduled task whose start time has come; returns how many."""
+        """Fail scheduled tasks whose dependencies failed (down whole chains), then queue
+        those that are due and whose dependencies all succeeded; returns how many."""
+        with self._read_tx() as cur:  # the common case, nothing scheduled: no write at all
+            cur.execute("SELECT 1 FROM tasks WHERE status=? LIMIT 1", (Status.SCHEDULED.value,))
+            if cur.fetchone() is None:
+                return 0
         with self._tx() as cur:
+            while True:  # one pass per link of a chain of --after
+                cur.execute(
+                    "UPDATE tasks SET status=?, reason=?, error=?, finished_at=?, changed_by=?,"
+                    f" changed_at=? WHERE status IN {in_list(lifecycle.sources(Verb.ABANDON))}"
+                    " AND EXISTS (SELECT 1 FROM deps d JOIN tasks p ON p.id = d.after_id"
+                    f" WHERE d.task_id = tasks.id AND p.status IN {_ENDED_BADLY})",
+                    (lifecycle.target(Verb.ABANDON).value, Reason.DEPENDENCY.value,
+                     "a task it runs after failed or was stopped", now, by, now))
+                if cur.rowcount == 0:
+                    break
             cur.execute(
                 "UPDATE tasks SET status=?, changed_by=?, changed_at=?"
-                f" WHERE status IN {in_list(lifecycle.sources(Verb.PROMOTE))} AND run_at <= ?",
-                (lifecycle.target(Verb.PROMOTE).value, by, now, now))
+                f" WHERE status IN {in_list(lifecycle.sources(Verb.PROMOTE))}"
+                " AND (run_at IS NULL OR run_at <= ?)"
+                " AND NOT EXISTS (SELECT 1 FROM deps d JOIN tasks p ON p.id = d.after_id"
+                " WHERE d.task_id = tasks.id AND p.status <> ?)",
+                (lifecycle.target(Verb.PROMOTE).value, by, now, now, Status.SUCCEEDED.value))
             return int(cur.rowcount)
 
     def next_due(self) -> float | None:
