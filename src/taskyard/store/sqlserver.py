@@ -23,7 +23,8 @@ from .sql import ACTIVE_IN, Cursor, SqlStoreBase, in_list
 
 _VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.STOPPED: Verb.STOP}
 _ENDED_BADLY = in_list(frozenset({Status.FAILED, Status.STOPPED}))
-_CLAIM_FROM = next(iter(lifecycle.sources(Verb.CLAIM))).value
+_CLAIM_FROM = in_list(lifecycle.sources(Verb.CLAIM))
+_SCHEDULED = in_list(lifecycle.sources(Verb.PROMOTE))
 _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, stopped_at,"
                      " stop_request")
 
@@ -84,7 +85,7 @@ class SqlServerStore(SqlStoreBase):
         """Fail scheduled tasks whose dependencies failed (down whole chains), then queue
         those that are due and whose dependencies all succeeded; returns how many."""
         with self._read_tx() as cur:  # the common case, nothing scheduled: no write at all
-            cur.execute("SELECT 1 FROM tasks WHERE status=? LIMIT 1", (Status.SCHEDULED.value,))
+            cur.execute(f"SELECT 1 FROM tasks WHERE status IN {_SCHEDULED} LIMIT 1")
             if cur.fetchone() is None:
                 return 0
         with self._tx() as cur:
@@ -110,8 +111,7 @@ class SqlServerStore(SqlStoreBase):
     def next_due(self) -> float | None:
         """The earliest start time of a scheduled task, if any."""
         with self._read_tx() as cur:
-            cur.execute("SELECT MIN(run_at) FROM tasks WHERE status=?",
-                        (next(iter(lifecycle.sources(Verb.PROMOTE))).value,))
+            cur.execute(f"SELECT MIN(run_at) FROM tasks WHERE status IN {_SCHEDULED}")
             row = cur.fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
@@ -142,11 +142,11 @@ class SqlServerStore(SqlStoreBase):
             " finished_at=NULL, reason=NULL, exit_code=NULL, signal=NULL, error=NULL,"
             " progress_done=NULL, progress_total=NULL, progress_message=NULL,"
             " changed_by=?, changed_at=?"
-            " WHERE id IN (SELECT id FROM tasks WHERE status=? ORDER BY priority DESC, id"
-            f" LIMIT ?{self.CLAIM_LOCK})"
+            # in the order of the tasks_status index (status, priority DESC, id)
+            f" WHERE id IN (SELECT id FROM tasks WHERE status IN {_CLAIM_FROM}"
+            f" ORDER BY priority DESC, id LIMIT ?{self.CLAIM_LOCK})"
             " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout, priority",
-            (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now,
-             _CLAIM_FROM, limit),
+            (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now, limit),
         )
         got = sorted(cur.fetchall(), key=lambda r: (-r[8], r[0]))  # the order to start them
         claims = [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4],

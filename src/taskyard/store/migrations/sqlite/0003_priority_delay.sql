@@ -1,5 +1,7 @@
 -- taskyard schema 3 (SQLite): priorities and delayed starts.
 ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;  -- higher runs first
 ALTER TABLE tasks ADD COLUMN run_at REAL;  -- a scheduled task is queued at this time
-CREATE INDEX tasks_claim ON tasks (priority DESC, id) WHERE status = 'queued';
+-- The claim reads queued tasks in (priority DESC, id) order straight from this index.
+DROP INDEX tasks_status;
+CREATE INDEX tasks_status ON tasks (status, priority DESC, id);
 CREATE INDEX tasks_due ON tasks (run_at) WHERE status = 'scheduled';
