@@ -67,3 +67,20 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert store.schema_version() == SCHEMA_VERSION
     (task,) = store.list_tasks()
     assert task.argv == ("true",) and task.timeout is None
+
+
+def test_the_claim_reads_an_index_in_order_without_sorting(tmp_path: Path) -> None:
+    """A planner regression (a sort of the whole queue on every claim) once doubled the
+    server's CPU per task; the query plan says whether it is back."""
+    from taskyard.store.sqlserver import _CLAIM_FROM
+
+    store = SQLiteStore(tmp_path / "taskyard.db")
+    from taskyard.model import TaskSpec
+
+    for _ in range(50):
+        store.submit(TaskSpec(argv=("true",)), by="t")
+    db = sqlite3.connect(tmp_path / "taskyard.db")
+    plan = db.execute("EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE status IN"
+                      f" {_CLAIM_FROM} ORDER BY priority DESC, id LIMIT 2").fetchall()
+    details = " ".join(row[-1] for row in plan)
+    assert "INDEX tasks_status" in details and "TEMP B-TREE" not in details, details
