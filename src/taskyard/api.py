@@ -49,7 +49,7 @@ class Yard:
                run_at: float | None = None, delay: float | None = None, retries: int = 0,
                retry_delay: float = 1.0, backoff: str = "exponential",
                retry_on: Sequence[str] = ("exit", "signal", "timeout"),
-               after: Sequence[int] = ()) -> Task:
+               after: Sequence[int] = (), unique: str | None = None) -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
 
         ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
@@ -57,7 +57,9 @@ class Yard:
         whose reason is in ``retry_on`` is retried up to ``retries`` times, after
         ``retry_delay`` seconds (doubling per retry with ``exponential`` backoff).
         With ``after``, it starts only once those tasks succeeded, and fails (reason
-        ``dependency``) if one of them fails or is stopped.
+        ``dependency``) if one of them fails or is stopped. With ``unique``, while a
+        task with that key is scheduled, queued, running or paused, that task is
+        returned instead of a new one.
         """
         if delay is not None:
             run_at = time.time() + delay
@@ -66,7 +68,7 @@ class Yard:
                         stdin=stdin, stdin_open=stdin_open, timeout=timeout,
                         priority=priority, run_at=run_at, retries=retries,
                         retry_delay=retry_delay, backoff=backoff, retry_on=tuple(retry_on),
-                        after=tuple(after))
+                        after=tuple(after), unique=unique)
         return ops.submit(self._store, spec)
 
     def get(self, task_id: int) -> Task:

@@ -37,6 +37,7 @@ class TaskSpec(NamedTuple):
     backoff: str = "exponential"  #: fixed | exponential (delay doubles per retry), ±20 % jitter
     retry_on: tuple[str, ...] = ("exit", "signal", "timeout")  #: reasons that are retried
     after: tuple[int, ...] = ()  #: start only once these tasks succeeded
+    unique: str | None = None  #: while a task with this key is live, submit returns that one
 
 
 class Progress(NamedTuple):
@@ -119,6 +120,7 @@ class Task(NamedTuple):
     run_at: float | None
     retries: int
     retried: int
+    unique: str | None
     progress: Progress
     attempt: int  #: current (or last) attempt epoch; 0 before the first claim
     pid: int | None
@@ -150,6 +152,7 @@ class Task(NamedTuple):
             "run_at": iso(self.run_at),
             "retries": self.retries,
             "retried": self.retried,
+            "unique": self.unique,
             "progress": self.progress.to_json(),
             "attempt": self.attempt,
             "pid": self.pid,

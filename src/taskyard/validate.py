@@ -131,6 +131,7 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
     check_meta(spec.meta)
     check_name(spec.name)
     check_name(spec.queue, "queue")
+    check_name(spec.unique, "unique")
     if spec.cwd is not None:
         _no_nul(spec.cwd, "cwd")
         if not spec.cwd.startswith("/"):

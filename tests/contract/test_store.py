@@ -311,3 +311,12 @@ def test_a_stopped_dependency_fails_a_whole_chain_at_once(store: SQLiteStore) ->
     store.cancel(root.id, by="u")
     store.promote_due(time.time(), "s")
     assert all(store.get(i).reason is Reason.DEPENDENCY for i in chain[1:])
+
+
+def test_unique_key_returns_the_live_task(store: SQLiteStore, other: SQLiteStore) -> None:
+    first = store.submit(SPEC._replace(unique="nightly"), by="t")
+    assert other.submit(SPEC._replace(unique="nightly"), by="t").id == first.id
+    assert store.submit(SPEC._replace(unique="other"), by="t").id != first.id
+    _succeed(store, first.id)
+    again = store.submit(SPEC._replace(unique="nightly"), by="t")
+    assert again.id != first.id and again.unique == "nightly"

@@ -178,6 +178,7 @@ def test_progress_outside_a_task_and_negative(served: Path) -> None:
     ["submit", "--backoff", "linear", "--", "true"],
     ["submit", "--after", "999", "--", "true"],
     ["submit", "--after", "1,x", "--", "true"],
+    ["submit", "--unique", "", "--", "true"],
     ["submit", "--priority", "99999999999", "--", "true"],
     ["submit", "--timeout", "0", "--", "true"],
     ["frobnicate"],
@@ -201,6 +202,12 @@ def test_submit_later_is_scheduled(home: Path) -> None:
     assert task["status"] == "scheduled" and task["priority"] == 3
     assert task["run_at"] > task["created_at"]
     assert "stopped" in ok(home, "kill", str(task["id"]))
+
+
+def test_unique_submits_return_the_live_task(home: Path) -> None:
+    first = ok(home, "submit", "--unique", "backup", "--", "true").strip()
+    assert ok(home, "submit", "--unique", "backup", "--", "false").strip() == first
+    assert len(json.loads(ok(home, "ls", "--json"))) == 1
 
 
 def test_help_shows_environment_variables(home: Path) -> None:

@@ -49,6 +49,9 @@ def register(sub: Any) -> None:
     p.add_argument("--after", metavar="ID[,ID...]", default="",
                    help="start only once these tasks succeeded; if one fails or is stopped,"
                         " this one fails (reason dependency)")
+    p.add_argument("--unique", metavar="KEY",
+                   help="if a task with KEY is scheduled, queued, running or paused, print"
+                        " that one instead of submitting a new one")
     p.add_argument("--retries", type=int, default=0, metavar="N",
                    help="retry a failed attempt up to N times (default 0)")
     p.add_argument("--backoff", choices=("fixed", "exponential"), default="exponential",
@@ -129,7 +132,7 @@ def _spec(args: argparse.Namespace) -> TaskSpec:
                     priority=args.priority, run_at=run_at, retries=args.retries,
                     retry_delay=args.retry_delay, backoff=args.backoff,
                     retry_on=tuple(r.value for r in retry.parse_on(args.retry_on)),
-                    after=validate.parse_ids(args.after, "after"))
+                    after=validate.parse_ids(args.after, "after"), unique=args.unique)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from .sqlserver import SqlServerStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Channel of the wake hint; the payload is the kind (``w``, ``r``, ``s``).
 WAKE_CHANNEL = "taskyard_wake"
@@ -89,6 +89,7 @@ class PostgresStore(SqlServerStore):
     IS_NOT = "IS DISTINCT FROM"
     CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
     ROW_LOCK = " FOR UPDATE"
+    KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 4,
                  timeout: float = 30.0) -> None:

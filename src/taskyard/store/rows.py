@@ -15,7 +15,7 @@ Row = Sequence[Any]
 TASK_COLUMNS = (
     "id, name, queue, status, reason, exit_code, signal, error, argv, env, cwd, meta, "
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
-    "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried"
+    "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at"
@@ -48,6 +48,7 @@ def task(row: Row) -> Task:
         run_at=row[23],
         retries=row[24],
         retried=row[25],
+        unique=row[26],
         progress=Progress(row[13], row[14], row[15]),
         attempt=row[16],
         pid=row[17],

@@ -40,6 +40,7 @@ def in_list(statuses: frozenset[Status]) -> str:
 ACTIVE_IN = in_list(lifecycle.ACTIVE)
 WAITING_IN = in_list(lifecycle.sources(Verb.CANCEL))
 TERMINAL_IN = in_list(lifecycle.sources(Verb.RESTART))
+LIVE_IN = in_list(frozenset(Status) - lifecycle.TERMINAL)
 
 
 def fault_budget() -> int | None:
@@ -60,6 +61,7 @@ class SqlStoreBase:
     """
 
     LENGTH = "length"  #: byte length of a BLOB
+    KEY_LOCK = ""  #: a statement serializing writers of one key (SQLite's write lock does)
     IS_NOT = "IS NOT"  #: null-safe inequality (``IS DISTINCT FROM`` on PostgreSQL)
     #: appended to the claim's subquery: rows another transaction is claiming are skipped,
     #: not waited for (SQLite has one writer at a time, so nothing to add)
@@ -101,23 +103,38 @@ class SqlStoreBase:
         now = time.time()
         later = spec.run_at is not None and spec.run_at > now
         with self._tx() as cur:
+            if spec.unique is not None:
+                existing = self._live_with_key(cur, spec.unique)
+                if existing is not None:
+                    return existing
             waits = self._dependencies_pending(cur, spec.after)
             verb = Verb.DEFER if later or waits else Verb.SUBMIT
             cur.execute(
                 "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
-                " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, created_at,"
-                " changed_by, changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, unique_key,"
+                " created_at, changed_by, changed_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
                 f" RETURNING {rows.TASK_COLUMNS}",
                 (spec.name, spec.queue, lifecycle.target(verb).value,
                  rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
                  rows.dumps(spec.meta), spec.stdin, int(spec.stdin_open), spec.timeout,
                  spec.priority, spec.run_at, spec.retries, spec.retry_delay, spec.backoff,
-                 ",".join(spec.retry_on), now, by, now),
+                 ",".join(spec.retry_on), spec.unique, now, by, now),
             )
             task = rows.task(cur.fetchone())
             cur.executemany("INSERT INTO deps (task_id, after_id) VALUES (?, ?)",
                             [(task.id, after) for after in sorted(set(spec.after))])
             return task
+
+    def _live_with_key(self, cur: Cursor, key: str) -> Task | None:
+        """The live task with unique ``key`` (writers of one key take turns: SQLite's
+        write lock, a transaction-scoped advisory lock on PostgreSQL)."""
+        if self.KEY_LOCK:
+            cur.execute(self.KEY_LOCK, (key,))
+        cur.execute(f"SELECT {rows.TASK_COLUMNS} FROM tasks WHERE unique_key=?"
+                    f" AND status IN {LIVE_IN} ORDER BY id LIMIT 1", (key,))
+        row = cur.fetchone()
+        return rows.task(row) if row else None
 
     def _dependencies_pending(self, cur: Cursor, after: Sequence[int]) -> bool:
         """Whether any of ``after`` has not succeeded yet; unknown ids are an error."""
