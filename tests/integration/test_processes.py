@@ -190,3 +190,12 @@ def test_after_runs_in_order_and_failure_propagates(yard: Yard) -> None:
     for t in (d, e):
         assert (done[t.id].status, done[t.id].reason) == (  # type: ignore[union-attr]
             Status.FAILED, Reason.DEPENDENCY)
+
+
+def test_a_dependent_starts_right_after_its_dependency(yard: Yard) -> None:
+    first = yard.submit(["true"])
+    second = yard.submit(["true"], after=[first.id])
+    done = yard.wait(second.id, timeout=10)
+    before = yard.get(first.id)
+    assert done is not None and done.started_at is not None and before.finished_at is not None
+    assert done.started_at - before.finished_at < 0.5  # not the 1 s poll interval
