@@ -199,3 +199,11 @@ def test_a_dependent_starts_right_after_its_dependency(yard: Yard) -> None:
     before = yard.get(first.id)
     assert done is not None and done.started_at is not None and before.finished_at is not None
     assert done.started_at - before.finished_at < 0.5  # not the 1 s poll interval
+
+
+def test_a_retry_starts_after_its_delay_not_at_the_next_poll(yard: Yard) -> None:
+    t = yard.submit(["false"], retries=1, retry_delay=0.1, backoff="fixed")
+    wait_for(lambda: yard.get(t.id).retried == 1 and yard.get(t.id).terminal, timeout=10)
+    first, second = yard.attempts(t.id)
+    assert first.finished_at is not None
+    assert second.started_at - first.finished_at < 0.6  # 0.1 s ±20 %, not the 1 s poll

@@ -98,7 +98,7 @@ class Server:
             if c.drain_deadline is not None:
                 deadlines.append(c.drain_deadline)
         busy = (self.closed or self.flush_now or self.batch.outcomes or self.done
-                or self.promote_hint)
+                or self.promote_hint or self.due_hint)
         self.poller.wait(0.0 if busy else max(0.0, min(deadlines) - now))
 
     def _on_exit(self, c: Child) -> None:
