@@ -109,6 +109,17 @@ class Yard:
     def rm(self, task_id: int, *, force: bool = False) -> None:
         ops.remove(self._store, task_id, force=force)
 
+    def pause_queue(self, name: str) -> None:
+        """Claim nothing more from queue ``name`` (its running tasks go on)."""
+        ops.pause_queue(self._store, name)
+
+    def resume_queue(self, name: str) -> None:
+        ops.resume_queue(self._store, name)
+
+    def queues(self) -> list[dict[str, JSON]]:
+        """Every queue with its paused state and task count per status."""
+        return self._store.queues()
+
     def meta(self, task_id: int, patch: Mapping[str, JSON]) -> Task:
         return ops.set_meta(self._store, task_id, dict(patch))
 

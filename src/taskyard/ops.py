@@ -169,6 +169,16 @@ def report_progress(store: Store, task_id: int, epoch: int, done: float,
         raise TransitionError(f"cannot report progress: {exc}") from None
 
 
+def pause_queue(store: Store, name: str) -> None:
+    """Claim nothing more from queue ``name``; its running tasks go on."""
+    store.set_queue_paused(name, True)
+
+
+def resume_queue(store: Store, name: str) -> None:
+    store.set_queue_paused(name, False)
+    store.wake()
+
+
 def read_output(store: Store, task_id: int, stream: str = "stdout", offset: int = 0,
                 limit: int | None = None, attempt: int | None = None) -> OutputRead:
     if stream not in ("stdout", "stderr"):

@@ -320,3 +320,15 @@ def test_unique_key_returns_the_live_task(store: SQLiteStore, other: SQLiteStore
     _succeed(store, first.id)
     again = store.submit(SPEC._replace(unique="nightly"), by="t")
     assert again.id != first.id and again.unique == "nightly"
+
+
+def test_a_paused_queue_is_not_claimed(store: SQLiteStore) -> None:
+    held = store.submit(SPEC._replace(queue="slow"), by="t")
+    free = store.submit(SPEC, by="t")
+    store.set_queue_paused("slow", True)
+    assert [c.task_id for c in store.claim("s1", 5)] == [free.id]
+    listed = {q["name"]: q for q in store.queues()}
+    assert listed["slow"]["paused"] is True and listed["slow"]["tasks"]["queued"] == 1
+    assert listed["default"]["tasks"]["running"] == 1
+    store.set_queue_paused("slow", False)
+    assert [c.task_id for c in store.claim("s1", 5)] == [held.id]

@@ -179,6 +179,8 @@ def test_progress_outside_a_task_and_negative(served: Path) -> None:
     ["submit", "--after", "999", "--", "true"],
     ["submit", "--after", "1,x", "--", "true"],
     ["submit", "--unique", "", "--", "true"],
+    ["queue", "pause", ""],
+    ["queue", "frob"],
     ["submit", "--priority", "99999999999", "--", "true"],
     ["submit", "--timeout", "0", "--", "true"],
     ["frobnicate"],
@@ -208,6 +210,19 @@ def test_unique_submits_return_the_live_task(home: Path) -> None:
     first = ok(home, "submit", "--unique", "backup", "--", "true").strip()
     assert ok(home, "submit", "--unique", "backup", "--", "false").strip() == first
     assert len(json.loads(ok(home, "ls", "--json"))) == 1
+
+
+def test_queue_pause_and_resume(served: Path) -> None:
+    assert "paused" in ok(served, "queue", "pause", "batch")
+    task_id = ok(served, "submit", "--queue", "batch", "--", "true").strip()
+    other = ok(served, "submit", "--", "true").strip()
+    assert cli(served, "wait", other, "--timeout", "10").returncode == 0
+    assert show(served, task_id)["status"] == "queued"
+    queues = {q["name"]: q for q in json.loads(ok(served, "queue", "ls", "--json"))}
+    assert queues["batch"]["paused"] is True and queues["batch"]["tasks"]["queued"] == 1
+    assert "batch" in ok(served, "queue", "ls")
+    assert "active" in ok(served, "queue", "resume", "batch")
+    assert cli(served, "wait", task_id, "--timeout", "10").returncode == 0
 
 
 def test_help_shows_environment_variables(home: Path) -> None:

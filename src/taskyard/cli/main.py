@@ -38,10 +38,11 @@ def build_parser() -> Parser:
                 " (default $XDG_DATA_HOME/taskyard)")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    from . import controls, server, tasks
+    from . import controls, queues, server, tasks
 
     tasks.register(sub)
     controls.register(sub)
+    queues.register(sub)
     server.register(sub)
     return parser
 

@@ -324,6 +324,30 @@ class SqlStoreBase:
                 self._fetch_task(cur, task_id)
                 raise StaleAttempt(f"task {task_id} attempt {epoch} is not running")
 
+    # -- queues -------------------------------------------------------------------
+
+    def set_queue_paused(self, name: str, paused: bool) -> None:
+        """Pause a queue (its queued tasks are not claimed; running ones go on) or resume it."""
+        with self._tx() as cur:
+            cur.execute("INSERT INTO queues (name, paused) VALUES (?, ?)"
+                        " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+                        (name, int(paused)))
+
+    def queues(self) -> list[dict[str, JSON]]:
+        """Every queue that has tasks or settings, with its task count per status."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT queue, status, COUNT(*) FROM tasks GROUP BY queue, status")
+            counts = cur.fetchall()
+            cur.execute("SELECT name, paused FROM queues")
+            paused = {row[0]: bool(row[1]) for row in cur.fetchall()}
+        found: dict[str, dict[str, JSON]] = {}
+        for name in sorted({row[0] for row in counts} | set(paused)):
+            found[name] = {"name": name, "paused": paused.get(name, False),
+                           "tasks": {s.value: 0 for s in Status}}
+        for queue, status, count in counts:
+            found[queue]["tasks"][status] = count
+        return list(found.values())
+
     # -- servers, seen from a client -------------------------------------------
 
     def live_instance(self) -> Instance | None:

@@ -25,6 +25,7 @@ _VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.ST
 _ENDED_BADLY = in_list(frozenset({Status.FAILED, Status.STOPPED}))
 _CLAIM_FROM = in_list(lifecycle.sources(Verb.CLAIM))
 _SCHEDULED = in_list(lifecycle.sources(Verb.PROMOTE))
+_NOT_PAUSED = "queue NOT IN (SELECT name FROM queues WHERE paused <> 0)"
 _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, stopped_at,"
                      " stop_request")
 
@@ -143,7 +144,7 @@ class SqlServerStore(SqlStoreBase):
             " progress_done=NULL, progress_total=NULL, progress_message=NULL,"
             " changed_by=?, changed_at=?"
             # in the order of the tasks_status index (status, priority DESC, id)
-            f" WHERE id IN (SELECT id FROM tasks WHERE status IN {_CLAIM_FROM}"
+            f" WHERE id IN (SELECT id FROM tasks WHERE status IN {_CLAIM_FROM} AND {_NOT_PAUSED}"
             f" ORDER BY priority DESC, id LIMIT ?{self.CLAIM_LOCK})"
             " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout, priority",
             (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now, limit),

@@ -1,0 +1,61 @@
+"""``taskyard queue ls|pause|resume``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .. import ops, validate
+from .common import json_flag, print_json, store
+
+
+def register(sub: Any) -> None:
+    queue = sub.add_parser("queue", help="list, pause and resume queues")
+    verbs = queue.add_subparsers(dest="queue_verb", metavar="ACTION")
+    verbs.required = True
+    p = verbs.add_parser("ls", help="queues with their task counts")
+    json_flag(p)
+    p.set_defaults(handler=cmd_ls)
+    for verb, text in (("pause", "claim nothing more from the queue (running tasks go on)"),
+                       ("resume", "claim from the queue again")):
+        p = verbs.add_parser(verb, help=text)
+        p.add_argument("name")
+        p.set_defaults(handler=cmd_pause if verb == "pause" else cmd_resume)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    queues = store(args).queues()
+    if args.json:
+        print_json(queues)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    from .render import safe
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for head in ("QUEUE", "STATE", "SCHEDULED", "QUEUED", "RUNNING", "PAUSED", "SUCCEEDED",
+                 "FAILED", "STOPPED"):
+        table.add_column(head, no_wrap=True, justify="left" if head in ("QUEUE", "STATE")
+                         else "right")
+    for q in queues:
+        counts = q["tasks"]
+        assert isinstance(counts, dict)
+        table.add_row(safe(str(q["name"])), "paused" if q["paused"] else "active",
+                      *(str(counts[s]) for s in ("scheduled", "queued", "running", "paused",
+                                                 "succeeded", "failed", "stopped")))
+    Console(highlight=False).print(table)
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    ops.pause_queue(store(args), validate.check_name(args.name, "queue") or "")
+    sys.stdout.write(f"queue {args.name}: paused\n")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    ops.resume_queue(store(args), validate.check_name(args.name, "queue") or "")
+    sys.stdout.write(f"queue {args.name}: active\n")
+    return 0
