@@ -21,6 +21,14 @@ def store(args: argparse.Namespace) -> SQLiteStore:
     return SQLiteStore(s.db_path, synchronous=s.synchronous)
 
 
+def verb_group(sub: Any, name: str, help: str) -> Any:
+    """A command with actions of its own (``taskyard NAME ACTION ...``)."""
+    parent = sub.add_parser(name, help=help)
+    actions = parent.add_subparsers(dest=f"{name}_verb", metavar="ACTION")
+    actions.required = True
+    return actions
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
 

@@ -7,13 +7,11 @@ import sys
 from typing import Any
 
 from .. import ops, validate
-from .common import json_flag, print_json, store
+from .common import json_flag, print_json, store, verb_group
 
 
 def register(sub: Any) -> None:
-    queue = sub.add_parser("queue", help="list, pause and resume queues")
-    verbs = queue.add_subparsers(dest="queue_verb", metavar="ACTION")
-    verbs.required = True
+    verbs = verb_group(sub, "queue", "list, pause and resume queues")
     p = verbs.add_parser("ls", help="queues with their task counts")
     json_flag(p)
     p.set_defaults(handler=cmd_ls)

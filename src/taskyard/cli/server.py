@@ -12,7 +12,15 @@ from ..config import Settings
 from ..errors import UserError
 from ..lifecycle import ACTIVE
 from ..ops import wait_for
-from .common import json_flag, non_negative_int, print_json, seconds, settings, store
+from .common import (
+    json_flag,
+    non_negative_int,
+    print_json,
+    seconds,
+    settings,
+    store,
+    verb_group,
+)
 from .main import envvar
 
 START_TIMEOUT = 30.0
@@ -20,9 +28,7 @@ STARTING_TIMEOUT = 30.0
 
 
 def register(sub: Any) -> None:
-    server = sub.add_parser("server", help="start, stop and inspect the server")
-    verbs = server.add_subparsers(dest="server_verb", metavar="ACTION")
-    verbs.required = True
+    verbs = verb_group(sub, "server", "start, stop and inspect the server")
 
     p = verbs.add_parser("start", help="start the server (daemonized unless --foreground)")
     _start_flags(p)
