@@ -50,10 +50,6 @@ class Settings(NamedTuple):
         return self.home / "server.log"
 
     @property
-    def wake_socket(self) -> Path:
-        return self.home / "wake.sock"
-
-    @property
     def effective_slots(self) -> int:
         return self.slots if self.slots > 0 else (os.cpu_count() or 1)
 

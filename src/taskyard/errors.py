@@ -57,8 +57,3 @@ class SchemaTooNew(StoreError):
 class ConfigError(UserError):
     """A setting is invalid (bad value in taskyard.toml, environment or flags)."""
 
-
-class ServerNotRunning(UserError):
-    """An operation needs a running server and none holds the home's lock."""
-
-    exit_code = 3

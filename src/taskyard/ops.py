@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from . import lifecycle, validate
 from .errors import InvalidInput, NotFound, StaleAttempt, TransitionError, UserError
-from .lifecycle import Status, Verb
+from .lifecycle import Verb
 from .model import JSON, OutputRead, Request, Task, TaskSpec
 from .store.base import ClientStore as Store
 
@@ -189,6 +189,3 @@ def read_output(store: Store, task_id: int, stream: str = "stdout", offset: int 
         raise NotFound(f"task {task_id} has no attempt {attempt}", field="attempt")
     return store.read_output(task_id, stream, offset, limit, attempt)
 
-
-__all__ = ["Status", "kill", "pause", "read_output", "remove", "restart", "resume", "send",
-           "set_meta", "submit", "wait", "wait_for"]

@@ -82,20 +82,19 @@ def stop_server(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
 
 def pids_with_tag(prefix: str) -> Sequence[int]:
     """Live processes whose TASKYARD_RUN starts with ``prefix`` (for orphan checks)."""
+    from .server.procs import run_tag
+
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
+        tag = run_tag(int(entry.name))
         try:
-            env = (entry / "environ").read_bytes()
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        if stat[stat.rfind(")") + 2] == "Z":
-            continue
-        for item in env.split(b"\0"):
-            if item.startswith(b"TASKYARD_RUN=" + prefix.encode()):
-                found.append(int(entry.name))
+        if tag is not None and tag.startswith(prefix) and stat[stat.rfind(")") + 2] != "Z":
+            found.append(int(entry.name))
     return found
 
 

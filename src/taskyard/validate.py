@@ -97,8 +97,6 @@ def parse_json_object(text: str | bytes, what: str = "meta",
     except RecursionError:
         raise InvalidInput(f"{what}: JSON nested too deeply", field=what) from None
     except (ValueError, UnicodeDecodeError) as exc:
-        if isinstance(exc, InvalidInput):
-            raise
         raise InvalidInput(f"{what} is not valid JSON: {exc}", field=what) from None
     if not isinstance(value, dict):
         raise InvalidInput(f"{what} must be a JSON object", field=what)

@@ -115,7 +115,7 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
     server = Server(settings, store, instance_id)
     wake = store.wake_listener()
     if wake is not None:
-        server.poller.add(wake.fileno(), lambda: server.on_hint(_drain(wake.sock)))
+        server.poller.add(wake.fileno(), lambda: server.on_hint(wake.drain()))
     _Signals(server)
     try:
         recovered = recovery.recover(store, instance_id, host, boot, dead_before=float("inf"))
@@ -137,10 +137,3 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
             wake.close()
         store.close()
 
-
-def _drain(sock: socket.socket) -> bytes:
-    got = b""
-    with contextlib.suppress(BlockingIOError, InterruptedError):
-        while len(got) < 4096:
-            got += sock.recv(256)
-    return got

@@ -41,7 +41,8 @@ def start_time(pid: int) -> int | None:
         return None
 
 
-def _run_tag(pid: int) -> str | None:
+def run_tag(pid: int) -> str | None:
+    """The TASKYARD_RUN value in the environment of ``pid``, if readable."""
     try:
         environ = (PROC / str(pid) / "environ").read_bytes()
     except OSError:
@@ -59,7 +60,7 @@ def tagged(tags: Collection[str]) -> Iterator[int]:
     for entry in PROC.iterdir():
         if entry.name.isdigit():
             pid = int(entry.name)
-            if pid != os.getpid() and _run_tag(pid) in tags:
+            if pid != os.getpid() and run_tag(pid) in tags:
                 yield pid
 
 
@@ -76,7 +77,7 @@ def kill_tagged(tags: Collection[str]) -> int:
         except OSError:
             continue
         try:
-            if _run_tag(pid) in tags:
+            if run_tag(pid) in tags:
                 signal.pidfd_send_signal(fd, signal.SIGKILL)
                 killed += 1
         except OSError:
