@@ -21,15 +21,17 @@ from .config import Settings, load
 from .errors import InvalidInput
 from .lifecycle import Status
 from .model import JSON, Attempt, Event, OutputRead, Task, TaskSpec
-from .store.sqlite import SQLiteStore
+from .store import open_store
 
 
 class Yard:
     """A client of one taskyard home. Cheap to create; not shared between threads."""
 
-    def __init__(self, home: str | Path | None = None, *, settings: Settings | None = None) -> None:
-        self.settings = settings or load(home)
-        self._store = SQLiteStore(self.settings.db_path, synchronous=self.settings.synchronous)
+    def __init__(self, home: str | Path | None = None, *, store: str | None = None,
+                 settings: Settings | None = None) -> None:
+        self.settings = settings or load(home, store=store)
+        self._store = open_store(self.settings.store_location,
+                                 synchronous=self.settings.synchronous)
 
     def close(self) -> None:
         self._store.close()
@@ -49,7 +51,8 @@ class Yard:
                run_at: float | None = None, delay: float | None = None, retries: int = 0,
                retry_delay: float = 1.0, backoff: str = "exponential",
                retry_on: Sequence[str] = ("exit", "signal", "timeout"),
-               after: Sequence[int] = (), unique: str | None = None) -> Task:
+               after: Sequence[int] = (), unique: str | None = None,
+               mutex: str | None = None, tenant: str = "default") -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
 
         ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
@@ -59,7 +62,8 @@ class Yard:
         With ``after``, it starts only once those tasks succeeded, and fails (reason
         ``dependency``) if one of them fails or is stopped. With ``unique``, while a
         task with that key is scheduled, queued, running or paused, that task is
-        returned instead of a new one.
+        returned instead of a new one. With ``mutex``, at most one task with that
+        key runs at a time. It runs only while its ``tenant`` is enabled.
         """
         if delay is not None:
             run_at = time.time() + delay
@@ -68,7 +72,7 @@ class Yard:
                         stdin=stdin, stdin_open=stdin_open, timeout=timeout,
                         priority=priority, run_at=run_at, retries=retries,
                         retry_delay=retry_delay, backoff=backoff, retry_on=tuple(retry_on),
-                        after=tuple(after), unique=unique)
+                        after=tuple(after), unique=unique, mutex=mutex, tenant=tenant)
         return ops.submit(self._store, spec)
 
     def get(self, task_id: int) -> Task:
@@ -116,9 +120,33 @@ class Yard:
     def resume_queue(self, name: str) -> None:
         ops.resume_queue(self._store, name)
 
+    def set_queue_parallel(self, name: str, parallel: int | None) -> None:
+        """Run at most ``parallel`` tasks of queue ``name`` at a time (None: no limit);
+        with 1, one after another in submit order (within a priority)."""
+        ops.set_queue_parallel(self._store, name, parallel)
+
     def queues(self) -> list[dict[str, JSON]]:
-        """Every queue with its paused state and task count per status."""
+        """Every queue with its paused state, parallel limit and task count per status."""
         return self._store.queues()
+
+    # -- tenants ---------------------------------------------------------------
+
+    def add_tenant(self, name: str, *, enabled: bool = True, run_as: str | None = None,
+                   parallel: int | None = None) -> dict[str, JSON]:
+        return ops.add_tenant(self._store, name, enabled=enabled, run_as=run_as,
+                              parallel=parallel)
+
+    def enable_tenant(self, name: str, *, run_as: str | None = None) -> dict[str, JSON]:
+        return ops.enable_tenant(self._store, name, run_as=run_as)
+
+    def disable_tenant(self, name: str) -> dict[str, JSON]:
+        return ops.disable_tenant(self._store, name)
+
+    def set_tenant_parallel(self, name: str, parallel: int | None) -> dict[str, JSON]:
+        return ops.set_tenant_parallel(self._store, name, parallel)
+
+    def tenants(self) -> list[dict[str, JSON]]:
+        return self._store.tenants()
 
     def meta(self, task_id: int, patch: Mapping[str, JSON]) -> Task:
         return ops.set_meta(self._store, task_id, dict(patch))

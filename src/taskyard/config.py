@@ -30,6 +30,11 @@ class Settings(NamedTuple):
     slots: int = 0  #: parallel tasks per server; 0 means the number of cores
     poll_interval: float = 1.0  #: seconds between store polls when no hint arrives
     heartbeat_interval: float = 2.0  #: seconds between server heartbeats
+    #: a server silent this long is dead: other servers record its attempts crashed
+    lease: float = 10.0
+    #: where the store is: a SQLite file (default: taskyard.db in the home) or a
+    #: postgresql:// URL that several servers on several machines share
+    store: str = ""
     kill_grace: float = 5.0  #: seconds between TERM and KILL
     output_head_mib: float = 1.0  #: first MiB of each stream always kept
     output_tail_mib: float = 32.0  #: last MiB of each stream kept
@@ -40,6 +45,15 @@ class Settings(NamedTuple):
     @property
     def db_path(self) -> Path:
         return self.home / "taskyard.db"
+
+    @property
+    def store_location(self) -> Path | str:
+        """The SQLite file (a Path) or the PostgreSQL URL (a str) to open."""
+        if not self.store:
+            return self.db_path
+        if self.store.startswith(("postgresql://", "postgres://")):
+            return self.store
+        return Path(self.store)
 
     @property
     def pidfile(self) -> Path:
@@ -66,6 +80,7 @@ _NUMERIC = {
     "slots": int,
     "poll_interval": float,
     "heartbeat_interval": float,
+    "lease": float,
     "kill_grace": float,
     "output_head_mib": float,
     "output_tail_mib": float,
@@ -79,6 +94,8 @@ def env_name(key: str) -> str:
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:
+    if key == "store":
+        return _store(value, source)
     if key in _NUMERIC:
         kind = _NUMERIC[key]
         try:
@@ -96,6 +113,19 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     raise ConfigError(f"{source}: unknown setting {key!r}", field=key)
 
 
+def _store(value: Any, source: str) -> str:
+    """A postgresql:// URL as given, or a SQLite path made absolute."""
+    if not isinstance(value, str) or not value.strip() or "\0" in value:
+        raise ConfigError(f"{source}: store must be a file path or a postgresql:// URL",
+                          field="store")
+    if value.startswith(("postgresql://", "postgres://")):
+        return value
+    if "://" in value:
+        raise ConfigError(f"{source}: unknown store URL scheme in {value.split('://')[0]!r}"
+                          " (use a file path or postgresql://)", field="store")
+    return str(Path(value).expanduser().absolute())
+
+
 def _from_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
@@ -108,7 +138,10 @@ def _from_toml(path: Path) -> dict[str, Any]:
     server = data.get("server", {})
     if not isinstance(server, dict):
         raise ConfigError(f"{path}: [server] must be a table")
-    return {k: _coerce(k, v, str(path)) for k, v in server.items()}
+    values = {k: _coerce(k, v, str(path)) for k, v in server.items()}
+    if "store" in data:  # the store is every client's setting too: also at the top level
+        values.setdefault("store", _coerce("store", data["store"], str(path)))
+    return values
 
 
 def _from_env() -> dict[str, Any]:
@@ -132,6 +165,8 @@ def load(home: Path | str | None = None, **flags: Any) -> Settings:
         if value is not None:
             values[key] = _coerce(key, value, "--" + key.replace("_", "-"))
     settings = Settings(home=root)._replace(**values)
+    if settings.lease <= settings.heartbeat_interval:
+        raise ConfigError("lease must be longer than heartbeat_interval", field="lease")
     if settings.kill_grace > 3600:
         raise ConfigError("kill_grace must be at most 3600 seconds", field="kill_grace")
     return settings

@@ -57,3 +57,8 @@ class SchemaTooNew(StoreError):
 class ConfigError(UserError):
     """A setting is invalid (bad value in taskyard.toml, environment or flags)."""
 
+
+
+class Fenced(StoreError):
+    """This server was declared dead by another one: it must stop (its attempts are
+    no longer its own)."""

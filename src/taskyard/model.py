@@ -38,6 +38,8 @@ class TaskSpec(NamedTuple):
     retry_on: tuple[str, ...] = ("exit", "signal", "timeout")  #: reasons that are retried
     after: tuple[int, ...] = ()  #: start only once these tasks succeeded
     unique: str | None = None  #: while a task with this key is live, submit returns that one
+    mutex: str | None = None  #: at most one task with this key runs at a time
+    tenant: str = "default"  #: whose task it is: runs only while its tenant is enabled
 
 
 class Progress(NamedTuple):
@@ -121,6 +123,10 @@ class Task(NamedTuple):
     retries: int
     retried: int
     unique: str | None
+    mutex: str | None
+    tenant: str
+    schedule: str | None  #: the cron schedule that fired it
+    fire_at: float | None  #: the tick it was fired for
     progress: Progress
     attempt: int  #: current (or last) attempt epoch; 0 before the first claim
     pid: int | None
@@ -153,6 +159,10 @@ class Task(NamedTuple):
             "retries": self.retries,
             "retried": self.retried,
             "unique": self.unique,
+            "mutex": self.mutex,
+            "tenant": self.tenant,
+            "schedule": self.schedule,
+            "fire_at": iso(self.fire_at),
             "progress": self.progress.to_json(),
             "attempt": self.attempt,
             "pid": self.pid,

@@ -179,6 +179,41 @@ def resume_queue(store: Store, name: str) -> None:
     store.wake()
 
 
+def set_queue_parallel(store: Store, name: str, parallel: int | None) -> None:
+    """Run at most ``parallel`` tasks of queue ``name`` at a time (None: no limit)."""
+    validate.check_name(name, "queue")
+    store.set_queue_parallel(name, validate.check_parallel(parallel))
+    store.wake()
+
+
+def add_tenant(store: Store, name: str, *, enabled: bool = True, run_as: str | None = None,
+               parallel: int | None = None) -> dict[str, JSON]:
+    validate.check_name(name, "tenant")
+    return store.add_tenant(name, enabled=enabled, run_as=validate.check_user(run_as),
+                            parallel=validate.check_parallel(parallel))
+
+
+def enable_tenant(store: Store, name: str, *, run_as: str | None = None) -> dict[str, JSON]:
+    """Serve the tenant's tasks and schedules (as ``run_as`` when given)."""
+    if run_as is not None:
+        tenant = store.update_tenant(name, enabled=True, run_as=validate.check_user(run_as))
+    else:
+        tenant = store.update_tenant(name, enabled=True)
+    store.wake()
+    return tenant
+
+
+def disable_tenant(store: Store, name: str) -> dict[str, JSON]:
+    """Leave the tenant's queued tasks and schedules alone; running ones go on."""
+    return store.update_tenant(name, enabled=False)
+
+
+def set_tenant_parallel(store: Store, name: str, parallel: int | None) -> dict[str, JSON]:
+    tenant = store.update_tenant(name, parallel=validate.check_parallel(parallel))
+    store.wake()
+    return tenant
+
+
 def read_output(store: Store, task_id: int, stream: str = "stdout", offset: int = 0,
                 limit: int | None = None, attempt: int | None = None) -> OutputRead:
     if stream not in ("stdout", "stderr"):

@@ -123,6 +123,24 @@ def check_name(name: str | None, what: str = "name") -> str | None:
     return name
 
 
+def check_parallel(parallel: int | None) -> int | None:
+    """A parallel limit: an integer >= 1, or None for no limit."""
+    if parallel is not None and (isinstance(parallel, bool) or not isinstance(parallel, int)
+                                 or not 1 <= parallel < INT32):
+        raise InvalidInput("parallel must be an integer >= 1 (or unlimited)", field="parallel")
+    return parallel
+
+
+def check_user(user: str | None) -> str | None:
+    """A login name to run a tenant's tasks as (it must exist on the servers' hosts)."""
+    if user is None:
+        return None
+    if not user or len(user) > 64 or not all(c.isascii() and (c.isalnum() or c in "._-")
+                                              for c in user) or user.startswith("-"):
+        raise InvalidInput(f"run-as: {user!r} is not a valid user name", field="run_as")
+    return user
+
+
 def check_spec(spec: TaskSpec) -> TaskSpec:
     check_argv(spec.argv)
     check_env(spec.env)
@@ -130,6 +148,8 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
     check_name(spec.name)
     check_name(spec.queue, "queue")
     check_name(spec.unique, "unique")
+    check_name(spec.mutex, "mutex")
+    check_name(spec.tenant, "tenant")
     if spec.cwd is not None:
         _no_nul(spec.cwd, "cwd")
         if not spec.cwd.startswith("/"):

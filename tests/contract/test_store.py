@@ -201,15 +201,20 @@ def test_lost_attempts_and_crash(store: SQLiteStore) -> None:
 
 def test_heartbeat_and_stop_request(store: SQLiteStore) -> None:
     store.register(Instance("i1", "h", "b", 1, 2, 1.0, 1.0, None, None))
-    assert store.live_instance() is not None
+    assert [i.id for i in store.instances()] == ["i1"]
     store.request_stop("i1", "now")
     assert store.heartbeat("i1", 2.0).stop_request == "now"
     store.unregister("i1", 3.0)
-    assert store.live_instance() is None
-    from taskyard.errors import StoreError
+    assert store.instances() == []
+    from taskyard.errors import Fenced
 
-    with pytest.raises(StoreError):
+    with pytest.raises(Fenced):
         store.heartbeat("i1", 4.0)
+    store.register(Instance("i2", "h", "b", 1, 2, 1.0, 1.0, None, None))
+    store.fence("i2", 5.0)  # declared dead by a peer: its next heartbeat fails
+    assert store.instances() == []
+    with pytest.raises(Fenced):
+        store.heartbeat("i2", 6.0)
 
 
 def test_priority_then_fifo(store: SQLiteStore) -> None:

@@ -5,20 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, load
 from ..errors import InvalidInput
-from ..store.sqlite import SQLiteStore
+from ..store import open_store
+
+if TYPE_CHECKING:
+    from ..store.postgres import PostgresStore
+    from ..store.sqlite import SQLiteStore
 
 
 def settings(args: argparse.Namespace, **flags: Any) -> Settings:
-    return load(args.home, **flags)
+    return load(args.home, store=args.store, **flags)
 
 
-def store(args: argparse.Namespace) -> SQLiteStore:
+def store(args: argparse.Namespace) -> SQLiteStore | PostgresStore:
     s = settings(args)
-    return SQLiteStore(s.db_path, synchronous=s.synchronous)
+    return open_store(s.store_location, synchronous=s.synchronous)
 
 
 def verb_group(sub: Any, name: str, help: str) -> Any:
@@ -54,6 +58,15 @@ def seconds(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
     return value
+
+
+def parallel(text: str) -> int | None:
+    """A parallel limit: N >= 1, or ``unlimited``."""
+    if text in ("unlimited", "none"):
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or unlimited, got {text!r}")
+    return int(text)
 
 
 def number(text: str) -> float:

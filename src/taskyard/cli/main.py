@@ -36,13 +36,17 @@ def build_parser() -> Parser:
     envvar(parser, "--home", env="TASKYARD_HOME", metavar="DIR",
            help="home directory: store, pidfile, log, taskyard.toml"
                 " (default $XDG_DATA_HOME/taskyard)")
+    parser.add_argument("--store", metavar="PATH|URL",
+                        help="the store: a SQLite file (default: taskyard.db in the home) or a"
+                             " postgresql:// URL shared by several servers [env TASKYARD_STORE]")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    from . import controls, queues, server, tasks
+    from . import controls, queues, server, tasks, tenants
 
     tasks.register(sub)
     controls.register(sub)
     queues.register(sub)
+    tenants.register(sub)
     server.register(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""``taskyard queue ls|pause|resume``."""
+"""``taskyard queue ls|set|pause|resume``."""
 
 from __future__ import annotations
 
@@ -7,14 +7,20 @@ import sys
 from typing import Any
 
 from .. import ops, validate
-from .common import json_flag, print_json, store, verb_group
+from .common import json_flag, parallel, print_json, store, verb_group
 
 
 def register(sub: Any) -> None:
-    verbs = verb_group(sub, "queue", "list, pause and resume queues")
+    verbs = verb_group(sub, "queue", "list, limit, pause and resume queues")
     p = verbs.add_parser("ls", help="queues with their task counts")
     json_flag(p)
     p.set_defaults(handler=cmd_ls)
+    p = verbs.add_parser("set", help="set a queue's parallel limit")
+    p.add_argument("name")
+    p.add_argument("--parallel", required=True, type=parallel, metavar="N|unlimited",
+                   help="run at most N of its tasks at a time (1: one after another, in"
+                        " submit order)")
+    p.set_defaults(handler=cmd_set)
     for verb, text in (("pause", "claim nothing more from the queue (running tasks go on)"),
                        ("resume", "claim from the queue again")):
         p = verbs.add_parser(verb, help=text)
@@ -33,7 +39,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from .render import safe
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for head in ("QUEUE", "STATE", "SCHEDULED", "QUEUED", "RUNNING", "PAUSED", "SUCCEEDED",
+    for head in ("QUEUE", "STATE", "PARALLEL", "SCHEDULED", "QUEUED", "RUNNING", "PAUSED", "SUCCEEDED",
                  "FAILED", "STOPPED"):
         table.add_column(head, no_wrap=True, justify="left" if head in ("QUEUE", "STATE")
                          else "right")
@@ -41,9 +47,17 @@ def cmd_ls(args: argparse.Namespace) -> int:
         counts = q["tasks"]
         assert isinstance(counts, dict)
         table.add_row(safe(str(q["name"])), "paused" if q["paused"] else "active",
+                      "-" if q["parallel"] is None else str(q["parallel"]),
                       *(str(counts[s]) for s in ("scheduled", "queued", "running", "paused",
                                                  "succeeded", "failed", "stopped")))
     Console(highlight=False).print(table)
+    return 0
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    ops.set_queue_parallel(store(args), args.name, args.parallel)
+    limit = "unlimited" if args.parallel is None else args.parallel
+    sys.stdout.write(f"queue {args.name}: parallel {limit}\n")
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import UserError
 from ..lifecycle import ACTIVE
+from ..model import iso
 from ..ops import wait_for
 from .common import (
     json_flag,
@@ -172,15 +173,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 3
     _, instance_id = read_pidfile(s.pidfile)
     db = store(args)
-    live = db.live_instance()
+    servers = db.instances()
+    mine = next((i for i in servers if i.id == instance_id), None)
     active = len(db.list_tasks(status=sorted(ACTIVE)))
     info = {"running": True, "pid": pid, "instance": instance_id, "home": str(s.home),
-            "slots": live.slots if live else None, "running_tasks": active}
+            "slots": mine.slots if mine else None, "running_tasks": active,
+            "servers": [{"instance": i.id, "host": i.host, "pid": i.pid, "slots": i.slots,
+                         "heartbeat_at": iso(i.heartbeat_at)} for i in servers]}
     if args.json:
         print_json(info)
     else:
+        others = f", {len(servers) - 1} other server(s) on the store" if len(servers) > 1 else ""
         sys.stdout.write(f"server is running (pid {pid}, {info['slots']} slots,"
-                         f" {active} task(s) running, home {s.home})\n")
+                         f" {active} task(s) running, home {s.home}{others})\n")
     return 0
 
 

@@ -52,6 +52,11 @@ def register(sub: Any) -> None:
     p.add_argument("--unique", metavar="KEY",
                    help="if a task with KEY is scheduled, queued, running or paused, print"
                         " that one instead of submitting a new one")
+    p.add_argument("--mutex", metavar="KEY",
+                   help="run at most one task with KEY at a time (the others wait queued)")
+    p.add_argument("--tenant", default="default", metavar="T",
+                   help="the tenant it belongs to (default: default); it runs only while"
+                        " its tenant is enabled")
     p.add_argument("--retries", type=int, default=0, metavar="N",
                    help="retry a failed attempt up to N times (default 0)")
     p.add_argument("--backoff", choices=("fixed", "exponential"), default="exponential",
@@ -132,7 +137,8 @@ def _spec(args: argparse.Namespace) -> TaskSpec:
                     priority=args.priority, run_at=run_at, retries=args.retries,
                     retry_delay=args.retry_delay, backoff=args.backoff,
                     retry_on=tuple(r.value for r in retry.parse_on(args.retry_on)),
-                    after=validate.parse_ids(args.after, "after"), unique=args.unique)
+                    after=validate.parse_ids(args.after, "after"), unique=args.unique,
+                    mutex=args.mutex, tenant=args.tenant)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import pwd
 import signal
+import sys
 from dataclasses import dataclass, field
 
 from ..lifecycle import Reason, Status
@@ -211,6 +213,8 @@ class Spawner:
             self.cwd = claim.cwd
         argv = list(claim.argv)
         path = self._resolve(argv[0], env.get(b"PATH"))
+        if claim.run_as is not None:
+            path, argv = self._as_user(claim.run_as, path, argv, env)
         actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, out, 1),
                    (os.POSIX_SPAWN_DUP2, err, 2)]
         try:
@@ -222,6 +226,25 @@ class Spawner:
             path = self._resolve(argv[0], env.get(b"PATH"))
             return os.posix_spawn(path, argv, env, file_actions=actions, setpgroup=0,
                                   setsigdef=_DEFAULT_SIGNALS, setsigmask=())
+
+    def _as_user(self, user: str, path: str, argv: list[str],
+                 env: dict[bytes, bytes]) -> tuple[str, list[str]]:
+        """The program and argv that run ``path`` as ``user`` (a tenant's login): a
+        tiny isolated interpreter drops to the user's uid, gid and groups, then execs."""
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            raise PermissionError(errno.EPERM, "no such user to run as", user) from None
+        for key, value in ((b"USER", user), (b"LOGNAME", user), (b"HOME", entry.pw_dir)):
+            env.setdefault(key, value.encode("utf-8", "surrogateescape"))
+        if entry.pw_uid == os.geteuid():
+            return path, argv
+        if os.geteuid() != 0:
+            raise PermissionError(errno.EPERM, "the server is not root, so it cannot run as",
+                                  user)
+        groups = ",".join(str(g) for g in os.getgrouplist(user, entry.pw_gid))
+        return sys.executable, [sys.executable, "-I", "-S", "-c", _RUN_AS, str(entry.pw_uid),
+                                str(entry.pw_gid), groups, user, path, *argv]
 
     def _resolve(self, program: str, search: bytes | None) -> str:
         """Find ``program`` on the task's PATH (not the server's), as execvp would."""
@@ -243,6 +266,23 @@ class Spawner:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
 
+
+# Runs as root between posix_spawn and the task's exec: nothing but the standard library
+# (-I -S), signal dispositions restored, privileges dropped for good, then exec.
+_RUN_AS = """\
+import os, signal, sys
+for s in (signal.SIGPIPE, signal.SIGXFSZ):
+    signal.signal(s, signal.SIG_DFL)
+uid, gid, groups, user, path = sys.argv[1:6]
+os.setgroups([int(g) for g in groups.split(",") if g])
+os.setgid(int(gid))
+os.setuid(int(uid))
+try:
+    os.execv(path, sys.argv[6:])
+except OSError as exc:
+    sys.stderr.write(f"taskyard: cannot run {path} as {user}: {exc.strerror}\\n")
+    os._exit(127)
+"""
 
 # Python ignores SIGPIPE (and SIGXFSZ); an exec keeps ignored signals ignored.
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

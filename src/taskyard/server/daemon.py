@@ -18,7 +18,7 @@ import time
 from typing import IO
 
 from ..config import Settings
-from ..errors import StoreError, TaskyardError
+from ..errors import Fenced, StoreError, TaskyardError
 from ..store import open_store
 from ..store.base import Instance
 from . import procs, recovery
@@ -105,7 +105,7 @@ def _write_pidfile(lock: IO[str], content: str) -> None:
 def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) -> int:
     instance_id = secrets.token_hex(6)
     _write_pidfile(lock, str(os.getpid()))
-    store = open_store(settings.db_path, synchronous=settings.synchronous)
+    store = open_store(settings.store_location, synchronous=settings.synchronous)
     host, boot = procs.hostname(), procs.boot_id()
     now = time.time()
     store.register(Instance(instance_id, host, boot, os.getpid(), settings.effective_slots, now,
@@ -118,7 +118,8 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
         server.poller.add(wake.fileno(), lambda: server.on_hint(wake.drain()))
     _Signals(server)
     try:
-        recovered = recovery.recover(store, instance_id, host, boot, dead_before=float("inf"))
+        recovered = recovery.recover(store, instance_id, host, boot, time.time(),
+                                     settings.lease)
         log.info("server %s started: pid %d, %d slot(s), home %s%s", instance_id, os.getpid(),
                  server.slots, settings.home,
                  f", {recovered} crashed attempt(s) recorded" if recovered else "")
@@ -127,6 +128,11 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
         store.unregister(instance_id, time.time())
         log.info("server %s stopped", instance_id)
         return 0
+    except Fenced as exc:
+        log.critical("fenced off, stopping and killing every task this server ran: %s", exc)
+        server.kill_all()
+        _tell(ready, f"error: {exc}")
+        return 1
     except StoreError as exc:
         log.critical("store write failed, stopping so memory and disk cannot diverge: %s", exc)
         server.kill_all()

@@ -24,7 +24,7 @@ from ..config import Settings
 from ..lifecycle import Reason, Status
 from ..store.base import Batch, Outcome, OutputWrite, ServerStore, Spawned
 from . import child as childmod
-from . import controls, procs
+from . import controls, procs, recovery
 from .child import Child
 from .output import StreamBuffer
 from .poller import Poller
@@ -43,6 +43,7 @@ class Server:
         self.settings = settings
         self.store = store
         self.me = instance_id
+        self.host, self.boot_id = procs.hostname(), procs.boot_id()
         self.by = f"server:{instance_id}"
         self.slots = settings.effective_slots
         self.poller = Poller()
@@ -316,6 +317,8 @@ class Server:
         self.control_hint = False
         self.next_heartbeat = now + self.settings.heartbeat_interval
         instance = self.store.heartbeat(self.me, time.time())
+        recovery.recover(self.store, self.me, self.host, self.boot_id, time.time(),
+                         self.settings.lease)
         self._record_start_times()
         if instance.stop_request:
             self._stop_requested(instance.stop_request)

@@ -1,7 +1,9 @@
 """Attempts whose server died: find their processes, kill them, record them crashed.
 
-On the embedded store one server per home holds the pidfile lock, so at start
-every unfinished attempt of another instance is lost. Processes are found by
+A server is dead when it is silent for longer than the lease, or (found at once)
+when it ran on this host since this boot and its process is gone. Every server
+checks at start and at each heartbeat, so a dead peer's attempts are recorded
+within a lease and a heartbeat. Processes are found by
 their ``TASKYARD_RUN`` tag (which also catches a process spawned just before
 the crash, before its pid was recorded) and by (pid, start time) of the group
 leader; a bare pid is never signalled.
@@ -10,6 +12,7 @@ leader; a bare pid is never signalled.
 from __future__ import annotations
 
 import logging
+import os
 
 from ..store.base import LostAttempt, ServerStore
 from . import procs
@@ -28,9 +31,42 @@ def kill_leftovers(lost: list[LostAttempt], host: str, boot_id: str) -> int:
     return killed
 
 
-def recover(store: ServerStore, me: str, host: str, boot_id: str, dead_before: float) -> int:
-    """Record every lost attempt as crashed; returns how many."""
-    lost = store.lost_attempts(me, dead_before)
+def dead_peers(store: ServerStore, me: str, host: str, boot_id: str, now: float,
+               lease: float) -> list[str]:
+    """Servers that are certainly gone: silent for longer than the lease, or on this
+    host since this boot with their process gone. Each is fenced (marked stopped):
+    if it was only frozen, its next heartbeat fails and it stops, killing its tasks."""
+    dead = []
+    for peer in store.instances():
+        if peer.id == me:
+            continue
+        local = peer.host == host and peer.boot_id == boot_id
+        if peer.heartbeat_at < now - lease or (local and not _alive(peer.pid)):
+            store.fence(peer.id, now)
+            dead.append(peer.id)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():  # a restarted server can get its predecessor's pid (pid 1...)
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(store: ServerStore, me: str, host: str, boot_id: str, now: float,
+            lease: float) -> int:
+    """Fence dead servers and record their unfinished attempts crashed (killing what is
+    left of them on this host); returns how many attempts."""
+    for peer in dead_peers(store, me, host, boot_id, now, lease):
+        log.warning("server %s is gone (silent past its %gs lease, or its process"
+                    " ended); taking over its attempts", peer, lease)
+    lost = store.lost_attempts(me, now - lease)
     if not lost:
         return 0
     killed = kill_leftovers(lost, host, boot_id)

@@ -17,7 +17,7 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 @overload
 def open_store(location: Path, *, synchronous: str = "normal") -> SQLiteStore: ...
 @overload
-def open_store(location: str, *,
+def open_store(location: Path | str, *,
                synchronous: str = "normal") -> SQLiteStore | PostgresStore: ...
 
 

@@ -27,7 +27,7 @@ from .sqlserver import SqlServerStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 #: Channel of the wake hint; the payload is the kind (``w``, ``r``, ``s``).
 WAKE_CHANNEL = "taskyard_wake"
@@ -35,6 +35,8 @@ WAKE_CHANNEL = "taskyard_wake"
 #: First key of the advisory lock migrations hold (the second is the schema's hash),
 #: so concurrent openers of one store migrate one after the other.
 _MIGRATE_LOCK = 0x7459  # "tY"
+#: Key of the advisory lock claims take turns on.
+_CLAIM_LOCK = 0x7459_636C  # "tYcl"
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -90,6 +92,8 @@ class PostgresStore(SqlServerStore):
     CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
     ROW_LOCK = " FOR UPDATE"
     KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
+    #: transaction-scoped (released at commit): safe behind transaction pooling
+    CLAIM_SERIALIZE = f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK})"
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 4,
                  timeout: float = 30.0) -> None:

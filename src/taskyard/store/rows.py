@@ -15,7 +15,8 @@ Row = Sequence[Any]
 TASK_COLUMNS = (
     "id, name, queue, status, reason, exit_code, signal, error, argv, env, cwd, meta, "
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
-    "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key"
+    "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key,"
+    " mutex, tenant, schedule, fire_at"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at"
@@ -49,6 +50,10 @@ def task(row: Row) -> Task:
         retries=row[24],
         retried=row[25],
         unique=row[26],
+        mutex=row[27],
+        tenant=row[28],
+        schedule=row[29],
+        fire_at=row[30],
         progress=Progress(row[13], row[14], row[15]),
         attempt=row[16],
         pid=row[17],

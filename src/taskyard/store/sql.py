@@ -11,12 +11,13 @@ import os
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from types import EllipsisType
 from typing import Any, Protocol
 
 from .. import lifecycle
 from ..errors import NotFound, StaleAttempt, StoreError, TransitionError
 from ..lifecycle import Reason, Status, Verb
-from ..model import JSON, Attempt, Event, OutputRead, Request, Task, TaskSpec
+from ..model import JSON, Attempt, Event, OutputRead, Request, Task, TaskSpec, iso
 from . import rows
 from .base import Instance
 from .jsonpatch import merge_patch
@@ -66,6 +67,9 @@ class SqlStoreBase:
     #: appended to the claim's subquery: rows another transaction is claiming are skipped,
     #: not waited for (SQLite has one writer at a time, so nothing to add)
     CLAIM_LOCK = ""
+    #: run first in a claim: claims take turns, so limits counted in one claim cannot be
+    #: exceeded by a concurrent one (SQLite's write lock already does it)
+    CLAIM_SERIALIZE = ""
     #: appended to a SELECT of a row a write transaction then changes: under READ
     #: COMMITTED the check and the write must see the same row (SQLite's BEGIN IMMEDIATE
     #: already serialises writers)
@@ -100,31 +104,44 @@ class SqlStoreBase:
     # -- submit and read ------------------------------------------------------
 
     def submit(self, spec: TaskSpec, *, by: str) -> Task:
+        with self._tx() as cur:
+            return self._submit(cur, spec, by=by)
+
+    def _submit(self, cur: Cursor, spec: TaskSpec, *, by: str, schedule: str | None = None,
+                fire_at: float | None = None) -> Task:
         now = time.time()
         later = spec.run_at is not None and spec.run_at > now
-        with self._tx() as cur:
-            if spec.unique is not None:
-                existing = self._live_with_key(cur, spec.unique)
-                if existing is not None:
-                    return existing
-            waits = self._dependencies_pending(cur, spec.after)
-            verb = Verb.DEFER if later or waits else Verb.SUBMIT
-            cur.execute(
-                "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
-                " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, unique_key,"
-                " created_at, changed_by, changed_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                f" RETURNING {rows.TASK_COLUMNS}",
-                (spec.name, spec.queue, lifecycle.target(verb).value,
-                 rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
-                 rows.dumps(spec.meta), spec.stdin, int(spec.stdin_open), spec.timeout,
-                 spec.priority, spec.run_at, spec.retries, spec.retry_delay, spec.backoff,
-                 ",".join(spec.retry_on), spec.unique, now, by, now),
-            )
-            task = rows.task(cur.fetchone())
-            cur.executemany("INSERT INTO deps (task_id, after_id) VALUES (?, ?)",
-                            [(task.id, after) for after in sorted(set(spec.after))])
-            return task
+        if spec.unique is not None:
+            existing = self._live_with_key(cur, spec.unique)
+            if existing is not None:
+                return existing
+        if spec.tenant != "default":
+            self._require_tenant(cur, spec.tenant)
+        waits = self._dependencies_pending(cur, spec.after)
+        verb = Verb.DEFER if later or waits else Verb.SUBMIT
+        cur.execute(
+            "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
+            " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, unique_key,"
+            " mutex, tenant, schedule, fire_at, created_at, changed_by, changed_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            f" RETURNING {rows.TASK_COLUMNS}",
+            (spec.name, spec.queue, lifecycle.target(verb).value,
+             rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
+             rows.dumps(spec.meta), spec.stdin, int(spec.stdin_open), spec.timeout,
+             spec.priority, spec.run_at, spec.retries, spec.retry_delay, spec.backoff,
+             ",".join(spec.retry_on), spec.unique, spec.mutex, spec.tenant, schedule,
+             fire_at, now, by, now),
+        )
+        task = rows.task(cur.fetchone())
+        cur.executemany("INSERT INTO deps (task_id, after_id) VALUES (?, ?)",
+                        [(task.id, after) for after in sorted(set(spec.after))])
+        return task
+
+    def _require_tenant(self, cur: Cursor, name: str) -> None:
+        cur.execute("SELECT 1 FROM tenants WHERE name=?", (name,))
+        if cur.fetchone() is None:
+            raise NotFound(f"no tenant {name!r} (add it with: taskyard tenant add {name})",
+                           field="tenant")
 
     def _live_with_key(self, cur: Cursor, key: str) -> Task | None:
         """The live task with unique ``key`` (writers of one key take turns: SQLite's
@@ -333,30 +350,93 @@ class SqlStoreBase:
                         " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
                         (name, int(paused)))
 
+    def set_queue_parallel(self, name: str, parallel: int | None) -> None:
+        """At most ``parallel`` tasks of queue ``name`` run at a time (None: no limit);
+        with 1 they run one after another in claim order."""
+        with self._tx() as cur:
+            cur.execute("INSERT INTO queues (name, parallel) VALUES (?, ?)"
+                        " ON CONFLICT (name) DO UPDATE SET parallel = excluded.parallel",
+                        (name, parallel))
+
     def queues(self) -> list[dict[str, JSON]]:
         """Every queue that has tasks or settings, with its task count per status."""
         with self._read_tx() as cur:
             cur.execute("SELECT queue, status, COUNT(*) FROM tasks GROUP BY queue, status")
             counts = cur.fetchall()
-            cur.execute("SELECT name, paused FROM queues")
-            paused = {row[0]: bool(row[1]) for row in cur.fetchall()}
+            cur.execute("SELECT name, paused, parallel FROM queues")
+            settings = {row[0]: (bool(row[1]), row[2]) for row in cur.fetchall()}
         found: dict[str, dict[str, JSON]] = {}
-        for name in sorted({row[0] for row in counts} | set(paused)):
-            found[name] = {"name": name, "paused": paused.get(name, False),
+        for name in sorted({row[0] for row in counts} | set(settings)):
+            paused, parallel = settings.get(name, (False, None))
+            found[name] = {"name": name, "paused": paused, "parallel": parallel,
                            "tasks": {s.value: 0 for s in Status}}
         for queue, status, count in counts:
             found[queue]["tasks"][status] = count
         return list(found.values())
 
+    # -- tenants ----------------------------------------------------------------------
+
+    def add_tenant(self, name: str, *, enabled: bool = True, run_as: str | None = None,
+                   parallel: int | None = None) -> dict[str, JSON]:
+        with self._tx() as cur:
+            cur.execute("INSERT INTO tenants (name, enabled, run_as, parallel, created_at)"
+                        " VALUES (?,?,?,?,?) ON CONFLICT (name) DO NOTHING",
+                        (name, int(enabled), run_as, parallel, time.time()))
+            if cur.rowcount == 0:
+                raise TransitionError(f"tenant {name!r} exists already", field="name")
+            return self._tenant(cur, name)
+
+    def update_tenant(self, name: str, *, enabled: bool | None = None,
+                      run_as: str | None | EllipsisType = ...,
+                      parallel: int | None | EllipsisType = ...) -> dict[str, JSON]:
+        """Change what is given (``...``: leave as it is; None clears run_as/parallel)."""
+        changes: dict[str, object] = {}
+        if enabled is not None:
+            changes["enabled"] = int(enabled)
+        if not isinstance(run_as, EllipsisType):
+            changes["run_as"] = run_as
+        if not isinstance(parallel, EllipsisType):
+            changes["parallel"] = parallel
+        with self._tx() as cur:
+            if changes:
+                cur.execute(f"UPDATE tenants SET {', '.join(f'{c}=?' for c in changes)}"
+                            " WHERE name=?", (*changes.values(), name))
+            return self._tenant(cur, name)
+
+    def _tenant(self, cur: Cursor, name: str) -> dict[str, JSON]:
+        cur.execute("SELECT name, enabled, run_as, parallel, created_at FROM tenants"
+                    " WHERE name=?", (name,))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no tenant {name!r}", field="name")
+        return _tenant_json(row)
+
+    def tenants(self) -> list[dict[str, JSON]]:
+        """Every tenant with its settings and live task counts."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT name, enabled, run_as, parallel, created_at FROM tenants"
+                        " ORDER BY name")
+            found = [_tenant_json(r) for r in cur.fetchall()]
+            cur.execute(f"SELECT tenant, status, COUNT(*) FROM tasks WHERE status IN {LIVE_IN}"
+                        " GROUP BY tenant, status")
+            counts = cur.fetchall()
+        by_name = {t["name"]: t for t in found}
+        for tenant in found:
+            tenant["tasks"] = {s.value: 0 for s in Status if not s.terminal}
+        for name, status, count in counts:
+            if name in by_name:
+                by_name[name]["tasks"][status] = count
+        return found
+
     # -- servers, seen from a client -------------------------------------------
 
-    def live_instance(self) -> Instance | None:
+    def instances(self) -> list[Instance]:
+        """Servers that have not stopped (nor been fenced), oldest first."""
         with self._read_tx() as cur:
             cur.execute("SELECT id, host, boot_id, pid, slots, started_at, heartbeat_at,"
                         " stopped_at, stop_request FROM instances WHERE stopped_at IS NULL"
-                        " ORDER BY started_at DESC LIMIT 1")
-            row = cur.fetchone()
-        return Instance(*row) if row else None
+                        " ORDER BY started_at")
+            return [Instance(*r) for r in cur.fetchall()]
 
     def request_stop(self, instance_id: str, mode: str) -> None:
         with self._tx() as cur:
@@ -364,6 +444,11 @@ class SqlStoreBase:
                         (mode, instance_id))
             if cur.rowcount == 0:
                 raise NotFound(f"no running server instance {instance_id}")
+
+
+def _tenant_json(row: Sequence[Any]) -> dict[str, JSON]:
+    return {"name": row[0], "enabled": bool(row[1]), "run_as": row[2], "parallel": row[3],
+            "created_at": iso(row[4]) if row[4] else None}
 
 
 def _assemble(start: int, stop: int, chunks: Sequence[tuple[int, bytes]]) -> bytes:

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from itertools import groupby
 
 from .. import lifecycle, retry
-from ..errors import StaleAttempt, StoreError
+from ..errors import Fenced, StaleAttempt
 from ..lifecycle import Reason, Status, Verb
 from ..model import Request
 from . import rows
+from .admit import Candidate, Usage
 from .base import Batch, BatchResult, Claim, Instance, LostAttempt, Outcome, OutputWrite, Spawned
 from .sql import ACTIVE_IN, Cursor, SqlStoreBase, in_list
 
@@ -26,6 +27,7 @@ _ENDED_BADLY = in_list(frozenset({Status.FAILED, Status.STOPPED}))
 _CLAIM_FROM = in_list(lifecycle.sources(Verb.CLAIM))
 _SCHEDULED = in_list(lifecycle.sources(Verb.PROMOTE))
 _NOT_PAUSED = "queue NOT IN (SELECT name FROM queues WHERE paused <> 0)"
+_TENANT_ENABLED = "tenant NOT IN (SELECT name FROM tenants WHERE enabled = 0)"
 _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, stopped_at,"
                      " stop_request")
 
@@ -45,8 +47,16 @@ class SqlServerStore(SqlStoreBase):
                         f" RETURNING {_INSTANCE_COLUMNS}", (now, instance_id))
             row = cur.fetchone()
         if row is None:
-            raise StoreError(f"server instance {instance_id} is no longer registered")
+            raise Fenced(f"server instance {instance_id} was declared dead by another server"
+                         " (it missed its lease); its tasks were taken over")
         return Instance(*row)
+
+    def fence(self, instance_id: str, now: float) -> None:
+        """Declare a server dead: its heartbeats fail from now on (it stops if it was
+        only frozen) and its unfinished attempts are lost."""
+        with self._tx() as cur:
+            cur.execute("UPDATE instances SET stopped_at=?, stop_request='fenced'"
+                        " WHERE id=? AND stopped_at IS NULL", (now, instance_id))
 
     def unregister(self, instance_id: str, now: float) -> None:
         with self._tx() as cur:
@@ -138,25 +148,71 @@ class SqlServerStore(SqlStoreBase):
                 raise StaleAttempt(f"task {task_id} attempt {epoch} is not ours any more")
 
     def _claim(self, cur: Cursor, owner: str, limit: int, now: float) -> list[Claim]:
+        """Claim up to ``limit`` queued tasks that may start (see :mod:`.admit`), in
+        claim order: priority, then submit order."""
+        if self.CLAIM_SERIALIZE:
+            cur.execute(self.CLAIM_SERIALIZE)
+        usage, run_as = self._usage(cur)
+        ids: list[int] = []
+        for _ in range(4):  # each round excludes what the previous one found blocked
+            want = limit - len(ids)
+            window = want * 4 + 16
+            found = self._candidates(cur, usage, ids, window)
+            ids += usage.admit(found, want)
+            if len(ids) >= limit or len(found) < window:
+                break
+        if not ids:
+            return []
         cur.execute(
             "UPDATE tasks SET status=?, epoch=epoch+1, owner=?, pid=NULL, started_at=?,"
             " finished_at=NULL, reason=NULL, exit_code=NULL, signal=NULL, error=NULL,"
             " progress_done=NULL, progress_total=NULL, progress_message=NULL,"
-            " changed_by=?, changed_at=?"
-            # in the order of the tasks_status index (status, priority DESC, id)
-            f" WHERE id IN (SELECT id FROM tasks WHERE status IN {_CLAIM_FROM} AND {_NOT_PAUSED}"
-            f" ORDER BY priority DESC, id LIMIT ?{self.CLAIM_LOCK})"
-            " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout, priority",
-            (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now, limit),
+            f" changed_by=?, changed_at=? WHERE id IN ({','.join('?' * len(ids))})"
+            f" AND status IN {_CLAIM_FROM}"
+            " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout, priority, tenant",
+            (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now, *ids),
         )
         got = sorted(cur.fetchall(), key=lambda r: (-r[8], r[0]))  # the order to start them
         claims = [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4],
-                        r[5], bool(r[6]), f"{owner}.{r[0]}.{r[1]}", r[7]) for r in got]
+                        r[5], bool(r[6]), f"{owner}.{r[0]}.{r[1]}", r[7], run_as.get(r[9]))
+                  for r in got]
         cur.executemany(
             "INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at) VALUES (?,?,?,?,?)",
             [(c.task_id, c.epoch, owner, c.run_tag, now) for c in claims],
         )
         return claims
+
+    def _usage(self, cur: Cursor) -> tuple[Usage, dict[str, str]]:
+        """What runs now and the limits that apply; the run_as login per tenant."""
+        cur.execute("SELECT name, parallel FROM queues WHERE parallel IS NOT NULL")
+        queue_limits = {r[0]: int(r[1]) for r in cur.fetchall()}
+        cur.execute("SELECT name, parallel, run_as FROM tenants"
+                    " WHERE enabled <> 0 AND (parallel IS NOT NULL OR run_as IS NOT NULL)")
+        tenants = cur.fetchall()
+        cur.execute(f"SELECT queue, tenant, mutex FROM tasks WHERE status IN {ACTIVE_IN}")
+        usage = Usage(cur.fetchall(), queue_limits,
+                      {r[0]: int(r[1]) for r in tenants if r[1] is not None})
+        return usage, {r[0]: r[2] for r in tenants if r[2] is not None}
+
+    def _candidates(self, cur: Cursor, usage: Usage, taken: list[int],
+                    window: int) -> list[Candidate]:
+        """Queued tasks in claim order, leaving out those that certainly cannot start."""
+        where = [f"status IN {_CLAIM_FROM}", _NOT_PAUSED, _TENANT_ENABLED]
+        params: list[object] = []
+        for column, values in (("queue", usage.full_queues()), ("tenant", usage.full_tenants()),
+                               ("id", taken)):
+            if values:
+                where.append(f"{column} NOT IN ({','.join('?' * len(values))})")
+                params += values
+        held = usage.held_mutexes()
+        if held:  # a strict queue's head must be seen even when it waits for its mutex
+            strict = usage.strict()
+            where.append(f"(mutex IS NULL OR mutex NOT IN ({','.join('?' * len(held))})"
+                         + (f" OR queue IN ({','.join('?' * len(strict))}))" if strict else ")"))
+            params += held + strict
+        cur.execute(f"SELECT id, queue, tenant, mutex FROM tasks WHERE {' AND '.join(where)}"
+                    f" ORDER BY priority DESC, id LIMIT ?{self.CLAIM_LOCK}", (*params, window))
+        return [Candidate(*r) for r in cur.fetchall()]
 
     def _record_spawned(self, cur: Cursor, owner: str, spawned: Sequence[Spawned]) -> None:
         cur.executemany("UPDATE attempts SET pid=?, pid_start=? WHERE task_id=? AND epoch=?"
