@@ -71,7 +71,13 @@ def running_server(home: Path | str, *extra: str) -> Iterator[subprocess.Popen[b
 def stop_server(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
     if proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)  # warm stop ...
+    try:
+        proc.wait(0.3)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    # ... then a second SIGTERM, apart from the first (two at once arrive as one): stop now
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout)

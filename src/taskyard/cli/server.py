@@ -98,8 +98,10 @@ def cmd_start(args: argparse.Namespace) -> int:
 def _daemonize(args: argparse.Namespace, s: Settings) -> int:
     s.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
-    argv = [sys.executable, "-m", "taskyard", "--home", str(s.home), "server", "start",
-            "--foreground"]
+    argv = [sys.executable, "-m", "taskyard", "--home", str(s.home)]
+    if s.store:
+        argv += ["--store", s.store]
+    argv += ["server", "start", "--foreground"]
     for flag in ("slots", "poll_interval", "kill_grace", "output_tail_mib", "log_level"):
         value = getattr(args, flag)
         if value is not None:

@@ -224,7 +224,9 @@ class Server:
 
     def plan_claim(self, batch: Batch) -> None:
         free = self.slots - len(self.children)
-        if not self.stopping and free > 0 and self.queue_hint:
+        # A task that ends frees its queue's place and its mutex: claim in the same
+        # transaction (tasks held back by a limit need no hint to start).
+        if not self.stopping and free > 0 and (self.queue_hint or batch.outcomes):
             batch.claim = free
 
     def commit(self, batch: Batch) -> None:

@@ -1,0 +1,183 @@
+"""Queue limits, mutexes, tenants and dead servers, with real servers and children."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from taskyard import Reason, Status, Yard
+from taskyard.testing import pids_with_tag, running_server, server_process, stop_server, wait_for
+
+# A task that logs "start ID" and "end ID" (O_APPEND: lines never interleave) around a nap.
+NAP = ("import os, sys, time; f = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT);"
+       " i = os.environ['TASKYARD_TASK_ID']; os.write(f, f'start {i}\\n'.encode());"
+       " time.sleep(float(sys.argv[2])); os.write(f, f'end {i}\\n'.encode())")
+
+
+def _nap(log: Path, seconds: float = 0.05) -> list[str]:
+    return [sys.executable, "-c", NAP, str(log), str(seconds)]
+
+
+def _intervals(log: Path) -> list[tuple[str, int]]:
+    return [(kind, int(i)) for kind, i in (line.split() for line in log.read_text().split("\n")
+                                            if line)]
+
+
+def _never_overlap(events: list[tuple[str, int]]) -> None:
+    """Every start is followed by its own end before the next start."""
+    for (k1, i1), (k2, i2) in zip(events[::2], events[1::2], strict=True):
+        assert (k1, k2) == ("start", "end") and i1 == i2, events
+
+
+def _all_done(y: Yard, ids: list[int], timeout: float = 60) -> None:
+    for i in ids:
+        t = y.wait(i, timeout=timeout)
+        assert t is not None and t.status is Status.SUCCEEDED, t
+
+
+def test_parallel_one_queue_runs_in_submit_order_under_load(home: Path, tmp_path: Path) -> None:
+    log = tmp_path / "serial.log"
+    with running_server(home, "--slots", "4"), Yard(home) as y:
+        y.set_queue_parallel("serial", 1)
+        ids = []
+        for n in range(25):
+            ids.append(y.submit(_nap(log, 0.02), queue="serial").id)
+            if n % 5 == 0:  # other work competing for the slots
+                y.submit(["sleep", "0.1"])
+        _all_done(y, ids)
+    events = _intervals(log)
+    _never_overlap(events)
+    assert [i for kind, i in events if kind == "start"] == ids
+
+
+def test_mutex_holds_across_two_servers_on_one_sqlite_store(tmp_path: Path) -> None:
+    """A server that ends a mutex task claims the next one in the same transaction, so
+    to see the other server take over, the first one stops claiming (warm stop) while
+    its mutex task still runs: the second must wait for it."""
+    shared = tmp_path / "shared.db"
+    log = tmp_path / "mutex.log"
+    env = dict(os.environ, TASKYARD_STORE=str(shared), TASKYARD_POLL_INTERVAL="0.1")
+    a = server_process(tmp_path / "a", "--slots", "3", env=env)
+    b = server_process(tmp_path / "b", "--slots", "3", env=env)
+    try:
+        with Yard(tmp_path / "a", store=str(shared)) as y:
+            ids = [y.submit(_nap(log, 0.1), queue=f"q{n % 3}", mutex="db").id
+                   for n in range(16)]
+            free = [y.submit(["true"]).id for _ in range(6)]
+            first = wait_for(lambda: next((i for i in ids if y.get(i).status is Status.RUNNING),
+                                          None), message="a mutex task runs")
+            owner = y.attempts(first)[-1].owner
+            (home,) = [h for h in ("a", "b") if _instance(tmp_path / h) == owner]
+            (a if home == "a" else b).send_signal(signal.SIGTERM)  # warm: it finishes, claims no more
+            _all_done(y, ids + free)
+            owners = {att.owner for i in ids for att in y.attempts(i)}
+        assert len(owners) == 2, "the other server took over the mutex tasks"
+    finally:
+        stop_server(a)
+        stop_server(b)
+    events = _intervals(log)
+    assert len(events) == 32
+    _never_overlap(events)
+
+
+def test_a_disabled_tenant_waits_and_runs_once_enabled(home: Path) -> None:
+    with running_server(home, "--slots", "2", "--poll-interval", "0.2"), Yard(home) as y:
+        y.add_tenant("acme", enabled=False)
+        held = y.submit(["true"], tenant="acme")
+        other = y.submit(["true"])
+        _all_done(y, [other.id])
+        for _ in range(3):  # several polls later it still waits, untouched
+            _all_done(y, [y.submit(["true"]).id])
+        assert y.get(held.id).status is Status.QUEUED and y.get(held.id).attempt == 0
+        y.enable_tenant("acme")
+        _all_done(y, [held.id])
+
+
+def test_run_as_a_tenants_login(home: Path) -> None:
+    nobody = pwd.getpwnam("nobody")
+    with running_server(home, "--slots", "2"), Yard(home) as y:
+        y.add_tenant("guest", run_as="nobody")
+        t = y.submit(["id", "-u"], tenant="guest", cwd="/")
+        done = y.wait(t.id, timeout=10)
+        assert done is not None
+        if os.geteuid() == 0:
+            assert done.status is Status.SUCCEEDED, done
+            assert y.logs(t.id).data == f"{nobody.pw_uid}\n".encode()
+        else:
+            assert (done.status, done.reason) == (Status.FAILED, Reason.SPAWN)
+            assert "not root" in (done.error or "")
+        y.add_tenant("ghost", run_as="no-such-user-here")
+        t = y.submit(["true"], tenant="ghost")
+        done = y.wait(t.id, timeout=10)
+        assert done is not None and done.reason is Reason.SPAWN
+        assert "no such user" in (done.error or "")
+
+
+def _two_servers(tmp_path: Path) -> tuple[dict[str, str], subprocess.Popen[bytes],
+                                          subprocess.Popen[bytes]]:
+    env = dict(os.environ, TASKYARD_STORE=str(tmp_path / "shared.db"), TASKYARD_LEASE="2",
+               TASKYARD_HEARTBEAT_INTERVAL="0.3")
+    a = server_process(tmp_path / "a", "--slots", "1", env=env)
+    b = server_process(tmp_path / "b", "--slots", "1", env=env)
+    return env, a, b
+
+
+def _instance(home: Path) -> str:
+    return (home / "server.pid").read_text().split()[1]
+
+
+def test_a_killed_server_is_taken_over_by_its_peer(tmp_path: Path) -> None:
+    _, a, b = _two_servers(tmp_path)
+    try:
+        with Yard(tmp_path / "a", store=str(tmp_path / "shared.db")) as y:
+            tasks = [y.submit(["sleep", "999"]).id for _ in range(2)]
+            wait_for(lambda: all(y.get(i).pid for i in tasks), message="both running")
+            victim = _instance(tmp_path / "a")
+            on_a = [i for i in tasks if y.attempts(i)[-1].owner == victim]
+            a.send_signal(signal.SIGKILL)
+            a.wait()
+            for i in on_a:
+                done = y.wait(i, timeout=2 * 2 + 2)
+                assert done is not None and done.reason is Reason.CRASHED, done
+            wait_for(lambda: not pids_with_tag(victim + "."), timeout=5,
+                     message="the dead server's children were killed")
+            survivor = [i for i in tasks if i not in on_a]
+            assert all(y.get(i).status is Status.RUNNING for i in survivor)
+    finally:
+        stop_server(a)
+        stop_server(b)
+
+
+def test_a_frozen_server_is_fenced_and_stops_when_it_wakes(tmp_path: Path) -> None:
+    _, a, b = _two_servers(tmp_path)
+    try:
+        with Yard(tmp_path / "a", store=str(tmp_path / "shared.db")) as y:
+            tasks = [y.submit(["sleep", "999"]).id for _ in range(2)]
+            wait_for(lambda: all(y.get(i).pid for i in tasks), message="both running")
+            victim = _instance(tmp_path / "a")
+            (frozen,) = [i for i in tasks if y.attempts(i)[-1].owner == victim]
+            a.send_signal(signal.SIGSTOP)
+            done = y.wait(frozen, timeout=2 * 2 + 2)  # within twice the lease
+            assert done is not None and done.reason is Reason.CRASHED, done
+            a.send_signal(signal.SIGCONT)
+            assert a.wait(10) == 1
+            assert "fenced" in (tmp_path / "a" / "server.log").read_text()
+            assert not pids_with_tag(victim + ".")
+            assert y.get(frozen).status is Status.FAILED
+    finally:
+        stop_server(a)
+        stop_server(b)
+
+
+@pytest.mark.parametrize("flag", ["--parallel 0", "--parallel x"])
+def test_queue_set_rejects_bad_limits(home: Path, flag: str) -> None:
+    from taskyard.testing import cli
+
+    got = cli(home, "queue", "set", "q", *flag.split())
+    assert got.returncode == 2 and got.stderr.count(b"\n") == 1, got.stderr
