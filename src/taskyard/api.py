@@ -20,7 +20,7 @@ from . import ops
 from .config import Settings, load
 from .errors import InvalidInput
 from .lifecycle import Status
-from .model import JSON, Attempt, Event, OutputRead, Task, TaskSpec
+from .model import JSON, Attempt, Event, OutputRead, Schedule, Task, TaskSpec
 from .store import open_store
 
 
@@ -128,6 +128,45 @@ class Yard:
     def queues(self) -> list[dict[str, JSON]]:
         """Every queue with its paused state, parallel limit and task count per status."""
         return self._store.queues()
+
+    # -- cron ----------------------------------------------------------------------
+
+    def add_schedule(self, name: str, expr: str, argv: Sequence[str], *, tz: str | None = None,
+                     catch_up: str = "one", max_lag: float | None = None,
+                     paused: bool = False, queue: str = "default",
+                     env: Mapping[str, str] | None = None, cwd: str | None = None,
+                     meta: Mapping[str, JSON] | None = None, timeout: float | None = None,
+                     priority: int = 0, retries: int = 0, mutex: str | None = None,
+                     unique: str | None = None, tenant: str = "default",
+                     task_name: str | None = None) -> Schedule:
+        """Submit ``argv`` at every tick of the cron expression ``expr`` in zone ``tz``
+        (default: this machine's). Exactly one task per tick; ``catch_up`` (none, one,
+        all) and ``max_lag`` decide what fires for ticks missed while no server ran."""
+        spec = TaskSpec(argv=tuple(argv), name=task_name, queue=queue, env=dict(env or {}),
+                        cwd=os.path.abspath(cwd) if cwd else os.getcwd(), meta=dict(meta or {}),
+                        timeout=timeout, priority=priority, retries=retries, mutex=mutex,
+                        unique=unique, tenant=tenant)
+        return ops.add_schedule(self._store, name, expr, spec, tz=tz, catch_up=catch_up,
+                                max_lag=max_lag, paused=paused)
+
+    def schedules(self) -> list[Schedule]:
+        return self._store.schedules()
+
+    def get_schedule(self, name: str) -> Schedule:
+        return self._store.get_schedule(name)
+
+    def pause_schedule(self, name: str) -> Schedule:
+        return ops.pause_schedule(self._store, name, True)
+
+    def resume_schedule(self, name: str) -> Schedule:
+        return ops.pause_schedule(self._store, name, False)
+
+    def remove_schedule(self, name: str) -> None:
+        self._store.remove_schedule(name)
+
+    def run_schedule(self, name: str) -> Task:
+        """Fire the schedule's task once, now."""
+        return ops.run_schedule(self._store, name)
 
     # -- tenants ---------------------------------------------------------------
 

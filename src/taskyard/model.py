@@ -202,3 +202,43 @@ class Request(NamedTuple):
     created_at: float
     state: str  #: pending | done | rejected
     result: str | None
+
+
+#: TaskSpec fields a cron schedule keeps for the tasks it fires (no stdin, no start
+#: time, no dependencies: each tick is a fresh, independent task).
+SCHEDULE_SPEC_FIELDS = ("argv", "name", "queue", "env", "cwd", "meta", "timeout", "priority",
+                        "retries", "retry_delay", "backoff", "retry_on", "unique", "mutex")
+
+
+class Schedule(NamedTuple):
+    """A cron schedule: each tick of ``expr`` in zone ``tz`` submits one task."""
+
+    name: str
+    expr: str
+    tz: str
+    tenant: str
+    catch_up: str  #: none | one | all: which ticks missed during an outage are fired
+    max_lag: float | None  #: seconds after its tick a missed tick may still fire
+    spec: TaskSpec  #: what each tick submits
+    paused: bool
+    last_tick: float  #: ticks up to here are accounted for (fired or skipped)
+    next_at: float | None  #: the next tick
+    fired: int  #: tasks fired so far
+    created_at: float
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "name": self.name,
+            "expr": self.expr,
+            "tz": self.tz,
+            "tenant": self.tenant,
+            "catch_up": self.catch_up,
+            "max_lag": self.max_lag,
+            "paused": self.paused,
+            "next_at": iso(self.next_at),
+            "last_tick": iso(self.last_tick),
+            "fired": self.fired,
+            "created_at": iso(self.created_at),
+            "task": {k: (list(v) if isinstance(v, tuple) else v)
+                     for k, v in self.spec._asdict().items() if k in SCHEDULE_SPEC_FIELDS},
+        }

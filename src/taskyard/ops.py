@@ -14,7 +14,7 @@ from typing import TypeVar
 from . import lifecycle, validate
 from .errors import InvalidInput, NotFound, StaleAttempt, TransitionError, UserError
 from .lifecycle import Verb
-from .model import JSON, OutputRead, Request, Task, TaskSpec
+from .model import JSON, OutputRead, Request, Schedule, Task, TaskSpec
 from .store.base import ClientStore as Store
 
 T = TypeVar("T")
@@ -224,3 +224,57 @@ def read_output(store: Store, task_id: int, stream: str = "stdout", offset: int 
         raise NotFound(f"task {task_id} has no attempt {attempt}", field="attempt")
     return store.read_output(task_id, stream, offset, limit, attempt)
 
+
+
+# -- cron ------------------------------------------------------------------------------
+
+
+def local_zone() -> str:
+    """The IANA name of this machine's zone (``TZ``, else /etc/localtime), else UTC."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz and not tz.startswith("/"):
+        return tz
+    try:
+        target = os.readlink("/etc/localtime")
+    except OSError:
+        return "UTC"
+    marker = "zoneinfo/"
+    return target[target.index(marker) + len(marker):] if marker in target else "UTC"
+
+
+def add_schedule(store: Store, name: str, expr: str, spec: TaskSpec, *, tz: str | None = None,
+                 catch_up: str = "one", max_lag: float | None = None,
+                 paused: bool = False) -> Schedule:
+    """A cron schedule firing ``spec`` at each tick of ``expr`` in zone ``tz`` (default:
+    this machine's zone, resolved now so every server reads the same)."""
+    from . import cron
+
+    validate.check_name(name, "name")
+    if catch_up not in {c.value for c in cron.CatchUp}:
+        raise InvalidInput("catch-up must be none, one or all", field="catch_up")
+    if max_lag is not None and not 0 <= max_lag < float("inf"):
+        raise InvalidInput("max-lag must be seconds >= 0", field="max_lag")
+    spec = validate.check_spec(spec)
+    if spec.stdin is not None or spec.stdin_open or spec.after or spec.run_at is not None:
+        raise InvalidInput("a schedule's task cannot have stdin, --after or a start time",
+                           field="spec")
+    sched = Schedule(name=name, expr=cron.check_expr(expr),
+                     tz=cron.check_zone(tz if tz is not None else local_zone()),
+                     tenant=spec.tenant, catch_up=catch_up, max_lag=max_lag, spec=spec,
+                     paused=paused, last_tick=0.0, next_at=None, fired=0, created_at=time.time())
+    added = store.add_schedule(sched)
+    store.wake()
+    return added
+
+
+def pause_schedule(store: Store, name: str, paused: bool = True) -> Schedule:
+    sched = store.set_schedule_paused(name, paused)
+    store.wake()
+    return sched
+
+
+def run_schedule(store: Store, name: str, *, by: str | None = None) -> Task:
+    """Fire the schedule's task once, now (its regular ticks are not affected)."""
+    task = store.run_schedule(name, by=by or actor())
+    store.wake()
+    return task

@@ -184,11 +184,63 @@ def test_progress_outside_a_task_and_negative(served: Path) -> None:
     ["submit", "--priority", "99999999999", "--", "true"],
     ["submit", "--timeout", "0", "--", "true"],
     ["frobnicate"],
+    ["submit", "--tenant", "nobody", "--", "true"],
+    ["submit", "--mutex", "", "--", "true"],
+    ["queue", "set", "q", "--parallel", "0"],
+    ["queue", "set", "q"],
+    ["tenant", "enable", "nobody"],
+    ["tenant", "add", "t", "--run-as", "-rf"],
+    ["tenant", "add", "t", "--parallel", "-2"],
+    ["tenant", "add", "default"],
+    ["cron", "add", "c", "61 * * * *", "--", "true"],
+    ["cron", "add", "c", "* * *", "--", "true"],
+    ["cron", "add", "c", "*/0 * * * *", "--", "true"],
+    ["cron", "add", "c", "5-1 * * * *", "--", "true"],
+    ["cron", "add", "c", "\u0663 * * * *", "--", "true"],
+    ["cron", "add", "c", "* " * 5000, "--", "true"],
+    ["cron", "add", "c", "0 0 31 2 *", "--", "true"],
+    ["cron", "add", "c", "@reboot", "--", "true"],
+    ["cron", "add", "c", "* * * * *", "--tz", "Mars/Olympus", "--", "true"],
+    ["cron", "add", "c", "* * * * *", "--tz", "../etc/passwd", "--", "true"],
+    ["cron", "add", "c", "* * * * *", "--catch-up", "some", "--", "true"],
+    ["cron", "add", "c", "* * * * *", "--max-lag", "-1", "--", "true"],
+    ["cron", "add", "c", "* * * * *"],
+    ["cron", "add", "c", "* * * * *", "--in", "1m", "--", "true"],
+    ["cron", "rm", "nope"],
+    ["cron", "run", "nope"],
+    ["cron", "pause", "nope"],
 ])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(home: Path, args: list[str]) -> None:
     ok(home, "submit", "--", "true")
     user_error(home, *args)
     assert len(json.loads(ok(home, "ls", "--json"))) == 1
+
+
+def test_limits_tenants_and_cron_from_the_cli(home: Path) -> None:
+    assert "parallel 1" in ok(home, "queue", "set", "serial", "--parallel", "1")
+    queues = {q["name"]: q for q in json.loads(ok(home, "queue", "ls", "--json"))}
+    assert queues["serial"]["parallel"] == 1
+    assert "unlimited" in ok(home, "queue", "set", "serial", "--parallel", "unlimited")
+    assert "disabled" in ok(home, "tenant", "add", "acme", "--disabled", "--parallel", "2")
+    task = json.loads(ok(home, "submit", "--json", "--tenant", "acme", "--mutex", "db", "--",
+                         "true"))
+    assert (task["tenant"], task["mutex"]) == ("acme", "db")
+    tenants = {t["name"]: t for t in json.loads(ok(home, "tenant", "ls", "--json"))}
+    assert tenants["acme"]["tasks"]["queued"] == 1 and tenants["acme"]["parallel"] == 2
+    assert "enabled" in ok(home, "tenant", "enable", "acme")
+    assert "acme" in ok(home, "tenant", "ls")
+    sched = json.loads(ok(home, "cron", "add", "nightly", "30 2 * * *", "--tz",
+                          "Europe/Berlin", "--queue", "night", "--json", "--", "echo", "-n"))
+    assert sched["tz"] == "Europe/Berlin" and sched["task"]["argv"] == ["echo", "-n"]
+    assert sched["task"]["queue"] == "night" and sched["next_at"] > sched["created_at"]
+    assert "nightly" in ok(home, "cron", "ls")
+    assert "Europe/Berlin" in ok(home, "cron", "show", "nightly")
+    assert "paused" in ok(home, "cron", "pause", "nightly")
+    run = json.loads(ok(home, "cron", "run", "nightly", "--json"))
+    assert run["schedule"] == "nightly" and run["argv"] == ["echo", "-n"]
+    assert "next" in ok(home, "cron", "resume", "nightly")
+    ok(home, "cron", "rm", "nightly")
+    assert json.loads(ok(home, "cron", "ls", "--json")) == []
 
 
 def test_meta_over_1_mib_is_refused(home: Path, tmp_path: Path) -> None:

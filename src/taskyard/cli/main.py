@@ -41,19 +41,33 @@ def build_parser() -> Parser:
                              " postgresql:// URL shared by several servers [env TASKYARD_STORE]")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    from . import controls, queues, server, tasks, tenants
+    from . import controls, cron, queues, server, tasks, tenants
 
     tasks.register(sub)
     controls.register(sub)
     queues.register(sub)
+    cron.register(sub)
     tenants.register(sub)
     server.register(sub)
     return parser
 
 
+def parse(parser: Parser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse ``argv``; a command after ``--`` (``submit``, ``cron add``) is split off
+    first, so options may follow positional arguments (``cron add NAME EXPR --tz Z --
+    ARGV``) and nothing after ``--`` is ever read as an option of taskyard."""
+    if "--" in argv:
+        cut = argv.index("--")
+        args = parser.parse_args(argv[:cut])
+        if hasattr(args, "argv"):
+            args.argv = list(argv[cut + 1:])
+            return args
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, list(sys.argv[1:] if argv is None else argv))
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -29,18 +29,11 @@ from .common import (
 def register(sub: Any) -> None:
     p = sub.add_parser("submit", help="submit a command as a task",
                        description="Submit ARGV (after --) as a task. No shell is involved.")
-    p.add_argument("--name", help="a name to show")
-    p.add_argument("--queue", default="default", help="queue (default: default)")
-    p.add_argument("--env", action="append", default=[], metavar="K=V",
-                   help="extra environment variable for the task (repeatable)")
-    p.add_argument("--cwd", metavar="DIR", help="working directory (default: the current one)")
-    p.add_argument("--meta", metavar="JSON", help="metadata: a JSON object (or @FILE)")
+    task_options(p)
     stdin = p.add_mutually_exclusive_group()
     stdin.add_argument("--stdin-file", metavar="F", help="feed the task this file on stdin")
     stdin.add_argument("--stdin-open", action="store_true",
                        help="keep stdin open for `taskyard send`")
-    p.add_argument("--priority", type=int, default=0, metavar="P",
-                   help="higher runs first within its queue (default 0); equal ones run FIFO")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--at", metavar="TIME",
                       help="do not start before TIME (ISO 8601; no zone means local time)")
@@ -49,26 +42,6 @@ def register(sub: Any) -> None:
     p.add_argument("--after", metavar="ID[,ID...]", default="",
                    help="start only once these tasks succeeded; if one fails or is stopped,"
                         " this one fails (reason dependency)")
-    p.add_argument("--unique", metavar="KEY",
-                   help="if a task with KEY is scheduled, queued, running or paused, print"
-                        " that one instead of submitting a new one")
-    p.add_argument("--mutex", metavar="KEY",
-                   help="run at most one task with KEY at a time (the others wait queued)")
-    p.add_argument("--tenant", default="default", metavar="T",
-                   help="the tenant it belongs to (default: default); it runs only while"
-                        " its tenant is enabled")
-    p.add_argument("--retries", type=int, default=0, metavar="N",
-                   help="retry a failed attempt up to N times (default 0)")
-    p.add_argument("--backoff", choices=("fixed", "exponential"), default="exponential",
-                   help="retry delay: fixed, or doubling per retry (default); ±20%% jitter")
-    p.add_argument("--retry-delay", type=seconds, default=1.0, metavar="S",
-                   help="seconds before the first retry (default 1)")
-    p.add_argument("--retry-on", default="exit,signal,timeout", metavar="REASONS",
-                   help="failures to retry: exit,signal,timeout,crashed,spawn"
-                        " (default exit,signal,timeout; crashed makes it at-least-once)")
-    p.add_argument("--timeout", type=seconds, metavar="S",
-                   help="kill it after S seconds of running (TERM, then KILL after the grace);"
-                        " it ends failed with reason timeout")
     json_flag(p)
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- PROGRAM ARG...")
     p.set_defaults(handler=cmd_submit)
@@ -115,34 +88,68 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_meta)
 
 
-def _spec(args: argparse.Namespace) -> TaskSpec:
+def task_options(p: argparse.ArgumentParser) -> None:
+    """What a task is and how it runs: shared by ``submit`` and ``cron add``."""
+    p.add_argument("--name", help="a name to show")
+    p.add_argument("--queue", default="default", help="queue (default: default)")
+    p.add_argument("--env", action="append", default=[], metavar="K=V",
+                   help="extra environment variable for the task (repeatable)")
+    p.add_argument("--cwd", metavar="DIR", help="working directory (default: the current one)")
+    p.add_argument("--meta", metavar="JSON", help="metadata: a JSON object (or @FILE)")
+    p.add_argument("--priority", type=int, default=0, metavar="P",
+                   help="higher runs first within its queue (default 0); equal ones run FIFO")
+    p.add_argument("--unique", metavar="KEY",
+                   help="if a task with KEY is scheduled, queued, running or paused, print"
+                        " that one instead of submitting a new one")
+    p.add_argument("--mutex", metavar="KEY",
+                   help="run at most one task with KEY at a time (the others wait queued)")
+    p.add_argument("--tenant", default="default", metavar="T",
+                   help="the tenant it belongs to (default: default); it runs only while"
+                        " its tenant is enabled")
+    p.add_argument("--retries", type=int, default=0, metavar="N",
+                   help="retry a failed attempt up to N times (default 0)")
+    p.add_argument("--backoff", choices=("fixed", "exponential"), default="exponential",
+                   help="retry delay: fixed, or doubling per retry (default); ±20%% jitter")
+    p.add_argument("--retry-delay", type=seconds, default=1.0, metavar="S",
+                   help="seconds before the first retry (default 1)")
+    p.add_argument("--retry-on", default="exit,signal,timeout", metavar="REASONS",
+                   help="failures to retry: exit,signal,timeout,crashed,spawn"
+                        " (default exit,signal,timeout; crashed makes it at-least-once)")
+    p.add_argument("--timeout", type=seconds, metavar="S",
+                   help="kill it after S seconds of running (TERM, then KILL after the grace);"
+                        " it ends failed with reason timeout")
+
+
+def spec_from(args: argparse.Namespace) -> TaskSpec:
+    """The TaskSpec of parsed ``task_options`` (and submit's own options, if present)."""
     argv = list(args.argv)
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        raise InvalidInput("a command is required: taskyard submit [OPTIONS] -- PROGRAM ARG...",
+        raise InvalidInput(f"a command is required: taskyard {args.verb} ... -- PROGRAM ARG...",
                            field="argv")
     meta = (validate.parse_json_object(json_arg(args.meta, "meta"))
             if args.meta is not None else {})
-    stdin = read_file_bytes(args.stdin_file, "stdin-file") if args.stdin_file else None
+    stdin_file = getattr(args, "stdin_file", None)
+    stdin = read_file_bytes(stdin_file, "stdin-file") if stdin_file else None
     cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
     run_at = None
-    if args.at is not None:
+    if getattr(args, "at", None) is not None:
         run_at = validate.parse_time(args.at)
-    elif args.in_ is not None:
+    elif getattr(args, "in_", None) is not None:
         run_at = time.time() + validate.parse_duration(args.in_)
     return TaskSpec(argv=tuple(argv), name=args.name, queue=args.queue,
                     env=validate.parse_env_pairs(args.env), cwd=cwd, meta=meta,
-                    stdin=stdin, stdin_open=args.stdin_open, timeout=args.timeout,
+                    stdin=stdin, stdin_open=getattr(args, "stdin_open", False), timeout=args.timeout,
                     priority=args.priority, run_at=run_at, retries=args.retries,
                     retry_delay=args.retry_delay, backoff=args.backoff,
                     retry_on=tuple(r.value for r in retry.parse_on(args.retry_on)),
-                    after=validate.parse_ids(args.after, "after"), unique=args.unique,
+                    after=validate.parse_ids(getattr(args, "after", ""), "after"), unique=args.unique,
                     mutex=args.mutex, tenant=args.tenant)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    spec = _spec(args)
+    spec = spec_from(args)
     task = ops.submit(store(args), spec)
     if args.json:
         print_json(task.to_json())

@@ -61,6 +61,8 @@ class Server:
         self.due_hint = True  #: re-read when the next scheduled task is due
         self.promote_hint = True  #: run the promote step (dependencies may be met or failed)
         self.next_due: float | None = None  #: unix time the next scheduled task is due
+        self.cron_hint = True  #: re-read the schedules (one was added, or a poll came)
+        self.next_tick: float | None = None  #: unix time of the next cron tick
         self.control_hint = False
         self.stopping: str | None = None  #: None | "warm" | "now"
         self.stop_deadline: float | None = None
@@ -79,14 +81,16 @@ class Server:
         """A wake datagram: ``w`` work was submitted, ``r`` a request, ``s`` server control."""
         self.queue_hint = self.queue_hint or b"w" in payload or not payload
         self.due_hint = self.due_hint or self.queue_hint
+        self.cron_hint = self.cron_hint or self.queue_hint
         self.request_hint = self.request_hint or b"r" in payload
         self.control_hint = self.control_hint or b"s" in payload
 
     def wait_events(self) -> None:
         now = time.monotonic()
         deadlines = [self.next_poll, self.next_heartbeat, self.next_flush_spawned]
-        if self.next_due is not None:
-            deadlines.append(now + self.next_due - time.time())
+        for at in (self.next_due, self.next_tick):
+            if at is not None:
+                deadlines.append(now + at - time.time())
         if self.next_flush is not None:
             deadlines.append(self.next_flush)
         if self.stop_deadline is not None:
@@ -162,7 +166,9 @@ class Server:
         now = time.monotonic()
         if now >= self.next_poll:
             self.queue_hint = self.request_hint = self.due_hint = self.promote_hint = True
+            self.cron_hint = True
             self.next_poll = now + self.settings.poll_interval
+        self.fire_schedules()
         self.promote_due()
         self.apply_requests(now)
         self.enforce_deadlines(now)
@@ -173,6 +179,16 @@ class Server:
         if batch or now >= self.next_flush_spawned:
             self.commit(batch)
         self.heartbeat(now)
+
+    def fire_schedules(self) -> None:
+        """Submit the tasks of due cron ticks (exactly once, whichever server gets there)."""
+        if self.stopping:
+            return
+        if self.cron_hint or (self.next_tick is not None and time.time() >= self.next_tick):
+            self.cron_hint = False
+            fired, self.next_tick = self.store.fire_schedules(time.time(), f"cron:{self.me}")
+            if fired:
+                self.queue_hint = self.due_hint = self.promote_hint = True
 
     def promote_due(self) -> None:
         """Queue scheduled tasks whose start time has come."""

@@ -8,7 +8,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..lifecycle import Reason, Status
-from ..model import Attempt, Event, Progress, Request, Task
+from ..model import (
+    SCHEDULE_SPEC_FIELDS,
+    Attempt,
+    Event,
+    Progress,
+    Request,
+    Schedule,
+    Task,
+    TaskSpec,
+)
 
 Row = Sequence[Any]
 
@@ -22,6 +31,8 @@ ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at"
 )
 EVENT_COLUMNS = "task_id, at, from_status, to_status, by, attempt, detail"
+SCHEDULE_COLUMNS = ("name, expr, tz, tenant, catch_up, max_lag, spec, paused, last_tick, next_at,"
+                    " fired, created_at")
 REQUEST_COLUMNS = "id, task_id, epoch, kind, payload, created_at, state, result"
 
 
@@ -107,3 +118,17 @@ def request(row: Row) -> Request:
 def dumps(value: Any) -> str:
     """Compact JSON; rejects NaN so stored JSON stays standard."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def schedule_spec(spec: TaskSpec) -> str:
+    return dumps({k: (list(v) if isinstance(v, tuple) else v)
+                  for k, v in spec._asdict().items() if k in SCHEDULE_SPEC_FIELDS})
+
+
+def schedule(row: Row) -> Schedule:
+    fields: dict[str, Any] = {k: tuple(v) if k in ("argv", "retry_on") else v
+                              for k, v in json.loads(row[6]).items() if k in SCHEDULE_SPEC_FIELDS}
+    spec = TaskSpec(**fields, tenant=row[3])
+    return Schedule(name=row[0], expr=row[1], tz=row[2], tenant=row[3], catch_up=row[4],
+                    max_lag=row[5], spec=spec, paused=bool(row[7]), last_tick=row[8],
+                    next_at=row[9], fired=row[10], created_at=row[11])

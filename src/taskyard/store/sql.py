@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from .. import lifecycle
 from ..errors import NotFound, StaleAttempt, StoreError, TransitionError
 from ..lifecycle import Reason, Status, Verb
-from ..model import JSON, Attempt, Event, OutputRead, Request, Task, TaskSpec, iso
+from ..model import JSON, Attempt, Event, OutputRead, Request, Schedule, Task, TaskSpec, iso
 from . import rows
 from .base import Instance
 from .jsonpatch import merge_patch
@@ -427,6 +427,71 @@ class SqlStoreBase:
             if name in by_name:
                 by_name[name]["tasks"][status] = count
         return found
+
+    # -- cron schedules -----------------------------------------------------------------
+
+    def add_schedule(self, sched: Schedule) -> Schedule:
+        """Store a new schedule (validated by the caller); its first tick comes after now."""
+        from ..cron import next_fire
+
+        with self._tx() as cur:
+            self._require_tenant(cur, sched.tenant)
+            cur.execute("INSERT INTO schedules (name, expr, tz, tenant, catch_up, max_lag, spec,"
+                        " paused, last_tick, next_at, fired, created_at)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (name) DO NOTHING",
+                        (sched.name, sched.expr, sched.tz, sched.tenant, sched.catch_up,
+                         sched.max_lag, rows.schedule_spec(sched.spec), int(sched.paused),
+                         sched.created_at, next_fire(sched.expr, sched.tz, sched.created_at),
+                         0, sched.created_at))
+            if cur.rowcount == 0:
+                raise TransitionError(f"schedule {sched.name!r} exists already (cron rm it"
+                                      " first)", field="name")
+            return self._schedule(cur, sched.name)
+
+    def _schedule(self, cur: Cursor, name: str, *, lock: bool = False) -> Schedule:
+        cur.execute(f"SELECT {rows.SCHEDULE_COLUMNS} FROM schedules WHERE name=?"
+                    f"{self.ROW_LOCK if lock else ''}", (name,))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no schedule {name!r}", field="name")
+        return rows.schedule(row)
+
+    def get_schedule(self, name: str) -> Schedule:
+        with self._read_tx() as cur:
+            return self._schedule(cur, name)
+
+    def schedules(self) -> list[Schedule]:
+        with self._read_tx() as cur:
+            cur.execute(f"SELECT {rows.SCHEDULE_COLUMNS} FROM schedules ORDER BY name")
+            return [rows.schedule(r) for r in cur.fetchall()]
+
+    def remove_schedule(self, name: str) -> None:
+        """Fire no more ticks; the tasks it fired stay."""
+        with self._tx() as cur:
+            cur.execute("DELETE FROM schedules WHERE name=?", (name,))
+            if cur.rowcount == 0:
+                raise NotFound(f"no schedule {name!r}", field="name")
+
+    def set_schedule_paused(self, name: str, paused: bool) -> Schedule:
+        """Pause (ticks pass unfired) or resume: ticks missed while paused are not
+        caught up; the next one is the first after now."""
+        from ..cron import next_fire
+
+        now = time.time()
+        with self._tx() as cur:
+            sched = self._schedule(cur, name, lock=True)
+            if not paused and sched.paused:
+                cur.execute("UPDATE schedules SET paused=0, last_tick=?, next_at=? WHERE name=?",
+                            (now, next_fire(sched.expr, sched.tz, now), name))
+            elif paused:
+                cur.execute("UPDATE schedules SET paused=1 WHERE name=?", (name,))
+            return self._schedule(cur, name)
+
+    def run_schedule(self, name: str, *, by: str) -> Task:
+        """Fire one task of the schedule now, outside its ticks (its tick stays unset)."""
+        with self._tx() as cur:
+            sched = self._schedule(cur, name)
+            return self._submit(cur, sched.spec, by=by, schedule=name)
 
     # -- servers, seen from a client -------------------------------------------
 

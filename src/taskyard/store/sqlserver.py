@@ -119,6 +119,47 @@ class SqlServerStore(SqlStoreBase):
                 (lifecycle.target(Verb.PROMOTE).value, by, now, now, Status.SUCCEEDED.value))
             return int(cur.rowcount)
 
+    def fire_schedules(self, now: float, by: str) -> tuple[int, float | None]:
+        """Submit the tasks of due cron ticks; returns (how many, the next tick of any
+        schedule). Exactly once per (schedule, tick): a schedule's ticks are accounted
+        for by moving its ``last_tick`` with a compare-and-set, in the transaction that
+        submits them (a second server doing the same finds it moved and fires
+        nothing), and the unique index on (schedule, fire_at) backs it up."""
+        from ..cron import CatchUp, due, next_fire
+
+        with self._read_tx() as cur:
+            cur.execute("SELECT name FROM schedules WHERE paused=0 AND next_at <= ?"
+                        f" AND {_TENANT_ENABLED}", (now,))
+            names = [r[0] for r in cur.fetchall()]
+        fired = 0
+        for name in names:
+            with self._tx() as cur:
+                cur.execute(f"SELECT {rows.SCHEDULE_COLUMNS} FROM schedules WHERE name=?"
+                            " AND paused=0 AND next_at <= ?", (name, now))
+                row = cur.fetchone()
+                if row is None:
+                    continue
+                sched = rows.schedule(row)
+                ticks, last = due(sched.expr, sched.tz, last=sched.last_tick, now=now,
+                                  catch_up=CatchUp(sched.catch_up), max_lag=sched.max_lag)
+                cur.execute("UPDATE schedules SET last_tick=?, next_at=?, fired=fired+?"
+                            " WHERE name=? AND last_tick=?",
+                            (last, next_fire(sched.expr, sched.tz, max(last, now)), len(ticks),
+                             name, sched.last_tick))
+                if cur.rowcount == 0:
+                    continue  # another server fired these ticks
+                for tick in ticks:
+                    self._submit(cur, sched.spec, by=by, schedule=name, fire_at=tick)
+                fired += len(ticks)
+        return fired, self.next_tick()
+
+    def next_tick(self) -> float | None:
+        """The earliest next tick of a running schedule, if any."""
+        with self._read_tx() as cur:
+            cur.execute(f"SELECT MIN(next_at) FROM schedules WHERE paused=0 AND {_TENANT_ENABLED}")
+            row = cur.fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
     def next_due(self) -> float | None:
         """The earliest start time of a scheduled task, if any."""
         with self._read_tx() as cur:
