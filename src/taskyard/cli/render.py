@@ -115,7 +115,10 @@ def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]
             ("progress", progress(task)), ("attempt", str(task.attempt)),
             ("pid", str(task.pid or "")), ("created", iso(task.created_at) or ""),
             ("started", iso(task.started_at) or ""), ("finished", iso(task.finished_at) or ""),
-            ("duration", duration(task))]
+            ("duration", duration(task)), ("priority", str(task.priority or "")),
+            ("tenant", task.tenant if task.tenant != "default" else ""),
+            ("mutex", task.mutex or ""), ("unique", task.unique or ""),
+            ("schedule", task.schedule or ""), ("tick", iso(task.fire_at) or "")]
     if task.meta:
         import json
 
