@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Yard": "api",
+    "App": "functions", "TaskFunction": "functions", "Context": "context",
+    "Steps": "steps", "Step": "steps",
     "Attempt": "model", "Event": "model", "OutputRead": "model", "Progress": "model",
     "Task": "model", "TaskSpec": "model",
     "Reason": "lifecycle", "Status": "lifecycle",
@@ -22,6 +24,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "App", "Context", "Step", "Steps", "TaskFunction",
     "Attempt", "Event", "InvalidInput", "NotFound", "OutputRead", "Progress", "Reason",
     "StaleAttempt", "Status", "StoreError", "Task", "TaskSpec", "TaskyardError",
     "TransitionError", "UserError", "Yard",
@@ -29,6 +32,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .api import Yard
+    from .context import Context
     from .errors import (
         InvalidInput,
         NotFound,
@@ -38,8 +42,10 @@ if TYPE_CHECKING:
         TransitionError,
         UserError,
     )
+    from .functions import App, TaskFunction
     from .lifecycle import Reason, Status
     from .model import Attempt, Event, OutputRead, Progress, Task, TaskSpec
+    from .steps import Step, Steps
 
 
 def __getattr__(name: str) -> Any:

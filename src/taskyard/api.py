@@ -50,7 +50,7 @@ class Yard:
                stdin_open: bool = False, timeout: float | None = None, priority: int = 0,
                run_at: float | None = None, delay: float | None = None, retries: int = 0,
                retry_delay: float = 1.0, backoff: str = "exponential",
-               retry_on: Sequence[str] = ("exit", "signal", "timeout"),
+               retry_on: Sequence[str] = ("exit", "signal", "timeout", "exception"),
                after: Sequence[int] = (), unique: str | None = None,
                mutex: str | None = None, tenant: str = "default") -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
@@ -74,6 +74,49 @@ class Yard:
                         retry_delay=retry_delay, backoff=backoff, retry_on=tuple(retry_on),
                         after=tuple(after), unique=unique, mutex=mutex, tenant=tenant)
         return ops.submit(self._store, spec)
+
+    def submit_function(self, function: str, kwargs: Mapping[str, JSON] | None = None, *,
+                        name: str | None = None, queue: str = "default",
+                        meta: Mapping[str, JSON] | None = None, timeout: float | None = None,
+                        priority: int = 0, run_at: float | None = None,
+                        delay: float | None = None, retries: int = 0,
+                        retry_delay: float = 1.0, backoff: str = "exponential",
+                        retry_on: Sequence[str] = ("exit", "signal", "timeout", "exception"),
+                        after: Sequence[int] = (), unique: str | None = None,
+                        mutex: str | None = None, tenant: str = "default") -> Task:
+        """Submit a call of the registered function ``function`` with JSON ``kwargs``;
+        the same scheduling options as :meth:`submit`."""
+        if delay is not None:
+            run_at = time.time() + delay
+        spec = TaskSpec(argv=(), function=function, kwargs=dict(kwargs or {}), name=name,
+                        queue=queue, meta=dict(meta or {}), timeout=timeout, priority=priority,
+                        run_at=run_at, retries=retries, retry_delay=retry_delay,
+                        backoff=backoff, retry_on=tuple(retry_on), after=tuple(after),
+                        unique=unique, mutex=mutex, tenant=tenant)
+        return ops.submit(self._store, spec)
+
+    def result(self, task_id: int) -> JSON:
+        """A succeeded function task's return value."""
+        return ops.result(self._store, task_id)
+
+    def signal(self, task_id: int, name: str, data: JSON = None) -> dict[str, JSON]:
+        """Send a custom signal the task reads with ``ctx.signals()``."""
+        return ops.send_signal(self._store, task_id, name, data)
+
+    def signals(self, task_id: int) -> list[dict[str, JSON]]:
+        """Signals the task has not acknowledged yet."""
+        return self._store.signals(task_id)
+
+    def set_config(self, task_id: int, patch: Mapping[str, JSON]) -> Task:
+        """Merge into the task's live config; it sees the change on its next read."""
+        return ops.set_config(self._store, task_id, dict(patch))
+
+    def config(self, task_id: int) -> dict[str, JSON]:
+        return self._store.get_config(task_id)[1]
+
+    def stop_gracefully(self, task_id: int) -> Task:
+        """Ask a running function task to stop by itself (``ctx.should_stop()``)."""
+        return ops.ask_stop(self._store, task_id)
 
     def get(self, task_id: int) -> Task:
         return self._store.get(task_id)

@@ -35,6 +35,10 @@ class Settings(NamedTuple):
     #: where the store is: a SQLite file (default: taskyard.db in the home) or a
     #: postgresql:// URL that several servers on several machines share
     store: str = ""
+    imports: str = ""  #: modules (comma-separated) whose task functions the workers run
+    import_path: str = ""  #: a directory put first on the workers' sys.path
+    worker_max_tasks: int = 10000  #: a worker is replaced after this many tasks (0: never)
+    worker_max_mib: float = 1024.0  #: ... or once its memory grew this much (0: never)
     kill_grace: float = 5.0  #: seconds between TERM and KILL
     output_head_mib: float = 1.0  #: first MiB of each stream always kept
     output_tail_mib: float = 32.0  #: last MiB of each stream kept
@@ -81,6 +85,8 @@ _NUMERIC = {
     "poll_interval": float,
     "heartbeat_interval": float,
     "lease": float,
+    "worker_max_tasks": int,
+    "worker_max_mib": float,
     "kill_grace": float,
     "output_head_mib": float,
     "output_tail_mib": float,
@@ -96,6 +102,10 @@ def env_name(key: str) -> str:
 def _coerce(key: str, value: Any, source: str) -> Any:
     if key == "store":
         return _store(value, source)
+    if key == "imports":
+        return _imports(value, source)
+    if key == "import_path":
+        return str(Path(str(value)).expanduser().absolute())
     if key in _NUMERIC:
         kind = _NUMERIC[key]
         try:
@@ -124,6 +134,17 @@ def _store(value: Any, source: str) -> str:
         raise ConfigError(f"{source}: unknown store URL scheme in {value.split('://')[0]!r}"
                           " (use a file path or postgresql://)", field="store")
     return str(Path(value).expanduser().absolute())
+
+
+def _imports(value: Any, source: str) -> str:
+    """Module names, from a TOML list or a comma-separated string."""
+    names = value if isinstance(value, list) else str(value).split(",")
+    cleaned = [str(n).strip() for n in names if str(n).strip()]
+    for name in cleaned:
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise ConfigError(f"{source}: imports: {name!r} is not a module name",
+                              field="imports")
+    return ",".join(cleaned)
 
 
 def _from_toml(path: Path) -> dict[str, Any]:

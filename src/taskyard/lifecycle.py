@@ -16,6 +16,7 @@ transition. Pure: no I/O.
     restart: succeeded | failed | stopped ──► queued (the next claim is a new attempt)
     retry:   failed ──► scheduled (retries left; starts again after the backoff)
     abandon: scheduled ──► failed (reason dependency: a task it runs --after failed)
+    yield:   running ──► queued (a multi-step task between chunks; its next attempt resumes)
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Reason(StrEnum):
     DEPENDENCY = "dependency"  #: a task it runs --after failed or was stopped
     KILLED = "killed"  #: a user killed it (stopped)
     SHUTDOWN = "shutdown"  #: its server stopped it while shutting down (stopped)
+    EXCEPTION = "exception"  #: a function task raised; error holds type and message
 
 
 class Verb(StrEnum):
@@ -84,6 +86,7 @@ class Verb(StrEnum):
     RESTART = "restart"
     RETRY = "retry"  #: a failed attempt with retries left goes back to scheduled
     ABANDON = "abandon"  #: a task it waits for failed: it never starts
+    YIELD = "yield"  #: a multi-step task gives its slot back between chunks
 
 
 _ANY_ACTIVE = ACTIVE
@@ -102,12 +105,14 @@ TRANSITIONS: dict[Verb, tuple[frozenset[Status], Status]] = {
     Verb.RESTART: (TERMINAL, Status.QUEUED),
     Verb.RETRY: (frozenset({Status.FAILED}), Status.SCHEDULED),
     Verb.ABANDON: (frozenset({Status.SCHEDULED}), Status.FAILED),
+    Verb.YIELD: (frozenset({Status.RUNNING}), Status.QUEUED),
 }
 
 #: Which reasons each ending verb may carry.
 REASONS: dict[Verb, frozenset[Reason | None]] = {
     Verb.SUCCEED: frozenset({None}),
-    Verb.FAIL: frozenset({Reason.EXIT, Reason.SIGNAL, Reason.SPAWN, Reason.TIMEOUT}),
+    Verb.FAIL: frozenset({Reason.EXIT, Reason.SIGNAL, Reason.SPAWN, Reason.TIMEOUT,
+                          Reason.EXCEPTION}),
     Verb.STOP: frozenset({Reason.KILLED, Reason.SHUTDOWN}),
     Verb.CANCEL: frozenset({Reason.KILLED, Reason.SHUTDOWN}),
     Verb.CRASH: frozenset({Reason.CRASHED}),

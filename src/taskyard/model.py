@@ -35,11 +35,13 @@ class TaskSpec(NamedTuple):
     retries: int = 0  #: failed attempts retried at most this many times
     retry_delay: float = 1.0  #: seconds before the first retry
     backoff: str = "exponential"  #: fixed | exponential (delay doubles per retry), ±20 % jitter
-    retry_on: tuple[str, ...] = ("exit", "signal", "timeout")  #: reasons that are retried
+    retry_on: tuple[str, ...] = ("exit", "signal", "timeout", "exception")  #: reasons retried
     after: tuple[int, ...] = ()  #: start only once these tasks succeeded
     unique: str | None = None  #: while a task with this key is live, submit returns that one
     mutex: str | None = None  #: at most one task with this key runs at a time
     tenant: str = "default"  #: whose task it is: runs only while its tenant is enabled
+    function: str | None = None  #: a registered Python function to call instead of argv
+    kwargs: dict[str, JSON] | None = None  #: its JSON keyword arguments
 
 
 class Progress(NamedTuple):
@@ -127,6 +129,11 @@ class Task(NamedTuple):
     tenant: str
     schedule: str | None  #: the cron schedule that fired it
     fire_at: float | None  #: the tick it was fired for
+    function: str | None  #: registered function name (argv is empty then)
+    kwargs: dict[str, JSON] | None
+    result: JSON  #: the function's return value (None before it returned)
+    config: dict[str, JSON]  #: live config, changed by operators while it runs
+    steps: JSON  #: multi-step status, or None
     progress: Progress
     attempt: int  #: current (or last) attempt epoch; 0 before the first claim
     pid: int | None
@@ -163,6 +170,11 @@ class Task(NamedTuple):
             "tenant": self.tenant,
             "schedule": self.schedule,
             "fire_at": iso(self.fire_at),
+            "function": self.function,
+            "kwargs": self.kwargs,
+            "result": self.result,
+            "config": self.config,
+            "steps": self.steps,
             "progress": self.progress.to_json(),
             "attempt": self.attempt,
             "pid": self.pid,
@@ -207,7 +219,8 @@ class Request(NamedTuple):
 #: TaskSpec fields a cron schedule keeps for the tasks it fires (no stdin, no start
 #: time, no dependencies: each tick is a fresh, independent task).
 SCHEDULE_SPEC_FIELDS = ("argv", "name", "queue", "env", "cwd", "meta", "timeout", "priority",
-                        "retries", "retry_delay", "backoff", "retry_on", "unique", "mutex")
+                        "retries", "retry_delay", "backoff", "retry_on", "unique", "mutex",
+                        "function", "kwargs")
 
 
 class Schedule(NamedTuple):

@@ -278,3 +278,39 @@ def run_schedule(store: Store, name: str, *, by: str | None = None) -> Task:
     task = store.run_schedule(name, by=by or actor())
     store.wake()
     return task
+
+
+# -- function tasks: what operators send to a running task ----------------------------
+
+
+def result(store: Store, task_id: int) -> JSON:
+    """A function task's return value; an error if it has none (yet)."""
+    task = store.get(task_id)
+    if task.function is None:
+        raise InvalidInput(f"task {task_id} is a command, not a function: it has no result",
+                           field="id")
+    if task.status.value != "succeeded":
+        raise TransitionError(f"task {task_id} has no result: it is {task.status}"
+                              + (f" ({task.error})" if task.error else ""))
+    return task.result
+
+
+def send_signal(store: Store, task_id: int, name: str, data: JSON = None, *,
+                by: str | None = None) -> dict[str, JSON]:
+    """A custom signal the task reads with ``ctx.signals()``."""
+    validate.check_name(name, "name")
+    text = validate.check_json(data, "data") if data is not None else None
+    return store.send_signal(task_id, name, text, by=by or actor())
+
+
+def set_config(store: Store, task_id: int, patch: dict[str, JSON]) -> Task:
+    """Merge ``patch`` into the task's live config (``None`` deletes a key)."""
+    if not isinstance(patch, dict):
+        raise InvalidInput("config must be a JSON object", field="config")
+    validate.check_json(patch, "config")
+    return store.set_config(task_id, patch, validate.MAX_META_BYTES)
+
+
+def ask_stop(store: Store, task_id: int) -> Task:
+    """Ask a running task to stop by itself (``ctx.should_stop()``)."""
+    return store.ask_stop(task_id)

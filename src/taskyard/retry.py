@@ -13,8 +13,9 @@ from .errors import InvalidInput
 from .lifecycle import Reason
 
 BACKOFFS = ("fixed", "exponential")
-RETRYABLE = frozenset({Reason.EXIT, Reason.SIGNAL, Reason.TIMEOUT, Reason.CRASHED, Reason.SPAWN})
-DEFAULT_ON = (Reason.EXIT, Reason.SIGNAL, Reason.TIMEOUT)
+RETRYABLE = frozenset({Reason.EXIT, Reason.SIGNAL, Reason.TIMEOUT, Reason.CRASHED, Reason.SPAWN,
+                       Reason.EXCEPTION})
+DEFAULT_ON = (Reason.EXIT, Reason.SIGNAL, Reason.TIMEOUT, Reason.EXCEPTION)
 MAX_DELAY = 86400.0
 MAX_RETRIES = 1000
 

@@ -60,31 +60,58 @@ def parse_env_pairs(pairs: Sequence[str]) -> dict[str, str]:
     return check_env(out)
 
 
-def _check_json_value(value: Any, depth: int = 0) -> None:
+def _check_json_value(value: Any, depth: int = 0, field: str = "meta") -> None:
     if depth > MAX_JSON_DEPTH:
-        raise InvalidInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", field="meta")
+        raise InvalidInput(f"{field}: JSON nested deeper than {MAX_JSON_DEPTH} levels",
+                           field=field)
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
     if isinstance(value, int):
         if not -INT64 <= value < INT64:
-            raise InvalidInput("JSON integer beyond 64 bits", field="meta")
+            raise InvalidInput(f"{field}: JSON integer beyond 64 bits", field=field)
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidInput("JSON number must be finite (no NaN or Infinity)", field="meta")
-    elif isinstance(value, list):
+            raise InvalidInput(f"{field}: JSON number must be finite (no NaN or Infinity)",
+                               field=field)
+    elif isinstance(value, list | tuple):
         for item in value:
-            _check_json_value(item, depth + 1)
+            _check_json_value(item, depth + 1, field)
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise InvalidInput("JSON object keys must be strings", field="meta")
-            _check_json_value(item, depth + 1)
+                raise InvalidInput(f"{field}: JSON object keys must be strings", field=field)
+            _check_json_value(item, depth + 1, field)
     else:
-        raise InvalidInput(f"not a JSON value: {type(value).__name__}", field="meta")
+        raise InvalidInput(f"{field}: not a JSON value: {type(value).__name__}", field=field)
+
+
+def check_json(value: Any, what: str, max_bytes: int = MAX_META_BYTES) -> str:
+    """Validate a JSON value (finite numbers, 64-bit integers, string keys, depth,
+    size); returns its compact JSON text."""
+    _check_json_value(value, 0, what)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if len(text.encode()) > max_bytes:
+        raise InvalidInput(f"{what} is over {max_bytes} bytes", field=what)
+    return text
 
 
 def _reject_constant(name: str) -> Any:
     raise InvalidInput(f"{name} is not valid JSON", field="meta")
+
+
+def parse_json_value(text: str | bytes, what: str,
+                     max_bytes: int = MAX_META_BYTES) -> JSON:
+    """Parse any user JSON value; size, depth, NaN and int range are checked."""
+    if len(text) > max_bytes:
+        raise InvalidInput(f"{what} is over {max_bytes} bytes", field=what)
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidInput(f"{what}: JSON nested too deeply", field=what) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{what} is not valid JSON: {exc}", field=what) from None
+    _check_json_value(value, 0, what)
+    return value
 
 
 def parse_json_object(text: str | bytes, what: str = "meta",
@@ -100,7 +127,7 @@ def parse_json_object(text: str | bytes, what: str = "meta",
         raise InvalidInput(f"{what} is not valid JSON: {exc}", field=what) from None
     if not isinstance(value, dict):
         raise InvalidInput(f"{what} must be a JSON object", field=what)
-    _check_json_value(value)
+    _check_json_value(value, 0, what)
     return value
 
 
@@ -141,8 +168,23 @@ def check_user(user: str | None) -> str | None:
     return user
 
 
+def _check_what(spec: TaskSpec) -> None:
+    """A command (argv) or a function with JSON kwargs, not both."""
+    if spec.function is None:
+        check_argv(spec.argv)
+        if spec.kwargs is not None:
+            raise InvalidInput("kwargs go with --function", field="kwargs")
+        return
+    check_name(spec.function, "function")
+    if spec.argv:
+        raise InvalidInput("a function task takes kwargs, not a command", field="argv")
+    if not isinstance(spec.kwargs, dict):
+        raise InvalidInput("kwargs must be a JSON object", field="kwargs")
+    check_json(spec.kwargs, "kwargs")
+
+
 def check_spec(spec: TaskSpec) -> TaskSpec:
-    check_argv(spec.argv)
+    _check_what(spec)
     check_env(spec.env)
     check_meta(spec.meta)
     check_name(spec.name)

@@ -72,7 +72,7 @@ def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path) -> None:
 def test_the_claim_reads_an_index_in_order_without_sorting(tmp_path: Path) -> None:
     """A planner regression (a sort of the whole queue on every claim) once doubled the
     server's CPU per task; the query plan says whether it is back."""
-    from taskyard.store.sqlserver import _CLAIM_FROM, _NOT_PAUSED, _TENANT_ENABLED
+    from taskyard.store.sqlserver import _CLAIM_FROM, _NOT_PAUSED, _TENANT_ENABLED, CLAIM_ORDER
 
     store = SQLiteStore(tmp_path / "taskyard.db")
     from taskyard.model import TaskSpec
@@ -83,7 +83,7 @@ def test_the_claim_reads_an_index_in_order_without_sorting(tmp_path: Path) -> No
     plan = db.execute("EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE status IN"
                       f" {_CLAIM_FROM} AND {_NOT_PAUSED} AND {_TENANT_ENABLED}"
                       " AND queue NOT IN ('a') AND (mutex IS NULL OR mutex NOT IN ('m'))"
-                      " ORDER BY priority DESC, id LIMIT 2"
+                      f" ORDER BY {CLAIM_ORDER} LIMIT 2"
                       ).fetchall()
     details = " ".join(row[-1] for row in plan)
     assert "INDEX tasks_status" in details and "TEMP B-TREE" not in details, details

@@ -17,6 +17,9 @@ def register(sub: Any) -> None:
     p.add_argument("id", type=task_id)
     p.add_argument("--signal", "-s", default="TERM", metavar="SIG",
                    help="signal name or number (default TERM)")
+    p.add_argument("--graceful", action="store_true",
+                   help="ask a function task to stop by itself (ctx.should_stop() turns true);"
+                        " no signal is sent")
     _common(p, cmd_kill)
 
     for verb, text in (("pause", "stop a running task's process group (SIGSTOP)"),
@@ -54,6 +57,9 @@ def _print(args: argparse.Namespace, task: Task, text: str) -> int:
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
+    if args.graceful:
+        task = ops.ask_stop(store(args), args.id)
+        return _print(args, task, f"task {task.id}: asked to stop")
     task = ops.kill(store(args), args.id, args.signal)
     return _print(args, task, f"task {task.id}: {task.status}" if task.terminal
                   else f"task {task.id}: signal sent")

@@ -41,10 +41,11 @@ def build_parser() -> Parser:
                              " postgresql:// URL shared by several servers [env TASKYARD_STORE]")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    from . import controls, cron, queues, server, tasks, tenants
+    from . import controls, cron, functions, queues, server, tasks, tenants
 
     tasks.register(sub)
     controls.register(sub)
+    functions.register(sub)
     queues.register(sub)
     cron.register(sub)
     tenants.register(sub)

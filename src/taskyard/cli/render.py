@@ -17,6 +17,16 @@ def safe(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def what(task: Task) -> str:
+    """The command, or ``function(kwargs)`` for a function task."""
+    if task.function is not None:
+        import json
+
+        args = json.dumps(task.kwargs or {}, ensure_ascii=False)[1:-1]
+        return f"{task.function}({args[:200]})"
+    return command(task.argv)
+
+
 def command(argv: Sequence[str]) -> str:
     return safe(shlex.join(argv))
 
@@ -79,7 +89,7 @@ def task_table(tasks: Sequence[Task]) -> None:
 
     console = Console(highlight=False)
     rows: list[tuple[str, ...]] = [(str(t.id), safe(t.name or "")[:16], safe(t.queue)[:12], outcome(t),
-             progress(t)[:24], command(t.argv), started(t), duration(t)) for t in tasks]
+             progress(t)[:24], what(t), started(t), duration(t)) for t in tasks]
     heads = ["ID", "NAME", "QUEUE", "STATUS", "PROGRESS", "COMMAND", "STARTED", "TIME"]
     keep = [i for i, h in enumerate(heads)
             if h in ("ID", "STATUS", "COMMAND") or any(r[i] for r in rows)]
@@ -111,7 +121,7 @@ def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]
     console = Console(highlight=False)
     rows = [("id", str(task.id)), ("name", task.name or ""), ("queue", task.queue),
             ("status", outcome(task)), ("error", task.error or ""),
-            ("command", command(task.argv)), ("cwd", task.cwd or ""),
+            ("command", what(task)), ("cwd", task.cwd or ""),
             ("progress", progress(task)), ("attempt", str(task.attempt)),
             ("pid", str(task.pid or "")), ("created", iso(task.created_at) or ""),
             ("started", iso(task.started_at) or ""), ("finished", iso(task.finished_at) or ""),

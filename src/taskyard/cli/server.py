@@ -63,6 +63,9 @@ def _start_flags(p: argparse.ArgumentParser) -> None:
            help="MiB kept from the end of each output stream (default 32)")
     envvar(p, "--log-level", env="TASKYARD_LOG_LEVEL",
            choices=("debug", "info", "warning", "error"), help="server log level")
+    p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
+                   help="a module of task functions for the workers to import (repeatable;"
+                        " looked up from the current directory too) [env TASKYARD_IMPORTS]")
     p.add_argument("--foreground", action="store_true", help="run in this process (for systemd)")
 
 
@@ -74,9 +77,13 @@ def _stop_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return settings(args, slots=args.slots, poll_interval=args.poll_interval,
-                    kill_grace=args.kill_grace, output_tail_mib=args.output_tail_mib,
-                    log_level=args.log_level)
+    s = settings(args, slots=args.slots, poll_interval=args.poll_interval,
+                 kill_grace=args.kill_grace, output_tail_mib=args.output_tail_mib,
+                 log_level=args.log_level,
+                 imports=",".join(args.imports) if args.imports else None)
+    if not s.import_path:  # task modules are found where the server was started from
+        s = s._replace(import_path=os.getcwd())
+    return s
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -106,9 +113,11 @@ def _daemonize(args: argparse.Namespace, s: Settings) -> int:
         value = getattr(args, flag)
         if value is not None:
             argv += ["--" + flag.replace("_", "-"), str(value)]
+    for module in args.imports or ():
+        argv += ["--import", module]
     import subprocess
 
-    env = dict(os.environ, TASKYARD_READY_FD=str(write_end))
+    env = dict(os.environ, TASKYARD_READY_FD=str(write_end), TASKYARD_IMPORT_PATH=s.import_path)
     with open(s.logfile, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 env=env, pass_fds=(write_end,), start_new_session=True, cwd="/")

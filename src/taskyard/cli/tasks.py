@@ -90,6 +90,10 @@ def register(sub: Any) -> None:
 
 def task_options(p: argparse.ArgumentParser) -> None:
     """What a task is and how it runs: shared by ``submit`` and ``cron add``."""
+    p.add_argument("--function", metavar="NAME",
+                   help="call this registered Python function instead of a command")
+    p.add_argument("--kwargs", metavar="JSON",
+                   help="with --function: its keyword arguments, a JSON object (or @FILE)")
     p.add_argument("--name", help="a name to show")
     p.add_argument("--queue", default="default", help="queue (default: default)")
     p.add_argument("--env", action="append", default=[], metavar="K=V",
@@ -112,9 +116,10 @@ def task_options(p: argparse.ArgumentParser) -> None:
                    help="retry delay: fixed, or doubling per retry (default); ±20%% jitter")
     p.add_argument("--retry-delay", type=seconds, default=1.0, metavar="S",
                    help="seconds before the first retry (default 1)")
-    p.add_argument("--retry-on", default="exit,signal,timeout", metavar="REASONS",
-                   help="failures to retry: exit,signal,timeout,crashed,spawn"
-                        " (default exit,signal,timeout; crashed makes it at-least-once)")
+    p.add_argument("--retry-on", default="exit,signal,timeout,exception", metavar="REASONS",
+                   help="failures to retry: exit,signal,timeout,exception,crashed,spawn"
+                        " (default exit,signal,timeout,exception; crashed makes it"
+                        " at-least-once)")
     p.add_argument("--timeout", type=seconds, metavar="S",
                    help="kill it after S seconds of running (TERM, then KILL after the grace);"
                         " it ends failed with reason timeout")
@@ -125,7 +130,15 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
     argv = list(args.argv)
     if argv and argv[0] == "--":
         argv = argv[1:]
-    if not argv:
+    kwargs = None
+    if args.function is not None:
+        if argv:
+            raise InvalidInput("give --function or a command after --, not both", field="argv")
+        kwargs = (validate.parse_json_object(json_arg(args.kwargs, "kwargs"), "kwargs")
+                  if args.kwargs is not None else {})
+    elif args.kwargs is not None:
+        raise InvalidInput("--kwargs goes with --function", field="kwargs")
+    elif not argv:
         raise InvalidInput(f"a command is required: taskyard {args.verb} ... -- PROGRAM ARG...",
                            field="argv")
     meta = (validate.parse_json_object(json_arg(args.meta, "meta"))
@@ -145,7 +158,8 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
                     retry_delay=args.retry_delay, backoff=args.backoff,
                     retry_on=tuple(r.value for r in retry.parse_on(args.retry_on)),
                     after=validate.parse_ids(getattr(args, "after", ""), "after"), unique=args.unique,
-                    mutex=args.mutex, tenant=args.tenant)
+                    mutex=args.mutex, tenant=args.tenant, function=args.function,
+                    kwargs=kwargs)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from . import controls, procs, recovery
 from .child import Child
 from .output import StreamBuffer
 from .poller import Poller
+from .pool import FunctionRun, Pool
 
 log = logging.getLogger("taskyard.server")
 
@@ -74,6 +75,15 @@ class Server:
             del env[key]
         env["TASKYARD_HOME"] = str(settings.home)
         self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
+        worker_env = dict(self.spawner.base_env)
+        for key, value in (("TASKYARD_WORKER_IMPORTS", settings.imports),
+                           ("TASKYARD_IMPORT_PATH", settings.import_path),
+                           ("TASKYARD_STORE", settings.store),
+                           ("TASKYARD_WORKER_MAX_TASKS", str(settings.worker_max_tasks)),
+                           ("TASKYARD_WORKER_MAX_MIB", str(settings.worker_max_mib))):
+            if value:
+                worker_env[key.encode()] = value.encode("utf-8", "surrogateescape")
+        self.pool = Pool(self, worker_env, self.slots)
 
     # -- events ---------------------------------------------------------------
 
@@ -260,7 +270,8 @@ class Server:
         if len(result.claims) < batch.claim:
             self.queue_hint = False
         for claim in result.claims:
-            spawned = self.spawner.spawn(claim)
+            spawned = (self.pool.start(claim) if claim.function is not None
+                       else self.spawner.spawn(claim))
             if isinstance(spawned, Outcome):
                 log.info("task %d attempt %d could not start: %s", claim.task_id, claim.epoch,
                          spawned.error)
@@ -284,6 +295,8 @@ class Server:
         self.children[c.task_id] = c
         if c.claim.timeout:
             c.deadline = time.monotonic() + c.claim.timeout
+        if isinstance(c, FunctionRun):
+            return  # its worker's pidfd and pipes are watched by the pool
         self.poller.add(c.pidfd, lambda: self._on_exit(c))
         for fd in c.streams:
             self.poller.add(fd, self._reader(c, fd))
@@ -378,11 +391,15 @@ class Server:
         return self.stopping is not None and not self.children and not self.batch
 
     def run_forever(self) -> None:
+        if self.settings.imports:
+            self.pool.prestart()
         while not self.finished:
             self.wait_events()
             self.tick()
+        self.pool.close()
 
     def kill_all(self) -> None:
         """Emergency: SIGKILL every task group we own, without touching the store."""
         for c in self.children.values():
             c.signal_group(signal.SIGKILL)
+        self.pool.kill_all()

@@ -25,7 +25,7 @@ TASK_COLUMNS = (
     "id, name, queue, status, reason, exit_code, signal, error, argv, env, cwd, meta, "
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
     "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key,"
-    " mutex, tenant, schedule, fire_at"
+    " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at"
@@ -65,6 +65,11 @@ def task(row: Row) -> Task:
         tenant=row[28],
         schedule=row[29],
         fire_at=row[30],
+        function=row[31],
+        kwargs=json.loads(row[32]) if row[32] is not None else None,
+        result=json.loads(row[33]) if row[33] is not None else None,
+        config=json.loads(row[34]),
+        steps=json.loads(row[35]) if row[35] is not None else None,
         progress=Progress(row[13], row[14], row[15]),
         attempt=row[16],
         pid=row[17],

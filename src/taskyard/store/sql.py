@@ -7,6 +7,7 @@ the transaction and the few dialect differences.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -122,15 +123,16 @@ class SqlStoreBase:
         cur.execute(
             "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
             " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, unique_key,"
-            " mutex, tenant, schedule, fire_at, created_at, changed_by, changed_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " mutex, tenant, schedule, fire_at, function, kwargs, created_at, changed_by,"
+            " changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             f" RETURNING {rows.TASK_COLUMNS}",
             (spec.name, spec.queue, lifecycle.target(verb).value,
              rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
              rows.dumps(spec.meta), spec.stdin, int(spec.stdin_open), spec.timeout,
              spec.priority, spec.run_at, spec.retries, spec.retry_delay, spec.backoff,
              ",".join(spec.retry_on), spec.unique, spec.mutex, spec.tenant, schedule,
-             fire_at, now, by, now),
+             fire_at, spec.function,
+             rows.dumps(spec.kwargs) if spec.kwargs is not None else None, now, by, now),
         )
         task = rows.task(cur.fetchone())
         cur.executemany("INSERT INTO deps (task_id, after_id) VALUES (?, ?)",
@@ -318,10 +320,14 @@ class SqlStoreBase:
                 cur.execute(f"DELETE FROM {table} WHERE task_id=?", (task_id,))
             cur.execute("DELETE FROM tasks WHERE id=?", (task_id,))
 
-    def patch_meta(self, task_id: int, patch: dict[str, JSON], max_bytes: int) -> Task:
+    def patch_meta(self, task_id: int, patch: dict[str, JSON], max_bytes: int,
+                   epoch: int | None = None) -> Task:
+        """Merge-patch the metadata; with ``epoch``, only while that attempt runs."""
         from ..validate import check_meta
 
         with self._tx() as cur:
+            if epoch is not None:
+                self._fenced(cur, task_id, epoch)
             task = self._fetch_task(cur, task_id, lock=True)
             merged = merge_patch(task.meta, patch)
             text = check_meta(merged, max_bytes)
@@ -340,6 +346,136 @@ class SqlStoreBase:
             if cur.rowcount == 0:
                 self._fetch_task(cur, task_id)
                 raise StaleAttempt(f"task {task_id} attempt {epoch} is not running")
+
+    # -- inside a running attempt (fenced by its epoch) and its operators --------------
+
+    def _fenced(self, cur: Cursor, task_id: int, epoch: int) -> None:
+        """Raise StaleAttempt unless ``epoch`` is the task's current, active attempt."""
+        cur.execute(f"SELECT 1 FROM tasks WHERE id=? AND epoch=? AND status IN {ACTIVE_IN}"
+                    f"{self.ROW_LOCK}", (task_id, epoch))
+        if cur.fetchone() is None:
+            self._fetch_task(cur, task_id)
+            raise StaleAttempt(f"task {task_id} attempt {epoch} is not running")
+
+    def checkpoint(self, task_id: int, epoch: int, state: str) -> None:
+        """Save a JSON state; the next attempt (retry, restart, crash) starts from it."""
+        with self._tx() as cur:
+            cur.execute(f"UPDATE tasks SET state=?, state_epoch=? WHERE id=? AND epoch=?"
+                        f" AND status IN {ACTIVE_IN}", (state, epoch, task_id, epoch))
+            if cur.rowcount == 0:
+                self._fetch_task(cur, task_id)
+                raise StaleAttempt(f"task {task_id} attempt {epoch} is not running")
+
+    def load_state(self, task_id: int) -> tuple[str | None, int | None]:
+        """The last checkpoint (JSON text) and the attempt that saved it."""
+        with self._read_tx() as cur:
+            self._fetch_task(cur, task_id)
+            cur.execute("SELECT state, state_epoch FROM tasks WHERE id=?", (task_id,))
+            row = cur.fetchone()
+        return row[0], row[1]
+
+    def set_steps(self, task_id: int, epoch: int, steps: str, state: str | None) -> None:
+        """A multi-step task's status (and its checkpoint with it), fenced."""
+        with self._tx() as cur:
+            if state is None:
+                cur.execute(f"UPDATE tasks SET steps=? WHERE id=? AND epoch=?"
+                            f" AND status IN {ACTIVE_IN}", (steps, task_id, epoch))
+            else:
+                cur.execute(f"UPDATE tasks SET steps=?, state=?, state_epoch=? WHERE id=?"
+                            f" AND epoch=? AND status IN {ACTIVE_IN}",
+                            (steps, state, epoch, task_id, epoch))
+            if cur.rowcount == 0:
+                self._fetch_task(cur, task_id)
+                raise StaleAttempt(f"task {task_id} attempt {epoch} is not running")
+
+    def poll_task(self, task_id: int) -> tuple[int, int, int, str]:
+        """What a running task checks often and cheaply: (config version, the epoch a
+        graceful stop was asked for, unacknowledged signals, status)."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT config_version, stop_asked, status FROM tasks WHERE id=?",
+                        (task_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise NotFound(f"no task {task_id}", field="id")
+            cur.execute("SELECT COUNT(*) FROM signals WHERE task_id=? AND acked_at IS NULL",
+                        (task_id,))
+            pending = cur.fetchone()[0]
+        return int(row[0]), int(row[1]), int(pending), str(row[2])
+
+    def get_config(self, task_id: int) -> tuple[int, dict[str, JSON]]:
+        with self._read_tx() as cur:
+            cur.execute("SELECT config_version, config FROM tasks WHERE id=?", (task_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise NotFound(f"no task {task_id}", field="id")
+        return int(row[0]), json.loads(row[1])
+
+    def set_config(self, task_id: int, patch: dict[str, JSON], max_bytes: int) -> Task:
+        """Merge-patch a task's live config (it sees the change on its next read)."""
+        from ..validate import check_meta
+
+        with self._tx() as cur:
+            task = self._fetch_task(cur, task_id, lock=True)
+            if task.terminal:
+                raise TransitionError(f"cannot change the config of task {task_id}: it is"
+                                      f" {task.status}")
+            text = check_meta(merge_patch(task.config, patch), max_bytes)
+            cur.execute("UPDATE tasks SET config=?, config_version=config_version+1 WHERE id=?"
+                        f" RETURNING {rows.TASK_COLUMNS}", (text, task_id))
+            return rows.task(cur.fetchone())
+
+    def send_signal(self, task_id: int, name: str, data: str | None, *,
+                    by: str) -> dict[str, JSON]:
+        """Queue a custom signal for the task to read; only for a task not yet ended."""
+        now = time.time()
+        with self._tx() as cur:
+            task = self._fetch_task(cur, task_id, lock=True)
+            if task.terminal:
+                raise TransitionError(f"cannot signal task {task_id}: it is {task.status}")
+            cur.execute("INSERT INTO signals (task_id, name, data, by, sent_at)"
+                        " VALUES (?,?,?,?,?) RETURNING id", (task_id, name, data, by, now))
+            signal_id = cur.fetchone()[0]
+        return {"id": signal_id, "task_id": task_id, "name": name,
+                "data": json.loads(data) if data is not None else None, "sent_at": iso(now)}
+
+    def signals(self, task_id: int, epoch: int | None = None,
+                clear: bool = False) -> list[dict[str, JSON]]:
+        """Signals not yet acknowledged, oldest first; ``clear`` acknowledges them (only
+        the task's current attempt may: fenced by ``epoch``)."""
+        with self._tx() if clear else self._read_tx() as cur:
+            if clear:
+                assert epoch is not None
+                self._fenced(cur, task_id, epoch)
+            else:
+                self._fetch_task(cur, task_id)
+            cur.execute("SELECT id, name, data, by, sent_at FROM signals WHERE task_id=?"
+                        " AND acked_at IS NULL ORDER BY id", (task_id,))
+            found = cur.fetchall()
+            if clear and found:
+                cur.execute("UPDATE signals SET acked_at=? WHERE task_id=? AND acked_at IS NULL"
+                            " AND id <= ?", (time.time(), task_id, found[-1][0]))
+        return [{"id": r[0], "name": r[1], "data": json.loads(r[2]) if r[2] is not None else None,
+                 "by": r[3], "sent_at": iso(r[4])} for r in found]
+
+    def others_waiting(self, task_id: int) -> bool:
+        """Whether a task other than ``task_id`` is queued (for a multi-step task to
+        decide whether to give its slot back)."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT 1 FROM tasks WHERE status=? AND id <> ? LIMIT 1",
+                        (Status.QUEUED.value, task_id))
+            return cur.fetchone() is not None
+
+    def ask_stop(self, task_id: int) -> Task:
+        """Ask the running attempt to stop by itself (``ctx.should_stop()`` turns true)."""
+        with self._tx() as cur:
+            cur.execute(f"UPDATE tasks SET stop_asked=epoch WHERE id=? AND status IN {ACTIVE_IN}"
+                        f" RETURNING {rows.TASK_COLUMNS}", (task_id,))
+            row = cur.fetchone()
+            if row is None:
+                task = self._fetch_task(cur, task_id)
+                raise TransitionError(f"cannot stop task {task_id} gracefully: it is"
+                                      f" {task.status}")
+            return rows.task(row)
 
     # -- queues -------------------------------------------------------------------
 

@@ -22,11 +22,15 @@ from .admit import Candidate, Usage
 from .base import Batch, BatchResult, Claim, Instance, LostAttempt, Outcome, OutputWrite, Spawned
 from .sql import ACTIVE_IN, Cursor, SqlStoreBase, in_list
 
-_VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.STOPPED: Verb.STOP}
+_VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.STOPPED: Verb.STOP,
+             Status.QUEUED: Verb.YIELD}
 _ENDED_BADLY = in_list(frozenset({Status.FAILED, Status.STOPPED}))
 _CLAIM_FROM = in_list(lifecycle.sources(Verb.CLAIM))
 _SCHEDULED = in_list(lifecycle.sources(Verb.PROMOTE))
 _NOT_PAUSED = "queue NOT IN (SELECT name FROM queues WHERE paused <> 0)"
+#: Claim order, served by the tasks_status index: priority, then place in the queue (a
+#: multi-step task that gave its slot back is behind the tasks queued meanwhile).
+CLAIM_ORDER = "priority DESC, COALESCE(seq, id), id"
 _TENANT_ENABLED = "tenant NOT IN (SELECT name FROM tenants WHERE enabled = 0)"
 _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, stopped_at,"
                      " stop_request")
@@ -207,15 +211,19 @@ class SqlServerStore(SqlStoreBase):
         cur.execute(
             "UPDATE tasks SET status=?, epoch=epoch+1, owner=?, pid=NULL, started_at=?,"
             " finished_at=NULL, reason=NULL, exit_code=NULL, signal=NULL, error=NULL,"
-            " progress_done=NULL, progress_total=NULL, progress_message=NULL,"
+            " progress_done=NULL, progress_total=NULL, progress_message=NULL, result=NULL,"
+            " stop_asked=0,"
             f" changed_by=?, changed_at=? WHERE id IN ({','.join('?' * len(ids))})"
             f" AND status IN {_CLAIM_FROM}"
-            " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout, priority, tenant",
+            " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout, priority, tenant,"
+            " function, kwargs",
             (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now, *ids),
         )
-        got = sorted(cur.fetchall(), key=lambda r: (-r[8], r[0]))  # the order to start them
+        order = {task_id: n for n, task_id in enumerate(ids)}
+        got = sorted(cur.fetchall(), key=lambda r: order[r[0]])  # the order to start them
         claims = [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4],
-                        r[5], bool(r[6]), f"{owner}.{r[0]}.{r[1]}", r[7], run_as.get(r[9]))
+                        r[5], bool(r[6]), f"{owner}.{r[0]}.{r[1]}", r[7], run_as.get(r[9]),
+                        r[10], r[11])
                   for r in got]
         cur.executemany(
             "INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at) VALUES (?,?,?,?,?)",
@@ -252,7 +260,7 @@ class SqlServerStore(SqlStoreBase):
                          + (f" OR queue IN ({','.join('?' * len(strict))}))" if strict else ")"))
             params += held + strict
         cur.execute(f"SELECT id, queue, tenant, mutex FROM tasks WHERE {' AND '.join(where)}"
-                    f" ORDER BY priority DESC, id LIMIT ?{self.CLAIM_LOCK}", (*params, window))
+                    f" ORDER BY {CLAIM_ORDER} LIMIT ?{self.CLAIM_LOCK}", (*params, window))
         return [Candidate(*r) for r in cur.fetchall()]
 
     def _record_spawned(self, cur: Cursor, owner: str, spawned: Sequence[Spawned]) -> None:
@@ -267,18 +275,34 @@ class SqlServerStore(SqlStoreBase):
                     spawned: Spawned | None = None) -> bool:
         lifecycle.check_reason(_VERB_FOR[o.status], o.reason)
         pid = spawned.pid if spawned else None
+        if o.status is Status.QUEUED:
+            return self._yield_one(cur, owner, o, now, by, spawned)
         cur.execute(
-            "UPDATE tasks SET status=?, reason=?, exit_code=?, signal=?, error=?,"
+            "UPDATE tasks SET status=?, reason=?, exit_code=?, signal=?, error=?, result=?,"
             " finished_at=?, changed_by=?, changed_at=?, pid=COALESCE(?, pid)"
             f" WHERE id=? AND epoch=? AND owner=? AND status IN {ACTIVE_IN}",
-            (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, now, by, now, pid,
-             o.task_id, o.epoch, owner),
+            (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, o.result, now, by,
+             now, pid, o.task_id, o.epoch, owner),
         )
         if cur.rowcount == 0:
             return False
         self._close_attempt(cur, o, now, spawned)
         if o.status is Status.FAILED and o.reason is not None:
             self._maybe_retry(cur, o.task_id, o.epoch, o.reason, now, by)
+        return True
+
+    def _yield_one(self, cur: Cursor, owner: str, o: Outcome, now: float, by: str,
+                   spawned: Spawned | None) -> bool:
+        """A multi-step task gave its slot back: queued again, behind what waits now."""
+        cur.execute(
+            "UPDATE tasks SET status=?, pid=NULL, changed_by=?, changed_at=?,"
+            " seq=(SELECT MAX(id) FROM tasks) + 1"
+            f" WHERE id=? AND epoch=? AND owner=? AND status IN"
+            f" {in_list(lifecycle.sources(Verb.YIELD))}",
+            (lifecycle.target(Verb.YIELD).value, by, now, o.task_id, o.epoch, owner))
+        if cur.rowcount == 0:
+            return False
+        self._close_attempt(cur, o, now, spawned)
         return True
 
     def _maybe_retry(self, cur: Cursor, task_id: int, epoch: int, reason: Reason, now: float,

@@ -1,0 +1,296 @@
+"""The pool of worker processes that run function tasks, one task per worker at a time.
+
+A worker (``python -m taskyard.worker``) is started once and runs many tasks.
+Each runs in its own process group, so a function task is signalled like a
+command: kill and timeout end the worker (a fresh one is started in its
+place), pause and resume stop and continue it. The worker's stdout and stderr
+pipes belong to the task it runs; when it reports a task done, the server
+drains them before the next task is sent, so no byte lands in the wrong task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..lifecycle import Reason, Status
+from ..store.base import Claim, Outcome
+from . import procs
+from .child import _DEFAULT_SIGNALS, Child
+from .output import StreamBuffer
+
+if TYPE_CHECKING:
+    from .loop import Server
+
+log = logging.getLogger("taskyard.server")
+
+RESTART_PAUSE = 5.0  #: seconds before starting workers again after one failed its imports
+
+
+@dataclass(eq=False)
+class FunctionRun(Child):
+    """A function task's attempt, running in ``worker``. Signals go to the worker's
+    group; the attempt ends with the worker's report (or its death)."""
+
+    worker: Worker | None = None
+    report: dict[str, Any] | None = None
+
+    def close_stream(self, fd: int) -> StreamBuffer:
+        return self.streams.pop(fd)  # the worker's pipe: it outlives the attempt
+
+    def reap(self, now: float, drain_grace: float) -> None:
+        raise AssertionError("a function run is ended by its worker, not reaped")
+
+    def outcome(self) -> Outcome:
+        report = self.report
+        if report is None:  # the worker died: killed, timed out, or crashed
+            outcome = super().outcome()
+            if outcome.status is Status.FAILED and outcome.reason in (Reason.EXIT, Reason.SIGNAL):
+                return outcome._replace(error=f"its worker died ({outcome.error or 'exit '}"
+                                              f"{'' if outcome.error else outcome.exit_code})")
+            return outcome
+        if report.get("yielded"):
+            return Outcome(self.task_id, self.epoch, Status.QUEUED)
+        if report.get("ok"):
+            return Outcome(self.task_id, self.epoch, Status.SUCCEEDED, result=report["result"])
+        reason = Reason.SPAWN if report.get("reason") == "spawn" else Reason.EXCEPTION
+        return Outcome(self.task_id, self.epoch, Status.FAILED, reason,
+                       error=str(report.get("error", "")))
+
+
+@dataclass(eq=False)
+class Worker:
+    pid: int
+    pidfd: int
+    pid_start: int | None
+    control: int  #: write end of its fd 0
+    report: int  #: read end of its fd 3
+    out: int
+    err: int
+    run: FunctionRun | None = None
+    ready: bool = False
+    leaving: bool = False  #: it said it recycles itself (or was told to go)
+    pending: bytearray = field(default_factory=bytearray)  #: a report line, in part
+    outgoing: bytearray = field(default_factory=bytearray)  #: to write to its fd 0
+
+
+class Pool:
+    def __init__(self, server: Server, env: dict[bytes, bytes], size: int) -> None:
+        self.server = server
+        self.env = env
+        self.size = size
+        self.workers: dict[int, Worker] = {}
+        self.started = 0
+        self.failed: str | None = None  #: why the last worker could not start
+        self.retry_at = 0.0
+
+    # -- starting and stopping workers -----------------------------------------------------
+
+    def _spawn(self) -> Worker:
+        fds: list[int] = []
+        try:
+            control_r, control_w = os.pipe2(os.O_CLOEXEC)
+            report_r, report_w = os.pipe2(os.O_CLOEXEC)
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            fds = [control_r, control_w, report_r, report_w, out_r, out_w, err_r, err_w]
+            self.started += 1
+            env = dict(self.env)
+            env[b"TASKYARD_RUN"] = f"{self.server.me}.w{self.started}".encode()
+            actions = [(os.POSIX_SPAWN_DUP2, control_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+                       (os.POSIX_SPAWN_DUP2, err_w, 2), (os.POSIX_SPAWN_DUP2, report_w, 3)]
+            pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "taskyard.worker"], env,
+                                 file_actions=actions, setpgroup=0, setsigdef=_DEFAULT_SIGNALS,
+                                 setsigmask=())
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            raise
+        for fd in (control_r, report_w, out_w, err_w):
+            os.close(fd)
+        for fd in (report_r, out_r, err_r, control_w):
+            os.set_blocking(fd, False)
+        worker = Worker(pid, os.pidfd_open(pid), procs.start_time(pid), control_w, report_r,
+                        out_r, err_r)
+        self.workers[pid] = worker
+        poller = self.server.poller
+        poller.add(worker.pidfd, lambda: self._exited(worker))
+        poller.add(report_r, lambda: self._on_report(worker))
+        for fd in (out_r, err_r):
+            poller.add(fd, self._reader(worker, fd))
+        return worker
+
+    def prestart(self) -> None:
+        """Start the pool (done at server start when task modules are configured)."""
+        while len(self.workers) < self.size and self.failed is None:
+            try:
+                self._spawn()
+            except OSError as exc:
+                log.error("cannot start a worker: %s", exc)
+                return
+
+    def _free(self) -> Worker | None:
+        for worker in self.workers.values():
+            if worker.run is None and not worker.leaving:
+                return worker
+        if self.failed is not None and time.monotonic() < self.retry_at:
+            return None
+        self.failed = None
+        return self._spawn()
+
+    def close(self) -> None:
+        """Let every worker go (they also die with the server)."""
+        for worker in list(self.workers.values()):
+            self._forget(worker, kill=True)
+
+    def kill_all(self) -> None:
+        for worker in self.workers.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def start(self, claim: Claim) -> FunctionRun | Outcome:
+        """Send ``claim`` to a free worker; an outcome if none can be had."""
+        if claim.run_as is not None:
+            return Outcome(claim.task_id, claim.epoch, Status.FAILED, Reason.SPAWN,
+                           error="function tasks cannot run as another user (tenant run_as)")
+        try:
+            worker = self._free()
+        except OSError as exc:
+            return Outcome(claim.task_id, claim.epoch, Status.FAILED, Reason.SPAWN,
+                           error=f"cannot start a worker: {exc}")
+        if worker is None:
+            return Outcome(claim.task_id, claim.epoch, Status.FAILED, Reason.SPAWN,
+                           error=f"no worker could start: {self.failed}")
+        deadline = time.time() + claim.timeout if claim.timeout else None
+        message = {"run": {"task": claim.task_id, "attempt": claim.epoch,
+                           "function": claim.function, "kwargs": claim.kwargs,
+                           "deadline": deadline}}
+        head, tail = self.server.spawner.head, self.server.spawner.tail
+        run = FunctionRun(claim, worker.pid, -1, worker.pid_start, {
+            worker.out: StreamBuffer(claim.task_id, claim.epoch, "stdout", head, tail),
+            worker.err: StreamBuffer(claim.task_id, claim.epoch, "stderr", head, tail)},
+            worker=worker)
+        worker.run = run
+        worker.outgoing += (json.dumps(message) + "\n").encode()
+        self._send(worker)
+        return run
+
+    def _send(self, worker: Worker) -> None:
+        """Write what fits of the worker's messages without blocking (a big kwargs waits
+        for the worker to read, say while it still imports)."""
+        try:
+            while worker.outgoing:
+                n = os.write(worker.control, worker.outgoing)
+                del worker.outgoing[:n]
+        except BlockingIOError:
+            if worker.control not in self.server.poller:
+                self.server.poller.add(worker.control, lambda: self._send(worker), write=True)
+            return
+        except OSError:  # it died meanwhile: its exit handler ends the run
+            worker.outgoing.clear()
+        if worker.control in self.server.poller:
+            self.server.poller.remove(worker.control)
+
+    def _reader(self, worker: Worker, fd: int) -> Any:
+        def on_readable() -> None:
+            run = worker.run
+            if run is not None and fd in run.streams:
+                self.server._read(run, fd)
+            else:  # between tasks (a stray thread printing): nobody's output
+                with contextlib.suppress(BlockingIOError):
+                    if not os.read(fd, 65536):
+                        self.server.poller.remove(fd)
+
+        return on_readable
+
+    def _drain(self, run: FunctionRun) -> None:
+        """Take every byte in the worker's pipes for ``run``, then detach them from it."""
+        for fd in list(run.streams):
+            while fd in run.streams and self.server._read(run, fd):
+                pass
+        for fd in list(run.streams):
+            buf = run.streams.pop(fd)
+            if buf.dirty:
+                self.server.closed.append(buf)
+
+    def _on_report(self, worker: Worker) -> None:
+        try:
+            data = os.read(worker.report, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self.server.poller.remove(worker.report)
+            return
+        worker.pending += data
+        *lines, rest = bytes(worker.pending).split(b"\n")
+        worker.pending = bytearray(rest)
+        for line in lines:
+            self._message(worker, json.loads(line))
+
+    def _message(self, worker: Worker, message: dict[str, Any]) -> None:
+        if "ready" in message:
+            worker.ready = True
+            self.failed = None
+        elif "failed" in message:
+            self.failed = str(message["failed"])
+            self.retry_at = time.monotonic() + RESTART_PAUSE
+            worker.leaving = True
+            log.error("a worker could not start: %s", self.failed)
+        elif "done" in message:
+            run = worker.run
+            if run is None or (run.task_id, run.epoch) != (message["done"], message["attempt"]):
+                log.error("worker %d reported a task it does not run: %s", worker.pid, message)
+                return
+            self._drain(run)
+            run.report = message
+            run.returncode = 0
+            worker.run = None
+            worker.leaving = bool(message.get("recycle"))
+            self.server._maybe_done(run)
+
+    def _exited(self, worker: Worker) -> None:
+        """The worker's process ended: reap it; its run (if any) ends with it."""
+        _, status = os.waitpid(worker.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)  # what it started dies with it
+        run = worker.run
+        if run is not None:
+            for fd in list(run.streams):  # its pipes are at EOF now (or held by strays)
+                while fd in run.streams and self.server._read(run, fd):
+                    pass
+            self._drain(run)
+            run.returncode = code
+            run.exited_at = time.monotonic()
+            worker.run = None
+            self.server._maybe_done(run)
+        elif not worker.leaving and code != 0:
+            log.warning("idle worker %d exited with %d", worker.pid, code)
+        self._forget(worker, kill=False)
+        if not self.server.stopping and self.failed is None and len(self.workers) < self.size:
+            with contextlib.suppress(OSError):
+                self._spawn()  # keep the pool warm
+
+    def _forget(self, worker: Worker, *, kill: bool) -> None:
+        poller = self.server.poller
+        for fd in (worker.pidfd, worker.report, worker.out, worker.err, worker.control):
+            poller.remove(fd)
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(worker.pid, 0)
+        for fd in (worker.pidfd, worker.control, worker.report, worker.out, worker.err):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.workers.pop(worker.pid, None)
+

@@ -1,0 +1,164 @@
+"""A pooled worker process: runs function tasks one at a time for its server.
+
+Started by the server (``python -m taskyard.worker``) in its own process group,
+with:
+
+- fd 0: the server's messages, one JSON object per line:
+  ``{"run": {"task": ID, "attempt": N, "function": NAME, "kwargs": JSON-TEXT,
+  "deadline": UNIX|null}}``;
+- fd 1 and 2: pipes the server reads as the running task's stdout and stderr;
+- fd 3: reports to the server, one JSON object per line: ``{"ready": PID}``
+  once its modules are imported, then per task ``{"done": ID, "attempt": N,
+  "ok": BOOL, "result": JSON-TEXT, "reason": ..., "error": ..., "recycle":
+  BOOL}``.
+
+It imports the modules in ``TASKYARD_WORKER_IMPORTS`` and runs only functions
+they registered. It dies with its server (``PR_SET_PDEATHSIG``) and leaves after
+``TASKYARD_WORKER_MAX_TASKS`` tasks or when its memory grew past
+``TASKYARD_WORKER_MAX_MIB`` (the server starts a fresh one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+from typing import Any
+
+REPORT_FD = 3
+
+
+def _die_with_parent() -> None:
+    """SIGKILL this worker when its server dies, even by kill -9."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the server died before prctl took effect
+        os._exit(1)
+
+
+def _rss_mib() -> float:
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.report = os.fdopen(REPORT_FD, "w", buffering=1, encoding="utf-8")
+        self.max_tasks = int(os.environ.get("TASKYARD_WORKER_MAX_TASKS", "0") or 0)
+        self.max_mib = float(os.environ.get("TASKYARD_WORKER_MAX_MIB", "0") or 0)
+        self.done = 0
+        self.base_mib = 0.0
+        self._settings: Any = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.report.write(json.dumps(message, separators=(",", ":")) + "\n")
+
+    def start(self) -> bool:
+        """Import the task modules; report ready (True) or the error (False)."""
+        extra = os.environ.get("TASKYARD_IMPORT_PATH")
+        if extra:
+            sys.path.insert(0, extra)
+        import importlib
+
+        for name in filter(None, os.environ.get("TASKYARD_WORKER_IMPORTS", "").split(",")):
+            try:
+                importlib.import_module(name)
+            except BaseException as exc:  # report any import failure, then leave
+                traceback.print_exc()
+                sys.stderr.flush()
+                self.send({"failed": f"cannot import {name}: {type(exc).__name__}: {exc}"})
+                return False
+        self.base_mib = _rss_mib()
+        self.send({"ready": os.getpid()})
+        return True
+
+    def store(self) -> Any:
+        from .config import load
+        from .store import open_store
+
+        if self._settings is None:
+            self._settings = load(os.environ.get("TASKYARD_HOME"))
+        return open_store(self._settings.store_location, synchronous=self._settings.synchronous)
+
+    def run(self, job: dict[str, Any]) -> None:
+        from .context import Context
+        from .functions import lookup
+        from .validate import check_json
+
+        task_id, attempt = int(job["task"]), int(job["attempt"])
+        out: dict[str, Any] = {"done": task_id, "attempt": attempt, "ok": False}
+        fn = lookup(str(job["function"]))
+        if fn is None:
+            out.update(reason="spawn", error=f"no function named {job['function']!r} (is its"
+                       " module in the server's imports?)")
+            self._finish(out)
+            return
+        from .steps import Yielded
+
+        ctx = Context(self.store, task_id, attempt, job.get("deadline"))
+        try:
+            value = fn.run(ctx, json.loads(job["kwargs"] or "{}"))
+            out.update(ok=True, result=check_json(value, "result"))
+        except Yielded as why:
+            out.update(yielded=str(why))
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt end the task only
+            traceback.print_exc()
+            out.update(reason="exception", error=f"{type(exc).__name__}: {exc}"[:2000])
+        finally:
+            try:
+                ctx.close()
+            except Exception as exc:  # a stale attempt's last progress: not the task's fault
+                sys.stderr.write(f"taskyard: {exc}\n")
+        self._finish(out)
+
+    def _finish(self, out: dict[str, Any]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.done += 1
+        recycle = (self.max_tasks > 0 and self.done >= self.max_tasks) or (
+            self.max_mib > 0 and _rss_mib() - self.base_mib > self.max_mib)
+        out["recycle"] = recycle
+        self.send(out)
+        if recycle:
+            os._exit(0)
+
+    def serve(self) -> int:
+        with os.fdopen(0, "rb", buffering=0) as control:
+            buffered = b""
+            while True:
+                chunk = control.read(65536)
+                if not chunk:
+                    return 0  # the server closed our pipe (it stopped or died)
+                buffered += chunk
+                *lines, buffered = buffered.split(b"\n")
+                for line in lines:
+                    message = json.loads(line)
+                    if "run" in message:
+                        self.run(message["run"])
+                    elif message.get("exit"):
+                        return 0
+
+
+def main() -> int:
+    _die_with_parent()
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a task's SIGINT ends it, not only a frame
+    worker = Worker()
+    if not worker.start():
+        return 1
+    return worker.serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Task functions the integration tests run in a real server's workers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import taskyard
+
+app = taskyard.App()
+
+
+@app.task(name="add")
+def add(a: int, b: int) -> int:
+    print(f"adding {a} and {b}")
+    logging.getLogger("ty").warning("logged to stderr")
+    return a + b
+
+
+@app.task(name="boom")
+def boom(width: int) -> None:
+    raise ValueError(f"bad width {width}")
+
+
+@app.task(name="pid")
+def pid() -> int:
+    return os.getpid()
+
+
+@app.task(name="forever")
+def forever() -> None:
+    while True:
+        time.sleep(0.05)
+
+
+@app.task(name="wait_signal")
+def wait_signal(ctx: taskyard.Context) -> object:
+    while True:
+        for sig in ctx.signals():
+            if sig["name"] == "go":
+                return sig["data"]
+        time.sleep(0.05)
+
+
+@app.task(name="wait_config")
+def wait_config(ctx: taskyard.Context) -> object:
+    seen = []
+    ctx.on_config(lambda config: seen.append(config.get("speed")))
+    while ctx.config.get("speed") != 2:
+        ctx.progress(1, 2, "waiting for speed 2")
+        time.sleep(0.05)
+    return {"seen": seen}
+
+
+@app.task(name="graceful")
+def graceful(ctx: taskyard.Context) -> object:
+    n = 0
+    while not ctx.should_stop():
+        n += 1
+        time.sleep(0.05)
+    return {"stopped_after": n}
+
+
+@app.task(name="counter")
+def counter(ctx: taskyard.Context, until: int) -> object:
+    """Counts, checkpointing each step; a later attempt goes on from the checkpoint."""
+    state = ctx.state or {"i": 0, "attempts": []}
+    state["attempts"].append(ctx.attempt)
+    while state["i"] < until:
+        state["i"] += 1
+        ctx.checkpoint(state)
+        ctx.progress(state["i"], until)
+        time.sleep(0.05)
+    return state
+
+
+@app.task(name="spin_progress")
+def spin_progress(ctx: taskyard.Context, n: int) -> int:
+    for i in range(n):
+        ctx.progress(i, n)
+    return n
+
+
+class Flaky(taskyard.Step):
+    retries = 3
+
+    def init(self, ctx: taskyard.Context, fail_below: int = 2) -> bool:
+        self.params = {"level": 0, "fail_below": fail_below}
+        return True
+
+    def run(self, ctx: taskyard.Context, until: float) -> bool:
+        if self.params["level"] < self.params["fail_below"]:
+            raise RuntimeError(f"level {self.params['level']} is too low")
+        return True
+
+    def on_error(self, ctx: taskyard.Context, exc: Exception) -> bool:
+        self.params["level"] = int(self.params["level"]) + 1
+        return True
+
+
+class Skipped(taskyard.Step):
+    def init(self, ctx: taskyard.Context) -> bool:
+        return False
+
+    def run(self, ctx: taskyard.Context, until: float) -> bool:
+        raise AssertionError("a skipped step never runs")
+
+
+class Long(taskyard.Step):
+    def init(self, ctx: taskyard.Context, chunks: int = 3) -> bool:
+        self.params = {"chunks": chunks}
+        self.state = {"done": 0}
+        return True
+
+    def run(self, ctx: taskyard.Context, until: float) -> bool:
+        while time.time() < until:
+            time.sleep(0.01)
+        self.state["done"] = int(self.state["done"]) + 1
+        return self.state["done"] >= self.params["chunks"]
+
+
+@app.steps(name="pipeline", chunk=0.2)
+class Pipeline(taskyard.Steps):
+    steps = [Flaky, Skipped, Long]
