@@ -157,3 +157,14 @@ def _steps(yard: Yard) -> None:
     assert len(attempts) >= 2 and attempts[0].status is Status.QUEUED
     assert max(yard.get(q).finished_at or 0 for q in quick) < (done.finished_at or 0)
     assert yard.get(steps.id).progress.done == 3
+
+
+def test_workers_are_recycled_after_max_tasks(home: Path) -> None:
+    env = dict(_env(), TASKYARD_WORKER_MAX_TASKS="3")
+    proc = server_process(home, "--slots", "1", env=env)
+    try:
+        with Yard(home) as y:
+            pids = [y.result(_ended(y, y.submit_function("pid").id).id) for _ in range(7)]
+    finally:
+        stop_server(proc)
+    assert [len(set(pids[i:i + 3])) for i in (0, 3)] == [1, 1] and len(set(pids)) == 3

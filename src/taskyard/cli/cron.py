@@ -78,14 +78,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(sched.to_json())
         return 0
-    from shlex import join
+    from .render import what
 
     for key, value in (("name", sched.name), ("expr", sched.expr), ("tz", sched.tz),
                        ("tenant", sched.tenant), ("state", "paused" if sched.paused else "active"),
                        ("next", _when(sched.next_at)), ("catch-up", sched.catch_up),
                        ("max-lag", "-" if sched.max_lag is None else f"{sched.max_lag:g}s"),
                        ("fired", str(sched.fired)), ("queue", sched.spec.queue),
-                       ("command", join(sched.spec.argv)), ("created", iso(sched.created_at))):
+                       ("command", what(sched.spec)), ("created", iso(sched.created_at))):
         sys.stdout.write(f"{key:9} {value}\n")
     return 0
 
@@ -95,12 +95,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         print_json([s.to_json() for s in found])
         return 0
-    from shlex import join
-
     from rich.console import Console
     from rich.table import Table
 
-    from .render import safe
+    from .render import safe, what
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     for head in ("NAME", "EXPR", "TZ", "NEXT", "FIRED", "TENANT", "COMMAND"):
@@ -108,7 +106,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     for s in found:
         table.add_row(safe(s.name), safe(s.expr), s.tz,
                       "paused" if s.paused else _when(s.next_at), str(s.fired), safe(s.tenant),
-                      safe(join(s.spec.argv))[:60])
+                      safe(what(s.spec))[:60])
     Console(highlight=False).print(table)
     return 0
 

@@ -7,7 +7,8 @@ import shlex
 import time
 from collections.abc import Sequence
 
-from ..model import Attempt, Event, Task, iso
+from ..lifecycle import Status
+from ..model import Attempt, Event, Task, TaskSpec, iso
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -17,7 +18,7 @@ def safe(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def what(task: Task) -> str:
+def what(task: Task | TaskSpec) -> str:
     """The command, or ``function(kwargs)`` for a function task."""
     if task.function is not None:
         import json
@@ -129,15 +130,27 @@ def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]
             ("tenant", task.tenant if task.tenant != "default" else ""),
             ("mutex", task.mutex or ""), ("unique", task.unique or ""),
             ("schedule", task.schedule or ""), ("tick", iso(task.fire_at) or "")]
-    if task.meta:
-        import json
+    import json
 
+    if task.function is not None and task.status is Status.SUCCEEDED:
+        rows.append(("result", json.dumps(task.result, ensure_ascii=False)[:2000]))
+    if task.config:
+        rows.append(("config", json.dumps(task.config, ensure_ascii=False)))
+    if task.meta:
         rows.append(("meta", json.dumps(task.meta, ensure_ascii=False)))
     for key in sorted(task.env):
         rows.append((f"env {key}", "(set)"))
     for key, value in rows:
         if value:
             console.print(Text(f"{key:>10}  ", style="bold"), Text(safe(value)), sep="")
+    if isinstance(task.steps, dict) and task.steps.get("steps"):
+        table = Table("STEP", "STATUS", "CHUNKS", "RETRIES", "ERROR", box=None, title="steps",
+                      title_justify="left", pad_edge=False)
+        for step in task.steps["steps"]:
+            table.add_row(safe(str(step.get("name"))), str(step.get("status")),
+                          str(step.get("chunks", "")), str(step.get("retries", "")),
+                          safe(str(step.get("error") or ""))[:80])
+        console.print(table)
     if attempts:
         table = Table("ATTEMPT", "PID", "OUTCOME", "STARTED", "FINISHED", box=None,
                       title="attempts", title_justify="left", pad_edge=False)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from ..config import Settings
+from ..errors import TransitionError
 from ..lifecycle import Reason, Status
 from ..store.base import Batch, Outcome, OutputWrite, ServerStore, Spawned
 from . import child as childmod
@@ -372,6 +373,14 @@ class Server:
             self.stop("warm")
             if timeout:
                 self.stop_deadline = time.monotonic() + float(timeout)
+                self._ask_functions_to_stop()
+
+    def _ask_functions_to_stop(self) -> None:
+        """A warm stop with a deadline: function tasks see ``ctx.should_stop()``."""
+        for c in self.children.values():
+            if isinstance(c, FunctionRun):
+                with contextlib.suppress(TransitionError):
+                    self.store.ask_stop(c.task_id)
 
     def stop(self, mode: str) -> None:
         """``warm``: claim nothing more, let running tasks finish. ``now``: also
