@@ -18,7 +18,6 @@ from pathlib import Path
 
 import common
 from common import Section
-
 from taskyard import Yard
 from taskyard.testing import server_process, stop_server
 
@@ -74,7 +73,7 @@ def run(quick: bool, repeat: int) -> Section:
         if "error" in result:
             section.notes.append(f"{name}: not measured: {result['error']}")
             continue
-        rate = float(result["per_second"])
+        rate = float(str(result["per_second"]))
         section.add(name, rate, "tasks/s", str(result.get("note", ""))[:60])
         if fastest is None or rate > fastest[1]:
             fastest = (name, rate)

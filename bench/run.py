@@ -21,6 +21,7 @@ from collections.abc import Callable
 from types import FrameType
 
 import common
+import functions
 import latency
 import output
 import submit_time
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[bool, int], Section]] = {
     "latency": latency.run,
     "submit": submit_time.run,
     "output": output.run,
+    "functions": functions.run,
 }
 
 
