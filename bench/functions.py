@@ -11,6 +11,7 @@ measured in the same run, each with 2 workers and its own normal API
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -85,11 +86,11 @@ def run(quick: bool, repeat: int) -> Section:
 def _peers(n: int) -> list[dict[str, object]]:
     sys.path.insert(0, str(Path(__file__).parent))
     try:
-        from peers.run_all import measure
-    except ImportError as exc:
+        measure = importlib.import_module("peers.run_all").measure
+    except (ImportError, AttributeError) as exc:
         return [{"peer": "peers", "error": f"bench/peers not importable: {exc}"}]
     started = time.monotonic()
-    found = measure(n)
+    found: list[dict[str, object]] = list(measure(n))
     if time.monotonic() - started > 600:
         found.append({"peer": "note", "error": "peers took over 10 minutes"})
     return found
