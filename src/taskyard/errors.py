@@ -62,3 +62,8 @@ class ConfigError(UserError):
 class Fenced(StoreError):
     """This server was declared dead by another one: it must stop (its attempts are
     no longer its own)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now (a lost connection): a server waits and
+    reconnects, then reconciles what it was writing."""

@@ -113,9 +113,7 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
     # Only now name the instance: `server stop` addresses it through the store.
     _write_pidfile(lock, f"{os.getpid()} {instance_id}")
     server = Server(settings, store, instance_id)
-    wake = store.wake_listener()
-    if wake is not None:
-        server.poller.add(wake.fileno(), lambda: server.on_hint(wake.drain()))
+    server.listen()
     _Signals(server)
     try:
         recovered = recovery.recover(store, instance_id, host, boot, time.time(),
@@ -139,7 +137,6 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
         _tell(ready, f"error: store failure: {exc}")
         return 1
     finally:
-        if wake is not None:
-            wake.close()
+        server.unlisten()
         store.close()
 

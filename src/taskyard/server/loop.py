@@ -7,7 +7,10 @@ only update memory; :meth:`Server.tick` then runs the steps in order::
                    -> plan_claim -> commit (one transaction, then spawn) -> heartbeat
 
 Any :class:`StoreError` stops the server (see ``daemon.py``): memory and disk
-must never diverge.
+must never diverge. The exception is :class:`StoreUnavailable` (a lost
+connection to PostgreSQL): the server keeps reading its children's pipes,
+reconnects with backoff, reads back what its interrupted commit did, and goes
+on.
 """
 
 from __future__ import annotations
@@ -21,9 +24,17 @@ import time
 from collections.abc import Callable
 
 from ..config import Settings
-from ..errors import TransitionError
+from ..errors import StoreUnavailable, TransitionError
 from ..lifecycle import Reason, Status
-from ..store.base import Batch, Outcome, OutputWrite, ServerStore, Spawned
+from ..store.base import (
+    Batch,
+    Claim,
+    Outcome,
+    OutputWrite,
+    ServerStore,
+    Spawned,
+    WakeListener,
+)
 from . import child as childmod
 from . import controls, procs, recovery
 from .child import Child
@@ -64,6 +75,9 @@ class Server:
         self.promote_hint = True  #: run the promote step (dependencies may be met or failed)
         self.next_due: float | None = None  #: unix time the next scheduled task is due
         self.cron_hint = True  #: re-read the schedules (one was added, or a poll came)
+        self.cron_leader = False  #: this server holds the cron lease (fires schedules)
+        self.wake: WakeListener | None = None  #: the store's wake hints, if it has them
+        self.inflight: Batch | None = None  #: the batch a commit is applying
         self.next_tick: float | None = None  #: unix time of the next cron tick
         self.control_hint = False
         self.stopping: str | None = None  #: None | "warm" | "now"
@@ -87,6 +101,30 @@ class Server:
         self.pool = Pool(self, worker_env, self.slots)
 
     # -- events ---------------------------------------------------------------
+
+    def listen(self) -> None:
+        """Register the store's wake hints (a socket, or PostgreSQL's LISTEN)."""
+        wake = self.store.wake_listener()
+        if wake is None:
+            return
+        self.wake = wake
+        self.poller.add(wake.fileno(), self._on_wake)
+
+    def _on_wake(self) -> None:
+        if self.wake is None:
+            return
+        try:
+            self.on_hint(self.wake.drain())
+        except StoreUnavailable as exc:  # the LISTEN connection broke: poll, listen again
+            log.warning("wake hints lost (%s); polling until a new listener connects", exc)
+            self.unlisten()
+
+    def unlisten(self) -> None:
+        if self.wake is not None:
+            self.poller.remove(self.wake.fileno())
+            with contextlib.suppress(Exception):
+                self.wake.close()
+            self.wake = None
 
     def on_hint(self, payload: bytes) -> None:
         """A wake datagram: ``w`` work was submitted, ``r`` a request, ``s`` server control."""
@@ -192,8 +230,9 @@ class Server:
         self.heartbeat(now)
 
     def fire_schedules(self) -> None:
-        """Submit the tasks of due cron ticks (exactly once, whichever server gets there)."""
-        if self.stopping:
+        """Submit the tasks of due cron ticks. One server at a time does (the holder of
+        the cron lease); exactly-once does not depend on it (see fire_schedules)."""
+        if self.stopping or not self.cron_leader:
             return
         if self.cron_hint or (self.next_tick is not None and time.time() >= self.next_tick):
             self.cron_hint = False
@@ -259,7 +298,9 @@ class Server:
     def commit(self, batch: Batch) -> None:
         """Apply the tick's writes in one transaction, then spawn what was claimed."""
         self.next_flush_spawned = float("inf")
+        self.inflight = batch
         result = self.store.apply(self.me, batch)
+        self.inflight = None
         for task_id in result.stale:
             self._lost_ownership(task_id)
         if batch.outcomes:
@@ -270,7 +311,10 @@ class Server:
             self.promote_hint = True  # tasks waiting for these may start, or fail
         if len(result.claims) < batch.claim:
             self.queue_hint = False
-        for claim in result.claims:
+        self._start(result.claims)
+
+    def _start(self, claims: list[Claim]) -> None:
+        for claim in claims:
             spawned = (self.pool.start(claim) if claim.function is not None
                        else self.spawner.spawn(claim))
             if isinstance(spawned, Outcome):
@@ -343,14 +387,21 @@ class Server:
                         self.closed.append(buf)
                 self._maybe_done(c)
 
-    def heartbeat(self, now: float) -> None:
-        if now < self.next_heartbeat and not self.control_hint:
+    def heartbeat(self, now: float, force: bool = False) -> None:
+        if now < self.next_heartbeat and not self.control_hint and not force:
             return
         self.control_hint = False
         self.next_heartbeat = now + self.settings.heartbeat_interval
         instance = self.store.heartbeat(self.me, time.time())
         recovery.recover(self.store, self.me, self.host, self.boot_id, time.time(),
                          self.settings.lease)
+        leader = self.store.hold_lease("cron", self.me, time.time(), self.settings.lease)
+        if leader and not self.cron_leader:
+            log.info("holding the cron lease: this server fires the schedules")
+            self.cron_hint = True
+        self.cron_leader = leader
+        if self.wake is None:
+            self.listen()
         self._record_start_times()
         if instance.stop_request:
             self._stop_requested(instance.stop_request)
@@ -402,10 +453,46 @@ class Server:
     def run_forever(self) -> None:
         if self.settings.imports:
             self.pool.prestart()
+        self.heartbeat(time.monotonic(), force=True)  # take the cron lease if it is free
         while not self.finished:
             self.wait_events()
-            self.tick()
+            try:
+                self.tick()
+            except StoreUnavailable as exc:
+                self.reconnect(exc)
         self.pool.close()
+
+    def reconnect(self, exc: StoreUnavailable) -> None:
+        """Wait for the store (children's pipes are still read meanwhile), then read
+        back what the interrupted commit did and carry on with the rest."""
+        log.warning("store unavailable, reconnecting: %s", exc)
+        delay = 0.1
+        while True:
+            self.poller.wait(delay)
+            try:
+                self.store.heartbeat(self.me, time.time())  # Fenced if we were declared dead
+                break
+            except StoreUnavailable as again:
+                delay = min(delay * 2, 5.0)
+                log.debug("store still unavailable: %s", again)
+        log.warning("store reachable again")
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        batch, self.inflight = self.inflight, None
+        if batch is None:
+            return
+        recorded = self.store.finished_attempts([(o.task_id, o.epoch) for o in batch.outcomes])
+        self.batch.outcomes[:0] = [o for o in batch.outcomes
+                                   if (o.task_id, o.epoch) not in recorded]
+        self.batch.output[:0] = batch.output  # chunks are stored once: writing again is safe
+        self.batch.spawned[:0] = batch.spawned
+        if batch.claim:  # the claim may have committed: start what we hold but do not run
+            orphans = [c for c in self.store.open_claims(self.me)
+                       if c.task_id not in self.children]
+            if orphans:
+                log.warning("read back %d claim(s) of the interrupted commit", len(orphans))
+            self._start(orphans)
 
     def kill_all(self) -> None:
         """Emergency: SIGKILL every task group we own, without touching the store."""

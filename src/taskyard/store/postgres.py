@@ -18,16 +18,16 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import SchemaTooNew, StoreError, TaskyardError
+from ..errors import SchemaTooNew, StoreError, StoreUnavailable, TaskyardError
 from .migrations import shipped
 from .sql import Cursor, fault_budget
 from .sqlserver import SqlServerStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 #: Channel of the wake hint; the payload is the kind (``w``, ``r``, ``s``).
 WAKE_CHANNEL = "taskyard_wake"
@@ -160,9 +160,13 @@ class PostgresStore(SqlServerStore):
         except psycopg.Error:
             pass
 
-    def wake_listener(self) -> None:
-        """No listener yet: a server on PostgreSQL polls (LISTEN comes later)."""
-        return None
+    def wake_listener(self) -> PgWakeListener | None:
+        """A dedicated connection LISTENing for wake hints; None if it cannot connect
+        (the server polls anyway, and asks again later)."""
+        try:
+            return PgWakeListener(self.dsn)
+        except psycopg.Error:
+            return None
 
     @contextmanager
     def _tx(self) -> Iterator[Cursor]:
@@ -184,11 +188,55 @@ class PostgresStore(SqlServerStore):
                         _rollback(conn)
                         raise
                     cur.execute(b"COMMIT")
+        except PoolTimeout as exc:
+            raise StoreUnavailable(f"store {self.location}: no connection: {exc}") from exc
         except psycopg.Error as exc:
+            if _connection_lost(exc):
+                raise StoreUnavailable(f"store {self.location}: connection lost: {exc}") from exc
             raise StoreError(f"store {self.location}: {exc}") from exc
 
     def close(self) -> None:
         self._pool.close()
+
+
+class PgWakeListener:
+    """``LISTEN`` on a connection of its own (outside the pool): its socket goes into
+    the server's poller; ``drain`` returns the hints that arrived."""
+
+    def __init__(self, dsn: str) -> None:
+        self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+        self.conn.execute(f"LISTEN {WAKE_CHANNEL}")
+        self._fd = self.conn.pgconn.socket
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def drain(self) -> bytes:
+        """The payloads of the notifications waiting; raises StoreUnavailable if the
+        connection is gone (the server then polls and makes a new listener)."""
+        pgconn = self.conn.pgconn
+        got = b""
+        try:
+            pgconn.consume_input()
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"wake listener: {exc}") from exc
+        while True:
+            note = pgconn.notifies()
+            if note is None:
+                return got or b"w"
+            got += note.extra or b"w"
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _connection_lost(exc: psycopg.Error) -> bool:
+    """A failure of the connection (the server went away, the network broke), as
+    opposed to one of the statement (a constraint, a full disk)."""
+    if isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) in (
+            None, "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"):
+        return True
+    return isinstance(exc, psycopg.InterfaceError)
 
 
 def _read_version(conn: psycopg.Connection[Any]) -> int:

@@ -61,10 +61,12 @@ class SqlServerStore(SqlStoreBase):
         with self._tx() as cur:
             cur.execute("UPDATE instances SET stopped_at=?, stop_request='fenced'"
                         " WHERE id=? AND stopped_at IS NULL", (now, instance_id))
+            cur.execute("DELETE FROM leases WHERE holder=?", (instance_id,))
 
     def unregister(self, instance_id: str, now: float) -> None:
         with self._tx() as cur:
             cur.execute("UPDATE instances SET stopped_at=? WHERE id=?", (now, instance_id))
+            cur.execute("DELETE FROM leases WHERE holder=?", (instance_id,))
 
     def apply(self, owner: str, batch: Batch) -> BatchResult:
         """One server tick's writes in one transaction: pids of spawned attempts, output,
@@ -356,7 +358,8 @@ class SqlServerStore(SqlStoreBase):
     def _write_chunk(self, cur: Cursor, w: OutputWrite) -> None:
         if w.data:
             cur.execute('INSERT INTO chunks (task_id, epoch, stream, "offset", data)'
-                        " VALUES (?,?,?,?,?)", (w.task_id, w.epoch, w.stream, w.offset, w.data))
+                        " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
+                        (w.task_id, w.epoch, w.stream, w.offset, w.data))
         cur.execute(
             "INSERT INTO streams (task_id, epoch, stream, total, head) VALUES (?,?,?,?,?)"
             " ON CONFLICT (task_id, epoch, stream) DO UPDATE SET total=excluded.total",
@@ -366,6 +369,42 @@ class SqlServerStore(SqlStoreBase):
             cur.execute(f'DELETE FROM chunks WHERE task_id=? AND epoch=? AND stream=?'
                         f' AND "offset" >= ? AND "offset" + {self.LENGTH}(data) <= ?',
                         (w.task_id, w.epoch, w.stream, w.head, w.drop_before))
+
+    def finished_attempts(self, keys: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
+        """Which of these (task id, epoch) attempts have their outcome recorded."""
+        found: set[tuple[int, int]] = set()
+        with self._read_tx() as cur:
+            for task_id, epoch in keys:
+                cur.execute("SELECT 1 FROM attempts WHERE task_id=? AND epoch=?"
+                            " AND finished_at IS NOT NULL", (task_id, epoch))
+                if cur.fetchone() is not None:
+                    found.add((task_id, epoch))
+        return found
+
+    def open_claims(self, owner: str) -> list[Claim]:
+        """The running attempts ``owner`` holds, as claims: after an ambiguous commit of a
+        claim, the server reads back by (task id, epoch) what it did claim."""
+        with self._read_tx() as cur:
+            cur.execute(
+                "SELECT t.id, t.epoch, t.argv, t.env, t.cwd, t.stdin, t.stdin_open, a.run_tag,"
+                " t.timeout, n.run_as, t.function, t.kwargs FROM attempts a"
+                " JOIN tasks t ON t.id = a.task_id AND t.epoch = a.epoch"
+                " LEFT JOIN tenants n ON n.name = t.tenant AND n.enabled <> 0"
+                f" WHERE a.owner=? AND a.finished_at IS NULL AND t.status IN {ACTIVE_IN}"
+                " ORDER BY t.id", (owner,))
+            return [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4], r[5],
+                          bool(r[6]), r[7], r[8], r[9], r[10], r[11]) for r in cur.fetchall()]
+
+    def hold_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
+        """Take or renew the lease ``name`` (held by nobody, expired, or ours already);
+        True while ``holder`` holds it."""
+        with self._tx() as cur:
+            cur.execute("INSERT INTO leases (name, holder, expires_at) VALUES (?,?,?)"
+                        " ON CONFLICT (name) DO UPDATE SET holder=excluded.holder,"
+                        " expires_at=excluded.expires_at"
+                        " WHERE leases.holder=excluded.holder OR leases.expires_at < ?",
+                        (name, holder, now + ttl, now))
+            return cur.rowcount == 1
 
     def pending_requests(self, owner: str) -> list[Request]:
         with self._read_tx() as cur:
