@@ -130,6 +130,9 @@ def _store(value: Any, source: str) -> str:
                           field="store")
     if value.startswith(("postgresql://", "postgres://")):
         return value
+    if "dbname=" in value or "host=" in value:
+        raise ConfigError(f"{source}: store: give PostgreSQL as a postgresql:// URL"
+                          " (postgresql://user@host:5432/db), not key=value", field="store")
     if "://" in value:
         raise ConfigError(f"{source}: unknown store URL scheme in {value.split('://')[0]!r}"
                           " (use a file path or postgresql://)", field="store")

@@ -41,7 +41,7 @@ def build_parser() -> Parser:
                              " postgresql:// URL shared by several servers [env TASKYARD_STORE]")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    from . import controls, cron, functions, queues, server, tasks, tenants
+    from . import controls, cron, db, functions, queues, server, tasks, tenants
 
     tasks.register(sub)
     controls.register(sub)
@@ -50,6 +50,7 @@ def build_parser() -> Parser:
     cron.register(sub)
     tenants.register(sub)
     server.register(sub)
+    db.register(sub)
     return parser
 
 

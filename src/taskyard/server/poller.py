@@ -23,7 +23,10 @@ class Poller:
 
     def remove(self, fd: int) -> None:
         if self._handlers.pop(fd, None) is not None:
-            self._epoll.unregister(fd)
+            try:
+                self._epoll.unregister(fd)
+            except OSError:  # closed already (epoll forgot it then), e.g. by a library
+                pass
 
     def __contains__(self, fd: int) -> bool:
         return fd in self._handlers

@@ -15,21 +15,26 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 @overload
-def open_store(location: Path, *, synchronous: str = "normal") -> SQLiteStore: ...
+def open_store(location: Path, *, synchronous: str = "normal",
+               application_name: str = "taskyard",
+               hold_limit: float = 10.0) -> SQLiteStore: ...
 @overload
-def open_store(location: Path | str, *,
-               synchronous: str = "normal") -> SQLiteStore | PostgresStore: ...
+def open_store(location: Path | str, *, synchronous: str = "normal",
+               application_name: str = "taskyard",
+               hold_limit: float = 10.0) -> SQLiteStore | PostgresStore: ...
 
 
-def open_store(location: Path | str, *,
-               synchronous: str = "normal") -> SQLiteStore | PostgresStore:
+def open_store(location: Path | str, *, synchronous: str = "normal",
+               application_name: str = "taskyard",
+               hold_limit: float = 10.0) -> SQLiteStore | PostgresStore:
     """Open (creating and migrating if needed) the store at ``location``: a
     ``postgresql://`` (or ``postgres://``) URL, or else the path of a SQLite file.
     ``synchronous`` applies to SQLite only."""
     if isinstance(location, str) and location.startswith(POSTGRES_SCHEMES):
         from .postgres import PostgresStore  # psycopg only for those who use it
 
-        return PostgresStore(location)
+        return PostgresStore(location, application_name=application_name,
+                             hold_limit=hold_limit)
     return SQLiteStore(location, synchronous=synchronous)
 
 

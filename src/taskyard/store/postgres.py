@@ -96,8 +96,13 @@ class PostgresStore(SqlServerStore):
     CLAIM_SERIALIZE = f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK})"
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 4,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, application_name: str = "taskyard",
+                 hold_limit: float = 10.0) -> None:
         self.dsn = dsn
+        #: seconds a session may sit in an open transaction, or wait for a lock: a frozen
+        #: process (SIGSTOP, a stalled VM) must not hold the others' locks for longer
+        self.hold_limit = hold_limit
+        self.application_name = application_name  #: shown in pg_stat_activity
         self.location = _describe(dsn)
         self._fail_after = fault_budget()
         # The schema check (and migration) runs on a connection of its own: a failed
@@ -113,8 +118,14 @@ class PostgresStore(SqlServerStore):
         # read can ask for its own isolation level on any pooled connection.
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             dsn, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
-            kwargs={"autocommit": True}, name="taskyard")
+            kwargs={"autocommit": True, "application_name": application_name},
+            configure=self._configure, name="taskyard")
         self._pool.open(wait=False)
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        ms = max(1000, int(self.hold_limit * 1000))
+        conn.execute(f"SET idle_in_transaction_session_timeout = {ms}".encode())
+        conn.execute(f"SET lock_timeout = {ms}".encode())
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         current = _read_version(conn)
@@ -164,7 +175,7 @@ class PostgresStore(SqlServerStore):
         """A dedicated connection LISTENing for wake hints; None if it cannot connect
         (the server polls anyway, and asks again later)."""
         try:
-            return PgWakeListener(self.dsn)
+            return PgWakeListener(self.dsn, self.application_name)
         except psycopg.Error:
             return None
 
@@ -203,8 +214,9 @@ class PgWakeListener:
     """``LISTEN`` on a connection of its own (outside the pool): its socket goes into
     the server's poller; ``drain`` returns the hints that arrived."""
 
-    def __init__(self, dsn: str) -> None:
-        self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    def __init__(self, dsn: str, application_name: str = "taskyard") -> None:
+        self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5,
+                                    application_name=application_name)
         self.conn.execute(f"LISTEN {WAKE_CHANNEL}")
         self._fd = self.conn.pgconn.socket
 
@@ -234,7 +246,8 @@ def _connection_lost(exc: psycopg.Error) -> bool:
     """A failure of the connection (the server went away, the network broke), as
     opposed to one of the statement (a constraint, a full disk)."""
     if isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) in (
-            None, "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"):
+            None, "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004",
+            "55P03", "25P03"):  # also: a lock wait or an open transaction timed out
         return True
     return isinstance(exc, psycopg.InterfaceError)
 
