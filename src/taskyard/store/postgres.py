@@ -249,6 +249,8 @@ def _connection_lost(exc: psycopg.Error) -> bool:
             None, "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004",
             "55P03", "25P03"):  # also: a lock wait or an open transaction timed out
         return True
+    if getattr(exc, "sqlstate", None) in ("40P01", "40001"):  # deadlock, serialization: retry
+        return True
     return isinstance(exc, psycopg.InterfaceError)
 
 

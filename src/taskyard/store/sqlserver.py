@@ -266,12 +266,13 @@ class SqlServerStore(SqlStoreBase):
         return [Candidate(*r) for r in cur.fetchall()]
 
     def _record_spawned(self, cur: Cursor, owner: str, spawned: Sequence[Spawned]) -> None:
-        cur.executemany("UPDATE attempts SET pid=?, pid_start=? WHERE task_id=? AND epoch=?"
-                        " AND owner=? AND finished_at IS NULL",
-                        [(s.pid, s.pid_start, s.task_id, s.epoch, owner) for s in spawned])
+        # One lock order everywhere: a task's row before its attempt's.
         cur.executemany(f"UPDATE tasks SET pid=? WHERE id=? AND epoch=? AND owner=?"
                         f" AND status IN {ACTIVE_IN} AND pid {self.IS_NOT} ?",
                         [(s.pid, s.task_id, s.epoch, owner, s.pid) for s in spawned])
+        cur.executemany("UPDATE attempts SET pid=?, pid_start=? WHERE task_id=? AND epoch=?"
+                        " AND owner=? AND finished_at IS NULL",
+                        [(s.pid, s.pid_start, s.task_id, s.epoch, owner) for s in spawned])
 
     def _finish_one(self, cur: Cursor, owner: str, o: Outcome, now: float, by: str,
                     spawned: Spawned | None = None) -> bool:
@@ -346,8 +347,10 @@ class SqlServerStore(SqlStoreBase):
         stale: list[tuple[int, int]] = []
         ordered = sorted(writes, key=lambda w: (w.task_id, w.epoch))
         for key, group in groupby(ordered, key=lambda w: (w.task_id, w.epoch)):
-            cur.execute("SELECT 1 FROM attempts WHERE task_id=? AND epoch=? AND owner=?"
-                        " AND finished_at IS NULL", (key[0], key[1], owner))
+            # The fence holds the task's row until commit: a takeover (crash) waits for
+            # this output, or this output sees the takeover and is refused.
+            cur.execute(f"SELECT 1 FROM tasks WHERE id=? AND epoch=? AND owner=?"
+                        f" AND status IN {ACTIVE_IN}{self.ROW_LOCK}", (key[0], key[1], owner))
             if cur.fetchone() is None:
                 stale.append(key)
                 continue
