@@ -488,8 +488,10 @@ class Server:
         self.batch.output[:0] = batch.output  # chunks are stored once: writing again is safe
         self.batch.spawned[:0] = batch.spawned
         if batch.claim:  # the claim may have committed: start what we hold but do not run
+            # (not the attempts that ended here and wait for their outcome to be written)
+            ending = {o.task_id for o in self.batch.outcomes} | {c.task_id for c in self.done}
             orphans = [c for c in self.store.open_claims(self.me)
-                       if c.task_id not in self.children]
+                       if c.task_id not in self.children and c.task_id not in ending]
             if orphans:
                 log.warning("read back %d claim(s) of the interrupted commit", len(orphans))
             self._start(orphans)
