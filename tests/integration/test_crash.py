@@ -502,3 +502,25 @@ def test_stop_now_records_running_tasks_stopped_by_shutdown(home: Path) -> None:
             assert not pids_with_tag(f"{owner}.")
     finally:
         stop_server(proc)
+
+
+def test_commits_whose_answer_was_lost_are_read_back(home: Path, tmp_path: Path) -> None:
+    """Every 5th write commits but reports the connection lost: the server waits it
+    out, reads back what it committed, and no task is lost or started twice."""
+    markers = tmp_path / "markers"
+    with Yard(home) as y:
+        ids = [y.submit(["sh", "-c", f'echo "$TASKYARD_TASK_ID" >> {markers}']).id
+               for _ in range(60)]
+        env = dict(os.environ, TASKYARD_FAULT="store-lost-answer-every:5")
+        proc = server_process(home, "--slots", "2", env=env)
+        try:
+            for task_id in ids:
+                done = y.wait(task_id, timeout=60)
+                assert done is not None and done.status is Status.SUCCEEDED, done
+                assert len(y.attempts(task_id)) == 1
+            assert proc.poll() is None
+        finally:
+            stop_server(proc)
+    runs = sorted(int(line) for line in markers.read_text().split())
+    assert runs == ids, "each task ran exactly once"
+    assert "store unavailable" in (home / "server.log").read_text()

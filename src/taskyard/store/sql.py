@@ -16,7 +16,7 @@ from types import EllipsisType
 from typing import Any, Protocol
 
 from .. import lifecycle
-from ..errors import NotFound, StaleAttempt, StoreError, TransitionError
+from ..errors import NotFound, StaleAttempt, StoreError, StoreUnavailable, TransitionError
 from ..lifecycle import Reason, Status, Verb
 from ..model import JSON, Attempt, Event, OutputRead, Request, Schedule, Task, TaskSpec, iso
 from . import rows
@@ -45,12 +45,15 @@ TERMINAL_IN = in_list(lifecycle.sources(Verb.RESTART))
 LIVE_IN = in_list(frozenset(Status) - lifecycle.TERMINAL)
 
 
-def fault_budget() -> int | None:
-    """Test hook: ``TASKYARD_FAULT=store-write-fail-after:N`` makes the N+1th write
-    transaction of this process fail, as a full disk or an I/O error would."""
+def fault_budget(kind: str = "store-write-fail-after") -> int | None:
+    """Test hooks. ``TASKYARD_FAULT=store-write-fail-after:N`` makes the N+1th write
+    transaction of this process fail, as a full disk or an I/O error would;
+    ``store-lost-answer-every:N`` reports the connection lost on every Nth write
+    transaction, alternately before it was sent (nothing is written) and after it
+    committed (the answer was lost), as a network cut would."""
     fault = os.environ.get("TASKYARD_FAULT", "")
     name, _, count = fault.partition(":")
-    if name == "store-write-fail-after" and count.isdigit():
+    if name == kind and count.isdigit():
         return int(count)
     return None
 
@@ -77,6 +80,8 @@ class SqlStoreBase:
     ROW_LOCK = ""
 
     _fail_after: int | None = None
+    _lose_every: int | None = None
+    _writes = 0
     location = "store"  #: where the store is, for messages (never a password)
 
     def _tx(self) -> AbstractContextManager[Cursor]:
@@ -89,6 +94,23 @@ class SqlStoreBase:
         if self._fail_after <= 0:
             raise StoreError(f"store {self.location}: injected write failure (TASKYARD_FAULT)")
         self._fail_after -= 1
+
+    def _injected_loss(self) -> bool:
+        """Before a write transaction: every Nth one is lost, alternately at once
+        (raised here) and after its commit (True: the caller raises then). Tests only."""
+        if self._lose_every is None:
+            return False
+        self._writes += 1
+        if self._writes % self._lose_every:
+            return False
+        if (self._writes // self._lose_every) % 2:
+            raise StoreUnavailable(f"store {self.location}: injected lost connection"
+                                   " (TASKYARD_FAULT)")
+        return True
+
+    def _lost_answer(self) -> None:
+        raise StoreUnavailable(f"store {self.location}: injected lost answer after a commit"
+                               " (TASKYARD_FAULT)")
 
     def _read_tx(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError

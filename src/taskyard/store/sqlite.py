@@ -39,6 +39,7 @@ class SQLiteStore(SqlServerStore):
         self.path = Path(path)
         self.location = str(self.path)
         self._fail_after = fault_budget()
+        self._lose_every = fault_budget("store-lost-answer-every")
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
@@ -91,7 +92,10 @@ class SQLiteStore(SqlServerStore):
     @contextmanager
     def _tx(self) -> Iterator[Cursor]:
         self._injected_fault()
+        lose = self._injected_loss()
         yield from self._transaction("BEGIN IMMEDIATE")
+        if lose:
+            self._lost_answer()
 
     @contextmanager
     def _read_tx(self) -> Iterator[Cursor]:
