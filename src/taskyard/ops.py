@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from . import lifecycle, validate
 from .errors import InvalidInput, NotFound, StaleAttempt, TransitionError, UserError
-from .lifecycle import Verb
+from .lifecycle import Status, Verb
 from .model import JSON, OutputRead, Request, Schedule, Task, TaskSpec
 from .store.base import ClientStore as Store
 
@@ -49,7 +49,7 @@ def wait_for(predicate: Callable[[], T | None], timeout: float | None,
 
 def submit(store: Store, spec: TaskSpec, *, by: str | None = None) -> Task:
     task = store.submit(validate.check_spec(spec), by=by or actor())
-    store.wake()
+    store.wake(b"w" if task.status is Status.QUEUED else b"d")
     return task
 
 
@@ -199,7 +199,7 @@ def enable_tenant(store: Store, name: str, *, run_as: str | None = None) -> dict
         tenant = store.update_tenant(name, enabled=True, run_as=validate.check_user(run_as))
     else:
         tenant = store.update_tenant(name, enabled=True)
-    store.wake()
+    store.wake(b"wc")
     return tenant
 
 
@@ -263,13 +263,13 @@ def add_schedule(store: Store, name: str, expr: str, spec: TaskSpec, *, tz: str 
                      tenant=spec.tenant, catch_up=catch_up, max_lag=max_lag, spec=spec,
                      paused=paused, last_tick=0.0, next_at=None, fired=0, created_at=time.time())
     added = store.add_schedule(sched)
-    store.wake()
+    store.wake(b"c")
     return added
 
 
 def pause_schedule(store: Store, name: str, paused: bool = True) -> Schedule:
     sched = store.set_schedule_paused(name, paused)
-    store.wake()
+    store.wake(b"c")
     return sched
 
 

@@ -127,12 +127,15 @@ class Server:
             self.wake = None
 
     def on_hint(self, payload: bytes) -> None:
-        """A wake datagram: ``w`` work was submitted, ``r`` a request, ``s`` server control."""
-        self.queue_hint = self.queue_hint or b"w" in payload or not payload
-        self.due_hint = self.due_hint or self.queue_hint
-        self.cron_hint = self.cron_hint or self.queue_hint
-        self.request_hint = self.request_hint or b"r" in payload
-        self.control_hint = self.control_hint or b"s" in payload
+        """A wake hint: ``w`` a task was queued, ``d`` one was scheduled (a start time,
+        dependencies), ``c`` schedules changed, ``r`` a request, ``s`` server control;
+        an empty one means anything."""
+        every = not payload
+        self.queue_hint = self.queue_hint or b"w" in payload or every
+        self.due_hint = self.due_hint or b"d" in payload or every
+        self.cron_hint = self.cron_hint or b"c" in payload or every
+        self.request_hint = self.request_hint or b"r" in payload or every
+        self.control_hint = self.control_hint or b"s" in payload or every
 
     def wait_events(self) -> None:
         now = time.monotonic()

@@ -31,7 +31,7 @@ class Candidate(NamedTuple):
 class Usage:
     """What runs now, and what may not take another task."""
 
-    def __init__(self, active: Iterable[tuple[str, str, str | None]],
+    def __init__(self, active: Iterable[tuple[str, str, str | None]] | None,
                  queue_limits: dict[str, int], tenant_limits: dict[str, int]) -> None:
         self.queue_limits = queue_limits
         self.tenant_limits = tenant_limits
@@ -39,8 +39,15 @@ class Usage:
         self.tenants: Counter[str] = Counter()
         self.mutexes: set[str] = set()
         self.held_back: set[str] = set()  #: strict queues whose head must wait
+        self.unknown = True  #: the active tasks were not counted yet
+        if active is not None:
+            self.count(active)
+
+    def count(self, active: Iterable[tuple[str, str, str | None]]) -> None:
+        """Count in the tasks that run now (once)."""
         for queue, tenant, mutex in active:
             self._take(queue, tenant, mutex)
+        self.unknown = False
 
     def _take(self, queue: str, tenant: str, mutex: str | None) -> None:
         self.queues[queue] += 1

@@ -205,6 +205,9 @@ class SqlServerStore(SqlStoreBase):
             want = limit - len(ids)
             window = want * 4 + 16
             found = self._candidates(cur, usage, ids, window)
+            if usage.unknown and any(c.mutex is not None for c in found):
+                self._count_active(cur, usage)  # mutexes matter after all: count, look again
+                found = self._candidates(cur, usage, ids, window)
             ids += usage.admit(found, want)
             if len(ids) >= limit or len(found) < window:
                 break
@@ -234,16 +237,21 @@ class SqlServerStore(SqlStoreBase):
         return claims
 
     def _usage(self, cur: Cursor) -> tuple[Usage, dict[str, str]]:
-        """What runs now and the limits that apply; the run_as login per tenant."""
-        cur.execute("SELECT name, parallel FROM queues WHERE parallel IS NOT NULL")
-        queue_limits = {r[0]: int(r[1]) for r in cur.fetchall()}
-        cur.execute("SELECT name, parallel, run_as FROM tenants"
+        """The limits that apply (and, when there are any, what runs now); the run_as
+        login per tenant. One round trip when nothing is limited."""
+        cur.execute("SELECT 'q', name, parallel, NULL FROM queues WHERE parallel IS NOT NULL"
+                    " UNION ALL SELECT 't', name, parallel, run_as FROM tenants"
                     " WHERE enabled <> 0 AND (parallel IS NOT NULL OR run_as IS NOT NULL)")
-        tenants = cur.fetchall()
+        found = cur.fetchall()
+        usage = Usage(None, {r[1]: int(r[2]) for r in found if r[0] == "q"},
+                      {r[1]: int(r[2]) for r in found if r[0] == "t" and r[2] is not None})
+        if usage.queue_limits or usage.tenant_limits:
+            self._count_active(cur, usage)
+        return usage, {r[1]: r[3] for r in found if r[0] == "t" and r[3] is not None}
+
+    def _count_active(self, cur: Cursor, usage: Usage) -> None:
         cur.execute(f"SELECT queue, tenant, mutex FROM tasks WHERE status IN {ACTIVE_IN}")
-        usage = Usage(cur.fetchall(), queue_limits,
-                      {r[0]: int(r[1]) for r in tenants if r[1] is not None})
-        return usage, {r[0]: r[2] for r in tenants if r[2] is not None}
+        usage.count(cur.fetchall())
 
     def _candidates(self, cur: Cursor, usage: Usage, taken: list[int],
                     window: int) -> list[Candidate]:
