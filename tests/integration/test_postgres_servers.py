@@ -9,6 +9,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from taskyard import Reason, Status, Yard, lifecycle
 from taskyard.model import Schedule, TaskSpec
 from taskyard.testing import pids_with_tag, server_process, stop_server, wait_for
@@ -154,5 +156,22 @@ def test_lost_connections_are_waited_out_and_nothing_is_lost(tmp_path: Path,
                 assert len(y.attempts(task_id)) == 1
         assert proc.poll() is None, "the server is still up"
         assert "store unavailable" in (tmp_path / "a" / "server.log").read_text()
+    finally:
+        stop_server(proc)
+
+
+def test_without_notify_tasks_still_start_within_the_poll_interval(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_dsn: str) -> None:
+    monkeypatch.setenv("TASKYARD_FAULT", "no-wake")  # clients send no NOTIFY
+    env = dict(_env(pg_dsn), TASKYARD_POLL_INTERVAL="0.5")
+    proc = server_process(tmp_path / "a", "--slots", "2", env=env)
+    try:
+        with Yard(tmp_path / "client", store=pg_dsn) as y:
+            for _ in range(3):
+                t0 = time.time()
+                task = y.submit(["true"])
+                done = y.wait(task.id, timeout=10)
+                assert done is not None and done.started_at is not None
+                assert done.started_at - t0 < 0.5 + 0.3, "started within the poll interval"
     finally:
         stop_server(proc)

@@ -12,6 +12,7 @@ tables (``read_output``) sees one snapshot, as a SQLite read transaction does.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -163,7 +164,10 @@ class PostgresStore(SqlServerStore):
 
     def wake(self, kind: bytes = b"w") -> None:
         """Hint servers (NOTIFY): ``w`` work submitted, ``r`` a control request,
-        ``s`` server control. Best effort, like the SQLite datagram: servers also poll."""
+        ``s`` server control. Best effort, like the SQLite datagram: servers also poll.
+        (``TASKYARD_FAULT=no-wake`` sends none: tests of the polling floor.)"""
+        if os.environ.get("TASKYARD_FAULT") == "no-wake":
+            return
         try:
             with self._pool.connection(timeout=1.0) as conn:
                 conn.execute("SELECT pg_notify(%s, %s)",
