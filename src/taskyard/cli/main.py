@@ -31,7 +31,34 @@ def envvar(parser: argparse.ArgumentParser | Any, *flags: str, env: str, help: s
     parser.add_argument(*flags, help=f"{help} [env {env}]", **kwargs)
 
 
-def build_parser() -> Parser:
+#: Which module registers each command, in the order ``--help`` lists them.
+MODULES = ("tasks", "controls", "functions", "queues", "cron", "tenants", "server", "db")
+VERBS = {
+    **dict.fromkeys(("submit", "ls", "show", "logs", "wait", "progress", "meta"), "tasks"),
+    **dict.fromkeys(("kill", "pause", "resume", "restart", "send", "rm"), "controls"),
+    **dict.fromkeys(("result", "signal", "config", "watch"), "functions"),
+    "queue": "queues", "cron": "cron", "tenant": "tenants", "server": "server", "db": "db",
+}
+_GLOBAL_WITH_VALUE = ("--home", "--store")
+
+
+def verb_of(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (after the global options), if it is a known one."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _GLOBAL_WITH_VALUE:
+            i += 2
+        elif arg.startswith(tuple(f"{flag}=" for flag in _GLOBAL_WITH_VALUE)):
+            i += 1
+        else:
+            return arg if arg in VERBS else None
+    return None
+
+
+def build_parser(verb: str | None = None) -> Parser:
+    """The parser; with ``verb``, only that command's module is loaded and registered
+    (building all ~45 sub-parsers costs a ``taskyard submit`` more than its work)."""
     parser = Parser(prog="taskyard", description="Launch, supervise and control background tasks.")
     envvar(parser, "--home", env="TASKYARD_HOME", metavar="DIR",
            help="home directory: store, pidfile, log, taskyard.toml"
@@ -41,16 +68,10 @@ def build_parser() -> Parser:
                              " postgresql:// URL shared by several servers [env TASKYARD_STORE]")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    from . import controls, cron, db, functions, queues, server, tasks, tenants
+    from importlib import import_module
 
-    tasks.register(sub)
-    controls.register(sub)
-    functions.register(sub)
-    queues.register(sub)
-    cron.register(sub)
-    tenants.register(sub)
-    server.register(sub)
-    db.register(sub)
+    for name in (VERBS[verb],) if verb is not None else MODULES:
+        import_module(f"{__package__}.{name}").register(sub)
     return parser
 
 
@@ -68,8 +89,9 @@ def parse(parser: Parser, argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parse(parser, list(sys.argv[1:] if argv is None else argv))
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(verb_of(words))
+    args = parse(parser, words)
     handler: Handler = args.handler
     try:
         return handler(args)
