@@ -95,8 +95,8 @@ def check_json(value: Any, what: str, max_bytes: int = MAX_META_BYTES) -> str:
     return text
 
 
-def _reject_constant(name: str) -> Any:
-    raise InvalidInput(f"{name} is not valid JSON", field="meta")
+def _reject_constant(name: str, what: str = "meta") -> Any:
+    raise InvalidInput(f"{what}: {name} is not valid JSON", field=what)
 
 
 def parse_json_value(text: str | bytes, what: str,
@@ -105,7 +105,7 @@ def parse_json_value(text: str | bytes, what: str,
     if len(text) > max_bytes:
         raise InvalidInput(f"{what} is over {max_bytes} bytes", field=what)
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=lambda name: _reject_constant(name, what))
     except RecursionError:
         raise InvalidInput(f"{what}: JSON nested too deeply", field=what) from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -117,17 +117,9 @@ def parse_json_value(text: str | bytes, what: str,
 def parse_json_object(text: str | bytes, what: str = "meta",
                       max_bytes: int = MAX_META_BYTES) -> dict[str, JSON]:
     """Parse user JSON that must be an object; size, depth, NaN and int range are checked."""
-    if len(text) > max_bytes:
-        raise InvalidInput(f"{what} is over {max_bytes} bytes", field=what)
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise InvalidInput(f"{what}: JSON nested too deeply", field=what) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{what} is not valid JSON: {exc}", field=what) from None
+    value = parse_json_value(text, what, max_bytes)
     if not isinstance(value, dict):
         raise InvalidInput(f"{what} must be a JSON object", field=what)
-    _check_json_value(value, 0, what)
     return value
 
 
@@ -135,11 +127,7 @@ def check_meta(meta: Mapping[str, JSON], max_bytes: int = MAX_META_BYTES) -> str
     """Validate a meta object; returns its stored JSON text."""
     if not isinstance(meta, Mapping):
         raise InvalidInput("meta must be a JSON object", field="meta")
-    _check_json_value(dict(meta))
-    text = json.dumps(meta, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    if len(text.encode()) > max_bytes:
-        raise InvalidInput(f"meta is over {max_bytes} bytes", field="meta")
-    return text
+    return check_json(dict(meta), "meta", max_bytes)
 
 
 def check_name(name: str | None, what: str = "name") -> str | None:

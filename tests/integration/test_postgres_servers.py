@@ -13,7 +13,7 @@ import pytest
 
 from taskyard import Reason, Status, Yard, lifecycle
 from taskyard.model import Schedule, TaskSpec
-from taskyard.testing import pids_with_tag, server_process, stop_server, wait_for
+from taskyard.testing import instance_of, pids_with_tag, server_process, stop_server, wait_for
 
 LEASE = 2.0
 
@@ -24,7 +24,7 @@ def _env(dsn: str) -> dict[str, str]:
 
 
 def _instance(home: Path) -> str:
-    return (home / "server.pid").read_text().split()[1]
+    return instance_of(home).rstrip(".")
 
 
 def test_a_server_on_postgres_runs_tasks_woken_by_notify(tmp_path: Path, pg_dsn: str) -> None:

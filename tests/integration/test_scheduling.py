@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from taskyard import Reason, Status, Yard
-from taskyard.testing import pids_with_tag, running_server, server_process, stop_server, wait_for
+from taskyard.testing import (
+    instance_of,
+    pids_with_tag,
+    running_server,
+    server_process,
+    stop_server,
+    wait_for,
+)
 
 # A task that logs "start ID" and "end ID" (O_APPEND: lines never interleave) around a nap.
 NAP = ("import os, sys, time; f = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT);"
@@ -129,7 +136,7 @@ def _two_servers(tmp_path: Path) -> tuple[dict[str, str], subprocess.Popen[bytes
 
 
 def _instance(home: Path) -> str:
-    return (home / "server.pid").read_text().split()[1]
+    return instance_of(home).rstrip(".")
 
 
 def test_a_killed_server_is_taken_over_by_its_peer(tmp_path: Path) -> None:
