@@ -107,7 +107,7 @@ def _procrastinate(n: int) -> dict[str, object]:
     sys.path.insert(0, str(Path(__file__).parent))
     try:
         module = importlib.import_module("peers.run_all")
-        found: list[dict[str, object]] = list(module.measure(n, only=["procrastinate"]))
+        found: list[dict[str, object]] = list(module.measure(n, peers=["procrastinate"]))
     except Exception as exc:  # the peer is optional: say why it is missing
         return {"error": f"{type(exc).__name__}: {exc}"}
     return found[0] if found else {"error": "no result"}
