@@ -203,7 +203,9 @@ class SqlServerStore(SqlStoreBase):
         ids: list[int] = []
         for _ in range(4):  # each round excludes what the previous one found blocked
             want = limit - len(ids)
-            window = want * 4 + 16
+            # with limits some candidates may be refused: look further than needed
+            limited = usage.queue_limits or usage.tenant_limits or not usage.unknown
+            window = want * 4 + 16 if limited else want
             found = self._candidates(cur, usage, ids, window)
             if usage.unknown and any(c.mutex is not None for c in found):
                 self._count_active(cur, usage)  # mutexes matter after all: count, look again
