@@ -28,6 +28,7 @@ import traceback
 from typing import Any
 
 REPORT_FD = 3
+MEMORY_EVERY = 16  #: look at the worker's memory after every this many tasks
 
 
 def _die_with_parent() -> None:
@@ -126,7 +127,8 @@ class Worker:
         sys.stderr.flush()
         self.done += 1
         recycle = (self.max_tasks > 0 and self.done >= self.max_tasks) or (
-            self.max_mib > 0 and _rss_mib() - self.base_mib > self.max_mib)
+            self.max_mib > 0 and self.done % MEMORY_EVERY == 0
+            and _rss_mib() - self.base_mib > self.max_mib)
         out["recycle"] = recycle
         self.send(out)
         if recycle:
