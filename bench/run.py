@@ -24,6 +24,7 @@ import common
 import functions
 import latency
 import output
+import postgres
 import submit_time
 import throughput
 from common import Section
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[bool, int], Section]] = {
     "submit": submit_time.run,
     "output": output.run,
     "functions": functions.run,
+    "postgres": postgres.run,
 }
 
 
