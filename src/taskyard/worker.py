@@ -69,6 +69,7 @@ class Worker:
         extra = os.environ.get("TASKYARD_IMPORT_PATH")
         if extra:
             sys.path.insert(0, extra)
+            os.chdir(extra)  # function tasks run where the server was started from
         import importlib
 
         for name in filter(None, os.environ.get("TASKYARD_WORKER_IMPORTS", "").split(",")):
