@@ -17,10 +17,19 @@ PROC = Path("/proc")
 
 
 def boot_id() -> str:
+    """Where this process's pids mean something: the kernel's boot id and the pid
+    namespace. Two servers in containers of one host may share a host name and a
+    boot id (and both be pid 1); only with the same namespace can one judge the
+    other's pid."""
     try:
-        return (PROC / "sys/kernel/random/boot_id").read_text().strip()
+        boot = (PROC / "sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         return "unknown"
+    try:
+        namespace = os.readlink(PROC / "self/ns/pid")
+    except OSError:
+        return boot
+    return f"{boot}/{namespace}"
 
 
 def hostname() -> str:
