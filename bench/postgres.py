@@ -15,32 +15,20 @@ import importlib
 import os
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import common
 from common import Section
 from taskyard import Yard
-from taskyard.testing import server_process, stop_server
+from taskyard.testing import postgres_schema, server_process, stop_server
 
 DSN = os.environ.get("TASKYARD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 LATENCY_SAMPLES = 60
 
 
-@contextlib.contextmanager
-def scratch() -> Iterator[str]:
-    import psycopg
-
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{DSN}{'&' if '?' in DSN else '?'}options={quote(f'-c search_path={schema}')}"
-    finally:
-        with psycopg.connect(DSN, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+def scratch() -> contextlib.AbstractContextManager[str]:
+    return postgres_schema(DSN, "bench")
 
 
 @contextlib.contextmanager

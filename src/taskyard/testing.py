@@ -104,7 +104,30 @@ def pids_with_tag(prefix: str) -> Sequence[int]:
     return found
 
 
+def instance_id(home: Path | str) -> str:
+    """The id of the server instance running on ``home``."""
+    return (Path(home) / "server.pid").read_text().split()[1]
+
+
 def instance_of(home: Path | str) -> str:
-    """The id of the server instance running on ``home`` (its TASKYARD_RUN prefix)."""
-    parts = (Path(home) / "server.pid").read_text().split()
-    return parts[1] + "."
+    """The TASKYARD_RUN prefix of the server instance running on ``home``."""
+    return instance_id(home) + "."
+
+
+@contextmanager
+def postgres_schema(dsn: str, prefix: str = "scratch") -> Iterator[str]:
+    """A ``postgresql://`` URL whose tables live in a fresh schema of ``dsn``'s
+    database, dropped afterwards (for tests and benchmarks)."""
+    import uuid
+    from urllib.parse import quote
+
+    import psycopg
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{dsn}{'&' if '?' in dsn else '?'}options={quote(f'-c search_path={schema}')}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -8,20 +7,10 @@ import pytest
 
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
-    """A PostgreSQL DSN whose tables live in a fresh schema, dropped afterwards."""
+    """A postgresql:// URL (as users give it) whose tables live in a fresh schema."""
+    from taskyard.testing import postgres_schema
     from tests.contract.conftest import PG_DSN, _require_postgres
 
     _require_postgres()
-    import psycopg
-
-    schema = f"it_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        # a postgresql:// URL, as users give it (a key=value string would be read as a path)
-        from urllib.parse import quote
-
-        yield f"{PG_DSN}{'&' if '?' in PG_DSN else '?'}options={quote(f'-c search_path={schema}')}"
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    with postgres_schema(PG_DSN, "it") as url:
+        yield url

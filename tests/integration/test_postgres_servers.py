@@ -13,7 +13,7 @@ import pytest
 
 from taskyard import Reason, Status, Yard, lifecycle
 from taskyard.model import Schedule, TaskSpec
-from taskyard.testing import instance_of, pids_with_tag, server_process, stop_server, wait_for
+from taskyard.testing import instance_id, pids_with_tag, server_process, stop_server, wait_for
 
 LEASE = 2.0
 
@@ -21,10 +21,6 @@ LEASE = 2.0
 def _env(dsn: str) -> dict[str, str]:
     return dict(os.environ, TASKYARD_STORE=dsn, TASKYARD_LEASE=str(LEASE),
                 TASKYARD_HEARTBEAT_INTERVAL="0.3", TASKYARD_POLL_INTERVAL="0.5")
-
-
-def _instance(home: Path) -> str:
-    return instance_of(home).rstrip(".")
 
 
 def test_a_server_on_postgres_runs_tasks_woken_by_notify(tmp_path: Path, pg_dsn: str) -> None:
@@ -54,7 +50,7 @@ def test_three_servers_kill_9_and_freeze(tmp_path: Path, pg_dsn: str) -> None:
         ids = [y.submit(["sh", "-c", f'echo "$TASKYARD_TASK_ID" >> {markers}; sleep 0.02']).id
                for _ in range(1000)]
     procs = {h: server_process(h, "--slots", "2", env=env) for h in homes}
-    instances = {_instance(h) for h in homes}
+    instances = {instance_id(h) for h in homes}
     rng = random.Random(7)
     try:
         with Yard(tmp_path / "client", store=pg_dsn) as y:
@@ -75,7 +71,7 @@ def test_three_servers_kill_9_and_freeze(tmp_path: Path, pg_dsn: str) -> None:
                     procs[victim].send_signal(signal.SIGKILL)
                     procs[victim].wait()
                 procs[victim] = server_process(victim, "--slots", "2", env=env)
-                instances.add(_instance(victim))
+                instances.add(instance_id(victim))
             wait_for(lambda: ended() >= len(ids) + 30, timeout=180, message="everything ends")
             tasks = {t.id: t for t in y.list()}
             _check(y, tasks, ids, markers, created)

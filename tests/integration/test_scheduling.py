@@ -13,7 +13,7 @@ import pytest
 
 from taskyard import Reason, Status, Yard
 from taskyard.testing import (
-    instance_of,
+    instance_id,
     pids_with_tag,
     running_server,
     server_process,
@@ -80,7 +80,7 @@ def test_mutex_holds_across_two_servers_on_one_sqlite_store(tmp_path: Path) -> N
             first = wait_for(lambda: next((i for i in ids if y.get(i).status is Status.RUNNING),
                                           None), message="a mutex task runs")
             owner = y.attempts(first)[-1].owner
-            (home,) = [h for h in ("a", "b") if _instance(tmp_path / h) == owner]
+            (home,) = [h for h in ("a", "b") if instance_id(tmp_path / h) == owner]
             (a if home == "a" else b).send_signal(signal.SIGTERM)  # warm: it finishes, claims no more
             _all_done(y, ids + free)
             owners = {att.owner for i in ids for att in y.attempts(i)}
@@ -135,17 +135,13 @@ def _two_servers(tmp_path: Path) -> tuple[dict[str, str], subprocess.Popen[bytes
     return env, a, b
 
 
-def _instance(home: Path) -> str:
-    return instance_of(home).rstrip(".")
-
-
 def test_a_killed_server_is_taken_over_by_its_peer(tmp_path: Path) -> None:
     _, a, b = _two_servers(tmp_path)
     try:
         with Yard(tmp_path / "a", store=str(tmp_path / "shared.db")) as y:
             tasks = [y.submit(["sleep", "999"]).id for _ in range(2)]
             wait_for(lambda: all(y.get(i).pid for i in tasks), message="both running")
-            victim = _instance(tmp_path / "a")
+            victim = instance_id(tmp_path / "a")
             on_a = [i for i in tasks if y.attempts(i)[-1].owner == victim]
             a.send_signal(signal.SIGKILL)
             a.wait()
@@ -167,7 +163,7 @@ def test_a_frozen_server_is_fenced_and_stops_when_it_wakes(tmp_path: Path) -> No
         with Yard(tmp_path / "a", store=str(tmp_path / "shared.db")) as y:
             tasks = [y.submit(["sleep", "999"]).id for _ in range(2)]
             wait_for(lambda: all(y.get(i).pid for i in tasks), message="both running")
-            victim = _instance(tmp_path / "a")
+            victim = instance_id(tmp_path / "a")
             (frozen,) = [i for i in tasks if y.attempts(i)[-1].owner == victim]
             a.send_signal(signal.SIGSTOP)
             done = y.wait(frozen, timeout=2 * 2 + 2)  # within twice the lease
