@@ -87,3 +87,64 @@ def test_the_claim_reads_an_index_in_order_without_sorting(tmp_path: Path) -> No
                       ).fetchall()
     details = " ".join(row[-1] for row in plan)
     assert "INDEX tasks_status" in details and "TEMP B-TREE" not in details, details
+
+
+def test_a_writer_waits_for_the_write_lock_without_sleeping_milliseconds(tmp_path: Path) -> None:
+    """Another connection holding the write lock is waited out (not an error), and a
+    writer that comes in between short transactions gets its turn promptly."""
+    import threading
+    import time
+
+    from taskyard import Yard
+
+    path = tmp_path / "taskyard.db"
+    SQLiteStore(path).close()
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    released = threading.Timer(0.2, lambda: holder.execute("COMMIT"))
+    released.start()
+    t0 = time.monotonic()
+    with Yard(tmp_path) as y:
+        task = y.submit(["true"])
+        waited = time.monotonic() - t0
+        assert waited >= 0.15
+        assert y.get(task.id).status == "queued"
+    released.join()
+
+    # A client writing in a tight loop does not starve another writer.
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with Yard(tmp_path) as busy:
+            while not stop.is_set():
+                busy.submit(["true"])
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        with Yard(tmp_path) as y:
+            worst = 0.0
+            for _ in range(50):
+                t = time.monotonic()
+                y.submit(["true"])
+                worst = max(worst, time.monotonic() - t)
+    finally:
+        stop.set()
+        thread.join()
+    assert worst < 0.5, worst
+
+
+def test_a_write_lock_held_too_long_is_a_clear_store_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskyard.errors import StoreError
+    from taskyard.store import sqlite as sqlite_store
+
+    path = tmp_path / "taskyard.db"
+    store = SQLiteStore(path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_MS", 100)
+    with pytest.raises(StoreError, match="locked"):
+        store.record_spawned("nobody", [])
+    holder.execute("ROLLBACK")
+    assert store.schema_version() == SCHEMA_VERSION

@@ -67,6 +67,9 @@ class Server:
         self.done: list[Child] = []  #: attempts whose leader is reaped and pipes closed
         self.held = 0  #: output bytes in memory, not yet stored
         self.batch = Batch()  #: writes waiting for the next tick's transaction
+        #: pids of attempts started since the last flush of them; an attempt that ends
+        #: first gets its pid written with its outcome, the others at next_flush_spawned
+        self.unrecorded: dict[int, Spawned] = {}
         self.next_flush_spawned = float("inf")
         self.next_flush: float | None = None
         self.queue_hint = True
@@ -228,7 +231,11 @@ class Server:
         self.collect_finished(batch)
         self.collect_output(batch, now)
         self.plan_claim(batch)
-        if batch or now >= self.next_flush_spawned:
+        if now >= self.next_flush_spawned:
+            self.next_flush_spawned = float("inf")
+            batch.spawned.extend(self.unrecorded.values())
+            self.unrecorded.clear()
+        if batch:
             self.commit(batch)
         self.heartbeat(now)
 
@@ -260,6 +267,9 @@ class Server:
             outcome = c.outcome()
             batch.outcomes.append(outcome)
             del self.children[c.task_id]
+            spawned = self.unrecorded.pop(c.task_id, None)
+            if spawned is not None:  # written with the outcome
+                batch.spawned.append(spawned)
             log.debug("task %d attempt %d %s%s", c.task_id, c.epoch, outcome.status,
                       f" ({outcome.reason})" if outcome.reason else "")
         self.done = []
@@ -300,7 +310,6 @@ class Server:
 
     def commit(self, batch: Batch) -> None:
         """Apply the tick's writes in one transaction, then spawn what was claimed."""
-        self.next_flush_spawned = float("inf")
         self.inflight = batch
         result = self.store.apply(self.me, batch)
         self.inflight = None
@@ -326,9 +335,11 @@ class Server:
                 self.batch.outcomes.append(spawned)
                 continue
             self._adopt(spawned)
-            self.batch.spawned.append(Spawned(claim.task_id, claim.epoch, spawned.pid, None))
-        if self.batch.spawned:
-            # pids are recorded with the next tick's writes, at the latest after flush_interval
+            self.unrecorded[claim.task_id] = Spawned(claim.task_id, claim.epoch, spawned.pid, None)
+        if self.unrecorded and self.next_flush_spawned == float("inf"):
+            # Off the hot path: most short tasks end first and their pid rides on the
+            # outcome. Recovery does not need the pid in time: it finds a crashed
+            # server's processes by their TASKYARD_RUN tag too.
             self.next_flush_spawned = time.monotonic() + self.settings.flush_interval
 
     def _lost_ownership(self, task_id: int) -> None:
@@ -416,6 +427,7 @@ class Server:
         for c in self.children.values():
             if c.pid_start is None and c.returncode is None:
                 c.pid_start = procs.start_time(c.pid)
+                self.unrecorded.pop(c.task_id, None)  # recorded here, with its start time
                 found.append(Spawned(c.task_id, c.epoch, c.pid, c.pid_start))
         self.batch.spawned.extend(found)
 

@@ -84,19 +84,15 @@ class SqlServerStore(SqlStoreBase):
             if spawned:
                 self._record_spawned(cur, owner, spawned)
             stale = {task_id for task_id, _ in self._append(cur, owner, batch.output)}
+            dependents = False
             for o in batch.outcomes:
                 pid = pids.get((o.task_id, o.epoch))
-                if not self._finish_one(cur, owner, o, now, f"server:{owner}", pid):
+                ended = self._finish_one(cur, owner, o, now, f"server:{owner}", pid)
+                if ended is None:
                     stale.add(o.task_id)
+                dependents = dependents or bool(ended)
             claims = self._claim(cur, owner, batch.claim, now) if batch.claim > 0 else []
-            dependents = bool(batch.outcomes) and self._has_dependents(
-                cur, [o.task_id for o in batch.outcomes])
         return BatchResult(sorted(stale), claims, dependents)
-
-    def _has_dependents(self, cur: Cursor, task_ids: list[int]) -> bool:
-        cur.execute(f"SELECT 1 FROM deps WHERE after_id IN ({','.join('?' * len(task_ids))})"
-                    " LIMIT 1", task_ids)
-        return cur.fetchone() is not None
 
     def promote_due(self, now: float, by: str) -> int:
         """Fail scheduled tasks whose dependencies failed (down whole chains), then queue
@@ -285,24 +281,28 @@ class SqlServerStore(SqlStoreBase):
                         [(s.pid, s.pid_start, s.task_id, s.epoch, owner) for s in spawned])
 
     def _finish_one(self, cur: Cursor, owner: str, o: Outcome, now: float, by: str,
-                    spawned: Spawned | None = None) -> bool:
+                    spawned: Spawned | None = None) -> bool | None:
+        """Record one outcome; None if fenced off, else whether tasks wait for this one
+        (``--after``: they may start now, or fail)."""
         lifecycle.check_reason(_VERB_FOR[o.status], o.reason)
         pid = spawned.pid if spawned else None
         if o.status is Status.QUEUED:
-            return self._yield_one(cur, owner, o, now, by, spawned)
+            return False if self._yield_one(cur, owner, o, now, by, spawned) else None
         cur.execute(
             "UPDATE tasks SET status=?, reason=?, exit_code=?, signal=?, error=?, result=?,"
             " finished_at=?, changed_by=?, changed_at=?, pid=COALESCE(?, pid)"
-            f" WHERE id=? AND epoch=? AND owner=? AND status IN {ACTIVE_IN}",
+            f" WHERE id=? AND epoch=? AND owner=? AND status IN {ACTIVE_IN}"
+            " RETURNING EXISTS (SELECT 1 FROM deps WHERE deps.after_id = tasks.id)",
             (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, o.result, now, by,
              now, pid, o.task_id, o.epoch, owner),
         )
-        if cur.rowcount == 0:
-            return False
+        row = cur.fetchone()
+        if row is None:
+            return None
         self._close_attempt(cur, o, now, spawned)
         if o.status is Status.FAILED and o.reason is not None:
             self._maybe_retry(cur, o.task_id, o.epoch, o.reason, now, by)
-        return True
+        return bool(row[0])
 
     def _yield_one(self, cur: Cursor, owner: str, o: Outcome, now: float, by: str,
                    spawned: Spawned | None) -> bool:
