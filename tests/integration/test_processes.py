@@ -38,6 +38,22 @@ def test_echo_succeeds_and_output_is_stored(yard: Yard) -> None:
                                                         Status.SUCCEEDED]
 
 
+def test_pids_are_recorded_for_short_and_long_attempts(yard: Yard) -> None:
+    """A short attempt gets its pid with its outcome; a long one within a flush."""
+    short = yard.submit(["sh", "-c", "echo $$"])
+    done = yard.wait(short.id, timeout=10)
+    assert done is not None and done.status is Status.SUCCEEDED
+    pid = int(yard.logs(short.id).data)
+    assert done.pid == pid and yard.attempts(short.id)[-1].pid == pid
+    long = yard.submit(["sh", "-c", "echo $$; exec sleep 999"])
+    wait_for(lambda: yard.logs(long.id).data != b"", message="the shell printed its pid")
+    pid = int(yard.logs(long.id).data)
+    wait_for(lambda: yard.get(long.id).pid == pid and yard.attempts(long.id)[-1].pid == pid,
+             message="the pid of a running attempt is recorded")
+    yard.kill(long.id, signal.SIGKILL)
+    assert yard.wait(long.id, timeout=10) is not None
+
+
 def test_group_kill_leaves_no_survivor(yard: Yard, yard_home: Path) -> None:
     t = yard.submit(["sh", "-c", "sleep 999 & sleep 999"])
     wait_for(lambda: _running(yard, t.id))
