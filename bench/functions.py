@@ -34,7 +34,7 @@ def noop():
 '''
 
 
-def taskyard_rate(n: int) -> tuple[float, float]:
+def taskyard_rate(n: int, synchronous: str = "normal") -> tuple[float, float]:
     """(tasks per second from first start to last finish, server CPU seconds per task)."""
     with common.tempdir("functions") as tmp:
         (tmp / "bench_noop.py").write_text(MODULE)
@@ -42,7 +42,8 @@ def taskyard_rate(n: int) -> tuple[float, float]:
         with Yard(home) as y:
             for _ in range(n):
                 y.submit_function("noop")
-        env = dict(os.environ, TASKYARD_IMPORTS="bench_noop", TASKYARD_IMPORT_PATH=str(tmp))
+        env = dict(os.environ, TASKYARD_IMPORTS="bench_noop", TASKYARD_IMPORT_PATH=str(tmp),
+                   TASKYARD_SYNCHRONOUS=synchronous)
         proc = server_process(home, "--slots", "2", env=env)
         try:
             with Yard(home) as y:
@@ -57,43 +58,39 @@ def taskyard_rate(n: int) -> tuple[float, float]:
 
 
 #: The peers that were ever close to taskyard here: measured in every repetition,
-#: interleaved with taskyard, so the ratio is taken against the fastest of them in
-#: the same repetition (load that drifts between repetitions cancels out). The
-#: others are measured once.
-FRONT = ("huey", "dramatiq")
+#: interleaved with taskyard, so each ratio is taken within one repetition (load
+#: that drifts between repetitions cancels out). The others are measured once.
+#: huey is measured twice: as it comes (an fsync per commit) and without the
+#: fsync, which is the durability of taskyard's default (``synchronous=normal``: a
+#: commit survives a crash of any process, not a power loss).
+FRONT = ("huey", "huey-nofsync", "dramatiq")
+OURS = "taskyard, pre-submitted"
+OURS_FULL = "taskyard, synchronous=full"
 
 
 def run(quick: bool, repeat: int) -> Section:
     n = 1000 if quick else 5000
     section = Section(f"functions: {n:,} no-op function tasks, 2 workers")
-    rates: list[float] = []
+    samples: dict[str, list[float]] = {}
     cpus: list[float] = []
-    front: dict[str, list[float]] = {}
-    ratios: list[tuple[float, str]] = []
     notes: dict[str, str] = {}
     for _ in range(max(1, repeat if not quick else 1)):
         rate, cpu = taskyard_rate(n)
-        rates.append(rate)
+        samples.setdefault(OURS, []).append(rate)
         cpus.append(cpu)
-        best: tuple[float, str] | None = None
+        samples.setdefault(OURS_FULL, []).append(taskyard_rate(n, "full")[0])
         for result in _peers(n, FRONT):
             name = str(result.get("peer"))
             if "error" in result:
                 notes[name] = f"{name}: not measured: {result['error']}"
                 continue
-            front.setdefault(name, []).append(float(str(result["per_second"])))
+            samples.setdefault(name, []).append(float(str(result["per_second"])))
             notes.setdefault(name, str(result.get("note", "")))
-            if best is None or front[name][-1] > best[0]:
-                best = (front[name][-1], name)
-        if best is not None:
-            ratios.append((rate / best[0], best[1]))
-    ours = common.median(rates)
-    section.add("taskyard, pre-submitted", ours, "tasks/s", common.spread(rates))
-    section.add("taskyard server CPU per task", common.median(cpus) * 1000, "ms")
-    for name, values in front.items():
+    for name, values in samples.items():
         section.add(name, common.median(values), "tasks/s",
-                    (common.spread(values) + "; " if len(values) > 1 else "") + notes[name][:40])
-    fastest_front = max((common.median(v) for v in front.values()), default=0.0)
+                    "; ".join(x for x in (common.spread(values), notes.get(name, "")[:40]) if x))
+    section.add("taskyard server CPU per task", common.median(cpus) * 1000, "ms")
+    ours = common.median(samples[OURS])
     for result in _peers(n, None, exclude=FRONT):
         name = str(result.get("peer"))
         if "error" in result:
@@ -101,15 +98,20 @@ def run(quick: bool, repeat: int) -> Section:
             continue
         rate = float(str(result["per_second"]))
         section.add(name, rate, "tasks/s", str(result.get("note", ""))[:60])
-        if rate > fastest_front:  # measured once: compared with our median
-            section.ratio(f"taskyard / {name} (faster than {', '.join(FRONT)})", ours / rate,
-                          ">= 1")
-    section.notes += [note for name, note in notes.items() if name not in front]
-    if ratios:
-        values = [r for r, _ in ratios]
-        names = sorted({name for _, name in ratios})
-        section.ratio(f"taskyard / the fastest peer ({' or '.join(names)}, same repetition)",
-                      common.median(values), ">= 1", common.spread(values))
+        if rate > max((common.median(v) for k, v in samples.items() if k in FRONT), default=0):
+            section.ratio(f"taskyard / {name} (measured once)", ours / rate, ">= 1")
+    section.notes += [note for name, note in notes.items() if name not in samples]
+    front = [name for name in FRONT if name in samples]
+    if front:
+        per_rep = [a / max(samples[name][i] for name in front)
+                   for i, a in enumerate(samples[OURS])]
+        section.ratio("taskyard / the fastest peer (same repetition)", common.median(per_rep),
+                      ">= 1", common.spread(per_rep))
+    for name, num, den in (("taskyard / huey, neither fsyncs each commit", OURS, "huey-nofsync"),
+                           ("taskyard full / huey, both fsync each commit", OURS_FULL, "huey")):
+        if num in samples and den in samples:
+            value, note = common.paired(samples, num, den)
+            section.ratio(name, value, "", note)
     return section
 
 

@@ -33,13 +33,16 @@ if not __package__:  # run as a script: make the `peers` package importable
 from peers._common import RUN_ENV
 
 PEERS_DIR = Path(__file__).resolve().parent
-#: peer -> (script, the distributions it imports)
-PEERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "huey": ("huey_bench.py", ("huey",)),
-    "rq": ("rq_bench.py", ("rq", "redis")),
-    "celery": ("celery_bench.py", ("celery", "redis")),
-    "dramatiq": ("dramatiq_bench.py", ("dramatiq", "redis")),
-    "procrastinate": ("procrastinate_bench.py", ("procrastinate", "psycopg")),
+#: peer -> (script, the distributions it imports, extra arguments)
+PEERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "huey": ("huey_bench.py", ("huey",), ()),
+    # huey without an fsync per commit: the durability of taskyard's default
+    # (synchronous=normal: a commit survives a crash of any process, not a power loss)
+    "huey-nofsync": ("huey_bench.py", ("huey",), ("--fsync", "off")),
+    "rq": ("rq_bench.py", ("rq", "redis"), ()),
+    "celery": ("celery_bench.py", ("celery", "redis"), ()),
+    "dramatiq": ("dramatiq_bench.py", ("dramatiq", "redis"), ()),
+    "procrastinate": ("procrastinate_bench.py", ("procrastinate", "psycopg"), ()),
 }
 DEFAULT_TIMEOUT = 180.0
 TIMEOUTS = {"rq": 300.0}
@@ -92,7 +95,7 @@ def _parse(peer: str, stdout: str, stderr: str, returncode: int | None) -> dict[
 
 def run_peer(peer: str, tasks: int = 5000, timeout: float | None = None) -> dict[str, Any]:
     """Run one peer script in a subprocess; always return one dict (with "error" on failure)."""
-    script, modules = PEERS[peer]
+    script, modules, extra = PEERS[peer]
     if missing := _missing(modules):
         return {
             "peer": peer,
@@ -108,6 +111,7 @@ def run_peer(peer: str, tasks: int = 5000, timeout: float | None = None) -> dict
         str(tasks),
         "--timeout",
         str(max(limit - 30, 10)),
+        *extra,
     ]
     proc = subprocess.Popen(
         argv,
@@ -129,6 +133,7 @@ def run_peer(peer: str, tasks: int = 5000, timeout: float | None = None) -> dict
             _stop(proc)
         leftovers = _kill_leftovers(run_id)
     result = _parse(peer, stdout, stderr, proc.returncode)
+    result["peer"] = peer  # a variant (huey-nofsync) is named by its key
     if timed_out:
         result = {
             "peer": peer,
