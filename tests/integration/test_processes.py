@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from taskyard import Reason, Status, Yard
-from taskyard.testing import instance_of, pids_with_tag, running_server, wait_for
+from taskyard.testing import instance_of, pids_with_tag, running_server, stop_server, wait_for
 
 
 @pytest.fixture
@@ -223,3 +226,62 @@ def test_a_retry_starts_after_its_delay_not_at_the_next_poll(yard: Yard) -> None
     first, second = yard.attempts(t.id)
     assert first.finished_at is not None
     assert second.started_at - first.finished_at < 0.6  # 0.1 s ±20 %, not the 1 s poll
+
+
+def _max_overlap(y: Yard, ids: list[int]) -> int:
+    """The most attempts of ``ids`` that were running at one moment."""
+    edges = sorted(edge for i in ids for a in y.attempts(i) if a.finished_at is not None
+                   for edge in ((a.started_at, 1), (a.finished_at, -1)))
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_a_low_descriptor_limit_caps_the_slots_at_start(tmp_path: Path) -> None:
+    """40 slots cannot fit in 96 file descriptors: the server says so and runs fewer
+    tasks at once, and every task succeeds."""
+    home = tmp_path / "home"
+    home.mkdir()
+    read_end, write_end = os.pipe()
+    limited = ("import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96));"
+               " os.execv(sys.executable, [sys.executable, '-m', 'taskyard', *sys.argv[1:]])")
+    with open(home / "server.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", limited, "--home", str(home), "server", "start",
+             "--foreground", "--slots", "40"], stdout=log, stderr=log, pass_fds=(write_end,),
+            env=dict(os.environ, TASKYARD_READY_FD=str(write_end)))
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as ready:
+        assert ready.read().strip() == b"ok"
+    try:
+        with Yard(home) as y:
+            ids = [y.submit(["sleep", "0.2"]).id for _ in range(30)]
+            for i in ids:
+                done = y.wait(i, timeout=30)
+                assert done is not None and done.status is Status.SUCCEEDED, done
+            assert _max_overlap(y, ids) <= 10
+    finally:
+        stop_server(proc)
+    assert "the limit (ulimit -n) is 96: running at most 10 task(s)" in (
+        home / "server.log").read_text()
+
+
+def test_running_out_of_descriptors_fails_one_task_not_the_server(home: Path) -> None:
+    """The limit drops under a running server: the spawn that falls short fails its task
+    (reason spawn, the OS error), the rest of that claim is given back, the server runs
+    as many tasks as fit from then on, and it stays up."""
+    with running_server(home, "--slots", "40") as proc, Yard(home) as y:
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (64, 64))
+        ids = [y.submit(["sleep", "0.3"]).id for _ in range(40)]
+        ended = [y.wait(i, timeout=60) for i in ids]
+        assert proc.poll() is None, "the server is still up"
+        failed = [t for t in ended if t is None or t.status is not Status.SUCCEEDED]
+        assert 1 <= len(failed) <= 3, failed
+        for t in failed:
+            assert t is not None and t.reason is Reason.SPAWN, t
+            assert t.error is not None and "Too many open files" in t.error, t
+        later = y.wait(y.submit(["true"]).id, timeout=10)
+        assert later is not None and later.status is Status.SUCCEEDED, later
+    assert "out of file descriptors (the limit is 64)" in (home / "server.log").read_text()

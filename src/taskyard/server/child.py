@@ -157,44 +157,69 @@ class Spawner:
                          for k, v in base_env.items()}
         self.head, self.tail = head, tail
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.spare: int | None = None  #: a descriptor held back for the next pidfd
+        #: the last spawn failed for want of file descriptors (the server then claims
+        #: nothing more until a task ends, instead of failing its whole queue at once)
+        self.starved = False
         self.cwd: str | None = None
         self._paths: dict[tuple[str, bytes], str] = {}
 
     def spawn(self, claim: Claim) -> Child | Outcome:
-        """Start ``claim`` in a new process group; an OS error is its spawn failure."""
+        """Start ``claim`` in a new process group. An OS error (no such program, too many
+        open files...) is its spawn failure and leaves nothing open or running."""
+        opened: list[int] = []
+        pid = None
         try:
-            stdin, keep = self._stdin(claim)
-        except OSError as exc:
-            return _failed(claim, exc)
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        try:
+            if self.spare is None:  # see _pidfd
+                self.spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            stdin, keep = self._stdin(claim, opened)
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            opened += (out_r, out_w)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            opened += (err_r, err_w)
             pid = self._start(claim, stdin, out_w, err_w)
+            pidfd = self._pidfd(pid)
         except OSError as exc:
-            for fd in (out_r, err_r, out_w, err_w, keep):
-                if fd is not None:
-                    os.close(fd)
+            if pid is not None:  # started but cannot be watched: end it (still unreaped,
+                kill_and_reap(pid)  # so its group id is certainly its own)
+            for fd in opened:
+                os.close(fd)
+            self.starved = self.starved or exc.errno in (errno.EMFILE, errno.ENFILE)
             return _failed(claim, exc)
-        finally:
-            if stdin != self.devnull:
-                os.close(stdin)
+        if stdin != self.devnull:
+            os.close(stdin)
         os.set_blocking(out_r, False)
         os.set_blocking(err_r, False)
-        pidfd = os.pidfd_open(pid)
         streams = {out_r: StreamBuffer(claim.task_id, claim.epoch, "stdout", self.head, self.tail),
                    err_r: StreamBuffer(claim.task_id, claim.epoch, "stderr", self.head, self.tail)}
         # The write ends stay open until the leader is reaped: closing them here, while
         # the child execs and runs on the other CPU, measured ~30x dearer than later.
         return Child(claim, pid, pidfd, None, streams, stdin_fd=keep, write_ends=[out_w, err_w])
 
-    def _stdin(self, claim: Claim) -> tuple[int, int | None]:
-        """(fd for the child, fd the server keeps) for the task's stdin."""
+    def _pidfd(self, pid: int) -> int:
+        """A pidfd for a child just started. Out of file descriptors, the spare one kept
+        for this is given up, so a child that started can always be watched (the spare
+        is taken again before the next spawn, which fails cleanly if it cannot be)."""
+        try:
+            return os.pidfd_open(pid)
+        except OSError as exc:
+            if exc.errno != errno.EMFILE or self.spare is None:
+                raise
+        os.close(self.spare)
+        self.spare = None
+        return os.pidfd_open(pid)
+
+    def _stdin(self, claim: Claim, opened: list[int]) -> tuple[int, int | None]:
+        """(fd for the child, fd the server keeps) for the task's stdin; what it opens
+        is added to ``opened``."""
         if claim.stdin_open:
             r, w = os.pipe2(os.O_CLOEXEC)
+            opened += (r, w)
             os.set_blocking(w, False)
             return r, w
         if claim.stdin:
             fd = os.memfd_create("taskyard-stdin", os.MFD_CLOEXEC)
+            opened.append(fd)
             os.write(fd, claim.stdin)
             os.lseek(fd, 0, os.SEEK_SET)
             return fd, None
@@ -286,6 +311,14 @@ except OSError as exc:
 
 # Python ignores SIGPIPE (and SIGXFSZ); an exec keeps ignored signals ignored.
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def kill_and_reap(pid: int) -> None:
+    """SIGKILL the group of an unreaped child of ours, then reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _failed(claim: Claim, exc: OSError) -> Outcome:

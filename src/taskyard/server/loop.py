@@ -83,6 +83,9 @@ class Server:
         self.inflight: Batch | None = None  #: the batch a commit is applying
         self.next_tick: float | None = None  #: unix time of the next cron tick
         self.control_hint = False
+        #: short of file descriptors: run at most this many tasks (None: no such limit);
+        #: raised by one at a poll that finds room, set again by a spawn that falls short
+        self.fd_cap: int | None = None
         self.stopping: str | None = None  #: None | "warm" | "now"
         self.stop_deadline: float | None = None
         now = time.monotonic()
@@ -222,6 +225,8 @@ class Server:
         if now >= self.next_poll:
             self.queue_hint = self.request_hint = self.due_hint = self.promote_hint = True
             self.cron_hint = True
+            if self.fd_cap is not None and _fds_free(FDS_PER_TASK):  # room for one more
+                self.fd_cap = None if self.fd_cap + 1 >= self.slots else self.fd_cap + 1
             self.next_poll = now + self.settings.poll_interval
         self.fire_schedules()
         self.promote_due()
@@ -302,7 +307,8 @@ class Server:
         batch.output.extend(self._take(due))
 
     def plan_claim(self, batch: Batch) -> None:
-        free = self.slots - len(self.children)
+        slots = self.slots if self.fd_cap is None else min(self.slots, self.fd_cap)
+        free = slots - len(self.children)
         # A task that ends frees its queue's place and its mutex: claim in the same
         # transaction (tasks held back by a limit need no hint to start).
         if not self.stopping and free > 0 and (self.queue_hint or batch.outcomes):
@@ -326,13 +332,24 @@ class Server:
         self._start(result.claims)
 
     def _start(self, claims: list[Claim]) -> None:
+        self.spawner.starved = False
         for claim in claims:
+            if self.spawner.starved:  # out of descriptors: give the rest back, untried
+                self.batch.outcomes.append(Outcome(claim.task_id, claim.epoch, Status.QUEUED))
+                continue
             spawned = (self.pool.start(claim) if claim.function is not None
                        else self.spawner.spawn(claim))
             if isinstance(spawned, Outcome):
                 log.info("task %d attempt %d could not start: %s", claim.task_id, claim.epoch,
                          spawned.error)
                 self.batch.outcomes.append(spawned)
+                if self.spawner.starved:
+                    if self.fd_cap is None:
+                        log.warning("out of file descriptors (the limit is %d): running at"
+                                    " most %d task(s) at once until there are more; raise"
+                                    " `ulimit -n` or lower --slots", _fd_limit(),
+                                    len(self.children))
+                    self.fd_cap = len(self.children)
                 continue
             self._adopt(spawned)
             self.unrecorded[claim.task_id] = Spawned(claim.task_id, claim.epoch, spawned.pid, None)
@@ -516,3 +533,42 @@ class Server:
         for c in self.children.values():
             c.signal_group(signal.SIGKILL)
         self.pool.kill_all()
+
+
+FDS_PER_TASK = 6  #: pipes' both ends, a pidfd, an open stdin (or a worker's 5)
+FDS_RESERVED = 32  #: the store, epoll, sockets, the pidfile, the log...
+
+
+def _fd_limit() -> int:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _fds_free(n: int) -> bool:
+    """Whether ``n`` more file descriptors can be opened now (opened and closed)."""
+    opened: list[int] = []
+    try:
+        for _ in range(n):
+            opened.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        return True
+    except OSError:
+        return False
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+def slots_within_fd_limit(slots: int) -> int:
+    """``slots``, or fewer if the file descriptor limit cannot hold that many tasks (a
+    spawn short of descriptors fails its task, see Spawner.starved)."""
+    limit = _fd_limit()
+    if limit < 0:  # RLIM_INFINITY
+        return slots
+    fits = max(1, (limit - FDS_RESERVED) // FDS_PER_TASK)
+    if fits < slots:
+        log.warning("%d slot(s) need about %d file descriptors but the limit (ulimit -n) is"
+                    " %d: running at most %d task(s) at once", slots,
+                    FDS_RESERVED + slots * FDS_PER_TASK, limit, fits)
+        return fits
+    return slots

@@ -11,6 +11,7 @@ drains them before the next task is sent, so no byte lands in the wrong task.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..lifecycle import Reason, Status
 from ..store.base import Claim, Outcome
 from . import procs
-from .child import _DEFAULT_SIGNALS, Child
+from .child import _DEFAULT_SIGNALS, Child, kill_and_reap
 from .output import StreamBuffer
 
 if TYPE_CHECKING:
@@ -113,12 +114,18 @@ class Pool:
             for fd in fds:
                 os.close(fd)
             raise
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:  # out of descriptors: a worker that cannot be watched is ended
+            kill_and_reap(pid)
+            for fd in fds:
+                os.close(fd)
+            raise
         for fd in (control_r, report_w, out_w, err_w):
             os.close(fd)
         for fd in (report_r, out_r, err_r, control_w):
             os.set_blocking(fd, False)
-        worker = Worker(pid, os.pidfd_open(pid), procs.start_time(pid), control_w, report_r,
-                        out_r, err_r)
+        worker = Worker(pid, pidfd, procs.start_time(pid), control_w, report_r, out_r, err_r)
         self.workers[pid] = worker
         poller = self.server.poller
         poller.add(worker.pidfd, lambda: self._exited(worker))
@@ -165,6 +172,8 @@ class Pool:
         try:
             worker = self._free()
         except OSError as exc:
+            spawner = self.server.spawner
+            spawner.starved = spawner.starved or exc.errno in (errno.EMFILE, errno.ENFILE)
             return Outcome(claim.task_id, claim.epoch, Status.FAILED, Reason.SPAWN,
                            error=f"cannot start a worker: {exc}")
         if worker is None:
