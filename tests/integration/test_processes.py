@@ -285,3 +285,34 @@ def test_running_out_of_descriptors_fails_one_task_not_the_server(home: Path) ->
         later = y.wait(y.submit(["true"]).id, timeout=10)
         assert later is not None and later.status is Status.SUCCEEDED, later
     assert "out of file descriptors (the limit is 64)" in (home / "server.log").read_text()
+
+
+def _zombies_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+            if state == "Z" and int(ppid) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_many_tasks_leave_no_zombie_and_no_descriptor_behind(home: Path) -> None:
+    """RELIABILITY 6.5, scaled: after 1,000 short tasks (some failing, some with output)
+    the server has reaped every child and holds the descriptors it held before."""
+    with running_server(home, "--slots", "4") as proc, Yard(home) as y:
+        y.wait(y.submit(["true"]).id, timeout=10)  # the store and sockets are open now
+        fds = lambda: len(os.listdir(f"/proc/{proc.pid}/fd"))  # noqa: E731
+        before = fds()
+        kinds = (["true"], ["false"], ["sh", "-c", "echo out; echo err >&2"], ["/no/such"])
+        ids = [y.submit(kinds[n % len(kinds)]).id for n in range(1000)]
+        wait_for(lambda: y.get(ids[-1]).status.value in ("succeeded", "failed"), timeout=120)
+        for i in ids:
+            assert y.wait(i, timeout=30) is not None
+        wait_for(lambda: abs(fds() - before) <= 5, timeout=5,
+                 message=f"descriptors back to {before} (now {fds()})")
+        assert _zombies_of(proc.pid) == []
