@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import resource
@@ -316,3 +317,25 @@ def test_many_tasks_leave_no_zombie_and_no_descriptor_behind(home: Path) -> None
         wait_for(lambda: abs(fds() - before) <= 5, timeout=5,
                  message=f"descriptors back to {before} (now {fds()})")
         assert _zombies_of(proc.pid) == []
+
+
+def test_a_process_escaping_its_group_does_not_hold_the_task_open(
+        yard: Yard, yard_home: Path, tmp_path: Path) -> None:
+    """A child that leaves the task's process group (setsid) and keeps its stdout open:
+    the task still ends when its leader exits (its pipes are given up after a grace of
+    2 s), and the server log says what happened."""
+    marker = tmp_path / "escaped"
+    # The leader exits only once the child is in its own session (else the group kill
+    # at the leader's exit would still reach it).
+    t = yard.submit(["sh", "-c", f"setsid sh -c 'echo x > {marker}; exec sleep 30' &"
+                     f" while [ ! -s {marker} ]; do sleep 0.01; done; echo started"])
+    try:
+        done = yard.wait(t.id, timeout=10)
+        assert done is not None and done.status is Status.SUCCEEDED, done
+        assert yard.logs(t.id).data == b"started\n"
+        log = (yard_home / "server.log").read_text()
+        assert "a process escaped with setsid?" in log, log[-2000:]
+    finally:
+        for pid in pids_with_tag(instance_of(yard_home)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
