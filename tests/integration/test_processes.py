@@ -101,6 +101,30 @@ def test_nonexistent_program_fails_with_spawn(yard: Yard) -> None:
     assert "No such file" in (done.error or "")
 
 
+def test_every_kind_of_spawn_error_fails_its_task_and_nothing_else(yard: Yard,
+                                                                    tmp_path: Path) -> None:
+    """A directory, a file without the execute bit, a program name not on PATH and an
+    argument list over the kernel's limit: each task fails with reason spawn and the
+    OS's words; a good task submitted after them still runs."""
+    plain = tmp_path / "plain.sh"
+    plain.write_text("#!/bin/sh\necho hi\n")
+    cases = [("Permission denied", [str(tmp_path)]),
+             ("Permission denied", [str(plain)]),
+             ("No such file", ["no-such-program-anywhere"]),
+             ("argument list too long", ["true", "x" * (256 * 1024)])]
+    ids = [(words, yard.submit(argv).id) for words, argv in cases]
+    good = yard.submit(["true"]).id
+    for words, task_id in ids:
+        done = yard.wait(task_id, timeout=10)
+        assert done is not None and (done.status, done.reason) == (Status.FAILED,
+                                                                   Reason.SPAWN), done
+        assert words in (done.error or ""), done
+        assert [e.to_status for e in yard.events(task_id)] == [
+            Status.QUEUED, Status.RUNNING, Status.FAILED]
+    done = yard.wait(good, timeout=10)
+    assert done is not None and done.status is Status.SUCCEEDED
+
+
 def test_exit_code_and_signal_are_recorded(yard: Yard) -> None:
     a = yard.submit(["sh", "-c", "exit 7"])
     b = yard.submit(["sh", "-c", "kill -SEGV $$"])
