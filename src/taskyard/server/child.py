@@ -158,8 +158,8 @@ class Spawner:
         self.head, self.tail = head, tail
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.spare: int | None = None  #: a descriptor held back for the next pidfd
-        #: the last spawn failed for want of file descriptors (the server then claims
-        #: nothing more until a task ends, instead of failing its whole queue at once)
+        #: a spawn of the current batch failed for want of file descriptors: the server
+        #: gives the rest of the batch back and caps its running tasks (Server.fd_cap)
         self.starved = False
         self.cwd: str | None = None
         self._paths: dict[tuple[str, bytes], str] = {}
