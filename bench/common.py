@@ -206,6 +206,33 @@ def yard(home: Path) -> Iterator[Yard]:
 # -- /proc ----------------------------------------------------------------------
 
 
+def forked_together(count: int, work: Callable[[], object]) -> float:
+    """Fork ``count`` processes that each run ``work`` once they are all started; the
+    seconds from their start to the last one's exit. A failed one raises."""
+    go_r, go_w = os.pipe()
+    pids = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(go_w)
+                os.read(go_r, 1)  # EOF once the parent closes its end: go
+                work()
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    os.close(go_r)
+    t0 = time.perf_counter()
+    os.close(go_w)
+    failed = [pid for pid in pids if os.waitpid(pid, 0)[1] != 0]
+    seconds = time.perf_counter() - t0
+    if failed:
+        raise RuntimeError(f"forked processes {failed} failed")
+    return seconds
+
+
 def status_kib(pid: int, key: str) -> int:
     """A ``/proc/PID/status`` field in KiB (VmRSS, VmHWM, ...)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

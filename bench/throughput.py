@@ -105,28 +105,8 @@ def ceiling(n: int) -> Measures:
     xargs forks serially and was no faster than ``-P2``.)"""
     path = shutil.which("true") or "/bin/true"
     env = dict(os.environ)
-    go_r, go_w = os.pipe()
-    pids = []
-    for _ in range(CEILING_LOOPS):
-        pid = os.fork()
-        if pid == 0:  # a loop of its own: wait for the start, run n/LOOPS, exit
-            code = 1
-            try:
-                os.close(go_w)
-                os.read(go_r, 1)
-                _loop(n // CEILING_LOOPS, lambda: os.posix_spawn(path, ["true"], env),
-                      lambda pid, status: None)
-                code = 0
-            finally:
-                os._exit(code)
-        pids.append(pid)
-    os.close(go_r)
-    t0 = time.perf_counter()
-    os.close(go_w)  # every loop reads EOF: go
-    failed = [pid for pid in pids if os.waitpid(pid, 0)[1] != 0]
-    seconds = time.perf_counter() - t0
-    if failed:
-        raise RuntimeError(f"ceiling loops {failed} failed")
+    seconds = common.forked_together(CEILING_LOOPS, lambda: _loop(
+        n // CEILING_LOOPS, lambda: os.posix_spawn(path, ["true"], env), lambda pid, s: None))
     return {CEILING: (n // CEILING_LOOPS) * CEILING_LOOPS / seconds}
 
 

@@ -15,7 +15,10 @@ import shutil
 import sys
 import tempfile
 import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/: common
+import common
 from taskyard import Yard
 from taskyard.lifecycle import Status
 from taskyard.store.base import Batch, Instance, Outcome
@@ -40,29 +43,11 @@ def run(d: str, n: int, workers: int) -> float:
     now = time.time()
     store.register(Instance("srv", "h", "b", os.getpid(), workers, now, now, None, None))
     store.close()
-    go_r, go_w = os.pipe()
-    pids = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.close(go_w)
-                os.read(go_r, 1)
-                _work(path)
-                code = 0
-            finally:
-                os._exit(code)
-        pids.append(pid)
-    os.close(go_r)
-    t0 = time.perf_counter()
-    os.close(go_w)
-    failed = [pid for pid in pids if os.waitpid(pid, 0)[1] != 0]
-    seconds = time.perf_counter() - t0
+    seconds = common.forked_together(workers, lambda: _work(path))
     with Yard(d) as y:
         done = len(y.list(status="succeeded", limit=n + 1))
-    if failed or done != n:
-        raise SystemExit(f"workers failed: {failed}; {done} of {n} succeeded")
+    if done != n:
+        raise SystemExit(f"{done} of {n} tasks succeeded")
     return n / seconds
 
 
