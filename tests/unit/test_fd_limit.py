@@ -1,0 +1,27 @@
+"""The server's slots fit its file descriptor limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskyard.server import loop
+
+
+@pytest.mark.parametrize(("limit", "slots", "expected"), [
+    (1024, 8, 8),        # plenty: unchanged
+    (96, 40, 10),        # (96 - 32) // 6
+    (40, 4, 1),          # never below one
+    (-1, 500, 500),      # RLIM_INFINITY
+])
+def test_slots_are_capped_to_what_the_limit_holds(monkeypatch: pytest.MonkeyPatch, limit: int,
+                                                  slots: int, expected: int) -> None:
+    monkeypatch.setattr(loop, "_fd_limit", lambda: limit)
+    assert loop.slots_within_fd_limit(slots) == expected
+
+
+def test_free_descriptors_are_checked_without_keeping_any() -> None:
+    import os
+
+    before = len(os.listdir("/proc/self/fd"))
+    assert loop._fds_free(6)
+    assert len(os.listdir("/proc/self/fd")) == before
