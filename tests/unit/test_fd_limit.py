@@ -19,6 +19,11 @@ def test_slots_are_capped_to_what_the_limit_holds(monkeypatch: pytest.MonkeyPatc
     assert loop.slots_within_fd_limit(slots) == expected
 
 
+def test_a_worker_pool_needs_more_per_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loop, "_fd_limit", lambda: 96)
+    assert loop.slots_within_fd_limit(40, workers=True) == (96 - 32) // 11
+
+
 def test_free_descriptors_are_checked_without_keeping_any() -> None:
     import os
 

@@ -105,7 +105,8 @@ def _write_pidfile(lock: IO[str], content: str) -> None:
 def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) -> int:
     instance_id = secrets.token_hex(6)
     _write_pidfile(lock, str(os.getpid()))
-    settings = settings._replace(slots=slots_within_fd_limit(settings.effective_slots))
+    settings = settings._replace(slots=slots_within_fd_limit(settings.effective_slots,
+                                                             workers=bool(settings.imports)))
     store = open_store(settings.store_location, synchronous=settings.synchronous,
                        application_name="taskyard-server", hold_limit=settings.lease)
     host, boot = procs.hostname(), procs.boot_id()

@@ -535,7 +535,8 @@ class Server:
         self.pool.kill_all()
 
 
-FDS_PER_TASK = 6  #: pipes' both ends, a pidfd, an open stdin (or a worker's 5)
+FDS_PER_TASK = 6  #: pipes' both ends, a pidfd, an open stdin
+FDS_PER_WORKER = 5  #: a function worker's pipes and pidfd, held while it lives
 FDS_RESERVED = 32  #: the store, epoll, sockets, the pidfile, the log...
 
 
@@ -559,16 +560,18 @@ def _fds_free(n: int) -> bool:
             os.close(fd)
 
 
-def slots_within_fd_limit(slots: int) -> int:
-    """``slots``, or fewer if the file descriptor limit cannot hold that many tasks (a
-    spawn short of descriptors fails its task, see Spawner.starved)."""
+def slots_within_fd_limit(slots: int, workers: bool = False) -> int:
+    """``slots``, or fewer if the file descriptor limit cannot hold that many tasks (and,
+    with ``workers``, a function worker per slot); a spawn short of descriptors later
+    fails its task, see Spawner.starved."""
     limit = _fd_limit()
     if limit < 0:  # RLIM_INFINITY
         return slots
-    fits = max(1, (limit - FDS_RESERVED) // FDS_PER_TASK)
+    per_slot = FDS_PER_TASK + (FDS_PER_WORKER if workers else 0)
+    fits = max(1, (limit - FDS_RESERVED) // per_slot)
     if fits < slots:
         log.warning("%d slot(s) need about %d file descriptors but the limit (ulimit -n) is"
                     " %d: running at most %d task(s) at once", slots,
-                    FDS_RESERVED + slots * FDS_PER_TASK, limit, fits)
+                    FDS_RESERVED + slots * per_slot, limit, fits)
         return fits
     return slots
