@@ -60,6 +60,48 @@ def test_two_connections_never_claim_the_same_task(store: SQLiteStore,
     assert sorted(got) == sorted(set(got)) and len(got) == 20
 
 
+def test_concurrent_claimers_claim_every_task_exactly_once(store: SQLiteStore,
+                                                          backend: str) -> None:
+    """RELIABILITY 6.4, scaled for CI: 8 connections in threads claim and finish one
+    task at a time, as fast as they can, from 600 queued tasks."""
+    import threading
+
+    from tests.contract.conftest import REOPEN
+
+    for _ in range(600):
+        store.submit(SPEC, by="t")
+    claimed: list[list[int]] = [[] for _ in range(8)]
+    errors: list[BaseException] = []
+
+    def claimer(n: int) -> None:
+        s = REOPEN[backend](store)
+        try:
+            owner, previous = f"c{n}", []
+            while True:
+                claims = s.apply(owner, Batch(outcomes=previous, claim=1)).claims
+                if not claims:
+                    break
+                claimed[n] += [c.task_id for c in claims]
+                previous = [Outcome(c.task_id, c.epoch, Status.SUCCEEDED) for c in claims]
+            s.apply(owner, Batch(outcomes=previous))
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    everyone = [task_id for mine in claimed for task_id in mine]
+    assert len(everyone) == 600 and len(set(everyone)) == 600
+    assert sum(1 for mine in claimed if mine) >= 2, "the claims were shared"
+    assert {t.status for t in store.list_tasks(status=[], queue=None, limit=None)} == {
+        Status.SUCCEEDED}
+
+
 def test_finish_is_fenced_by_epoch_and_owner(store: SQLiteStore) -> None:
     task_id, epoch = _claim_one(store)
     done = Outcome(task_id, epoch, Status.SUCCEEDED)
