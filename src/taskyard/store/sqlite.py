@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -110,7 +110,7 @@ class SQLiteStore(SqlServerStore):
     def _tx(self) -> Iterator[Cursor]:
         self._injected_fault()
         lose = self._injected_loss()
-        yield from self._transaction("BEGIN IMMEDIATE", _lock_write)
+        yield from self._transaction("BEGIN IMMEDIATE")
         if lose:
             self._lost_answer()
 
@@ -122,15 +122,10 @@ class SQLiteStore(SqlServerStore):
         finally:
             self._db.execute("PRAGMA busy_timeout=0")
 
-    def _transaction(self, begin: str,
-                     start: Callable[[sqlite3.Cursor, str], None] | None = None
-                     ) -> Iterator[Cursor]:
+    def _transaction(self, begin: str) -> Iterator[Cursor]:
         cur = self._db.cursor()
         try:
-            if start is None:
-                cur.execute(begin)
-            else:
-                start(cur, begin)
+            _begin(cur, begin)
         except sqlite3.Error as exc:
             raise StoreError(f"store {self.path}: {exc}") from exc
         try:
@@ -155,8 +150,10 @@ class SQLiteStore(SqlServerStore):
         self._db.close()
 
 
-def _lock_write(cur: sqlite3.Cursor, begin: str) -> None:
-    """``begin`` (busy_timeout is 0), tried again after short pauses while busy."""
+def _begin(cur: sqlite3.Cursor, begin: str) -> None:
+    """``begin``, tried again after short pauses while busy: ``BEGIN IMMEDIATE`` waits
+    for the write lock here (busy_timeout is 0); a deferred ``BEGIN`` takes no lock and
+    never is."""
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     for pause in itertools.chain(LOCK_PAUSES, itertools.repeat(LOCK_PAUSES[-1])):
         try:
