@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from taskyard.server import loop
+from taskyard.server import procs
 
 
 @pytest.mark.parametrize(("limit", "slots", "expected"), [
@@ -15,18 +15,18 @@ from taskyard.server import loop
 ])
 def test_slots_are_capped_to_what_the_limit_holds(monkeypatch: pytest.MonkeyPatch, limit: int,
                                                   slots: int, expected: int) -> None:
-    monkeypatch.setattr(loop, "_fd_limit", lambda: limit)
-    assert loop.slots_within_fd_limit(slots) == expected
+    monkeypatch.setattr(procs, "fd_limit", lambda: limit)
+    assert procs.slots_within_fd_limit(slots) == expected
 
 
 def test_a_worker_pool_needs_more_per_slot(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loop, "_fd_limit", lambda: 96)
-    assert loop.slots_within_fd_limit(40, workers=True) == (96 - 32) // 11
+    monkeypatch.setattr(procs, "fd_limit", lambda: 96)
+    assert procs.slots_within_fd_limit(40, workers=True) == (96 - 32) // 11
 
 
 def test_free_descriptors_are_checked_without_keeping_any() -> None:
     import os
 
     before = len(os.listdir("/proc/self/fd"))
-    assert loop._fds_free(6)
+    assert procs.fds_free(6)
     assert len(os.listdir("/proc/self/fd")) == before

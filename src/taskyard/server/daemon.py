@@ -22,7 +22,7 @@ from ..errors import Fenced, StoreError, TaskyardError
 from ..store import open_store
 from ..store.base import Instance
 from . import procs, recovery
-from .loop import Server, slots_within_fd_limit
+from .loop import Server
 from .pidfile import AlreadyRunning, lock_pidfile
 
 log = logging.getLogger("taskyard.server")
@@ -105,7 +105,7 @@ def _write_pidfile(lock: IO[str], content: str) -> None:
 def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) -> int:
     instance_id = secrets.token_hex(6)
     _write_pidfile(lock, str(os.getpid()))
-    settings = settings._replace(slots=slots_within_fd_limit(settings.effective_slots,
+    settings = settings._replace(slots=procs.slots_within_fd_limit(settings.effective_slots,
                                                              workers=bool(settings.imports)))
     store = open_store(settings.store_location, synchronous=settings.synchronous,
                        application_name="taskyard-server", hold_limit=settings.lease)

@@ -225,7 +225,7 @@ class Server:
         if now >= self.next_poll:
             self.queue_hint = self.request_hint = self.due_hint = self.promote_hint = True
             self.cron_hint = True
-            if self.fd_cap is not None and _fds_free(FDS_PER_TASK):  # room for one more
+            if self.fd_cap is not None and procs.fds_free(procs.FDS_PER_TASK):  # room for one more
                 self.fd_cap = None if self.fd_cap + 1 >= self.slots else self.fd_cap + 1
             self.next_poll = now + self.settings.poll_interval
         self.fire_schedules()
@@ -347,7 +347,7 @@ class Server:
                     if self.fd_cap is None:
                         log.warning("out of file descriptors (the limit is %d): running at"
                                     " most %d task(s) at once until there are more; raise"
-                                    " `ulimit -n` or lower --slots", _fd_limit(),
+                                    " `ulimit -n` or lower --slots", procs.fd_limit(),
                                     len(self.children))
                     self.fd_cap = len(self.children)
                 continue
@@ -534,44 +534,3 @@ class Server:
             c.signal_group(signal.SIGKILL)
         self.pool.kill_all()
 
-
-FDS_PER_TASK = 6  #: pipes' both ends, a pidfd, an open stdin
-FDS_PER_WORKER = 5  #: a function worker's pipes and pidfd, held while it lives
-FDS_RESERVED = 32  #: the store, epoll, sockets, the pidfile, the log...
-
-
-def _fd_limit() -> int:
-    import resource
-
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def _fds_free(n: int) -> bool:
-    """Whether ``n`` more file descriptors can be opened now (opened and closed)."""
-    opened: list[int] = []
-    try:
-        for _ in range(n):
-            opened.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
-        return True
-    except OSError:
-        return False
-    finally:
-        for fd in opened:
-            os.close(fd)
-
-
-def slots_within_fd_limit(slots: int, workers: bool = False) -> int:
-    """``slots``, or fewer if the file descriptor limit cannot hold that many tasks (and,
-    with ``workers``, a function worker per slot); a spawn short of descriptors later
-    fails its task, see Spawner.starved."""
-    limit = _fd_limit()
-    if limit < 0:  # RLIM_INFINITY
-        return slots
-    per_slot = FDS_PER_TASK + (FDS_PER_WORKER if workers else 0)
-    fits = max(1, (limit - FDS_RESERVED) // per_slot)
-    if fits < slots:
-        log.warning("%d slot(s) need about %d file descriptors but the limit (ulimit -n) is"
-                    " %d: running at most %d task(s) at once", slots,
-                    FDS_RESERVED + slots * per_slot, limit, fits)
-        return fits
-    return slots

@@ -1,4 +1,5 @@
-"""Process facts: start times, boot id, and finding an attempt's processes after a crash.
+"""Process facts: start times, boot id, finding an attempt's processes after a crash,
+and how many tasks the file descriptor limit holds.
 
 A pid alone never identifies a process (it is reused); (pid, start time, boot
 id) does, and so does the ``TASKYARD_RUN`` tag every task process inherits.
@@ -7,6 +8,7 @@ id) does, and so does the ``TASKYARD_RUN`` tag every task process inherits.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -14,6 +16,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 PROC = Path("/proc")
+log = logging.getLogger("taskyard.server")
 
 
 def boot_id() -> str:
@@ -105,3 +108,46 @@ def kill_group_if_same(pid: int, pid_start: int | None) -> bool:
         os.killpg(pid, signal.SIGKILL)
         return True
     return False
+
+
+FDS_PER_TASK = 6  #: pipes' both ends, a pidfd, an open stdin
+FDS_PER_WORKER = 5  #: a function worker's pipes and pidfd, held while it lives
+FDS_RESERVED = 32  #: the store, epoll, sockets, the pidfile, the log...
+
+
+def fd_limit() -> int:
+    """This process's soft limit on open file descriptors (-1: none)."""
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def fds_free(n: int) -> bool:
+    """Whether ``n`` more file descriptors can be opened now (opened and closed)."""
+    opened: list[int] = []
+    try:
+        for _ in range(n):
+            opened.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        return True
+    except OSError:
+        return False
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+def slots_within_fd_limit(slots: int, workers: bool = False) -> int:
+    """``slots``, or fewer if the file descriptor limit cannot hold that many tasks (and,
+    with ``workers``, a function worker per slot); a spawn short of descriptors later
+    fails its task, see Spawner.starved."""
+    limit = fd_limit()
+    if limit < 0:  # RLIM_INFINITY
+        return slots
+    per_slot = FDS_PER_TASK + (FDS_PER_WORKER if workers else 0)
+    fits = max(1, (limit - FDS_RESERVED) // per_slot)
+    if fits < slots:
+        log.warning("%d slot(s) need about %d file descriptors but the limit (ulimit -n) is"
+                    " %d: running at most %d task(s) at once", slots,
+                    FDS_RESERVED + slots * per_slot, limit, fits)
+        return fits
+    return slots
