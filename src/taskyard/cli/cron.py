@@ -95,19 +95,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         print_json([s.to_json() for s in found])
         return 0
-    from rich.console import Console
-    from rich.table import Table
+    from .render import plain_table, safe, what
 
-    from .render import safe, what
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for head in ("NAME", "EXPR", "TZ", "NEXT", "FIRED", "TENANT", "COMMAND"):
-        table.add_column(head, no_wrap=head != "COMMAND")
-    for s in found:
-        table.add_row(safe(s.name), safe(s.expr), s.tz,
-                      "paused" if s.paused else _when(s.next_at), str(s.fired), safe(s.tenant),
-                      safe(what(s.spec))[:60])
-    Console(highlight=False).print(table)
+    plain_table(("NAME", "EXPR", "TZ", "NEXT", "FIRED", "TENANT", "COMMAND"),
+                [(safe(s.name), safe(s.expr), s.tz, "paused" if s.paused else _when(s.next_at),
+                  str(s.fired), safe(s.tenant), safe(what(s.spec))[:60]) for s in found],
+                wrap={"COMMAND"})
     return 0
 
 

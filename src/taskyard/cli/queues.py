@@ -33,24 +33,18 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         print_json(queues)
         return 0
-    from rich.console import Console
-    from rich.table import Table
+    from .render import plain_table, safe
 
-    from .render import safe
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for head in ("QUEUE", "STATE", "PARALLEL", "SCHEDULED", "QUEUED", "RUNNING", "PAUSED", "SUCCEEDED",
-                 "FAILED", "STOPPED"):
-        table.add_column(head, no_wrap=True, justify="left" if head in ("QUEUE", "STATE")
-                         else "right")
+    statuses = ("scheduled", "queued", "running", "paused", "succeeded", "failed", "stopped")
+    rows = []
     for q in queues:
         counts = q["tasks"]
         assert isinstance(counts, dict)
-        table.add_row(safe(str(q["name"])), "paused" if q["paused"] else "active",
-                      "-" if q["parallel"] is None else str(q["parallel"]),
-                      *(str(counts[s]) for s in ("scheduled", "queued", "running", "paused",
-                                                 "succeeded", "failed", "stopped")))
-    Console(highlight=False).print(table)
+        rows.append((safe(str(q["name"])), "paused" if q["paused"] else "active",
+                     "-" if q["parallel"] is None else str(q["parallel"]),
+                     *(str(counts[s]) for s in statuses)))
+    heads = ("QUEUE", "STATE", "PARALLEL", *(s.upper() for s in statuses))
+    plain_table(heads, rows, right=heads[2:])
     return 0
 
 

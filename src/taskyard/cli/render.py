@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from ..lifecycle import Status
 from ..model import Attempt, Event, Task, TaskSpec, iso
@@ -81,6 +81,23 @@ def started(task: Task) -> str:
     when = time.localtime(task.started_at)
     today = time.localtime()[:3] == when[:3]
     return time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M", when)
+
+
+def plain_table(heads: Sequence[str], rows: Iterable[Sequence[str]], *,
+                right: Collection[str] = (), wrap: Collection[str] = ()) -> None:
+    """Print a borderless table: columns in ``right`` right-aligned, those in ``wrap``
+    allowed to wrap (the others never do). Cells are printed as given (pass them
+    through :func:`safe`)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for head in heads:
+        table.add_column(head, no_wrap=head not in wrap,
+                         justify="right" if head in right else "left")
+    for row in rows:
+        table.add_row(*row)
+    Console(highlight=False).print(table)
 
 
 def task_table(tasks: Sequence[Task]) -> None:

@@ -76,20 +76,15 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         print_json(tenants)
         return 0
-    from rich.console import Console
-    from rich.table import Table
+    from .render import plain_table, safe
 
-    from .render import safe
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for head in ("TENANT", "STATE", "RUN AS", "PARALLEL", "SCHEDULED", "QUEUED", "RUNNING",
-                 "PAUSED"):
-        table.add_column(head, no_wrap=True)
+    statuses = ("scheduled", "queued", "running", "paused")
+    rows = []
     for t in tenants:
         counts = t["tasks"]
         assert isinstance(counts, dict)
-        table.add_row(safe(str(t["name"])), "enabled" if t["enabled"] else "disabled",
-                      safe(str(t["run_as"] or "-")), str(t["parallel"] or "-"),
-                      *(str(counts[s]) for s in ("scheduled", "queued", "running", "paused")))
-    Console(highlight=False).print(table)
+        rows.append((safe(str(t["name"])), "enabled" if t["enabled"] else "disabled",
+                     safe(str(t["run_as"] or "-")), str(t["parallel"] or "-"),
+                     *(str(counts[s]) for s in statuses)))
+    plain_table(("TENANT", "STATE", "RUN AS", "PARALLEL", *(s.upper() for s in statuses)), rows)
     return 0
