@@ -148,3 +148,40 @@ def test_a_write_lock_held_too_long_is_a_clear_store_error(
         store.record_spawned("nobody", [])
     holder.execute("ROLLBACK")
     assert store.schema_version() == SCHEMA_VERSION
+
+
+def _threads_named(name: str) -> list[object]:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == name]
+
+
+def test_a_servers_store_checkpoints_the_wal_from_a_thread_of_its_own(tmp_path: Path) -> None:
+    """A server's connection never checkpoints inside its commits (fsyncs on the loop);
+    its store's checkpoint thread copies the WAL into the database file instead."""
+    from taskyard.model import TaskSpec
+    from taskyard.testing import wait_for
+
+    path = tmp_path / "taskyard.db"
+    SQLiteStore(path).close()  # created and migrated: the WAL is checkpointed on close
+    before = path.stat().st_size
+    store = SQLiteStore(path, background_checkpoints=True)
+    try:
+        assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert len(_threads_named("taskyard-checkpoint")) == 1
+        for _ in range(300):  # a commit each, the count that asks for a checkpoint
+            store.submit(TaskSpec(("true",)), by="test")
+        wait_for(lambda: path.stat().st_size > before, 10, message="a checkpoint")
+        # A few large commits (many pages each) are checkpointed too, by the WAL's growth.
+        grown = path.stat().st_size
+        store.submit(TaskSpec(("cat",), stdin=b"x" * (6 << 20)), by="test")
+        wait_for(lambda: path.stat().st_size > grown + (4 << 20), 10,
+                 message="a checkpoint of a large commit")
+    finally:
+        store.close()
+    assert not _threads_named("taskyard-checkpoint")
+    reopened = SQLiteStore(path)
+    try:
+        assert len(reopened.list_tasks(limit=1000)) == 301
+    finally:
+        reopened.close()

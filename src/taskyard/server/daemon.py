@@ -108,7 +108,8 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
     settings = settings._replace(slots=procs.slots_within_fd_limit(settings.effective_slots,
                                                              workers=bool(settings.imports)))
     store = open_store(settings.store_location, synchronous=settings.synchronous,
-                       application_name="taskyard-server", hold_limit=settings.lease)
+                       application_name="taskyard-server", hold_limit=settings.lease,
+                       server=True)
     host, boot = procs.hostname(), procs.boot_id()
     now = time.time()
     store.register(Instance(instance_id, host, boot, os.getpid(), settings.effective_slots, now,
