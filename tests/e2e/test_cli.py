@@ -277,6 +277,21 @@ def test_queue_pause_and_resume(served: Path) -> None:
     assert cli(served, "wait", task_id, "--timeout", "10").returncode == 0
 
 
+def test_queue_ls_fits_80_columns_with_whole_headings(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    long_name = "nightly-reports-for-every-region-of-the-world"
+    ok(home, "submit", "--queue", long_name, "--", "true")
+    ok(home, "queue", "set", long_name, "--parallel", "3")
+    ok(home, "kill", ok(home, "submit", "--", "true").strip())
+    lines = ok(home, "queue", "ls").splitlines()
+    assert lines[0].split() == ["QUEUE", "STATE", "LIMIT", "SCHED", "QUEUED", "RUN", "PAUSED",
+                                "OK", "FAILED", "STOPPED"]
+    assert all(len(line) <= 80 for line in lines)
+    row = next(line for line in lines if line.startswith("nightly"))
+    assert row.split()[1:] == ["active", "3", "0", "1", "0", "0", "0", "0", "0"]
+
+
 def test_help_shows_environment_variables(home: Path) -> None:
     assert "TASKYARD_HOME" in ok(home, "--help")
     text = ok(home, "server", "start", "--help")

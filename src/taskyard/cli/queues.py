@@ -43,7 +43,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         rows.append((safe(str(q["name"])), "paused" if q["paused"] else "active",
                      "-" if q["parallel"] is None else str(q["parallel"]),
                      *(str(counts[s]) for s in statuses)))
-    heads = ("QUEUE", "STATE", "PARALLEL", *(s.upper() for s in statuses))
+    # Short headings, so that ten columns fit 80 (--json has the full names).
+    heads = ("QUEUE", "STATE", "LIMIT", "SCHED", "QUEUED", "RUN", "PAUSED", "OK", "FAILED",
+             "STOPPED")
     plain_table(heads, rows, right=heads[2:])
     return 0
 

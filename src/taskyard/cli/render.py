@@ -86,18 +86,24 @@ def started(task: Task) -> str:
 def plain_table(heads: Sequence[str], rows: Iterable[Sequence[str]], *,
                 right: Collection[str] = (), wrap: Collection[str] = ()) -> None:
     """Print a borderless table: columns in ``right`` right-aligned, those in ``wrap``
-    allowed to wrap (the others never do). Cells are printed as given (pass them
-    through :func:`safe`)."""
+    allowed to wrap (the others never do). On a narrow terminal the first column (a
+    name) is cut short (…) so that the others fit whole, headings included. Cells
+    are printed as given (pass them through :func:`safe`)."""
     from rich.console import Console
     from rich.table import Table
 
+    rows = [tuple(row) for row in rows]
+    console = Console(highlight=False)
+    widths = [max([len(head)] + [len(row[i]) for row in rows]) for i, head in enumerate(heads)]
+    room = console.width - sum(widths[1:]) - 2 * (len(heads) - 1)
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for head in heads:
-        table.add_column(head, no_wrap=head not in wrap,
+    for i, head in enumerate(heads):
+        table.add_column(head, no_wrap=head not in wrap, min_width=len(head),
+                         max_width=max(len(head), room) if i == 0 else None,
                          justify="right" if head in right else "left")
     for row in rows:
         table.add_row(*row)
-    Console(highlight=False).print(table)
+    console.print(table)
 
 
 def task_table(tasks: Sequence[Task]) -> None:
