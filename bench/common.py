@@ -248,6 +248,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def children_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of the children ``pid`` has reaped so far."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rfind(")") + 2:].split()
+    return (int(fields[13]) + int(fields[14])) / CLK_TCK
+
+
 def cpu_busy(seconds: float = 1.0) -> float:
     """Share (0..1) of all CPUs busy over ``seconds``, from /proc/stat: other work on
     the machine makes every number here noisier."""

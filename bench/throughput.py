@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -35,6 +36,8 @@ TASKYARD = "taskyard, pre-submitted, from ready"
 TASKYARD_LAUNCH = "taskyard, pre-submitted, from launch"
 TASKYARD_LIVE = "taskyard, submitted while running"
 TASKYARD_CPU = "taskyard server CPU per task"
+TASKYARD_TASK_CPU = "taskyard tasks' CPU per task"
+TRUE_CPU = "`true` CPU per task (bare posix_spawn loop)"
 BARE = "bare Popen loop"
 SPAWN = "bare posix_spawn loop"
 XARGS = "seq | xargs -P2 -n1 true"
@@ -90,8 +93,11 @@ def bare_popen(n: int) -> Measures:
 def bare_spawn(n: int) -> Measures:
     path = shutil.which("true") or "/bin/true"
     env = dict(os.environ)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     seconds = _loop(n, lambda: os.posix_spawn(path, ["true"], env), lambda pid, status: None)
-    return {SPAWN: n / seconds}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {SPAWN: n / seconds, TRUE_CPU: cpu / n * 1000}
 
 
 def xargs(n: int) -> Measures:
@@ -140,10 +146,11 @@ def taskyard_presubmitted(n: int) -> Measures:
             cpu0 = common.cpu_seconds(proc.pid)
             tasks = common.all_finished(y, _timeout(n))
             cpu = common.cpu_seconds(proc.pid) - cpu0
+            children = common.children_cpu_seconds(proc.pid)
         common.check_succeeded(tasks, n)
         end = max(t.finished_at or 0.0 for t in tasks)
     return {TASKYARD: n / (end - ready), TASKYARD_LAUNCH: n / (end - launch),
-            TASKYARD_CPU: cpu / n * 1000}
+            TASKYARD_CPU: cpu / n * 1000, TASKYARD_TASK_CPU: children / n * 1000}
 
 
 def taskyard_live(n: int) -> Measures:
@@ -237,12 +244,32 @@ def _ratios(s: Section, samples: dict[str, list[float]]) -> None:
             s.ratio(name, value, goal, note)
 
 
+CPU_BOUND = "CPU bound: cpus / (server + task CPU per task)"
+
+
+def _cpu_budget(s: Section, samples: dict[str, list[float]]) -> None:
+    """How fast taskyard could go if every CPU were busy all the time with its server
+    and its tasks (CPU per task measured in the same repetition), and how much of that
+    it gets and 2 x tsp would need."""
+    cpus = os.cpu_count() or 1
+    bound = [cpus * 1000 / (server + task) for server, task
+             in zip(samples[TASKYARD_CPU], samples[TASKYARD_TASK_CPU], strict=True)]
+    s.add(CPU_BOUND, common.median(bound), "tasks/s", common.spread(bound))
+    with_bound = dict(samples, **{CPU_BOUND: bound})
+    value, note = common.paired(with_bound, TASKYARD, CPU_BOUND)
+    s.ratio("taskyard/CPU bound (how busy it keeps the CPUs)", value, "", note)
+    if TSP_PRE in samples:
+        with_bound["2x"] = [2 * v for v in samples[TSP_PRE]]
+        value, note = common.paired(with_bound, "2x", CPU_BOUND)
+        s.ratio("2 x tsp pre-queued / CPU bound", value, "", note)
+
+
 def run(quick: bool, repeat: int) -> Section:
     n = 200 if quick else 1000
     samples = _collect(n, repeat)
     s = Section(f"throughput: {n} x `true`, {SLOTS} slots (higher is better)")
     for name, values in samples.items():
-        unit = "ms" if name == TASKYARD_CPU else "tasks/s"
+        unit = "ms" if name in (TASKYARD_CPU, TASKYARD_TASK_CPU, TRUE_CPU) else "tasks/s"
         note = f"{min(n, TSP_PREQUEUE_MAX)} jobs; " if name == TSP_PRE else ""
         s.add(name, common.median(values), unit, note + common.spread(values))
     _ratios(s, samples)
@@ -254,6 +281,7 @@ def run(quick: bool, repeat: int) -> Section:
             s.notes.append("2 x tsp pre-queued is more `true` processes a second than this"
                            " machine starts with no slot limit at all: that goal"
                            " cannot be met here by any runner")
+    _cpu_budget(s, samples)
     if not common.tsp_path():
         s.notes.append("tsp not installed: apt-get install -y task-spooler")
     return s
