@@ -292,6 +292,24 @@ def test_queue_ls_fits_80_columns_with_whole_headings(
     assert row.split()[1:] == ["active", "3", "0", "1", "0", "0", "0", "0", "0"]
 
 
+def test_submit_imports_only_what_it_needs(home: Path) -> None:
+    """Every CLI command pays for its imports (the goal for a submit is 80 ms): the
+    server's modules (logging, threads, the loop) and the table renderer stay out."""
+    import subprocess
+    import sys
+
+    ok(home, "submit", "--", "true")  # the store exists (creating it reads the migrations)
+
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['taskyard', '--home', {str(home)!r}, 'submit', '--', 'true']\n"
+             "try:\n    runpy.run_module('taskyard', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print(' '.join(sorted(m for m in sys.modules if m in ("
+             "'logging', 'threading', 'rich', 'psycopg', 'taskyard.server.loop'))))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True)
+    assert done.stdout.split()[1:] == [], done.stdout  # the first word is the task id
+
+
 def test_help_shows_environment_variables(home: Path) -> None:
     assert "TASKYARD_HOME" in ok(home, "--help")
     text = ok(home, "server", "start", "--help")

@@ -27,9 +27,7 @@ Clients keep SQLite's automatic checkpoint.
 from __future__ import annotations
 
 import itertools
-import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,8 +46,6 @@ LOCK_PAUSES = (0.0, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002)
 #: for its automatic checkpoint); a server's commit writes ~9 pages.
 CHECKPOINT_PAGES = 1000
 CHECKPOINT_COMMITS = CHECKPOINT_PAGES // 9
-
-log = logging.getLogger("taskyard.store")
 
 
 #: The version the numbered migrations lead to (a test checks it matches them); a
@@ -185,6 +181,8 @@ class Checkpointer:
     later: the WAL still holds every commit, so nothing diverges; it only grows."""
 
     def __init__(self, path: Path) -> None:
+        import threading  # here: clients (every CLI command) never need it
+
         self.wal = Path(f"{path}-wal")
         self.path = path
         self.commits = 0  #: since the last checkpoint (a rough count: no lock needed)
@@ -219,8 +217,10 @@ class Checkpointer:
                 try:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:
-                    log.warning("WAL checkpoint of %s failed (will try again): %s",
-                                self.path, exc)
+                    import logging  # here: clients (every CLI command) never need it
+
+                    logging.getLogger("taskyard.store").warning(
+                        "WAL checkpoint of %s failed (will try again): %s", self.path, exc)
                 checked = self._wal_size()
         finally:
             db.close()
