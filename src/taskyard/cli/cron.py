@@ -63,7 +63,8 @@ def _when(ts: float | None) -> str:
         return "-"
     from datetime import datetime
 
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    # Ticks fall on whole minutes: no seconds (a narrower column).
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def cmd_add(args: argparse.Namespace) -> int:

@@ -86,24 +86,45 @@ def started(task: Task) -> str:
 def plain_table(heads: Sequence[str], rows: Iterable[Sequence[str]], *,
                 right: Collection[str] = (), wrap: Collection[str] = ()) -> None:
     """Print a borderless table: columns in ``right`` right-aligned, those in ``wrap``
-    allowed to wrap (the others never do). On a narrow terminal the first column (a
-    name) is cut short (…) so that the others fit whole, headings included. Cells
-    are printed as given (pass them through :func:`safe`)."""
+    allowed to wrap (the others are cut short with … when they must). Cells are
+    printed as given (pass them through :func:`safe`). See :func:`fit_widths`."""
     from rich.console import Console
     from rich.table import Table
 
     rows = [tuple(row) for row in rows]
     console = Console(highlight=False)
-    widths = [max([len(head)] + [len(row[i]) for row in rows]) for i, head in enumerate(heads)]
-    room = console.width - sum(widths[1:]) - 2 * (len(heads) - 1)
+    natural = [max([len(head)] + [len(row[i]) for row in rows]) for i, head in enumerate(heads)]
+    widths = fit_widths(heads, natural, wrap, console.width)
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for i, head in enumerate(heads):
-        table.add_column(head, no_wrap=head not in wrap, min_width=len(head),
-                         max_width=max(len(head), room) if i == 0 else None,
+    for head, width in zip(heads, widths, strict=True):
+        table.add_column(head, width=width, no_wrap=head not in wrap,
+                         overflow="fold" if head in wrap else "ellipsis",
                          justify="right" if head in right else "left")
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+def fit_widths(heads: Sequence[str], natural: Sequence[int], wrap: Collection[str],
+               total: int) -> list[int]:
+    """Column widths that fit ``total`` characters (2 between columns), taken from
+    the natural ones in this order: columns that may wrap (down to 12), the first
+    column, a name (down to 8), the widest of the others, then the first two again
+    down to their headings; none narrower than its heading. Past that the table is
+    wider than ``total``."""
+    widths = list(natural)
+    excess = sum(widths) + 2 * (len(widths) - 1) - total
+    wrapping = [i for i, h in enumerate(heads) if h in wrap and i]
+    others = sorted((i for i in range(1, len(heads)) if i not in wrapping),
+                    key=lambda i: -widths[i])
+    for columns, floor in ((wrapping, 12), ([0], 8), (others, 0), (wrapping, 0), ([0], 0)):
+        for i in columns:
+            if excess <= 0:
+                return widths
+            cut = min(excess, max(0, widths[i] - max(len(heads[i]), floor)))
+            widths[i] -= cut
+            excess -= cut
+    return widths
 
 
 def task_table(tasks: Sequence[Task]) -> None:
