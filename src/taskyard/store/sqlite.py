@@ -20,8 +20,9 @@ into the database file and fsyncs twice, all on the server's one thread (a
 stall of milliseconds every ~110 ticks, ~45 µs a tick on average here). A
 :class:`Checkpointer` thread with its own connection does it instead, PASSIVE
 (never waiting for a lock, never blocking a writer), after every
-``CHECKPOINT_PAGES`` pages' worth of commits and once a second while any came.
-Clients keep SQLite's automatic checkpoint.
+``CHECKPOINT_COMMITS`` commits of the server and when a once-a-second look
+finds the WAL file grown by ``CHECKPOINT_PAGES`` pages. Clients keep SQLite's
+automatic checkpoint.
 """
 
 from __future__ import annotations
@@ -185,6 +186,8 @@ class Checkpointer:
 
         self.wal = Path(f"{path}-wal")
         self.path = path
+        # Opened here, so that a store that cannot be opened twice fails at start.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.commits = 0  #: since the last checkpoint (a rough count: no lock needed)
         self.due = threading.Event()
         self.stopping = False
@@ -205,7 +208,7 @@ class Checkpointer:
             return 0
 
     def _run(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db = self.db
         try:
             checked = self._wal_size()
             while not self.stopping:
