@@ -6,6 +6,7 @@ owning server applies; nothing here signals a process.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -24,12 +25,17 @@ REQUEST_TIMEOUT = 10.0
 
 def actor() -> str:
     """Who is acting, for event rows: the user name of this process."""
+    return _user_name(os.getuid())
+
+
+@functools.lru_cache(maxsize=4)
+def _user_name(uid: int) -> str:
     try:
         import pwd
 
-        return pwd.getpwuid(os.getuid()).pw_name
+        return pwd.getpwuid(uid).pw_name
     except (KeyError, ImportError):
-        return f"uid:{os.getuid()}"
+        return f"uid:{uid}"
 
 
 def wait_for(predicate: Callable[[], T | None], timeout: float | None,

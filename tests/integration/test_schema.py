@@ -185,3 +185,29 @@ def test_a_servers_store_checkpoints_the_wal_from_a_thread_of_its_own(tmp_path: 
         assert len(reopened.list_tasks(limit=1000)) == 301
     finally:
         reopened.close()
+
+
+def test_wake_hints_reach_the_server_socket_through_one_client_socket(tmp_path: Path) -> None:
+    """Each submit sends a hint; a process keeps one datagram socket for all of them,
+    and a hint with nobody listening (or a bad path) is dropped quietly."""
+    from taskyard.store import sqlite as sqlite_store
+    from taskyard.store.sqlite import WakeSocket, send_wake
+    from taskyard.testing import wait_for
+
+    send_wake(tmp_path / "nobody-listens.sock")
+    listener = WakeSocket(tmp_path / "wake.sock")
+    try:
+        send_wake(listener.path, b"w")
+        first = sqlite_store._wake_socket
+        send_wake(listener.path, b"r")
+        assert sqlite_store._wake_socket is first is not None
+        got = b""
+
+        def both() -> bool:
+            nonlocal got
+            got += listener.drain()
+            return got == b"wr"
+
+        wait_for(both, 5, message="both hints")
+    finally:
+        listener.close()

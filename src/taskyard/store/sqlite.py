@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..errors import SchemaTooNew, StoreError, TaskyardError
 from .migrations import shipped
@@ -306,18 +307,23 @@ class WakeSocket:
             pass
 
 
+_wake_socket: Any = None  #: one datagram socket per process, made on the first hint
+
+
 def send_wake(path: Path, payload: bytes = b"w") -> None:
-    """Best effort: nobody listening, a full buffer or a long path are all fine."""
+    """Best effort: nobody listening, a full buffer or a long path are all fine.
+    The socket is kept for the next hint (a loop of submits sends one each)."""
+    global _wake_socket
     import _socket  # the C module: ``socket`` costs milliseconds to import on every submit
 
+    if _wake_socket is None:
+        try:
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+            sock.setblocking(False)
+        except OSError:
+            return
+        _wake_socket = sock
     try:
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
-    except OSError:
-        return
-    try:
-        sock.setblocking(False)
-        sock.sendto(payload, str(path))
+        _wake_socket.sendto(payload, str(path))
     except OSError:
         pass
-    finally:
-        sock.close()
