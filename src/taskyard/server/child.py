@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import pwd
 import signal
@@ -188,8 +189,8 @@ class Spawner:
             return _failed(claim, exc)
         if stdin != self.devnull:
             os.close(stdin)
-        os.set_blocking(out_r, False)
-        os.set_blocking(err_r, False)
+        fcntl.fcntl(out_r, fcntl.F_SETFL, os.O_NONBLOCK)  # one call (set_blocking makes two)
+        fcntl.fcntl(err_r, fcntl.F_SETFL, os.O_NONBLOCK)
         streams = {out_r: StreamBuffer(claim.task_id, claim.epoch, "stdout", self.head, self.tail),
                    err_r: StreamBuffer(claim.task_id, claim.epoch, "stderr", self.head, self.tail)}
         # The write ends stay open until the leader is reaped: closing them here, while

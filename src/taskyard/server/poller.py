@@ -28,6 +28,12 @@ class Poller:
             except OSError:  # closed already (epoll forgot it then), e.g. by a library
                 pass
 
+    def forget(self, fd: int) -> None:
+        """Stop handling ``fd``, which the caller closes right after: closing the last
+        descriptor of a file takes it out of the epoll set, so no ``epoll_ctl`` is
+        spent (a pipe's read end and a pidfd are only ever the server's)."""
+        self._handlers.pop(fd, None)
+
     def __contains__(self, fd: int) -> bool:
         return fd in self._handlers
 
