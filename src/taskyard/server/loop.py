@@ -167,7 +167,7 @@ class Server:
     def _on_exit(self, c: Child) -> None:
         """The leader exited: reap it, then take what is left in its pipes right away
         (its group is dead, so they are at EOF unless a process escaped it)."""
-        self.poller.forget(c.pidfd)  # reap closes it
+        self.poller.remove(c.pidfd)
         c.reap(time.monotonic(), DRAIN_GRACE)
         for fd in list(c.streams):
             while fd in c.streams and self._read(c, fd):
@@ -186,7 +186,7 @@ class Server:
         except BlockingIOError:
             return False
         if not data:
-            self.poller.forget(fd)
+            self.poller.remove(fd)
             c.close_stream(fd)
             self.widened.discard(fd)
             if buf.dirty:
@@ -412,7 +412,7 @@ class Server:
                 log.warning("task %d: output pipes still open after its process group"
                             " ended (a process escaped with setsid?); closing them", c.task_id)
                 for fd in list(c.streams):
-                    self.poller.forget(fd)
+                    self.poller.remove(fd)
                     buf = c.close_stream(fd)
                     if buf.dirty:
                         self.closed.append(buf)

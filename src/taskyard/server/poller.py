@@ -22,17 +22,15 @@ class Poller:
         self._handlers[fd] = handler
 
     def remove(self, fd: int) -> None:
+        """Stop watching ``fd``. Always through ``epoll_ctl(DEL)``, even right before a
+        close: were the file still open elsewhere (a forked copy of our descriptors),
+        epoll would keep reporting it under this number, and a pidfd opened later with
+        the same number would get its events, and its handler reaps and kills."""
         if self._handlers.pop(fd, None) is not None:
             try:
                 self._epoll.unregister(fd)
             except OSError:  # closed already (epoll forgot it then), e.g. by a library
                 pass
-
-    def forget(self, fd: int) -> None:
-        """Stop handling ``fd``, which the caller closes right after: closing the last
-        descriptor of a file takes it out of the epoll set, so no ``epoll_ctl`` is
-        spent (a pipe's read end and a pidfd are only ever the server's)."""
-        self._handlers.pop(fd, None)
 
     def __contains__(self, fd: int) -> bool:
         return fd in self._handlers
