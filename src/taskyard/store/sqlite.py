@@ -27,6 +27,7 @@ automatic checkpoint.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sqlite3
 import time
@@ -107,9 +108,9 @@ class SQLiteStore(SqlServerStore):
             self._db.execute("ROLLBACK")
             raise
 
-    @property
+    @functools.cached_property
     def wake_path(self) -> Path:
-        return self.path.parent / "wake.sock"
+        return self.path.parent / "wake.sock"  # once: every submit sends a hint here
 
     def wake(self, kind: bytes = b"w") -> None:
         """Hint the server: ``w`` work submitted, ``r`` a control request, ``s`` server control."""
