@@ -533,4 +533,3 @@ class Server:
         for c in self.children.values():
             c.signal_group(signal.SIGKILL)
         self.pool.kill_all()
-
