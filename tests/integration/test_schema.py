@@ -134,6 +134,45 @@ def test_a_writer_waits_for_the_write_lock_without_sleeping_milliseconds(tmp_pat
     assert worst < 0.5, worst
 
 
+def test_a_writer_tries_for_the_lock_often_at_first_then_every_few_ms(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the lock is busy for a short while (another writer's transactions) the
+    tries come at most 0.2 ms apart; past SHORT_WAIT they slow to LONG_PAUSE."""
+    import threading
+    import time
+
+    from taskyard.store import sqlite as sqlite_store
+
+    path = tmp_path / "taskyard.db"
+    store = SQLiteStore(path)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    pauses: list[tuple[float, float]] = []
+    real_sleep = time.sleep
+    t0 = time.monotonic()
+
+    def sleep(seconds: float) -> None:
+        pauses.append((time.monotonic() - t0, seconds))
+        real_sleep(seconds)
+
+    monkeypatch.setattr(sqlite_store.time, "sleep", sleep)
+    holder.execute("BEGIN IMMEDIATE")
+    hold = sqlite_store.SHORT_WAIT * 3
+    released = threading.Timer(hold, lambda: holder.execute("COMMIT"))
+    t0 = time.monotonic()
+    released.start()
+    try:
+        with store._tx() as cur:
+            cur.execute("SELECT 1")
+    finally:
+        released.join()
+        holder.close()
+        store.close()
+    early = [p for at, p in pauses if at < sqlite_store.SHORT_WAIT * 0.9]
+    late = [p for at, p in pauses if at > sqlite_store.SHORT_WAIT * 1.1]
+    assert early and max(early) <= sqlite_store.LOCK_PAUSES[-1]
+    assert late and set(late) == {sqlite_store.LONG_PAUSE}
+
+
 def test_a_write_lock_held_too_long_is_a_clear_store_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from taskyard.errors import StoreError

@@ -157,8 +157,9 @@ class SqlStoreBase:
              rows.dumps(spec.kwargs) if spec.kwargs is not None else None, now, by, now),
         )
         task = rows.task(cur.fetchone())
-        cur.executemany("INSERT INTO deps (task_id, after_id) VALUES (?, ?)",
-                        [(task.id, after) for after in sorted(set(spec.after))])
+        if spec.after:
+            cur.executemany("INSERT INTO deps (task_id, after_id) VALUES (?, ?)",
+                            [(task.id, after) for after in sorted(set(spec.after))])
         return task
 
     def _require_tenant(self, cur: Cursor, name: str) -> None:
