@@ -11,11 +11,8 @@ measured in the same run, each with 2 workers and its own normal API
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-import time
-from pathlib import Path
 
 import common
 from common import Section
@@ -79,7 +76,7 @@ def run(quick: bool, repeat: int) -> Section:
         samples.setdefault(OURS, []).append(rate)
         cpus.append(cpu)
         samples.setdefault(OURS_FULL, []).append(taskyard_rate(n, "full")[0])
-        for result in _peers(n, FRONT):
+        for result in common.measure_peers(n, FRONT):
             name = str(result.get("peer"))
             if "error" in result:
                 notes[name] = f"{name}: not measured: {result['error']}"
@@ -91,7 +88,7 @@ def run(quick: bool, repeat: int) -> Section:
                     "; ".join(x for x in (common.spread(values), notes.get(name, "")[:40]) if x))
     section.add("taskyard server CPU per task", common.median(cpus) * 1000, "ms")
     ours = common.median(samples[OURS])
-    for result in _peers(n, None, exclude=FRONT):
+    for result in common.measure_peers(n, None, exclude=FRONT):
         name = str(result.get("peer"))
         if "error" in result:
             section.notes.append(f"{name}: not measured: {result['error']}")
@@ -113,21 +110,6 @@ def run(quick: bool, repeat: int) -> Section:
             value, note = common.paired(samples, num, den)
             section.ratio(name, value, "", note)
     return section
-
-
-def _peers(n: int, only: tuple[str, ...] | None,
-           exclude: tuple[str, ...] = ()) -> list[dict[str, object]]:
-    sys.path.insert(0, str(Path(__file__).parent))
-    try:
-        run_all = importlib.import_module("peers.run_all")
-    except ImportError as exc:
-        return [{"peer": "peers", "error": f"bench/peers not importable: {exc}"}]
-    names = [p for p in (only or list(run_all.PEERS)) if p not in exclude]
-    started = time.monotonic()
-    found: list[dict[str, object]] = list(run_all.measure(n, names))
-    if time.monotonic() - started > 600:
-        found.append({"peer": "note", "error": "peers took over 10 minutes"})
-    return found
 
 
 if __name__ == "__main__":

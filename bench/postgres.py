@@ -11,7 +11,6 @@ postgresql://postgres@127.0.0.1:5432/test); every run uses a scratch schema.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import sys
 import time
@@ -80,7 +79,7 @@ def run(quick: bool, repeat: int) -> Section:
         section.add(f"submit->claim p95, {count} server(s)", common.quantile(lat, 0.95), "ms")
         section.ratio(f"p50 latency, {count} server(s) (ms)", common.median(lat), "<= 10")
     section.ratio("3 servers / 1 server throughput", rates[3] / rates[1], ">= 1")
-    peer = _procrastinate(n)
+    peer = common.measure_peers(n, ["procrastinate"])[0]
     if "error" in peer:
         section.notes.append(f"procrastinate: not measured: {peer['error']}")
     else:
@@ -89,16 +88,6 @@ def run(quick: bool, repeat: int) -> Section:
                     str(peer.get("note", ""))[:60])
         section.ratio("taskyard 1 server / procrastinate", rates[1] / rate)
     return section
-
-
-def _procrastinate(n: int) -> dict[str, object]:
-    sys.path.insert(0, str(Path(__file__).parent))
-    try:
-        module = importlib.import_module("peers.run_all")
-        found: list[dict[str, object]] = list(module.measure(n, peers=["procrastinate"]))
-    except Exception as exc:  # the peer is optional: say why it is missing
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    return found[0] if found else {"error": "no result"}
 
 
 if __name__ == "__main__":
