@@ -92,6 +92,21 @@ _NUMERIC = {
     "output_tail_mib": float,
     "flush_interval": float,
 }
+#: Allowed ranges: an interval of 0 would spin the server's loop at 100 % CPU, a
+#: huge output bound overflows.
+_RANGES: dict[str, tuple[float, float]] = {
+    "slots": (0, 4096),
+    "poll_interval": (0.01, 3600),
+    "heartbeat_interval": (0.05, 3600),
+    "lease": (0.1, 86400),
+    "worker_max_tasks": (0, 2**31 - 1),
+    "worker_max_mib": (0, 2**20),
+    "kill_grace": (0, 3600),
+    "output_head_mib": (0, 1024),
+    "output_tail_mib": (0, 2**20),
+    "flush_interval": (0.001, 60),
+}
+_KIND_NAMES = {int: "an integer", float: "a number"}
 _CHOICES = {"synchronous": ("normal", "full"), "log_level": ("debug", "info", "warning", "error")}
 
 
@@ -109,11 +124,16 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     if key in _NUMERIC:
         kind = _NUMERIC[key]
         try:
+            if kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)  # int() would cut 2.5 slots to 2 silently
             number = kind(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{source}: {key} must be a {kind.__name__}, got {value!r}", field=key) from None
-        if number < 0 or (key != "slots" and kind is float and number != number):
-            raise ConfigError(f"{source}: {key} must be >= 0, got {value!r}", field=key)
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{source}: {key} must be {_KIND_NAMES[kind]}, got {value!r}",
+                              field=key) from None
+        low, high = _RANGES[key]
+        if not low <= number <= high:  # NaN fails too
+            raise ConfigError(f"{source}: {key} must be from {_num(low)} to {_num(high)},"
+                              f" got {value!r}", field=key)
         return number
     if key in _CHOICES:
         text = str(value).lower()
@@ -121,6 +141,10 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             raise ConfigError(f"{source}: {key} must be one of {', '.join(_CHOICES[key])}", field=key)
         return text
     raise ConfigError(f"{source}: unknown setting {key!r}", field=key)
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
 
 
 def _store(value: Any, source: str) -> str:
@@ -181,7 +205,11 @@ def _from_env() -> dict[str, Any]:
 
 def load(home: Path | str | None = None, **flags: Any) -> Settings:
     """Build settings from every layer; ``flags`` with value None are ignored."""
+    if home is not None and not str(home).strip():
+        raise ConfigError("--home must not be empty", field="home")
     root = (Path(home) if home is not None else default_home()).absolute()
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"home {root} is not a directory", field="home")
     values: dict[str, Any] = {}
     values.update(_from_toml(root / "taskyard.toml"))
     values.update(_from_env())
@@ -191,6 +219,4 @@ def load(home: Path | str | None = None, **flags: Any) -> Settings:
     settings = Settings(home=root)._replace(**values)
     if settings.lease <= settings.heartbeat_interval:
         raise ConfigError("lease must be longer than heartbeat_interval", field="lease")
-    if settings.kill_grace > 3600:
-        raise ConfigError("kill_grace must be at most 3600 seconds", field="kill_grace")
     return settings

@@ -60,7 +60,7 @@ class Context:
         """Report progress; writes are throttled (the latest value always lands)."""
         from .validate import check_progress
 
-        check_progress(done, total)
+        check_progress(done, total, message)
         self._progress = (float(done), None if total is None else float(total), message)
         self._progress_dirty = True
         now = time.monotonic()

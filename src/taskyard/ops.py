@@ -13,7 +13,14 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from . import lifecycle, validate
-from .errors import InvalidInput, NotFound, StaleAttempt, TransitionError, UserError
+from .errors import (
+    InvalidInput,
+    NotFound,
+    StaleAttempt,
+    TaskyardError,
+    TransitionError,
+    UserError,
+)
 from .lifecycle import Status, Verb
 from .model import JSON, OutputRead, Request, Schedule, Task, TaskSpec
 from .store.base import ClientStore as Store
@@ -68,10 +75,14 @@ def _apply(store: Store, task_id: int, kind: str, payload: JSON, by: str | None,
         return request
     done = wait_for(lambda: _settled(store, request), timeout)
     if done is None:
-        raise UserError(f"request {request.id} ({kind} task {task_id}) is recorded but no server"
-                        f" applied it within {timeout:g}s; is the server running?")
+        # Not a user error (exit 1, not 2): the request stands, and a server applies it
+        # when it gets to it.
+        raise TaskyardError(f"request {request.id} ({kind} task {task_id}) is recorded but no"
+                            f" server applied it within {timeout:g}s; it will be applied when"
+                            " one does (is the server running?)")
     if done.state == "rejected":
-        raise TransitionError(f"cannot {kind} task {task_id}: {done.result}")
+        action = {"stdin": "send to", "eof": "close the stdin of"}.get(kind, kind)
+        raise TransitionError(f"cannot {action} task {task_id}: {done.result}")
     return done
 
 
@@ -144,6 +155,10 @@ def remove(store: Store, task_id: int, *, force: bool = False, by: str | None = 
            timeout: float = 30.0) -> None:
     task = store.get(task_id)
     if force and not task.terminal:
+        waiting = store.waiting_on(task_id)  # refused below anyway: then kill nothing
+        if waiting is not None:
+            raise TransitionError(f"cannot rm task {task_id}: task {waiting} waits for it"
+                                  " (--after)")
         kill(store, task_id, "KILL", by=by, timeout=timeout)
         if wait(store, task_id, timeout) is None:
             raise UserError(f"task {task_id} did not end within {timeout:g}s; not removed")
@@ -168,7 +183,7 @@ def set_meta(store: Store, task_id: int, patch: dict[str, JSON]) -> Task:
 def report_progress(store: Store, task_id: int, epoch: int, done: float,
                     total: float | None, message: str | None) -> None:
     """Progress of a running attempt; only that attempt may write it (fenced by epoch)."""
-    validate.check_progress(done, total)
+    validate.check_progress(done, total, message)
     try:
         store.set_progress(task_id, epoch, done, total, message)
     except StaleAttempt as exc:
@@ -306,7 +321,15 @@ def send_signal(store: Store, task_id: int, name: str, data: JSON = None, *,
     """A custom signal the task reads with ``ctx.signals()``."""
     validate.check_name(name, "name")
     text = validate.check_json(data, "data") if data is not None else None
+    _function_only(store, task_id, "read custom signals (ctx.signals())")
     return store.send_signal(task_id, name, text, by=by or actor())
+
+
+def _function_only(store: Store, task_id: int, what: str) -> None:
+    """Only a function task can poll what ``what`` sends: refuse a command task, rather
+    than report success for something it will never see."""
+    if store.get(task_id).function is None:
+        raise TransitionError(f"task {task_id} is a command: only function tasks {what}")
 
 
 def set_config(store: Store, task_id: int, patch: dict[str, JSON]) -> Task:
@@ -319,4 +342,5 @@ def set_config(store: Store, task_id: int, patch: dict[str, JSON]) -> Task:
 
 def ask_stop(store: Store, task_id: int) -> Task:
     """Ask a running task to stop by itself (``ctx.should_stop()``)."""
+    _function_only(store, task_id, "can be asked to stop by themselves (use kill)")
     return store.ask_stop(task_id)

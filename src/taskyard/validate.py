@@ -20,8 +20,20 @@ INT32 = 2**31
 
 
 def _no_nul(value: str, what: str) -> None:
+    """Text taskyard stores: no NUL, and valid Unicode (a command line's bytes that are
+    not UTF-8 arrive as lone surrogates, which no store can hold as text)."""
     if "\0" in value:
         raise InvalidInput(f"{what} contains a NUL character", field=what.split()[0])
+    check_unicode(value, what)
+
+
+def check_unicode(value: str, what: str) -> str:
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{what} is not valid UTF-8 text", field=what.split()[0].rstrip(":")) from None
+    return value
 
 
 def check_argv(argv: Sequence[str]) -> tuple[str, ...]:
@@ -60,19 +72,25 @@ def parse_env_pairs(pairs: Sequence[str]) -> dict[str, str]:
     return check_env(out)
 
 
+def _check_json_number(value: float, field: str) -> None:
+    if isinstance(value, int):
+        if not -INT64 <= value < INT64:
+            raise InvalidInput(f"{field}: JSON integer beyond 64 bits", field=field)
+    elif not math.isfinite(value):
+        raise InvalidInput(f"{field}: JSON number must be finite (no NaN or Infinity)",
+                           field=field)
+
+
 def _check_json_value(value: Any, depth: int = 0, field: str = "meta") -> None:
     if depth > MAX_JSON_DEPTH:
         raise InvalidInput(f"{field}: JSON nested deeper than {MAX_JSON_DEPTH} levels",
                            field=field)
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, str):
+        check_unicode(value, f"{field}: a string")
+    elif isinstance(value, bool) or value is None:
         return
-    if isinstance(value, int):
-        if not -INT64 <= value < INT64:
-            raise InvalidInput(f"{field}: JSON integer beyond 64 bits", field=field)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInput(f"{field}: JSON number must be finite (no NaN or Infinity)",
-                               field=field)
+    elif isinstance(value, int | float):
+        _check_json_number(value, field)
     elif isinstance(value, list | tuple):
         for item in value:
             _check_json_value(item, depth + 1, field)
@@ -80,6 +98,7 @@ def _check_json_value(value: Any, depth: int = 0, field: str = "meta") -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidInput(f"{field}: JSON object keys must be strings", field=field)
+            check_unicode(key, f"{field}: a key")
             _check_json_value(item, depth + 1, field)
     else:
         raise InvalidInput(f"{field}: not a JSON value: {type(value).__name__}", field=field)
@@ -135,7 +154,7 @@ def check_name(name: str | None, what: str = "name") -> str | None:
         return None
     if not name or len(name) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise InvalidInput(f"{what} must be 1-{MAX_NAME} printable characters", field=what)
-    return name
+    return check_unicode(name, what)
 
 
 def check_parallel(parallel: int | None) -> int | None:
@@ -186,8 +205,8 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
             raise InvalidInput("cwd must be an absolute path", field="cwd")
     if not -INT32 <= spec.priority < INT32:
         raise InvalidInput("priority must be a 32-bit integer", field="priority")
-    if spec.run_at is not None and not math.isfinite(spec.run_at):
-        raise InvalidInput("start time must be a finite time", field="at")
+    if spec.run_at is not None:
+        check_time(spec.run_at)
     if any(not isinstance(a, int) or isinstance(a, bool) or a <= 0 for a in spec.after):
         raise InvalidInput("after must list task ids", field="after")
     from . import retry
@@ -263,25 +282,45 @@ def parse_time(text: str, what: str = "at") -> float:
         raise InvalidInput(f"invalid time {text!r}: use ISO 8601", field=what)
     try:
         when = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        stamp = when.timestamp()  # a local time near year 1 or 9999 can fall outside them
+    except (ValueError, OverflowError):
         raise InvalidInput(f"invalid time {text!r}: use ISO 8601, e.g. 2026-11-23T10:00:00Z",
                            field=what) from None
-    return when.timestamp()
+    return check_time(stamp, what)
+
+
+#: Unix times every ISO 8601 rendering can show: years 1 to 9999, UTC.
+MIN_TIME, MAX_TIME = -62135596800.0, 253402300799.0
+
+
+def check_time(stamp: float, what: str = "at") -> float:
+    """A unix time within years 1-9999 (so it can always be shown as ISO 8601)."""
+    if not (math.isfinite(stamp) and MIN_TIME <= stamp <= MAX_TIME):
+        raise InvalidInput("start time must be within the years 1 to 9999 (UTC)", field=what)
+    return stamp
 
 
 def parse_ids(text: str, what: str) -> tuple[int, ...]:
     """``3,5,8`` to task ids."""
     ids = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
+    for part in (p.strip() for p in text.split(",")):
         if not (part.isascii() and part.isdigit()) or len(part) > 18 or int(part) == 0:
             raise InvalidInput(f"--{what}: {part!r} is not a task id", field=what)
         ids.append(int(part))
     return tuple(ids)
 
 
-def check_progress(done: float, total: float | None) -> None:
+MAX_MESSAGE = 4096  #: characters of a progress message
+
+
+def check_progress(done: float, total: float | None, message: str | None = None) -> None:
     for what, number in (("done", done), ("total", total)):
         if number is None:
             continue
         if not math.isfinite(number) or number < 0:
             raise InvalidInput(f"progress {what} must be a finite number >= 0", field=what)
+    if message is not None:
+        if not isinstance(message, str) or len(message) > MAX_MESSAGE:
+            raise InvalidInput(f"a progress message is text of at most {MAX_MESSAGE} characters",
+                               field="message")
+        _no_nul(message, "message")

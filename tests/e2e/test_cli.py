@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from taskyard.testing import cli, running_server, wait_for
+from taskyard.testing import cli, running_server, server_process, stop_server, wait_for
 
 TY = f"{shlex.quote(sys.executable)} -m taskyard"  # taskyard as a task runs it
 
@@ -127,9 +129,10 @@ def test_stdin_file_and_send(served: Path, tmp_path: Path) -> None:
     live = ok(served, "submit", "--stdin-open", "--", "cat").strip()
     wait_for(lambda: show(served, live)["pid"], message="started")
     ok(served, "send", live, "line one\n")
+    ok(served, "send", live, "\udcff\n")  # stdin data is bytes: not UTF-8 is fine here
     ok(served, "send", live, "-", "--eof", input=b"line two\n")
     assert cli(served, "wait", live, "--timeout", "10").returncode == 0
-    assert ok(served, "logs", live) == "line one\nline two\n"
+    assert cli(served, "logs", live).stdout == b"line one\n\xff\nline two\n"
     user_error(served, "send", fed, "x")
 
 
@@ -209,11 +212,108 @@ def test_progress_outside_a_task_and_negative(served: Path) -> None:
     ["cron", "rm", "nope"],
     ["cron", "run", "nope"],
     ["cron", "pause", "nope"],
+    # bytes that are not UTF-8 (lone surrogates once decoded) and JSON lone surrogates
+    ["submit", "--", "echo", "\udcff\udcfe"],
+    ["submit", "--env", "A=\udcff", "--", "true"],
+    ["submit", "--name", "\udcff", "--", "true"],
+    ["submit", "--meta", '{"a": "\\ud800"}', "--", "true"],
+    ["submit", "--meta", '{"\\ud800": 1}', "--", "true"],
+    ["meta", "1", '{"a": "\\udfff"}'],
+    ["ls", "--queue", "\udcff"],
+    ["tenant", "enable", "\udcff"],
+    ["cron", "show", "\udcff"],
+    ["queue", "set", "q\udcff", "--parallel", "1"],
+    # start times ISO 8601 cannot show
+    ["submit", "--at", "9999-12-31T23:59:59-12:00", "--", "true"],
+    ["submit", "--in", "99999999d", "--", "true"],
+    ["submit", "--after", "", "--", "true"],
+    ["submit", "--after", "1,", "--", "true"],
+    ["submit", "--after", "1,,1", "--", "true"],
+    ["kill", "1", "--graceful"],
+    ["kill", "1", "--graceful", "--signal", "KILL"],
+    ["signal", "1", "go"],
+    ["--home", "", "ls"],
 ])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(home: Path, args: list[str]) -> None:
     ok(home, "submit", "--", "true")
     user_error(home, *args)
     assert len(json.loads(ok(home, "ls", "--json"))) == 1
+
+
+def test_a_double_dash_inside_the_command_is_the_commands(home: Path) -> None:
+    """``submit git checkout -- FILE``: once the command has begun, ``--`` is its own."""
+    for args in (["echo", "--", "hi"], ["--", "echo", "--", "hi"]):
+        task = json.loads(ok(home, "submit", "--json", *args))
+        assert task["argv"] == ["echo", "--", "hi"], args
+    ok(home, "cron", "add", "cx", "@daily", "echo", "a", "--", "b")
+    assert json.loads(ok(home, "cron", "show", "cx", "--json"))["task"]["argv"] == [
+        "echo", "a", "--", "b"]
+
+
+def test_a_home_that_is_a_file_or_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert "not a directory" in user_error(afile, "ls")
+    err = user_error(afile / "sub", "ls", code=1)
+    assert "cannot open store" in err and "internal error" not in err
+
+
+def test_rm_force_refused_for_a_task_others_wait_for_changes_nothing(home: Path) -> None:
+    first = ok(home, "submit", "--in", "1h", "--", "true").strip()
+    second = ok(home, "submit", "--after", first, "--", "true").strip()
+    assert "waits for it" in user_error(home, "rm", "--force", first)
+    assert (show(home, first)["status"], show(home, second)["status"]) == ("scheduled",
+                                                                           "scheduled")
+
+
+def test_graceful_stop_and_custom_signals_are_for_function_tasks(served: Path) -> None:
+    task_id = ok(served, "submit", "--", "sleep", "30").strip()
+    wait_for(lambda: show(served, task_id)["pid"], message="started")
+    assert "function tasks" in user_error(served, "kill", task_id, "--graceful")
+    assert "function tasks" in user_error(served, "signal", task_id, "go")
+    assert show(served, task_id)["status"] == "running"
+    ok(served, "kill", task_id)
+
+
+def test_a_control_no_server_answers_in_time_exits_1_and_is_applied_later(
+        home: Path) -> None:
+    """Not a user error (2): the request is recorded, and applied once the server can."""
+    proc = server_process(home, "--slots", "1")
+    try:
+        task_id = ok(home, "submit", "--", "sleep", "30").strip()
+        wait_for(lambda: show(home, task_id)["pid"], message="started")
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            result = cli(home, "kill", task_id, "--timeout", "0.5")
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        assert result.returncode == 1 and b"recorded" in result.stderr, result.stderr
+        wait_for(lambda: show(home, task_id)["status"] == "stopped", message="applied later")
+    finally:
+        stop_server(proc)
+
+
+def test_output_to_a_closed_pipe_exits_0(home: Path) -> None:
+    task_id = ok(home, "submit", "--", "true").strip()
+    for args in (["show", task_id], ["ls"], ["show", task_id, "--json"]):
+        line = " ".join(shlex.quote(a) for a in [*TY.split(), "--home", str(home), *args])
+        done = subprocess.run(["bash", "-c", f"{line} | head -c1 >/dev/null;"
+                               " echo ${PIPESTATUS[0]}"], capture_output=True, check=True)
+        assert done.stdout.strip() == b"0", (args, done.stderr)
+
+
+def test_status_and_stop_with_a_broken_taskyard_toml(home: Path) -> None:
+    assert "started" in ok(home, "server", "start", "--slots", "1")
+    try:
+        (home / "taskyard.toml").write_text("[server\n")
+        result = cli(home, "server", "status")
+        assert result.returncode == 0 and b"is running" in result.stdout
+        assert b"taskyard.toml" in result.stderr
+        err = user_error(home, "server", "stop")
+        assert "taskyard.toml" in err and "kill " in err
+    finally:
+        (home / "taskyard.toml").unlink()
+        assert "stopped" in ok(home, "server", "stop")
 
 
 def test_limits_tenants_and_cron_from_the_cli(home: Path) -> None:
@@ -295,7 +395,6 @@ def test_queue_ls_fits_80_columns_with_whole_headings(
 def test_submit_imports_only_what_it_needs(home: Path) -> None:
     """Every CLI command pays for its imports (the goal for a submit is 80 ms): the
     server's modules (logging, threads, the loop) and the table renderer stay out."""
-    import subprocess
     import sys
 
     ok(home, "submit", "--", "true")  # the store exists (creating it reads the migrations)

@@ -51,6 +51,16 @@ def test_result_output_and_exceptions(yard: Yard) -> None:
     assert wrong.reason is Reason.EXCEPTION and "TypeError" in (wrong.error or "")
 
 
+def test_an_error_text_that_is_not_utf8_is_stored_escaped(yard: Yard) -> None:
+    """A worker's exception naming an undecodable file name: the server stores the text
+    escaped instead of failing its write (and stopping)."""
+    bad = _ended(yard, yard.submit_function("boom_bytes").id)
+    assert (bad.status, bad.reason) == (Status.FAILED, Reason.EXCEPTION)
+    assert bad.error == "ValueError: cannot read /data/\\udcff"
+    after = _ended(yard, yard.submit_function("add", {"a": 1, "b": 1}).id)
+    assert after.status is Status.SUCCEEDED  # the server still runs
+
+
 def test_unknown_names_fail_with_spawn_and_import_nothing(yard: Yard, tmp_path: Path) -> None:
     marker = tmp_path / "imported"
     for name in ("nope", "os.system", "ty_tasks.add", "builtins.exec"):

@@ -33,6 +33,13 @@ def test_home_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     ("[server]\nsynchronous = 'sometimes'\n", "synchronous"),
     ("[server\n", "taskyard.toml"),
     ("[server]\nkill_grace = -1\n", "kill_grace"),
+    ("[server]\nkill_grace = inf\n", "kill_grace must be from 0 to 3,600"),
+    ("[server]\npoll_interval = 0\n", "poll_interval must be from 0.01"),  # a busy loop
+    ("[server]\nheartbeat_interval = 0\n", "heartbeat_interval"),
+    ("[server]\nflush_interval = nan\n", "flush_interval"),
+    ("[server]\noutput_tail_mib = 1e308\n", "output_tail_mib"),
+    ("[server]\nslots = 1e9\n", "slots must be from 0 to 4,096"),
+    ("[server]\nslots = 2.5\n", "slots must be an integer"),
 ])
 def test_bad_settings(tmp_path: Path, toml: str, match: str) -> None:
     (tmp_path / "taskyard.toml").write_text(toml)
@@ -44,3 +51,11 @@ def test_bad_env_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASKYARD_POLL_INTERVAL", "soon")
     with pytest.raises(ConfigError, match="TASKYARD_POLL_INTERVAL"):
         config.load(tmp_path)
+
+
+def test_an_empty_home_or_a_file_as_home_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="must not be empty"):
+        config.load("")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ConfigError, match="not a directory"):
+        config.load(tmp_path / "afile")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from taskyard.cli.render import fit_widths
+from taskyard.cli.render import fit_widths, safe
 
 
 def test_a_table_that_fits_keeps_its_natural_widths() -> None:
@@ -26,3 +26,8 @@ def test_a_wrapping_column_gives_way_first_then_the_name_then_the_widest() -> No
         assert all(w >= len(h) for w, h in zip(widths, heads, strict=True))
     # Past every floor the table is wider than asked, but no heading is cut.
     assert fit_widths(heads, [30, 11, 20, 50], {"COMMAND"}, 20) == [4, 4, 4, 7]
+
+
+def test_safe_escapes_every_control_character_so_rows_stay_whole() -> None:
+    assert safe("a\nb\tc\rd\x1b[31me") == "a\\nb\\tc\\rd\\x1b[31me"
+    assert safe("plain text, ünïcode") == "plain text, ünïcode"

@@ -127,3 +127,22 @@ def test_retry_policy() -> None:
         validate.check_spec(TaskSpec(argv=("x",), retries=-1))
     with pytest.raises(InvalidInput):
         validate.check_spec(TaskSpec(argv=("x",), backoff="linear"))
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+01:00"])
+def test_start_times_iso_8601_cannot_show_are_refused(text: str) -> None:
+    with pytest.raises(InvalidInput, match="time"):
+        validate.parse_time(text)
+
+
+def test_text_that_is_not_unicode_is_refused_everywhere_it_would_be_stored() -> None:
+    lone = "\udcff"  # a byte that is not UTF-8, as Python decodes argv
+    for spec in (TaskSpec(argv=("echo", lone)), TaskSpec(argv=("x",), env={"A": lone}),
+                 TaskSpec(argv=("x",), name=lone), TaskSpec(argv=("x",), meta={"k": lone}),
+                 TaskSpec(argv=("x",), meta={lone: 1}), TaskSpec(argv=("x",), cwd="/tmp/" + lone)):
+        with pytest.raises(InvalidInput, match="UTF-8"):
+            validate.check_spec(spec)
+    with pytest.raises(InvalidInput, match="UTF-8"):
+        validate.check_progress(1, 2, "half " + lone)
+    with pytest.raises(InvalidInput, match="4096"):
+        validate.check_progress(1, 2, "x" * 5000)

@@ -40,24 +40,35 @@ def print_json(value: Any) -> None:
 def task_id(text: str) -> int:
     """A task id argument: a positive integer (anything else is a clear error)."""
     if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"invalid task id {text!r}: expected a positive integer")
+        raise argparse.ArgumentTypeError(f"invalid task id {text!r}: expected an integer from 1"
+                                         " to 999999999999999999")
     return int(text)
 
 
 def non_negative_int(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError("expected an integer from 0 to 999999999999999999,"
+                                         f" got {text!r}")
     return int(text)
 
 
-def seconds(text: str) -> float:
+def seconds(text: str, unit: str = "seconds", above_zero: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {unit}, got {text!r}") from None
+    if not (value > 0 if above_zero else value >= 0) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected {unit} {'>' if above_zero else '>='} 0,"
+                                         f" got {text!r}")
     return value
+
+
+def positive_seconds(text: str) -> float:
+    return seconds(text, above_zero=True)
+
+
+def mebibytes(text: str) -> float:
+    return seconds(text, "MiB")
 
 
 def parallel(text: str) -> int | None:

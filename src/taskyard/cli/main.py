@@ -78,12 +78,15 @@ def build_parser(verb: str | None = None) -> Parser:
 def parse(parser: Parser, argv: Sequence[str]) -> argparse.Namespace:
     """Parse ``argv``; a command after ``--`` (``submit``, ``cron add``) is split off
     first, so options may follow positional arguments (``cron add NAME EXPR --tz Z --
-    ARGV``) and nothing after ``--`` is ever read as an option of taskyard."""
+    ARGV``) and nothing after ``--`` is ever read as an option of taskyard. Once the
+    command has begun (``submit git checkout -- FILE``), that ``--`` is one of its
+    arguments."""
     if "--" in argv:
         cut = argv.index("--")
         args = parser.parse_args(argv[:cut])
         if hasattr(args, "argv"):
-            args.argv = list(argv[cut + 1:])
+            begun = list(args.argv or [])
+            args.argv = begun + list(argv[cut:] if begun else argv[cut + 1:])
             return args
     return parser.parse_args(argv)
 
@@ -94,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(parser, words)
     handler: Handler = args.handler
     try:
+        _check_text(args)
         return handler(args)
     except UserError as exc:
         return fail(str(exc), exc.exit_code)
@@ -106,11 +110,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return 0
+    except OSError as exc:  # the machine refused: a read-only home, a full disk...
+        where = f" ({exc.filename})" if exc.filename else ""
+        return fail(f"{exc.strerror or exc}{where}", 1)
     except Exception as exc:  # a bug: say so in one line, keep the traceback for debugging
         if os.environ.get("TASKYARD_DEBUG"):
             raise
         return fail(f"internal error: {type(exc).__name__}: {exc} (set TASKYARD_DEBUG=1 for"
                     " the traceback)", 1)
+
+
+#: Arguments taken as bytes, which need not be UTF-8: file names, and ``send``'s data
+#: for a task's stdin (``signal --data`` is JSON, checked as such). Every other one is
+#: text that may be stored or looked up, and a store holds only valid Unicode.
+_BYTES_ARGS = frozenset({"home", "store", "stdin_file", "data"})
+
+
+def _check_text(args: argparse.Namespace) -> None:
+    """Bytes in an argument that are not UTF-8 (lone surrogates here) are a user error."""
+    from ..validate import check_unicode
+
+    for key, value in vars(args).items():
+        if key in _BYTES_ARGS:
+            continue
+        if isinstance(value, str):
+            check_unicode(value, key)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, str):
+                    check_unicode(item, f"{key}[{i}]")
 
 
 def fail(message: str, code: int) -> int:

@@ -6,16 +6,19 @@ import re
 import shlex
 import time
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 from ..lifecycle import Status
 from ..model import Attempt, Event, Task, TaskSpec, iso
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def safe(text: str) -> str:
-    """Make control characters visible (``\\x1b``) so task data cannot drive the terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Make control characters visible (``\\x1b``, ``\\n``) so task data cannot drive the
+    terminal or break a table's rows."""
+    return _CONTROL.sub(lambda m: _ESCAPES.get(m.group()) or f"\\x{ord(m.group()):02x}", text)
 
 
 def what(task: Task | TaskSpec) -> str:
@@ -83,16 +86,28 @@ def started(task: Task) -> str:
     return time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M", when)
 
 
+def _console() -> Any:
+    """A rich console for our tables. On a closed pipe (``| head``) rich would exit 1;
+    this one raises BrokenPipeError, which main() ends quietly with 0, as for any
+    other command."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return _Console(highlight=False)
+
+
 def plain_table(heads: Sequence[str], rows: Iterable[Sequence[str]], *,
                 right: Collection[str] = (), wrap: Collection[str] = ()) -> None:
     """Print a borderless table: columns in ``right`` right-aligned, those in ``wrap``
     allowed to wrap (the others are cut short with … when they must). Cells are
     printed as given (pass them through :func:`safe`). See :func:`fit_widths`."""
-    from rich.console import Console
     from rich.table import Table
 
     rows = [tuple(row) for row in rows]
-    console = Console(highlight=False)
+    console = _console()
     natural = [max([len(head)] + [len(row[i]) for row in rows]) for i, head in enumerate(heads)]
     widths = fit_widths(heads, natural, wrap, console.width)
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -128,11 +143,10 @@ def fit_widths(heads: Sequence[str], natural: Sequence[int], wrap: Collection[st
 
 
 def task_table(tasks: Sequence[Task]) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(highlight=False)
+    console = _console()
     rows: list[tuple[str, ...]] = [(str(t.id), safe(t.name or "")[:16], safe(t.queue)[:12], outcome(t),
              progress(t)[:24], what(t), started(t), duration(t)) for t in tasks]
     heads = ["ID", "NAME", "QUEUE", "STATUS", "PROGRESS", "COMMAND", "STARTED", "TIME"]
@@ -159,11 +173,10 @@ def task_table(tasks: Sequence[Task]) -> None:
 
 
 def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(highlight=False)
+    console = _console()
     rows = [("id", str(task.id)), ("name", task.name or ""), ("queue", task.queue),
             ("status", outcome(task)), ("error", task.error or ""),
             ("command", what(task)), ("cwd", task.cwd or ""),

@@ -6,15 +6,17 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from ..config import Settings
-from ..errors import UserError
+from ..config import Settings, default_home
+from ..errors import ConfigError, UserError
 from ..lifecycle import ACTIVE
 from ..model import iso
 from ..ops import wait_for
 from .common import (
     json_flag,
+    mebibytes,
     non_negative_int,
     print_json,
     seconds,
@@ -59,7 +61,7 @@ def _start_flags(p: argparse.ArgumentParser) -> None:
            help="seconds between store polls when no wake hint arrives (default 1)")
     envvar(p, "--kill-grace", env="TASKYARD_KILL_GRACE", type=seconds, metavar="S",
            help="seconds between TERM and KILL (default 5)")
-    envvar(p, "--output-tail-mib", env="TASKYARD_OUTPUT_TAIL_MIB", type=seconds, metavar="N",
+    envvar(p, "--output-tail-mib", env="TASKYARD_OUTPUT_TAIL_MIB", type=mebibytes, metavar="N",
            help="MiB kept from the end of each output stream (default 32)")
     envvar(p, "--log-level", env="TASKYARD_LOG_LEVEL",
            choices=("debug", "info", "warning", "error"), help="server log level")
@@ -133,10 +135,29 @@ def _daemonize(args: argparse.Namespace, s: Settings) -> int:
     return 1
 
 
+def _pid_despite(args: argparse.Namespace, error: ConfigError) -> int | None:
+    """The running server's pid when the settings cannot be loaded (a broken
+    taskyard.toml, a bad TASKYARD_* value): the pidfile needs only the home."""
+    from ..server.pidfile import server_running
+
+    home = default_home() if args.home is None else Path(args.home)
+    try:
+        return server_running(Settings(home=home.absolute()).pidfile)
+    except OSError:
+        raise error from None
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     from ..server.pidfile import read_pidfile, server_running
 
-    s = settings(args)
+    try:
+        s = settings(args)
+    except ConfigError as exc:
+        pid = _pid_despite(args, exc)
+        if pid is None:
+            raise
+        raise ConfigError(f"{exc} (fix it to stop the server with taskyard, or send the server"
+                          f" SIGTERM for a warm stop: kill {pid})", field=exc.field) from None
     pid = server_running(s.pidfile)
     if pid is None:
         sys.stdout.write("server is not running\n")
@@ -174,7 +195,17 @@ def cmd_restart(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from ..server.pidfile import read_pidfile, server_running
 
-    s = settings(args)
+    try:
+        s = settings(args)
+    except ConfigError as exc:  # still say whether it runs (LSB: 0 running, 3 not)
+        pid = _pid_despite(args, exc)
+        sys.stderr.write(f"taskyard: warning: {exc}\n")
+        if args.json:
+            print_json({"running": pid is not None, "pid": pid, "config_error": str(exc)})
+        else:
+            sys.stdout.write(f"server is running (pid {pid})\n" if pid is not None
+                             else "server is not running\n")
+        return 0 if pid is not None else 3
     pid = server_running(s.pidfile)
     if pid is None:
         if args.json:

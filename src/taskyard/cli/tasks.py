@@ -17,6 +17,7 @@ from .common import (
     json_flag,
     non_negative_int,
     number,
+    positive_seconds,
     print_json,
     read_file_bytes,
     seconds,
@@ -39,7 +40,7 @@ def register(sub: Any) -> None:
                       help="do not start before TIME (ISO 8601; no zone means local time)")
     when.add_argument("--in", dest="in_", metavar="DURATION",
                       help="do not start before DURATION from now (30s, 10m, 2h, 1d)")
-    p.add_argument("--after", metavar="ID[,ID...]", default="",
+    p.add_argument("--after", metavar="ID[,ID...]",
                    help="start only once these tasks succeeded; if one fails or is stopped,"
                         " this one fails (reason dependency)")
     json_flag(p)
@@ -120,7 +121,7 @@ def task_options(p: argparse.ArgumentParser) -> None:
                    help="failures to retry: exit,signal,timeout,exception,crashed,spawn"
                         " (default exit,signal,timeout,exception; crashed makes it"
                         " at-least-once)")
-    p.add_argument("--timeout", type=seconds, metavar="S",
+    p.add_argument("--timeout", type=positive_seconds, metavar="S",
                    help="kill it after S seconds of running (TERM, then KILL after the grace);"
                         " it ends failed with reason timeout")
 
@@ -157,7 +158,7 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
                     priority=args.priority, run_at=run_at, retries=args.retries,
                     retry_delay=args.retry_delay, backoff=args.backoff,
                     retry_on=tuple(r.value for r in retry.parse_on(args.retry_on)),
-                    after=validate.parse_ids(getattr(args, "after", ""), "after"), unique=args.unique,
+                    after=_after(args), unique=args.unique,
                     mutex=args.mutex, tenant=args.tenant, function=args.function,
                     kwargs=kwargs)
 
@@ -255,7 +256,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
     tid, epoch = os.environ.get("TASKYARD_TASK_ID"), os.environ.get("TASKYARD_ATTEMPT")
     if not tid or not epoch or not tid.isdigit() or not epoch.isdigit():
         raise UserError("taskyard progress runs inside a task (TASKYARD_TASK_ID and"
-                        " TASKYARD_ATTEMPT are not set)")
+                        " TASKYARD_ATTEMPT, set by the server, are missing or not numbers)")
     ops.report_progress(store(args), int(tid), int(epoch), args.done, args.total, args.message)
     return 0
 
@@ -268,3 +269,8 @@ def cmd_meta(args: argparse.Namespace) -> int:
     else:
         print_json(task.meta)
     return 0
+
+
+def _after(args: argparse.Namespace) -> tuple[int, ...]:
+    given: str | None = getattr(args, "after", None)  # cron add has no --after
+    return () if given is None else validate.parse_ids(given, "after")

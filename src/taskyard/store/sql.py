@@ -332,16 +332,25 @@ class SqlStoreBase:
             if not task.terminal:
                 raise TransitionError(f"cannot rm task {task_id}: it is {task.status}"
                                       " (kill it first, or use --force)")
-            cur.execute("SELECT d.task_id FROM deps d JOIN tasks t ON t.id = d.task_id"
-                        " WHERE d.after_id=? AND t.status=? LIMIT 1",
-                        (task_id, Status.SCHEDULED.value))
-            waiting = cur.fetchone()
+            waiting = self._waiting_on(cur, task_id)
             if waiting is not None:
-                raise TransitionError(f"cannot rm task {task_id}: task {waiting[0]} waits for"
+                raise TransitionError(f"cannot rm task {task_id}: task {waiting} waits for"
                                       " it (--after)")
             for table in ("chunks", "streams", "requests", "events", "attempts", "deps"):
                 cur.execute(f"DELETE FROM {table} WHERE task_id=?", (task_id,))
             cur.execute("DELETE FROM tasks WHERE id=?", (task_id,))
+
+    def waiting_on(self, task_id: int) -> int | None:
+        """A scheduled task that waits for ``task_id`` (``--after``), if any."""
+        with self._read_tx() as cur:
+            return self._waiting_on(cur, task_id)
+
+    def _waiting_on(self, cur: Cursor, task_id: int) -> int | None:
+        cur.execute("SELECT d.task_id FROM deps d JOIN tasks t ON t.id = d.task_id"
+                    " WHERE d.after_id=? AND t.status=? ORDER BY d.task_id LIMIT 1",
+                    (task_id, Status.SCHEDULED.value))
+        row = cur.fetchone()
+        return int(row[0]) if row is not None else None
 
     def patch_meta(self, task_id: int, patch: dict[str, JSON], max_bytes: int,
                    epoch: int | None = None) -> Task:

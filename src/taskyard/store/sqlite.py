@@ -92,6 +92,8 @@ class SQLiteStore(SqlServerStore):
                 self._db.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        except OSError as exc:  # its directory cannot be made: read-only, a file in the way
+            raise StoreError(f"cannot open store {self.path}: {exc.strerror or exc}") from exc
 
     def _migrate(self) -> None:
         current = self._db.execute("PRAGMA user_version").fetchone()[0]

@@ -293,7 +293,7 @@ class SqlServerStore(SqlStoreBase):
             " finished_at=?, changed_by=?, changed_at=?, pid=COALESCE(?, pid)"
             f" WHERE id=? AND epoch=? AND owner=? AND status IN {ACTIVE_IN}"
             " RETURNING EXISTS (SELECT 1 FROM deps WHERE deps.after_id = tasks.id)",
-            (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, o.result, now, by,
+            (o.status.value, _v(o.reason), o.exit_code, o.signal, _text(o.error), o.result, now, by,
              now, pid, o.task_id, o.epoch, owner),
         )
         row = cur.fetchone()
@@ -342,7 +342,7 @@ class SqlServerStore(SqlStoreBase):
             "UPDATE attempts SET status=?, reason=?, exit_code=?, signal=?, error=?,"
             " finished_at=?, pid=COALESCE(?, pid), pid_start=COALESCE(?, pid_start)"
             " WHERE task_id=? AND epoch=? AND finished_at IS NULL",
-            (o.status.value, _v(o.reason), o.exit_code, o.signal, o.error, now,
+            (o.status.value, _v(o.reason), o.exit_code, o.signal, _text(o.error), now,
              spawned.pid if spawned else None, spawned.pid_start if spawned else None,
              o.task_id, o.epoch),
         )
@@ -474,6 +474,14 @@ class SqlServerStore(SqlStoreBase):
             self._close_attempt(cur, outcome, now)
             self._reject_requests(cur, outcome, now)
             self._maybe_retry(cur, attempt.task_id, attempt.epoch, Reason.CRASHED, now, by)
+
+
+def _text(value: str | None) -> str | None:
+    """Text a server writes that came from elsewhere (an error message naming a file whose
+    name is not UTF-8, a worker's exception): what cannot be stored is escaped."""
+    if value is None or value.isascii():
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _v(reason: Reason | None) -> str | None:

@@ -23,6 +23,13 @@ def boom(width: int) -> None:
     raise ValueError(f"bad width {width}")
 
 
+@app.task(name="boom_bytes")
+def boom_bytes() -> None:
+    """An error whose text holds bytes that are not UTF-8 (a lone surrogate in Python),
+    as a file name decoded with os.fsdecode does."""
+    raise ValueError("cannot read " + os.fsdecode(b"/data/\xff"))
+
+
 @app.task(name="pid")
 def pid() -> int:
     return os.getpid()
