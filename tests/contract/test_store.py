@@ -339,6 +339,7 @@ def test_dependencies_wait_then_run_or_fail_down_the_chain(store: SQLiteStore) -
     _succeed(store, first.id)
     assert store.promote_due(time.time(), "s") == 1
     assert store.get(second.id).status is Status.QUEUED
+    assert store.waiting_on(second.id) == third.id and store.waiting_on(third.id) is None
     with pytest.raises(TransitionError, match="waits for it"):
         _succeed(store, second.id, Status.FAILED)
         store.delete(second.id)
