@@ -75,6 +75,21 @@ def test_json_everywhere(served: Path) -> None:
     assert [t["id"] for t in listed] == [task["id"]]
     assert json.loads(ok(served, "ls", "--json", "--status", "queued")) == []
     assert json.loads(ok(served, "server", "status", "--json"))["running"] is True
+    read = json.loads(ok(served, "logs", str(task["id"]), "--json", "--offset", "2"))
+    assert (read["data"], read["offset"], read["next_offset"], read["total"]) == (
+        f"{task['id']}\n", 2, read["total"], len(f"1 {task['id']}\n"))
+    user_error(served, "logs", str(task["id"]), "--json", "--follow")
+    assert json.loads(ok(served, "queue", "pause", "q", "--json"))["paused"] is True
+    assert json.loads(ok(served, "queue", "set", "q", "--parallel", "2",
+                         "--json"))["parallel"] == 2
+    assert "[Service]" in json.loads(ok(served, "server", "unit", "--json"))["unit"]
+    slow = ok(served, "submit", "--", "sleep", "30").strip()
+    timed_out = cli(served, "wait", slow, "--timeout", "0.1", "--json")
+    assert timed_out.returncode == 124 and json.loads(timed_out.stdout)["timed_out"] is True
+    assert json.loads(ok(served, "watch", str(task["id"]), "--json"))["status"] == "succeeded"
+    ok(served, "kill", slow)
+    assert cli(served, "wait", slow, "--timeout", "10").returncode == 1
+    assert json.loads(ok(served, "rm", slow, "--json")) == {"id": int(slow), "deleted": True}
 
 
 def test_wait_exit_codes(served: Path) -> None:

@@ -42,6 +42,7 @@ def register(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="kill it first if it is not finished")
     p.add_argument("--timeout", type=seconds, default=30.0, metavar="S",
                    help="with --force: how long to wait for it to end (default 30)")
+    json_flag(p)
     p.set_defaults(handler=cmd_rm)
 
 
@@ -107,4 +108,6 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_rm(args: argparse.Namespace) -> int:
     ops.remove(store(args), args.id, force=args.force, timeout=args.timeout)
+    if args.json:
+        print_json({"id": args.id, "deleted": True})
     return 0

@@ -18,6 +18,7 @@ from .common import json_arg, json_flag, print_json, seconds, store, task_id
 def register(sub: Any) -> None:
     p = sub.add_parser("result", help="a function task's return value (JSON)")
     p.add_argument("id", type=task_id)
+    json_flag(p)  # its output is JSON either way
     p.set_defaults(handler=cmd_result)
 
     p = sub.add_parser("signal", help="send a custom signal a function task reads with"
@@ -33,12 +34,14 @@ def register(sub: Any) -> None:
     p.add_argument("action", choices=("get", "set"))
     p.add_argument("pairs", nargs="*", metavar="KEY=JSON",
                    help="with set: values to merge in (JSON null deletes the key)")
+    json_flag(p)  # its output is JSON either way
     p.set_defaults(handler=cmd_config)
 
     p = sub.add_parser("watch", help="a live progress bar until the task ends (exit codes as"
                                      " wait)")
     p.add_argument("id", type=task_id)
     p.add_argument("--timeout", type=seconds, metavar="S")
+    json_flag(p)
     p.set_defaults(handler=cmd_watch)
 
 
@@ -81,6 +84,10 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    if args.json:  # no bar: the task once it ended, as wait --json
+        from .tasks import cmd_wait
+
+        return cmd_wait(args)
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     s = store(args)

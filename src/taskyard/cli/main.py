@@ -21,8 +21,13 @@ Handler = Callable[[argparse.Namespace], int]
 class Parser(argparse.ArgumentParser):
     """Parse errors as one line and exit 2, like every other user error."""
 
+    #: on the root parser: the command being parsed, whose --help the hint names
+    #: (argparse reports a stray option of a command from the root parser)
+    command: str | None = None
+
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        where = f"{self.prog} {self.command}" if self.command else self.prog
+        self.exit(2, f"{self.prog}: error: {message} (see {where} --help)\n")
 
 
 def envvar(parser: argparse.ArgumentParser | Any, *flags: str, env: str, help: str,
@@ -60,6 +65,7 @@ def build_parser(verb: str | None = None) -> Parser:
     """The parser; with ``verb``, only that command's module is loaded and registered
     (building all ~45 sub-parsers costs a ``taskyard submit`` more than its work)."""
     parser = Parser(prog="taskyard", description="Launch, supervise and control background tasks.")
+    parser.command = verb
     envvar(parser, "--home", env="TASKYARD_HOME", metavar="DIR",
            help="home directory: store, pidfile, log, taskyard.toml"
                 " (default $XDG_DATA_HOME/taskyard)")

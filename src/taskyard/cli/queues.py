@@ -20,11 +20,13 @@ def register(sub: Any) -> None:
     p.add_argument("--parallel", required=True, type=parallel, metavar="N|unlimited",
                    help="run at most N of its tasks at a time (1: one after another, in"
                         " submit order)")
+    json_flag(p)
     p.set_defaults(handler=cmd_set)
     for verb, text in (("pause", "claim nothing more from the queue (running tasks go on)"),
                        ("resume", "claim from the queue again")):
         p = verbs.add_parser(verb, help=text)
         p.add_argument("name")
+        json_flag(p)
         p.set_defaults(handler=cmd_pause if verb == "pause" else cmd_resume)
 
 
@@ -50,20 +52,26 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _done(args: argparse.Namespace, text: str) -> int:
+    """The queue as ``queue ls --json`` shows it, or ``text``."""
+    if args.json:
+        print_json(next(q for q in store(args).queues() if q["name"] == args.name))
+    else:
+        sys.stdout.write(text + "\n")
+    return 0
+
+
 def cmd_set(args: argparse.Namespace) -> int:
     ops.set_queue_parallel(store(args), args.name, args.parallel)
     limit = "unlimited" if args.parallel is None else args.parallel
-    sys.stdout.write(f"queue {args.name}: parallel {limit}\n")
-    return 0
+    return _done(args, f"queue {args.name}: parallel {limit}")
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
     ops.pause_queue(store(args), validate.check_name(args.name, "queue") or "")
-    sys.stdout.write(f"queue {args.name}: paused\n")
-    return 0
+    return _done(args, f"queue {args.name}: paused")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     ops.resume_queue(store(args), validate.check_name(args.name, "queue") or "")
-    sys.stdout.write(f"queue {args.name}: active\n")
-    return 0
+    return _done(args, f"queue {args.name}: active")

@@ -39,6 +39,7 @@ def register(sub: Any) -> None:
 
     p = verbs.add_parser("stop", help="stop the server: by default let running tasks finish")
     _stop_flags(p)
+    json_flag(p)
     p.set_defaults(handler=cmd_stop)
 
     p = verbs.add_parser("restart", help="stop (like stop) then start (like start)")
@@ -51,6 +52,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_status)
 
     p = verbs.add_parser("unit", help="print a systemd unit for this home")
+    json_flag(p)
     p.set_defaults(handler=cmd_unit)
 
 
@@ -158,9 +160,13 @@ def cmd_stop(args: argparse.Namespace) -> int:
             raise
         raise ConfigError(f"{exc} (fix it to stop the server with taskyard, or send the server"
                           f" SIGTERM for a warm stop: kill {pid})", field=exc.field) from None
+    as_json = getattr(args, "json", False)  # restart stops without --json
     pid = server_running(s.pidfile)
     if pid is None:
-        sys.stdout.write("server is not running\n")
+        if as_json:
+            print_json({"stopped": False, "running": False})
+        else:
+            sys.stdout.write("server is not running\n")
         return 0
     # The instance id is written once the server is registered in the store.
     found = wait_for(lambda: read_pidfile(s.pidfile)[1], STARTING_TIMEOUT)
@@ -177,12 +183,16 @@ def cmd_stop(args: argparse.Namespace) -> int:
         if not told and not args.now:
             active = db.list_tasks(status=sorted(ACTIVE))
             if active:
-                sys.stdout.write(f"waiting for {len(active)} running task(s) to finish"
-                                 " (taskyard server stop --now stops them)\n")
-                sys.stdout.flush()
+                out = sys.stderr if as_json else sys.stdout
+                out.write(f"waiting for {len(active)} running task(s) to finish"
+                          " (taskyard server stop --now stops them)\n")
+                out.flush()
             told = True
         time.sleep(0.05)
-    sys.stdout.write(f"server stopped (pid {pid})\n")
+    if as_json:
+        print_json({"stopped": True, "pid": pid})
+    else:
+        sys.stdout.write(f"server stopped (pid {pid})\n")
     return 0
 
 
@@ -233,7 +243,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_unit(args: argparse.Namespace) -> int:
     s = settings(args)
-    sys.stdout.write(f"""[Unit]
+    text = f"""[Unit]
 Description=taskyard background task server ({s.home})
 After=network.target
 
@@ -248,5 +258,9 @@ Restart=on-failure
 
 [Install]
 WantedBy=multi-user.target
-""")
+"""
+    if args.json:
+        print_json({"home": str(s.home), "unit": text})
+    else:
+        sys.stdout.write(text)
     return 0

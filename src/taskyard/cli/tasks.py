@@ -67,6 +67,10 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=non_negative_int, help="write at most N bytes")
     p.add_argument("--attempt", type=non_negative_int, help="attempt to read (default: latest)")
     p.add_argument("--follow", "-f", action="store_true", help="stream until the task ends")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object instead of the raw bytes: the bytes in base64"
+                        " (data_base64) and as text (data, invalid UTF-8 replaced), offsets,"
+                        " total and any dropped range; not with --follow")
     p.set_defaults(handler=cmd_logs)
 
     p = sub.add_parser("wait", help="wait until a task ends (exit 0 succeeded, 1 failed or"
@@ -80,6 +84,7 @@ def register(sub: Any) -> None:
     p.add_argument("done", type=number)
     p.add_argument("total", type=number, nargs="?")
     p.add_argument("message", nargs="?")
+    json_flag(p)
     p.set_defaults(handler=cmd_progress)
 
     p = sub.add_parser("meta", help="merge-patch a task's metadata (RFC 7396)")
@@ -216,6 +221,20 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     s = store(args)
+    if args.json:
+        if args.follow:
+            raise InvalidInput("logs --json reads what is there; --follow streams raw bytes",
+                               field="follow")
+        import base64
+
+        read = ops.read_output(s, args.id, args.stream, args.offset, args.limit, args.attempt)
+        print_json({"id": args.id, "stream": read.stream, "offset": read.offset,
+                    "next_offset": read.next_offset, "total": read.total,
+                    "dropped": list(read.dropped) if read.dropped else None,
+                    "finished": read.finished,
+                    "data": read.data.decode("utf-8", "replace"),
+                    "data_base64": base64.b64encode(read.data).decode("ascii")})
+        return 0
     out = sys.stdout.buffer
     offset, remaining, attempt = args.offset, args.limit, args.attempt
     while True:
@@ -246,6 +265,8 @@ def cmd_wait(args: argparse.Namespace) -> int:
     task = ops.wait(s, args.id, args.timeout)
     if task is None:
         sys.stderr.write(f"taskyard: task {args.id} did not end within {args.timeout:g}s\n")
+        if args.json:
+            print_json(dict(s.get(args.id).to_json(), timed_out=True))
         return 124
     if args.json:
         print_json(task.to_json())
@@ -258,6 +279,9 @@ def cmd_progress(args: argparse.Namespace) -> int:
         raise UserError("taskyard progress runs inside a task (TASKYARD_TASK_ID and"
                         " TASKYARD_ATTEMPT, set by the server, are missing or not numbers)")
     ops.report_progress(store(args), int(tid), int(epoch), args.done, args.total, args.message)
+    if args.json:
+        print_json({"id": int(tid), "attempt": int(epoch), "done": args.done,
+                    "total": args.total, "message": args.message})
     return 0
 
 
