@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import ops
+from . import validate as v
 from .config import Settings, load
 from .errors import InvalidInput
 from .lifecycle import Status
@@ -25,7 +26,8 @@ from .store import open_store
 
 
 class Yard:
-    """A client of one taskyard home. Cheap to create; not shared between threads."""
+    """A client of one taskyard home. Cheap to create; safe to share between threads
+    (their calls take turns on its one connection)."""
 
     def __init__(self, home: str | Path | None = None, *, store: str | None = None,
                  settings: Settings | None = None) -> None:
@@ -65,14 +67,14 @@ class Yard:
         returned instead of a new one. With ``mutex``, at most one task with that
         key runs at a time. It runs only while its ``tenant`` is enabled.
         """
-        if delay is not None:
-            run_at = time.time() + delay
-        spec = TaskSpec(argv=tuple(argv), name=name, queue=queue, env=dict(env or {}),
-                        cwd=os.path.abspath(cwd) if cwd else os.getcwd(), meta=dict(meta or {}),
+        run_at = _start_time(run_at, delay)
+        spec = TaskSpec(argv=v.strings(argv, "argv"), name=name, queue=queue,
+                        env=v.mapping(env, "env"), cwd=_cwd(cwd), meta=v.mapping(meta, "meta"),
                         stdin=stdin, stdin_open=stdin_open, timeout=timeout,
                         priority=priority, run_at=run_at, retries=retries,
-                        retry_delay=retry_delay, backoff=backoff, retry_on=tuple(retry_on),
-                        after=tuple(after), unique=unique, mutex=mutex, tenant=tenant)
+                        retry_delay=retry_delay, backoff=backoff,
+                        retry_on=v.strings(retry_on, "retry_on"), after=_ids(after),
+                        unique=unique, mutex=mutex, tenant=tenant)
         return ops.submit(self._store, spec)
 
     def submit_function(self, function: str, kwargs: Mapping[str, JSON] | None = None, *,
@@ -86,87 +88,94 @@ class Yard:
                         mutex: str | None = None, tenant: str = "default") -> Task:
         """Submit a call of the registered function ``function`` with JSON ``kwargs``;
         the same scheduling options as :meth:`submit`."""
-        if delay is not None:
-            run_at = time.time() + delay
-        spec = TaskSpec(argv=(), function=function, kwargs=dict(kwargs or {}), name=name,
-                        queue=queue, meta=dict(meta or {}), timeout=timeout, priority=priority,
-                        run_at=run_at, retries=retries, retry_delay=retry_delay,
-                        backoff=backoff, retry_on=tuple(retry_on), after=tuple(after),
+        run_at = _start_time(run_at, delay)
+        if not isinstance(function, str):
+            raise InvalidInput("function must be the name a function was registered with",
+                               field="function")
+        spec = TaskSpec(argv=(), function=function, kwargs=v.mapping(kwargs, "kwargs"),
+                        name=name, queue=queue, meta=v.mapping(meta, "meta"), timeout=timeout,
+                        priority=priority, run_at=run_at, retries=retries,
+                        retry_delay=retry_delay, backoff=backoff,
+                        retry_on=v.strings(retry_on, "retry_on"), after=_ids(after),
                         unique=unique, mutex=mutex, tenant=tenant)
         return ops.submit(self._store, spec)
 
     def result(self, task_id: int) -> JSON:
         """A succeeded function task's return value."""
-        return ops.result(self._store, task_id)
+        return ops.result(self._store, v.task_id(task_id))
 
     def signal(self, task_id: int, name: str, data: JSON = None) -> dict[str, JSON]:
         """Send a custom signal the task reads with ``ctx.signals()``."""
-        return ops.send_signal(self._store, task_id, name, data)
+        return ops.send_signal(self._store, v.task_id(task_id), name, data)
 
     def signals(self, task_id: int) -> list[dict[str, JSON]]:
         """Signals the task has not acknowledged yet."""
-        return self._store.signals(task_id)
+        return self._store.signals(v.task_id(task_id))
 
     def set_config(self, task_id: int, patch: Mapping[str, JSON]) -> Task:
         """Merge into the task's live config; it sees the change on its next read."""
-        return ops.set_config(self._store, task_id, dict(patch))
+        return ops.set_config(self._store, v.task_id(task_id), v.mapping(patch, "config", none_is_empty=False))
 
     def config(self, task_id: int) -> dict[str, JSON]:
-        return self._store.get_config(task_id)[1]
+        return self._store.get_config(v.task_id(task_id))[1]
 
     def stop_gracefully(self, task_id: int) -> Task:
         """Ask a running function task to stop by itself (``ctx.should_stop()``)."""
-        return ops.ask_stop(self._store, task_id)
+        return ops.ask_stop(self._store, v.task_id(task_id))
 
     def get(self, task_id: int) -> Task:
-        return self._store.get(task_id)
+        return self._store.get(v.task_id(task_id))
 
     def attempts(self, task_id: int) -> list[Attempt]:
-        return self._store.attempts(task_id)
+        return self._store.attempts(v.task_id(task_id))
 
     def events(self, task_id: int) -> list[Event]:
-        return self._store.events(task_id)
+        return self._store.events(v.task_id(task_id))
 
     def logs(self, task_id: int, stream: str = "stdout", offset: int = 0,
              limit: int | None = None, attempt: int | None = None) -> OutputRead:
         """Bytes of one stream from ``offset`` (see :class:`OutputRead` for dropped ranges)."""
-        return ops.read_output(self._store, task_id, stream, offset, limit, attempt)
+        return ops.read_output(self._store, v.task_id(task_id), stream, v.whole(offset, "offset"),
+                               None if limit is None else v.whole(limit, "limit"),
+                               None if attempt is None else v.whole(attempt, "attempt"))
 
     def wait(self, task_id: int, timeout: float | None = None) -> Task | None:
         """The task once it ended, or None when ``timeout`` passed first."""
-        return ops.wait(self._store, task_id, timeout)
+        return ops.wait(self._store, v.task_id(task_id), v.timeout_arg(timeout))
 
     # -- controls -------------------------------------------------------------
 
     def kill(self, task_id: int, signal: str | int = "TERM") -> Task:
-        return ops.kill(self._store, task_id, signal)
+        return ops.kill(self._store, v.task_id(task_id), signal)
 
     def pause(self, task_id: int) -> Task:
-        return ops.pause(self._store, task_id)
+        return ops.pause(self._store, v.task_id(task_id))
 
     def resume(self, task_id: int) -> Task:
-        return ops.resume(self._store, task_id)
+        return ops.resume(self._store, v.task_id(task_id))
 
     def send(self, task_id: int, data: bytes, *, eof: bool = False) -> None:
-        ops.send(self._store, task_id, data, eof=eof)
+        if not isinstance(data, bytes | bytearray):
+            raise InvalidInput("send takes bytes (encode text first)", field="data")
+        ops.send(self._store, v.task_id(task_id), bytes(data), eof=eof)
 
     def restart(self, task_id: int) -> Task:
-        return ops.restart(self._store, task_id)
+        return ops.restart(self._store, v.task_id(task_id))
 
     def rm(self, task_id: int, *, force: bool = False) -> None:
-        ops.remove(self._store, task_id, force=force)
+        ops.remove(self._store, v.task_id(task_id), force=force)
 
     def pause_queue(self, name: str) -> None:
         """Claim nothing more from queue ``name`` (its running tasks go on)."""
-        ops.pause_queue(self._store, name)
+        ops.pause_queue(self._store, _name(name, "queue"))
 
     def resume_queue(self, name: str) -> None:
-        ops.resume_queue(self._store, name)
+        ops.resume_queue(self._store, _name(name, "queue"))
 
     def set_queue_parallel(self, name: str, parallel: int | None) -> None:
         """Run at most ``parallel`` tasks of queue ``name`` at a time (None: no limit);
         with 1, one after another in submit order (within a priority)."""
-        ops.set_queue_parallel(self._store, name, parallel)
+        ops.set_queue_parallel(self._store, _name(name, "queue"), parallel)
 
     def queues(self) -> list[dict[str, JSON]]:
         """Every queue with its paused state, parallel limit and task count per status."""
@@ -185,8 +194,8 @@ class Yard:
         """Submit ``argv`` at every tick of the cron expression ``expr`` in zone ``tz``
         (default: this machine's). Exactly one task per tick; ``catch_up`` (none, one,
         all) and ``max_lag`` decide what fires for ticks missed while no server ran."""
-        spec = TaskSpec(argv=tuple(argv), name=task_name, queue=queue, env=dict(env or {}),
-                        cwd=os.path.abspath(cwd) if cwd else os.getcwd(), meta=dict(meta or {}),
+        spec = TaskSpec(argv=v.strings(argv, "argv"), name=task_name, queue=queue,
+                        env=v.mapping(env, "env"), cwd=_cwd(cwd), meta=v.mapping(meta, "meta"),
                         timeout=timeout, priority=priority, retries=retries, mutex=mutex,
                         unique=unique, tenant=tenant)
         return ops.add_schedule(self._store, name, expr, spec, tz=tz, catch_up=catch_up,
@@ -196,20 +205,20 @@ class Yard:
         return self._store.schedules()
 
     def get_schedule(self, name: str) -> Schedule:
-        return self._store.get_schedule(name)
+        return self._store.get_schedule(_name(name, "schedule"))
 
     def pause_schedule(self, name: str) -> Schedule:
-        return ops.pause_schedule(self._store, name, True)
+        return ops.pause_schedule(self._store, _name(name, "schedule"), True)
 
     def resume_schedule(self, name: str) -> Schedule:
-        return ops.pause_schedule(self._store, name, False)
+        return ops.pause_schedule(self._store, _name(name, "schedule"), False)
 
     def remove_schedule(self, name: str) -> None:
-        self._store.remove_schedule(name)
+        self._store.remove_schedule(_name(name, "schedule"))
 
     def run_schedule(self, name: str) -> Task:
         """Fire the schedule's task once, now."""
-        return ops.run_schedule(self._store, name)
+        return ops.run_schedule(self._store, _name(name, "schedule"))
 
     # -- tenants ---------------------------------------------------------------
 
@@ -219,27 +228,61 @@ class Yard:
                               parallel=parallel)
 
     def enable_tenant(self, name: str, *, run_as: str | None = None) -> dict[str, JSON]:
-        return ops.enable_tenant(self._store, name, run_as=run_as)
+        return ops.enable_tenant(self._store, _name(name, "tenant"), run_as=run_as)
 
     def disable_tenant(self, name: str) -> dict[str, JSON]:
-        return ops.disable_tenant(self._store, name)
+        return ops.disable_tenant(self._store, _name(name, "tenant"))
 
     def set_tenant_parallel(self, name: str, parallel: int | None) -> dict[str, JSON]:
-        return ops.set_tenant_parallel(self._store, name, parallel)
+        return ops.set_tenant_parallel(self._store, _name(name, "tenant"), parallel)
 
     def tenants(self) -> list[dict[str, JSON]]:
         return self._store.tenants()
 
     def meta(self, task_id: int, patch: Mapping[str, JSON]) -> Task:
-        return ops.set_meta(self._store, task_id, dict(patch))
+        return ops.set_meta(self._store, v.task_id(task_id), v.mapping(patch, "meta", none_is_empty=False))
 
     # Defined last: inside the class body, the name ``list`` would shadow the builtin.
     def list(self, *, status: str | Sequence[str] = (), queue: str | None = None,
              limit: int | None = None) -> list[Task]:
         """Tasks, oldest first; ``limit`` keeps the newest N."""
-        wanted = [status] if isinstance(status, str) else list(status)
+        wanted = [status] if isinstance(status, str) else list(v.strings(status, "status"))
         try:
             statuses = [Status(s) for s in wanted]
         except ValueError:
             raise InvalidInput(f"unknown status in {wanted!r}", field="status") from None
-        return self._store.list_tasks(status=statuses, queue=queue, limit=limit)
+        return self._store.list_tasks(status=statuses,
+                                      queue=None if queue is None else _name(queue, "queue"),
+                                      limit=None if limit is None else v.whole(limit, "limit"))
+
+
+def _name(name: str | None, what: str) -> str:
+    """A queue, tenant or schedule name to act on or look up."""
+    checked = v.check_name(name, what)
+    if checked is None:
+        raise InvalidInput(f"{what} must be a name, not None", field=what)
+    return checked
+
+
+def _cwd(cwd: object) -> str:
+    if cwd is None or cwd == "":
+        return os.getcwd()
+    if not isinstance(cwd, str):
+        raise InvalidInput("cwd must be a string (a directory path)", field="cwd")
+    return os.path.abspath(cwd)
+
+
+def _ids(after: object) -> tuple[int, ...]:
+    if isinstance(after, int):
+        raise InvalidInput("after must be a list of task ids", field="after")
+    try:
+        items: tuple[object, ...] = tuple(after)  # type: ignore[arg-type]
+    except TypeError:
+        raise InvalidInput("after must be a list of task ids", field="after") from None
+    return tuple(v.task_id(i) for i in items)
+
+
+def _start_time(run_at: float | None, delay: float | None) -> float | None:
+    if delay is not None:
+        return time.time() + v.real(delay, "delay", high=v.MAX_TIME)
+    return run_at

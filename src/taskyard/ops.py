@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal as _signal
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -28,6 +29,8 @@ from .store.base import ClientStore as Store
 T = TypeVar("T")
 
 REQUEST_TIMEOUT = 10.0
+_JOB_CONTROL = frozenset({_signal.SIGSTOP, _signal.SIGTSTP, _signal.SIGTTIN, _signal.SIGTTOU,
+                          _signal.SIGCONT})
 
 
 def actor() -> str:
@@ -102,6 +105,9 @@ def kill(store: Store, task_id: int, sig: str | int = "TERM", *, by: str | None 
     """Signal the task's process group (TERM, then KILL after the grace period by
     default); a waiting task is stopped before it starts."""
     number = validate.parse_signal(sig)
+    if number in _JOB_CONTROL:  # the server continues a killed group so that it ends
+        raise InvalidInput(f"kill does not send {_signal.Signals(number).name}: use taskyard"
+                           " pause / resume", field="signal")
     task = store.get(task_id)
     if task.status in lifecycle.sources(Verb.CANCEL):
         cancelled = store.cancel(task_id, by=by or actor())
@@ -110,7 +116,7 @@ def kill(store: Store, task_id: int, sig: str | int = "TERM", *, by: str | None 
         task = store.get(task_id)
     if not task.status.active:
         raise TransitionError(f"cannot kill task {task_id}: it is {task.status}")
-    escalate = str(sig).upper().removeprefix("SIG") in ("TERM", "15")
+    escalate = number == _signal.SIGTERM  # however it was spelled: TERM, sigterm, 15, 015
     _apply(store, task_id, "kill", {"signal": number, "escalate": escalate}, by, timeout)
     return store.get(task_id)
 

@@ -152,6 +152,8 @@ def check_meta(meta: Mapping[str, JSON], max_bytes: int = MAX_META_BYTES) -> str
 def check_name(name: str | None, what: str = "name") -> str | None:
     if name is None:
         return None
+    if not isinstance(name, str):
+        raise InvalidInput(f"{what} must be a string", field=what)
     if not name or len(name) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise InvalidInput(f"{what} must be 1-{MAX_NAME} printable characters", field=what)
     return check_unicode(name, what)
@@ -175,6 +177,90 @@ def check_user(user: str | None) -> str | None:
     return user
 
 
+def task_id(value: object) -> int:
+    """A task id handed to the API: an int (not a bool, not "1", not 1.0)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"a task id is an integer, not {type(value).__name__}", field="id")
+    if not 1 <= value < INT64:
+        raise InvalidInput(f"task id {value} is out of range (1 to 2^63-1)", field="id")
+    return value
+
+
+def whole(value: object, what: str, low: int = 0, high: int = INT64 - 1) -> int:
+    """An integer argument within [low, high] (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"{what} must be an integer from {low} to {high}", field=what)
+    return value
+
+
+def real(value: object, what: str, low: float = 0.0, high: float = 1e12,
+         above_low: bool = False) -> float:
+    """A finite number argument within its range (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{what} must be a number, not {type(value).__name__}", field=what)
+    number = float(value) if isinstance(value, float) or abs(value) < 2**53 else math.inf
+    if not (math.isfinite(number) and (number > low if above_low else number >= low)
+            and number <= high):
+        raise InvalidInput(f"{what} must be a number {'>' if above_low else '>='} {low:g}"
+                           f" and at most {high:g}", field=what)
+    return number
+
+
+def timeout_arg(value: object, what: str = "timeout") -> float | None:
+    """A wait's timeout: None (no limit) or seconds >= 0."""
+    return None if value is None else real(value, what)
+
+
+def strings(value: object, what: str) -> tuple[str, ...]:
+    """A list of strings (a lone string is not one: it would be split into letters)."""
+    if isinstance(value, str | bytes | bytearray) or isinstance(value, Mapping):
+        raise InvalidInput(f"{what} must be a list of strings", field=what)
+    try:
+        items: tuple[object, ...] = tuple(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise InvalidInput(f"{what} must be a list of strings", field=what) from None
+    checked = tuple(item for item in items if isinstance(item, str))
+    if len(checked) != len(items):
+        raise InvalidInput(f"{what} must be a list of strings", field=what)
+    return checked
+
+
+def mapping(value: object, what: str, *, none_is_empty: bool = True) -> dict[Any, Any]:
+    """A dict argument (None: empty, unless it must be given)."""
+    if value is None and none_is_empty:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{what} must be a mapping (a dict), not {type(value).__name__}",
+                           field=what)
+    return dict(value)
+
+
+def _check_types(spec: TaskSpec) -> None:
+    """Types the API could hand in wrong (the CLI cannot): checked before anything else."""
+    if spec.cwd is not None and not isinstance(spec.cwd, str):
+        raise InvalidInput("cwd must be a string", field="cwd")
+    if spec.stdin is not None and not isinstance(spec.stdin, bytes):
+        raise InvalidInput("stdin must be bytes", field="stdin")
+    if not isinstance(spec.stdin_open, bool):
+        raise InvalidInput("stdin_open must be True or False", field="stdin_open")
+    whole(spec.priority, "priority", -INT32, INT32 - 1)
+    whole(spec.retries, "retries")
+    real(spec.retry_delay, "retry_delay")
+    if spec.timeout is not None:
+        real(spec.timeout, "timeout", above_low=True)
+    if spec.run_at is not None:
+        real(spec.run_at, "at", MIN_TIME, MAX_TIME)
+    strings(spec.retry_on, "retry_on")
+    if not isinstance(spec.backoff, str):
+        raise InvalidInput("backoff must be a string", field="backoff")
+    for what, value in (("env", spec.env), ("meta", spec.meta)):
+        if not isinstance(value, dict):
+            raise InvalidInput(f"{what} must be a mapping (a dict)", field=what)
+    if not isinstance(spec.queue, str) or not isinstance(spec.tenant, str):
+        raise InvalidInput("queue and tenant must be strings",
+                           field="queue" if not isinstance(spec.queue, str) else "tenant")
+
+
 def _check_what(spec: TaskSpec) -> None:
     """A command (argv) or a function with JSON kwargs, not both."""
     if spec.function is None:
@@ -191,6 +277,7 @@ def _check_what(spec: TaskSpec) -> None:
 
 
 def check_spec(spec: TaskSpec) -> TaskSpec:
+    _check_types(spec)
     _check_what(spec)
     check_env(spec.env)
     check_meta(spec.meta)

@@ -114,8 +114,12 @@ class Worker:
         except Yielded as why:
             out.update(yielded=str(why))
         except BaseException as exc:  # SystemExit and KeyboardInterrupt end the task only
-            traceback.print_exc()
-            out.update(reason="exception", error=f"{type(exc).__name__}: {exc}"[:2000])
+            try:
+                traceback.print_exc()
+                error = f"{type(exc).__name__}: {exc}"
+            except Exception:  # its __str__ raised in turn: the worker must not die of it
+                error = f"{type(exc).__name__} (its message could not be turned into text)"
+            out.update(reason="exception", error=error[:2000])
         finally:
             try:
                 ctx.close()

@@ -445,3 +445,16 @@ def test_server_status_and_second_start(home: Path) -> None:
         assert "stopped" in ok(home, "server", "stop")
     assert cli(home, "server", "status").returncode == 3
     assert "[Service]" in ok(home, "server", "unit")
+
+
+def test_stray_signals_do_not_kill_the_server(served: Path) -> None:
+    import os
+
+    pid = json.loads(ok(served, "server", "status", "--json"))["pid"]
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
+        os.kill(pid, sig)
+    wait_for(lambda: "SIGALRM: ignored" in (served / "server.log").read_text(),
+             message="logged")
+    assert json.loads(ok(served, "server", "status", "--json"))["pid"] == pid
+    task_id = ok(served, "submit", "--", "true").strip()
+    assert cli(served, "wait", task_id, "--timeout", "10").returncode == 0

@@ -59,6 +59,9 @@ def test_an_error_text_that_is_not_utf8_is_stored_escaped(yard: Yard) -> None:
     assert bad.error == "ValueError: cannot read /data/\\udcff"
     after = _ended(yard, yard.submit_function("add", {"a": 1, "b": 1}).id)
     assert after.status is Status.SUCCEEDED  # the server still runs
+    odd = _ended(yard, yard.submit_function("boom_unprintable").id)  # its __str__ raises
+    assert (odd.reason, odd.error) == (Reason.EXCEPTION, "Unprintable (its message could not"
+                                                         " be turned into text)")
 
 
 def test_unknown_names_fail_with_spawn_and_import_nothing(yard: Yard, tmp_path: Path) -> None:

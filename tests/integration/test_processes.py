@@ -111,7 +111,7 @@ def test_every_kind_of_spawn_error_fails_its_task_and_nothing_else(yard: Yard,
     cases = [("Permission denied", [str(tmp_path)]),
              ("Permission denied", [str(plain)]),
              ("No such file", ["no-such-program-anywhere"]),
-             ("argument list too long", ["true", "x" * (256 * 1024)])]
+             ("Argument list too long", ["true", "x" * (256 * 1024)])]
     ids = [(words, yard.submit(argv).id) for words, argv in cases]
     good = yard.submit(["true"]).id
     for words, task_id in ids:
@@ -128,8 +128,11 @@ def test_every_kind_of_spawn_error_fails_its_task_and_nothing_else(yard: Yard,
 def test_exit_code_and_signal_are_recorded(yard: Yard) -> None:
     a = yard.submit(["sh", "-c", "exit 7"])
     b = yard.submit(["sh", "-c", "kill -SEGV $$"])
+    ok = yard.submit(["true"])
     da, db = yard.wait(a.id, timeout=10), yard.wait(b.id, timeout=10)
     assert da.reason is Reason.EXIT and da.exit_code == 7
+    done = yard.wait(ok.id, timeout=10)
+    assert done is not None and (done.status, done.exit_code) == (Status.SUCCEEDED, 0)
     assert db.reason is Reason.SIGNAL and db.signal == signal.SIGSEGV
 
 
@@ -363,3 +366,24 @@ def test_a_process_escaping_its_group_does_not_hold_the_task_open(
         for pid in pids_with_tag(instance_of(yard_home)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_working_directory_is_looked_up_for_every_task(yard: Yard, tmp_path: Path) -> None:
+    """A directory removed and made again since the last task ran there is the new one;
+    a removed one is a spawn failure (not the server's stale working directory)."""
+    import shutil
+
+    work = tmp_path / "work"
+    work.mkdir()
+    first = yard.wait(yard.submit(["true"], cwd=str(work)).id, timeout=10)
+    assert first is not None and first.status is Status.SUCCEEDED
+    shutil.rmtree(work)
+    work.mkdir()
+    (work / "new-file").write_text("")
+    again = yard.submit(["ls"], cwd=str(work))
+    assert yard.wait(again.id, timeout=10) is not None
+    assert yard.logs(again.id).data == b"new-file\n"
+    shutil.rmtree(work)
+    gone = yard.wait(yard.submit(["true"], cwd=str(work)).id, timeout=10)
+    assert gone is not None and (gone.status, gone.reason) == (Status.FAILED, Reason.SPAWN)
+    assert "No such file" in (gone.error or "")

@@ -104,7 +104,7 @@ class Child:
             return Outcome(self.task_id, self.epoch, ended, self.stop_reason,
                            exit_code=code if code >= 0 else None, signal=sig, error=error)
         if code == 0:
-            return Outcome(self.task_id, self.epoch, Status.SUCCEEDED)
+            return Outcome(self.task_id, self.epoch, Status.SUCCEEDED, exit_code=0)
         if code < 0:
             return Outcome(self.task_id, self.epoch, Status.FAILED, Reason.SIGNAL, signal=-code,
                            error=f"killed by {_signame(-code)}")
@@ -162,7 +162,6 @@ class Spawner:
         #: a spawn of the current batch failed for want of file descriptors: the server
         #: gives the rest of the batch back and caps its running tasks (Server.fd_cap)
         self.starved = False
-        self.cwd: str | None = None
         self._paths: dict[tuple[str, bytes], str] = {}
 
     def spawn(self, claim: Claim) -> Child | Outcome:
@@ -180,12 +179,16 @@ class Spawner:
             opened += (err_r, err_w)
             pid = self._start(claim, stdin, out_w, err_w)
             pidfd = self._pidfd(pid)
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:
+            # OSError: no such program, too many open files... ValueError, TypeError: a
+            # stored value the OS cannot take (validation keeps them out; a store written
+            # by other means must still fail only its task, never stop the server).
             if pid is not None:  # started but cannot be watched: end it (still unreaped,
                 kill_and_reap(pid)  # so its group id is certainly its own)
             for fd in opened:
                 os.close(fd)
-            self.starved = self.starved or exc.errno in (errno.EMFILE, errno.ENFILE)
+            if isinstance(exc, OSError):
+                self.starved = self.starved or exc.errno in (errno.EMFILE, errno.ENFILE)
             return _failed(claim, exc)
         if stdin != self.devnull:
             os.close(stdin)
@@ -233,10 +236,10 @@ class Spawner:
         env[b"TASKYARD_TASK_ID"] = str(claim.task_id).encode()
         env[b"TASKYARD_ATTEMPT"] = str(claim.epoch).encode()
         env[b"TASKYARD_RUN"] = claim.run_tag.encode()
-        if claim.cwd is not None and claim.cwd != self.cwd:
-            self.cwd = None
+        if claim.cwd is not None:
+            # Every time (not only when it changed): the directory may have been removed
+            # or replaced by a new one of the same name since the last task ran there.
             os.chdir(claim.cwd)
-            self.cwd = claim.cwd
         argv = list(claim.argv)
         path = self._resolve(argv[0], env.get(b"PATH"))
         if claim.run_as is not None:
@@ -322,14 +325,16 @@ def kill_and_reap(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
-def _failed(claim: Claim, exc: OSError) -> Outcome:
+def _failed(claim: Claim, exc: Exception) -> Outcome:
     return Outcome(claim.task_id, claim.epoch, Status.FAILED, Reason.SPAWN,
                    error=_spawn_error(exc, claim))
 
 
-def _spawn_error(exc: OSError, claim: Claim) -> str:
+def _spawn_error(exc: Exception, claim: Claim) -> str:
+    if not isinstance(exc, OSError):
+        return f"cannot start it: {type(exc).__name__}: {exc}"
     what = exc.strerror or str(exc)
-    if exc.errno == errno.E2BIG:
-        return f"{what} (argument list too long)"
+    if exc.errno == errno.E2BIG:  # the arguments and environment together are too big
+        return what
     target = exc.filename if exc.filename is not None else claim.argv[0]
     return f"{what}: {target}"

@@ -46,7 +46,10 @@ class _Signals:
         self.rsock.setblocking(False)
         self.wsock.setblocking(False)
         signal.set_wakeup_fd(self.wsock.fileno(), warn_on_full_buffer=False)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        # Handled, not ignored: an ignored signal would stay ignored in every task.
+        # SIGHUP, SIGUSR1, SIGUSR2 and SIGALRM would kill the server by default and leave
+        # its tasks unsupervised; they are logged and otherwise ignored.
+        for sig in (signal.SIGTERM, signal.SIGINT) + _IGNORED:
             signal.signal(sig, lambda *_: None)
         server.poller.add(self.rsock.fileno(), self.on_signal)
 
@@ -57,6 +60,12 @@ class _Signals:
                     mode = "now" if self.server.stopping else "warm"
                     log.info("received %s", signal.Signals(number).name)
                     self.server.stop(mode)
+                elif number in _IGNORED:
+                    log.info("received %s: ignored (SIGTERM stops the server)",
+                             signal.Signals(number).name)
+
+
+_IGNORED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
 
 
 def serve(settings: Settings, ready: IO[bytes] | None = None) -> int:
@@ -79,7 +88,7 @@ def serve(settings: Settings, ready: IO[bytes] | None = None) -> int:
     finally:
         # Past the loop, a late SIGTERM must not turn a clean exit into death by signal
         # (the interpreter restores default handlers while it shuts down; not ignored ones).
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGINT) + _IGNORED:
             signal.signal(sig, signal.SIG_IGN)
         # Emptied, not unlinked: unlinking a locked pidfile lets two servers lock two inodes.
         with contextlib.suppress(OSError):

@@ -357,6 +357,7 @@ class SqlStoreBase:
         """Merge-patch the metadata; with ``epoch``, only while that attempt runs."""
         from ..validate import check_meta
 
+        check_meta(patch, max_bytes)  # before merging: depth, types, a cycle
         with self._tx() as cur:
             if epoch is not None:
                 self._fenced(cur, task_id, epoch)

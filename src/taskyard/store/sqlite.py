@@ -27,6 +27,7 @@ automatic checkpoint.
 
 from __future__ import annotations
 
+import _thread
 import functools
 import itertools
 import sqlite3
@@ -76,6 +77,10 @@ class SQLiteStore(SqlServerStore):
         self.path = Path(path)
         self.location = str(self.path)
         self.checkpointer: Checkpointer | None = None
+        #: A Yard may be shared between threads: transactions on its one connection
+        #: take turns (``_thread``: no ``threading`` import for every CLI command).
+        self._lock = _thread.RLock()
+        self._closed = False
         self._fail_after = fault_budget()
         self._lose_every = fault_budget("store-lost-answer-every")
         try:
@@ -137,19 +142,27 @@ class SQLiteStore(SqlServerStore):
 
     @contextmanager
     def _tx(self) -> Iterator[Cursor]:
-        self._injected_fault()
-        lose = self._injected_loss()
-        yield from self._transaction("BEGIN IMMEDIATE")
-        if lose:
-            self._lost_answer()
+        with self._lock:  # one transaction at a time on the connection, whatever the thread
+            self._open()
+            self._injected_fault()
+            lose = self._injected_loss()
+            yield from self._transaction("BEGIN IMMEDIATE")
+            if lose:
+                self._lost_answer()
 
     @contextmanager
     def _read_tx(self) -> Iterator[Cursor]:
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        try:
-            yield from self._transaction("BEGIN")
-        finally:
-            self._db.execute("PRAGMA busy_timeout=0")
+        with self._lock:
+            self._open()
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            try:
+                yield from self._transaction("BEGIN")
+            finally:
+                self._db.execute("PRAGMA busy_timeout=0")
+
+    def _open(self) -> None:
+        if self._closed:
+            raise StoreError(f"store {self.path}: this connection was closed (a closed Yard?)")
 
     def _transaction(self, begin: str) -> Iterator[Cursor]:
         cur = self._db.cursor()
@@ -178,10 +191,12 @@ class SQLiteStore(SqlServerStore):
             pass
 
     def close(self) -> None:
-        if self.checkpointer is not None:
-            self.checkpointer.stop()
-            self.checkpointer = None
-        self._db.close()
+        with self._lock:
+            if self.checkpointer is not None:
+                self.checkpointer.stop()
+                self.checkpointer = None
+            self._closed = True
+            self._db.close()
 
 
 class Checkpointer:

@@ -30,6 +30,16 @@ def boom_bytes() -> None:
     raise ValueError("cannot read " + os.fsdecode(b"/data/\xff"))
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this one")
+
+
+@app.task(name="boom_unprintable")
+def boom_unprintable() -> None:
+    raise Unprintable()
+
+
 @app.task(name="pid")
 def pid() -> int:
     return os.getpid()
