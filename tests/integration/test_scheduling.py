@@ -8,6 +8,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -288,3 +290,75 @@ def test_servers_and_submitters_contending_for_one_sqlite_file(tmp_path: Path) -
     for n in range(3):
         log = (tmp_path / f"s{n}" / "server.log").read_text()
         assert "locked" not in log and "Traceback" not in log, log[-2000:]
+
+
+def _hold_write_lock(db: Path, seconds: float) -> threading.Thread:
+    """Another program holding the store's write lock for ``seconds`` (from now)."""
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        time.sleep(seconds)  # the lock is held this long on purpose: the fault itself
+        holder.execute("COMMIT")
+        holder.close()
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    return thread
+
+
+def test_a_server_waiting_for_the_write_lock_keeps_supervising(home: Path) -> None:
+    """While another program holds the write lock (longer than the server waits for
+    it), the server still reads its tasks' pipes (they are not blocked), still enforces
+    timeouts, and carries on once the lock is released."""
+    with running_server(home, "--slots", "2", "--kill-grace", "0.5"), Yard(home) as y:
+        writer = y.submit(["sh", "-c", "for i in $(seq 40); do head -c 70000 /dev/zero;"
+                                       " date +%s.%N >&2; sleep 0.05; done"])
+        late = y.submit(["sleep", "30"], timeout=1)
+        wait_for(lambda: y.get(late.id).pid and y.get(writer.id).pid, message="both run")
+        pid = y.get(late.id).pid
+        assert pid is not None
+        released = _hold_write_lock(home / "taskyard.db", 3.0)
+        try:
+            wait_for(lambda: not _alive(pid), timeout=2.5, message="timeout enforced while"
+                     " the store was locked")
+        finally:
+            released.join()
+        done = y.wait(late.id, timeout=10)
+        assert done is not None and done.reason is Reason.TIMEOUT
+        finished = y.wait(writer.id, timeout=20)
+        assert finished is not None and finished.status is Status.SUCCEEDED
+        stamps = [float(t) for t in y.logs(writer.id, stream="stderr").data.split()]
+        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        assert max(gaps) < 1.0  # never blocked
+        assert len(y.logs(writer.id).data) == 40 * 70000
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_lock_that_stalls_every_server_gets_none_fenced(tmp_path: Path) -> None:
+    """Two servers on one SQLite file, its write lock held elsewhere past their lease:
+    both were silent for the same reason, so neither takes the other for dead."""
+    _, a, b = _two_servers(tmp_path)
+    shared = tmp_path / "shared.db"
+    try:
+        with Yard(tmp_path / "a", store=str(shared)) as y:
+            tasks = [y.submit(["sleep", "999"]).id for _ in range(2)]
+            wait_for(lambda: all(y.get(i).pid for i in tasks), message="both running")
+            _hold_write_lock(shared, 2 * 2 + 1).join()  # past the 2 s lease
+            time.sleep(3)  # a lease and more for a wrong verdict to show (none may come)
+            assert all(y.get(i).status is Status.RUNNING for i in tasks)
+            assert a.poll() is None and b.poll() is None
+            for i in tasks:
+                y.kill(i)
+    finally:
+        stop_server(a)
+        stop_server(b)
+    for side in ("a", "b"):
+        assert "fenced" not in (tmp_path / side / "server.log").read_text()

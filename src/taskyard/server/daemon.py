@@ -15,12 +15,14 @@ import signal
 import socket
 import sys
 import time
-from typing import IO
+from collections.abc import Callable
+from typing import IO, TypeVar
 
 from ..config import Settings
-from ..errors import Fenced, StoreError, TaskyardError
+from ..errors import Fenced, StoreError, StoreUnavailable, TaskyardError
 from ..store import open_store
 from ..store.base import Instance
+from ..store.sqlite import BUSY_TIMEOUT_MS
 from . import procs, recovery
 from .loop import Server
 from .pidfile import AlreadyRunning, lock_pidfile
@@ -111,6 +113,22 @@ def _write_pidfile(lock: IO[str], content: str) -> None:
     lock.flush()
 
 
+T = TypeVar("T")
+
+
+def _patiently(write: Callable[[], T], limit: float = BUSY_TIMEOUT_MS / 1000) -> T:
+    """A write outside the loop (start, stop) tried again while the store is out of
+    reach for now (a lock held elsewhere), for as long as a client would wait."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            return write()
+        except StoreUnavailable:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) -> int:
     instance_id = secrets.token_hex(6)
     _write_pidfile(lock, str(os.getpid()))
@@ -121,22 +139,22 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
                        server=True)
     host, boot = procs.hostname(), procs.boot_id()
     now = time.time()
-    store.register(Instance(instance_id, host, boot, os.getpid(), settings.effective_slots, now,
-                            now, None, None))
+    _patiently(lambda: store.register(Instance(instance_id, host, boot, os.getpid(),
+                                               settings.effective_slots, now, now, None, None)))
     # Only now name the instance: `server stop` addresses it through the store.
     _write_pidfile(lock, f"{os.getpid()} {instance_id}")
     server = Server(settings, store, instance_id)
     server.listen()
     _Signals(server)
     try:
-        recovered = recovery.recover(store, instance_id, host, boot, time.time(),
-                                     settings.lease)
+        recovered = _patiently(lambda: recovery.recover(store, instance_id, host, boot,
+                                                        time.time(), settings.lease))
         log.info("server %s started: pid %d, %d slot(s), home %s%s", instance_id, os.getpid(),
                  server.slots, settings.home,
                  f", {recovered} crashed attempt(s) recorded" if recovered else "")
         _tell(ready, "ok")
         server.run_forever()
-        store.unregister(instance_id, time.time())
+        _patiently(lambda: store.unregister(instance_id, time.time()))
         log.info("server %s stopped", instance_id)
         return 0
     except Fenced as exc:

@@ -87,6 +87,8 @@ class Server:
         #: raised by one at a poll that finds room, set again by a spawn that falls short
         self.fd_cap: int | None = None
         self.stopping: str | None = None  #: None | "warm" | "now"
+        self.last_beat: float | None = None  #: unix time of our last heartbeat
+        self.judge_silence_at = 0.0  #: peers are judged by their silence from then on
         self.stop_deadline: float | None = None
         now = time.monotonic()
         self.next_poll = now
@@ -423,9 +425,19 @@ class Server:
             return
         self.control_hint = False
         self.next_heartbeat = now + self.settings.heartbeat_interval
-        instance = self.store.heartbeat(self.me, time.time())
+        beat = time.time()
+        instance = self.store.heartbeat(self.me, beat)
+        if self.last_beat is not None and beat - self.last_beat > self.settings.lease / 2:
+            # We were silent a long while ourselves (the store locked, the machine
+            # frozen...): so may our peers have been. Judge nobody by silence until
+            # they have had a lease to speak again.
+            self.judge_silence_at = beat + self.settings.lease
+            log.warning("no heartbeat for %.1fs (the store was out of reach); judging no"
+                        " other server by its silence for the next %gs",
+                        beat - self.last_beat, self.settings.lease)
+        self.last_beat = beat
         recovery.recover(self.store, self.me, self.host, self.boot_id, time.time(),
-                         self.settings.lease)
+                         self.settings.lease, judge_silence=beat >= self.judge_silence_at)
         leader = self.store.hold_lease("cron", self.me, time.time(), self.settings.lease)
         if leader and not self.cron_leader:
             log.info("holding the cron lease: this server fires the schedules")
@@ -500,7 +512,8 @@ class Server:
         log.warning("store unavailable, reconnecting: %s", exc)
         delay = 0.1
         while True:
-            self.poller.wait(delay)
+            self.poller.wait(delay)  # pipes are read, exits reaped meanwhile
+            self.enforce_deadlines(time.monotonic())  # timeouts and kills still happen
             try:
                 self.store.heartbeat(self.me, time.time())  # Fenced if we were declared dead
                 break

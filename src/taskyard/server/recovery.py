@@ -32,16 +32,19 @@ def kill_leftovers(lost: list[LostAttempt], host: str, boot_id: str) -> int:
 
 
 def dead_peers(store: ServerStore, me: str, host: str, boot_id: str, now: float,
-               lease: float) -> list[str]:
+               lease: float, judge_silence: bool = True) -> list[str]:
     """Servers that are certainly gone: silent for longer than the lease, or on this
     host since this boot with their process gone. Each is fenced (marked stopped):
-    if it was only frozen, its next heartbeat fails and it stops, killing its tasks."""
+    if it was only frozen, its next heartbeat fails and it stops, killing its tasks.
+    Without ``judge_silence`` (we were silent ourselves: whatever held us up, a lock
+    on the store say, may have held them up too) only a gone process counts."""
     dead = []
     for peer in store.instances():
         if peer.id == me:
             continue
         local = peer.host == host and peer.boot_id == boot_id
-        if peer.heartbeat_at < now - lease or (local and not _alive(peer.pid)):
+        silent = judge_silence and peer.heartbeat_at < now - lease
+        if silent or (local and not _alive(peer.pid)):
             store.fence(peer.id, now)
             dead.append(peer.id)
     return dead
@@ -60,13 +63,14 @@ def _alive(pid: int) -> bool:
 
 
 def recover(store: ServerStore, me: str, host: str, boot_id: str, now: float,
-            lease: float) -> int:
+            lease: float, judge_silence: bool = True) -> int:
     """Fence dead servers and record their unfinished attempts crashed (killing what is
-    left of them on this host); returns how many attempts."""
-    for peer in dead_peers(store, me, host, boot_id, now, lease):
+    left of them on this host); returns how many attempts. See dead_peers for
+    ``judge_silence``."""
+    for peer in dead_peers(store, me, host, boot_id, now, lease, judge_silence):
         log.warning("server %s is gone (silent past its %gs lease, or its process"
                     " ended); taking over its attempts", peer, lease)
-    lost = store.lost_attempts(me, now - lease)
+    lost = store.lost_attempts(me, now - lease if judge_silence else float("-inf"))
     if not lost:
         return 0
     killed = kill_leftovers(lost, host, boot_id)

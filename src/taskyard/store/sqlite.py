@@ -37,12 +37,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import SchemaTooNew, StoreError, TaskyardError
+from ..errors import SchemaTooNew, StoreError, StoreUnavailable, TaskyardError
 from .migrations import shipped
 from .sql import Cursor, fault_budget
 from .sqlserver import SqlServerStore
 
 BUSY_TIMEOUT_MS = 30_000
+SERVER_LOCK_WAIT = 1.0  #: seconds; see SQLiteStore._lock_wait
 #: Pauses between tries for the write lock (seconds), the last one repeated until
 #: SHORT_WAIT has passed, then LONG_PAUSE until BUSY_TIMEOUT_MS. A client submitting
 #: in a loop holds the lock more than half the time; a server that had backed off to
@@ -73,7 +74,7 @@ class SQLiteStore(SqlServerStore):
     """A store in one SQLite file. One instance per thread."""
 
     def __init__(self, path: Path | str, *, synchronous: str = "normal",
-                 background_checkpoints: bool = False) -> None:
+                 background_checkpoints: bool = False, server: bool = False) -> None:
         self.path = Path(path)
         self.location = str(self.path)
         self.checkpointer: Checkpointer | None = None
@@ -81,6 +82,11 @@ class SQLiteStore(SqlServerStore):
         #: take turns (``_thread``: no ``threading`` import for every CLI command).
         self._lock = _thread.RLock()
         self._closed = False
+        #: A server waits this long for the write lock, then takes the store as out of
+        #: reach for now (StoreUnavailable): its loop goes on reading its tasks' pipes
+        #: and enforcing their deadlines, and tries again. A client waits it out.
+        self._server = server
+        self._lock_wait = SERVER_LOCK_WAIT if server else BUSY_TIMEOUT_MS / 1000
         self._fail_after = fault_budget()
         self._lose_every = fault_budget("store-lost-answer-every")
         try:
@@ -167,7 +173,11 @@ class SQLiteStore(SqlServerStore):
     def _transaction(self, begin: str) -> Iterator[Cursor]:
         cur = self._db.cursor()
         try:
-            _begin(cur, begin)
+            _begin(cur, begin, self._lock_wait)
+        except LockWaitExceeded as exc:
+            if self._server:
+                raise StoreUnavailable(f"store {self.path}: {exc}") from exc
+            raise StoreError(f"store {self.path}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"store {self.path}: {exc}") from exc
         try:
@@ -259,12 +269,16 @@ class Checkpointer:
         self.thread.join(5.0)
 
 
-def _begin(cur: sqlite3.Cursor, begin: str) -> None:
+class LockWaitExceeded(sqlite3.OperationalError):
+    """Another connection held the write lock for longer than we wait."""
+
+
+def _begin(cur: sqlite3.Cursor, begin: str, limit: float) -> None:
     """``begin``, tried again after short pauses while busy: ``BEGIN IMMEDIATE`` waits
     for the write lock here (busy_timeout is 0); a deferred ``BEGIN`` takes no lock and
     never is."""
     started = time.monotonic()
-    deadline = started + BUSY_TIMEOUT_MS / 1000
+    deadline = started + limit
     for pause in itertools.chain(LOCK_PAUSES, itertools.repeat(LOCK_PAUSES[-1])):
         try:
             cur.execute(begin)
@@ -274,9 +288,8 @@ def _begin(cur: sqlite3.Cursor, begin: str) -> None:
                 raise
             now = time.monotonic()
             if now >= deadline:
-                raise sqlite3.OperationalError(
-                    f"database is locked (waited {BUSY_TIMEOUT_MS / 1000:g} s for the write lock)"
-                ) from exc
+                raise LockWaitExceeded(
+                    f"database is locked (waited {limit:g} s for the write lock)") from exc
         time.sleep(pause if now - started < SHORT_WAIT else LONG_PAUSE)
 
 
