@@ -226,6 +226,36 @@ def test_a_servers_store_checkpoints_the_wal_from_a_thread_of_its_own(tmp_path: 
         reopened.close()
 
 
+def test_a_server_writing_back_to_back_still_starts_its_wal_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A WAL starts over only at a transaction that begins with every frame copied; a
+    server committing without pause never gave the checkpoint thread that moment, and
+    its WAL grew with every byte of output ever written (gigabytes). Past the limit the
+    server catches up itself between two commits and the file is cut back."""
+    from taskyard.store import sqlite as sqlite_store
+    from taskyard.store.sqlite import Checkpointer
+
+    monkeypatch.setattr(sqlite_store, "WAL_SIZE_LIMIT", 8 << 20)
+    path = tmp_path / "taskyard.db"
+    store = SQLiteStore(path, background_checkpoints=True, server=True)
+    wal = Path(f"{path}-wal")
+    sizes: list[int] = []
+    try:
+        store._db.execute("CREATE TABLE junk (b BLOB)")
+        blob = b"x" * (1 << 20)
+        for n in range(160):  # 160 MiB, one commit after the other, never a pause
+            with store._tx() as cur:
+                cur.execute("INSERT INTO junk VALUES (?)", (blob,))
+                cur.execute("DELETE FROM junk WHERE rowid < ?", (n - 4,))
+            sizes.append(wal.stat().st_size)
+        assert isinstance(store.checkpointer, Checkpointer)
+    finally:
+        store.close()
+    # Before, it only grew (to 160+ MiB here); now it starts over while being written.
+    assert any(later < earlier for earlier, later in zip(sizes, sizes[1:], strict=False))
+    assert min(sizes[len(sizes) // 2:]) <= 8 << 20
+
+
 def test_wake_hints_reach_the_server_socket_through_one_client_socket(tmp_path: Path) -> None:
     """Each submit sends a hint; a process keeps one datagram socket for all of them,
     and a hint with nobody listening (or a bad path) is dropped quietly."""

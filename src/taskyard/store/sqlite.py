@@ -20,9 +20,16 @@ into the database file and fsyncs twice, all on the server's one thread (a
 stall of milliseconds every ~110 ticks, ~45 µs a tick on average here). A
 :class:`Checkpointer` thread with its own connection does it instead, PASSIVE
 (never waiting for a lock, never blocking a writer), after every
-``CHECKPOINT_COMMITS`` commits of the server and when a once-a-second look
-finds the WAL file grown by ``CHECKPOINT_PAGES`` pages. Clients keep SQLite's
-automatic checkpoint.
+``CHECKPOINT_COMMITS`` commits of the server and when the WAL file grew by
+``CHECKPOINT_PAGES`` pages. Clients keep SQLite's automatic checkpoint.
+
+A WAL starts over (writing from its beginning again) only at a write transaction
+that begins when every frame has been copied. A server flushing a lot of output
+commits back to back and rarely gives the thread that moment: its WAL grew with
+every byte ever written (gigabytes; the output bound keeps ~33 MiB a stream, but
+tails are written and deleted as they move). So once the file passes
+``WAL_SIZE_LIMIT`` the server itself checkpoints between two of its commits (the
+thread has copied most of it already), and the WAL starts over and is cut back.
 """
 
 from __future__ import annotations
@@ -57,6 +64,9 @@ LONG_PAUSE = 0.002
 #: for its automatic checkpoint); a server's commit writes ~9 pages.
 CHECKPOINT_PAGES = 1000
 CHECKPOINT_COMMITS = CHECKPOINT_PAGES // 9
+CATCH_UP_TRIES = 20  #: checkpoints in a row while the server writes faster than one copies
+#: After the WAL starts over, its file is cut back to this size (it kept its largest).
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 #: The version the numbered migrations lead to (a test checks it matches them); a
@@ -101,6 +111,7 @@ class SQLiteStore(SqlServerStore):
             if background_checkpoints:
                 self.checkpointer = Checkpointer(self.path)
                 self._db.execute("PRAGMA wal_autocheckpoint=0")
+                self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         except OSError as exc:  # its directory cannot be made: read-only, a file in the way
@@ -185,6 +196,8 @@ class SQLiteStore(SqlServerStore):
             cur.execute("COMMIT")
             if self.checkpointer is not None:
                 self.checkpointer.committed()
+                if self.checkpointer.restart_wanted:
+                    self._catch_up()
         except sqlite3.Error as exc:
             self._rollback()
             raise StoreError(f"store {self.path}: {exc}") from exc
@@ -193,6 +206,17 @@ class SQLiteStore(SqlServerStore):
             raise
         finally:
             cur.close()
+
+    def _catch_up(self) -> None:
+        """Copy the last frames of a big WAL on the server's own connection, between two
+        of its transactions, so that the next one starts the WAL over (and cuts its file
+        back to WAL_SIZE_LIMIT). The commit before is done whatever happens here."""
+        assert self.checkpointer is not None
+        self.checkpointer.restart_wanted = False
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            pass  # tried again once the checkpointer finds the WAL big again
 
     def _rollback(self) -> None:
         try:
@@ -224,6 +248,8 @@ class Checkpointer:
         # Opened here, so that a store that cannot be opened twice fails at start.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.commits = 0  #: since the last checkpoint (a rough count: no lock needed)
+        self.checked = 0  #: the WAL's size after the last checkpoint
+        self.restart_wanted = False  #: the WAL is big: the server's next commit catches up
         self.due = threading.Event()
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="taskyard-checkpoint",
@@ -231,10 +257,15 @@ class Checkpointer:
         self.thread.start()
 
     def committed(self) -> None:
+        """After each commit of the server: every CHECKPOINT_COMMITS commits, or once
+        the WAL grew CHECKPOINT_PAGES (looked at every 8th commit: a stat), a checkpoint
+        is due."""
         self.commits += 1
-        if self.commits >= CHECKPOINT_COMMITS:
-            self.commits = 0
-            self.due.set()
+        if self.commits % 8 == 0 or self.commits >= CHECKPOINT_COMMITS:
+            if (self.commits >= CHECKPOINT_COMMITS
+                    or self._wal_size() - self.checked >= CHECKPOINT_PAGES * 4096):
+                self.commits = 0
+                self.due.set()
 
     def _wal_size(self) -> int:
         try:
@@ -245,23 +276,43 @@ class Checkpointer:
     def _run(self) -> None:
         db = self.db
         try:
-            checked = self._wal_size()
+            self.checked = self._wal_size()
+            behind = False
             while not self.stopping:
-                if not self.due.wait(1.0) and self._wal_size() - checked < CHECKPOINT_PAGES * 4096:
+                # Behind (frames written faster than copied), look again soon.
+                look = 0.05 if behind else 1.0
+                if (not self.due.wait(look) and not behind
+                        and self._wal_size() - self.checked < CHECKPOINT_PAGES * 4096):
                     continue
                 self.due.clear()
                 if self.stopping:
                     break
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:
-                    import logging  # here: clients (every CLI command) never need it
-
-                    logging.getLogger("taskyard.store").warning(
-                        "WAL checkpoint of %s failed (will try again): %s", self.path, exc)
-                checked = self._wal_size()
+                behind = self._checkpoint(db)
+                checked = self.checked = self._wal_size()
+                # A WAL starts over only at a write transaction that begins when every
+                # frame is copied; a server committing back to back rarely does. It
+                # checkpoints once itself then (little is left to copy), see
+                # SQLiteStore._transaction.
+                self.restart_wanted = checked > WAL_SIZE_LIMIT
         finally:
             db.close()
+
+    def _checkpoint(self, db: sqlite3.Connection) -> bool:
+        """PASSIVE checkpoints until every frame is copied (then the server's next commit
+        starts the WAL over; never while a writer keeps ahead of us, which let the WAL
+        grow with all the output ever written, gigabytes); True if still behind."""
+        for _ in range(CATCH_UP_TRIES):
+            try:
+                _, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as exc:
+                import logging  # here: clients (every CLI command) never need it
+
+                logging.getLogger("taskyard.store").warning(
+                    "WAL checkpoint of %s failed (will try again): %s", self.path, exc)
+                return False
+            if frames < 0 or copied >= frames:
+                return False
+        return True
 
     def stop(self) -> None:
         self.stopping = True
