@@ -524,3 +524,34 @@ def test_commits_whose_answer_was_lost_are_read_back(home: Path, tmp_path: Path)
     runs = sorted(int(line) for line in markers.read_text().split())
     assert runs == ids, "each task ran exactly once"
     assert "store unavailable" in (home / "server.log").read_text()
+
+
+@pytest.mark.parametrize(("victim", "left_running"), [("taskyard.db", False),
+                                                      ("server.pid", True)])
+def test_a_server_whose_home_files_are_removed_stops(tmp_path: Path, victim: str,
+                                                     left_running: bool) -> None:
+    """Its store file removed (its writes would go where nobody looks): it stops now,
+    killing its tasks. Its pidfile removed (a second server could start, and `server
+    stop` cannot find it): it stops once its tasks are done."""
+    home = tmp_path / "home"
+    proc = server_process(home, "--slots", "1")
+    try:
+        with Yard(home) as y:
+            task = y.submit(["sleep", "1.5" if left_running else "300"])
+            pid = wait_for(lambda: y.get(task.id).pid, message="started")
+        (home / victim).unlink()
+        assert proc.wait(20) == 0
+        log = (home / "server.log").read_text()
+        assert "was removed or replaced" in log, log
+        if not left_running:
+            wait_for(lambda: not _alive(pid), timeout=10, message="its task killed")
+    finally:
+        stop_server(proc)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -387,3 +387,25 @@ def test_the_working_directory_is_looked_up_for_every_task(yard: Yard, tmp_path:
     gone = yard.wait(yard.submit(["true"], cwd=str(work)).id, timeout=10)
     assert gone is not None and (gone.status, gone.reason) == (Status.FAILED, Reason.SPAWN)
     assert "No such file" in (gone.error or "")
+
+
+def test_stdin_sent_is_not_kept_and_an_unread_backlog_is_bounded(yard: Yard) -> None:
+    """What send wrote leaves the store once the server has it; a task that does not
+    read gets at most STDIN_BACKLOG held for it, then sends are refused."""
+    import sqlite3
+
+    from taskyard.errors import TransitionError
+
+    t = yard.submit(["sleep", "300"], stdin_open=True)
+    wait_for(lambda: yard.get(t.id).pid, message="started")
+    yard.send(t.id, b"x" * (40 << 20))
+    with pytest.raises(TransitionError, match="has not read"):
+        yard.send(t.id, b"y" * (40 << 20))
+    db = sqlite3.connect(yard.settings.db_path)
+    try:
+        rows = db.execute("SELECT state, payload IS NULL FROM requests WHERE task_id=?"
+                          " ORDER BY id", (t.id,)).fetchall()
+    finally:
+        db.close()
+    assert rows == [("done", 1), ("rejected", 1)]
+    yard.kill(t.id)

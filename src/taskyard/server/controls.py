@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from .loop import Server
 
 
+#: Bytes sent to a task's stdin that it has not read yet, held by the server at most.
+STDIN_BACKLOG = 64 * 1024 * 1024
+
+
 def apply(server: Server, c: Child, request: Request, now: float) -> str | None:
     """Apply ``request`` to ``c``; returns why it was rejected, or None."""
     payload = request.payload if isinstance(request.payload, dict) else {}
@@ -52,7 +56,11 @@ def _stdin(server: Server, c: Child, kind: str, payload: dict[str, object]) -> s
     if kind == "eof":
         c.stdin_eof = True
     else:
-        c.stdin_buf += bytes.fromhex(str(payload.get("data", "")))
+        data = bytes.fromhex(str(payload.get("data", "")))
+        if len(c.stdin_buf) + len(data) > STDIN_BACKLOG:
+            return (f"its stdin already holds {len(c.stdin_buf)} bytes it has not read;"
+                    " send more once it has")
+        c.stdin_buf += data
     fd = c.stdin_fd
     c.write_stdin()
     if c.stdin_fd is not None and c.stdin_buf and fd not in server.poller:

@@ -88,6 +88,7 @@ class Server:
         self.fd_cap: int | None = None
         self.stopping: str | None = None  #: None | "warm" | "now"
         self.last_beat: float | None = None  #: unix time of our last heartbeat
+        self.pidfile_id = procs.file_identity(settings.pidfile)
         self.judge_silence_at = 0.0  #: peers are judged by their silence from then on
         self.stop_deadline: float | None = None
         now = time.monotonic()
@@ -436,6 +437,7 @@ class Server:
                         " other server by its silence for the next %gs",
                         beat - self.last_beat, self.settings.lease)
         self.last_beat = beat
+        self._check_home()
         recovery.recover(self.store, self.me, self.host, self.boot_id, time.time(),
                          self.settings.lease, judge_silence=beat >= self.judge_silence_at)
         leader = self.store.hold_lease("cron", self.me, time.time(), self.settings.lease)
@@ -448,6 +450,22 @@ class Server:
         self._record_start_times()
         if instance.stop_request:
             self._stop_requested(instance.stop_request)
+
+    def _check_home(self) -> None:
+        """Files of ours removed under us: the store (our writes would go to a file
+        nobody else sees: stop now) or the pidfile (another server could start on this
+        home, and `server stop` cannot find us: stop once our tasks are done)."""
+        if self.stopping == "now":
+            return
+        gone = self.store.gone()
+        if gone is not None:
+            log.critical("%s: stopping now; its tasks are killed", gone)
+            self.stop("now")
+            return
+        if not self.stopping and procs.file_identity(self.settings.pidfile) != self.pidfile_id:
+            log.critical("the pidfile %s was removed or replaced: stopping once the running"
+                         " tasks are done, claiming nothing more", self.settings.pidfile)
+            self.stop("warm")
 
     def _record_start_times(self) -> None:
         """(pid, start time) names a process for recovery after a crash; read off the

@@ -151,3 +151,12 @@ def slots_within_fd_limit(slots: int, workers: bool = False) -> int:
                     FDS_RESERVED + slots * per_slot, limit, fits)
         return fits
     return slots
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``, None if it is not there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

@@ -108,6 +108,7 @@ class SQLiteStore(SqlServerStore):
             self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
             self._migrate()
             self._db.execute("PRAGMA busy_timeout=0")  # see the module's docstring
+            self._identity = _identity(self.path)
             if background_checkpoints:
                 self.checkpointer = Checkpointer(self.path)
                 self._db.execute("PRAGMA wal_autocheckpoint=0")
@@ -137,6 +138,11 @@ class SQLiteStore(SqlServerStore):
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    def gone(self) -> str | None:
+        if _identity(self.path) != self._identity:
+            return f"the store file {self.path} was removed or replaced"
+        return None
 
     @functools.cached_property
     def wake_path(self) -> Path:
@@ -318,6 +324,14 @@ class Checkpointer:
         self.stopping = True
         self.due.set()
         self.thread.join(5.0)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class LockWaitExceeded(sqlite3.OperationalError):

@@ -68,6 +68,11 @@ class SqlServerStore(SqlStoreBase):
             cur.execute("UPDATE instances SET stopped_at=? WHERE id=?", (now, instance_id))
             cur.execute("DELETE FROM leases WHERE holder=?", (instance_id,))
 
+    def gone(self) -> str | None:
+        """Why the store this connection writes is no longer the one at its location
+        (a file removed or replaced), or None. A server cannot see that by writing."""
+        return None
+
     def apply(self, owner: str, batch: Batch) -> BatchResult:
         """One server tick's writes in one transaction: pids of spawned attempts, output,
         outcomes, then a claim of up to ``batch.claim`` queued tasks.
@@ -429,7 +434,9 @@ class SqlServerStore(SqlStoreBase):
 
     def complete_request(self, request_id: int, state: str, result: str | None) -> None:
         with self._tx() as cur:
-            cur.execute("UPDATE requests SET state=?, result=?, done_at=? WHERE id=?",
+            # stdin data is the task's by now (or refused): not kept in the store for good
+            cur.execute("UPDATE requests SET state=?, result=?, done_at=?, payload=CASE kind"
+                        " WHEN 'stdin' THEN NULL ELSE payload END WHERE id=?",
                         (state, result, time.time(), request_id))
 
     def set_paused(self, owner: str, task_id: int, epoch: int, paused: bool, by: str) -> None:
