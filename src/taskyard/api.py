@@ -258,10 +258,7 @@ class Yard:
 
 def _name(name: str | None, what: str) -> str:
     """A queue, tenant or schedule name to act on or look up."""
-    checked = v.check_name(name, what)
-    if checked is None:
-        raise InvalidInput(f"{what} must be a name, not None", field=what)
-    return checked
+    return v.required_name(name, what)
 
 
 def _cwd(cwd: object) -> str:

@@ -101,8 +101,15 @@ class App:
         chunk=seconds, queue=..., ...)``); it is submitted like a function."""
 
         def register(c: type[Steps]) -> TaskFunction:
+            from .steps import Steps as StepsClass
+
+            if not (isinstance(c, type) and issubclass(c, StepsClass)):
+                raise InvalidInput("@app.steps registers a subclass of taskyard.Steps",
+                                   field="steps")
             if chunk is not None:
-                c.chunk = float(chunk)
+                from .validate import real
+
+                c.chunk = real(chunk, "chunk", above_low=True, high=86400)
             if not c.steps:
                 raise InvalidInput(f"{c.__qualname__}.steps is empty", field="steps")
             return self._register(_steps_runner(c), name or f"{c.__module__}.{c.__qualname__}",
@@ -115,6 +122,10 @@ class App:
         from .validate import check_name
 
         check_name(name, "function")
+        unknown = sorted(set(options) - SUBMIT_OPTIONS)
+        if unknown:  # found now, not at the first submit
+            raise InvalidInput(f"unknown task option {unknown[0]!r} (one of"
+                               f" {', '.join(sorted(SUBMIT_OPTIONS))})", field=unknown[0])
         known = REGISTRY.get(name)
         if known is not None and known.fn is not fn:
             raise InvalidInput(f"a function named {name!r} is registered already"
@@ -123,6 +134,11 @@ class App:
         registered = TaskFunction(self, fn, name, options)
         REGISTRY[name] = self.functions[name] = registered
         return registered
+
+
+#: What ``@app.task(...)`` may set for its submits (Yard.submit_function's options).
+SUBMIT_OPTIONS = frozenset({"queue", "meta", "timeout", "priority", "retries", "retry_delay",
+                            "backoff", "retry_on", "unique", "mutex", "tenant"})
 
 
 def _steps_runner(cls: type[Steps]) -> Callable[..., Any]:

@@ -215,7 +215,7 @@ def set_queue_parallel(store: Store, name: str, parallel: int | None) -> None:
 
 def add_tenant(store: Store, name: str, *, enabled: bool = True, run_as: str | None = None,
                parallel: int | None = None) -> dict[str, JSON]:
-    validate.check_name(name, "tenant")
+    validate.required_name(name, "tenant")
     return store.add_tenant(name, enabled=enabled, run_as=validate.check_user(run_as),
                             parallel=validate.check_parallel(parallel))
 
@@ -276,7 +276,7 @@ def add_schedule(store: Store, name: str, expr: str, spec: TaskSpec, *, tz: str 
     this machine's zone, resolved now so every server reads the same)."""
     from . import cron
 
-    validate.check_name(name, "name")
+    validate.required_name(name, "name")
     if catch_up not in {c.value for c in cron.CatchUp}:
         raise InvalidInput("catch-up must be none, one or all", field="catch_up")
     if max_lag is not None and not 0 <= max_lag < float("inf"):
@@ -325,7 +325,7 @@ def result(store: Store, task_id: int) -> JSON:
 def send_signal(store: Store, task_id: int, name: str, data: JSON = None, *,
                 by: str | None = None) -> dict[str, JSON]:
     """A custom signal the task reads with ``ctx.signals()``."""
-    validate.check_name(name, "name")
+    validate.required_name(name, "name")
     text = validate.check_json(data, "data") if data is not None else None
     _function_only(store, task_id, "read custom signals (ctx.signals())")
     return store.send_signal(task_id, name, text, by=by or actor())

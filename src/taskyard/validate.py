@@ -159,6 +159,14 @@ def check_name(name: str | None, what: str = "name") -> str | None:
     return check_unicode(name, what)
 
 
+def required_name(name: str | None, what: str = "name") -> str:
+    """A name that must be given (check_name lets None through: "no name")."""
+    checked = check_name(name, what)
+    if checked is None:
+        raise InvalidInput(f"{what} must be given", field=what)
+    return checked
+
+
 def check_parallel(parallel: int | None) -> int | None:
     """A parallel limit: an integer >= 1, or None for no limit."""
     if parallel is not None and (isinstance(parallel, bool) or not isinstance(parallel, int)
