@@ -104,6 +104,13 @@ def pids_with_tag(prefix: str) -> Sequence[int]:
     return found
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (a zombie counts until it is reaped)."""
+    from .server.procs import pid_exists
+
+    return pid_exists(pid)
+
+
 def instance_id(home: Path | str) -> str:
     """The id of the server instance running on ``home``."""
     return (Path(home) / "server.pid").read_text().split()[1]

@@ -20,7 +20,14 @@ import pytest
 
 from taskyard import Reason, Status, Task, Yard
 from taskyard.lifecycle import TERMINAL, is_legal
-from taskyard.testing import cli, pids_with_tag, server_process, stop_server, wait_for
+from taskyard.testing import (
+    cli,
+    pids_with_tag,
+    process_alive,
+    server_process,
+    stop_server,
+    wait_for,
+)
 
 UNFINISHED = [s.value for s in Status if s not in TERMINAL]
 
@@ -544,14 +551,7 @@ def test_a_server_whose_home_files_are_removed_stops(tmp_path: Path, victim: str
         log = (home / "server.log").read_text()
         assert "was removed or replaced" in log, log
         if not left_running:
-            wait_for(lambda: not _alive(pid), timeout=10, message="its task killed")
+            wait_for(lambda: not process_alive(pid), timeout=10, message="its task killed")
     finally:
         stop_server(proc)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

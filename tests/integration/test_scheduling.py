@@ -18,6 +18,7 @@ from taskyard import Reason, Status, Yard
 from taskyard.testing import (
     instance_id,
     pids_with_tag,
+    process_alive,
     running_server,
     server_process,
     stop_server,
@@ -320,7 +321,7 @@ def test_a_server_waiting_for_the_write_lock_keeps_supervising(home: Path) -> No
         assert pid is not None
         released = _hold_write_lock(home / "taskyard.db", 3.0)
         try:
-            wait_for(lambda: not _alive(pid), timeout=2.5, message="timeout enforced while"
+            wait_for(lambda: not process_alive(pid), timeout=2.5, message="timeout enforced while"
                      " the store was locked")
         finally:
             released.join()
@@ -333,13 +334,6 @@ def test_a_server_waiting_for_the_write_lock_keeps_supervising(home: Path) -> No
         assert max(gaps) < 1.0  # never blocked
         assert len(y.logs(writer.id).data) == 40 * 70000
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_a_lock_that_stalls_every_server_gets_none_fenced(tmp_path: Path) -> None:

@@ -53,13 +53,7 @@ def dead_peers(store: ServerStore, me: str, host: str, boot_id: str, now: float,
 def _alive(pid: int) -> bool:
     if pid == os.getpid():  # a restarted server can get its predecessor's pid (pid 1...)
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return procs.pid_exists(pid)
 
 
 def recover(store: ServerStore, me: str, host: str, boot_id: str, now: float,
