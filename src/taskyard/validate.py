@@ -257,7 +257,7 @@ def _check_types(spec: TaskSpec) -> None:
     if spec.timeout is not None:
         real(spec.timeout, "timeout", above_low=True)
     if spec.run_at is not None:
-        real(spec.run_at, "at", MIN_TIME, MAX_TIME)
+        check_time(real(spec.run_at, "at", -math.inf, math.inf))
     strings(spec.retry_on, "retry_on")
     if not isinstance(spec.backoff, str):
         raise InvalidInput("backoff must be a string", field="backoff")
@@ -298,10 +298,6 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
         _no_nul(spec.cwd, "cwd")
         if not spec.cwd.startswith("/"):
             raise InvalidInput("cwd must be an absolute path", field="cwd")
-    if not -INT32 <= spec.priority < INT32:
-        raise InvalidInput("priority must be a 32-bit integer", field="priority")
-    if spec.run_at is not None:
-        check_time(spec.run_at)
     if any(not isinstance(a, int) or isinstance(a, bool) or a <= 0 for a in spec.after):
         raise InvalidInput("after must list task ids", field="after")
     from . import retry

@@ -294,12 +294,12 @@ class Checkpointer:
                 if self.stopping:
                     break
                 behind = self._checkpoint(db)
-                checked = self.checked = self._wal_size()
+                self.checked = self._wal_size()
                 # A WAL starts over only at a write transaction that begins when every
                 # frame is copied; a server committing back to back rarely does. It
                 # checkpoints once itself then (little is left to copy), see
                 # SQLiteStore._transaction.
-                self.restart_wanted = checked > WAL_SIZE_LIMIT
+                self.restart_wanted = self.checked > WAL_SIZE_LIMIT
         finally:
             db.close()
 
