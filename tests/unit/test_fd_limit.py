@@ -30,3 +30,10 @@ def test_free_descriptors_are_checked_without_keeping_any() -> None:
     before = len(os.listdir("/proc/self/fd"))
     assert procs.fds_free(6)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_limit_too_low_for_one_task_says_so(monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(procs, "fd_limit", lambda: 16)
+    assert procs.slots_within_fd_limit(4) == 1
+    assert "too low for even one task" in caplog.text and "38 or more" in caplog.text

@@ -144,7 +144,13 @@ def slots_within_fd_limit(slots: int, workers: bool = False) -> int:
     if limit < 0:  # RLIM_INFINITY
         return slots
     per_slot = FDS_PER_TASK + (FDS_PER_WORKER if workers else 0)
-    fits = max(1, (limit - FDS_RESERVED) // per_slot)
+    fits = (limit - FDS_RESERVED) // per_slot
+    if fits < 1:
+        log.warning("the file descriptor limit (ulimit -n) is %d: too low for even one task"
+                    " beside the server's own ~%d; tasks will fail with 'Too many open"
+                    " files' until it is %d or more", limit, FDS_RESERVED,
+                    FDS_RESERVED + per_slot)
+        return 1
     if fits < slots:
         log.warning("%d slot(s) need about %d file descriptors but the limit (ulimit -n) is"
                     " %d: running at most %d task(s) at once", slots,
