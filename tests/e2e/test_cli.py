@@ -419,7 +419,7 @@ def test_submit_imports_only_what_it_needs(home: Path) -> None:
              "try:\n    runpy.run_module('taskyard', run_name='__main__')\n"
              "except SystemExit:\n    pass\n"
              "print(' '.join(sorted(m for m in sys.modules if m in ("
-             "'logging', 'threading', 'rich', 'psycopg', 'taskyard.server.loop'))))\n")
+             "'logging', 'threading', 'rich', 'psycopg', 'shutil', 'taskyard.server.loop'))))\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True)
     assert done.stdout.split()[1:] == [], done.stdout  # the first word is the task id
 
