@@ -98,6 +98,11 @@ class Context:
 
     def on_config(self, callback: Callable[[dict[str, JSON]], None]) -> None:
         """Call ``callback(config)`` when a change is seen (at the task's next ctx call)."""
+        if not callable(callback):  # found now, not at the next config change
+            from .errors import InvalidInput
+
+            raise InvalidInput("on_config takes a function of the new config",
+                               field="callback")
         self._on_config.append(callback)
 
     def signals(self, clear: bool = True) -> list[dict[str, JSON]]:

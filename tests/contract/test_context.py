@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from taskyard.context import Context
-from taskyard.errors import StaleAttempt, TransitionError
+from taskyard.errors import InvalidInput, StaleAttempt, TransitionError
 from taskyard.lifecycle import Reason, Status
 from taskyard.model import TaskSpec
 from taskyard.store.base import Outcome
@@ -67,6 +67,8 @@ def test_config_changes_are_seen_and_call_back(store: SQLiteStore, other: SQLite
     other.set_config(task_id, {"mode": None}, 1 << 20)
     ctx._polled = 0
     assert ctx.config == {"rate": 5} and seen == [None, 5, 5]
+    with pytest.raises(InvalidInput, match="on_config"):
+        ctx.on_config(5)  # type: ignore[arg-type]
 
 
 def test_graceful_stop_is_for_the_current_attempt(store: SQLiteStore) -> None:
