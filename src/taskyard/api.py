@@ -270,13 +270,7 @@ def _cwd(cwd: object) -> str:
 
 
 def _ids(after: object) -> tuple[int, ...]:
-    if isinstance(after, int):
-        raise InvalidInput("after must be a list of task ids", field="after")
-    try:
-        items: tuple[object, ...] = tuple(after)  # type: ignore[arg-type]
-    except TypeError:
-        raise InvalidInput("after must be a list of task ids", field="after") from None
-    return tuple(v.task_id(i) for i in items)
+    return tuple(v.task_id(i) for i in v.sequence(after, "after", "task ids"))
 
 
 def _start_time(run_at: float | None, delay: float | None) -> float | None:

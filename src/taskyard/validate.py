@@ -219,14 +219,20 @@ def timeout_arg(value: object, what: str = "timeout") -> float | None:
     return None if value is None else real(value, what)
 
 
+def sequence(value: object, what: str, of: str) -> tuple[object, ...]:
+    """A list (or tuple...) argument's items; a lone string is not one (it would be split
+    into letters), nor a mapping or a number."""
+    if not isinstance(value, str | bytes | bytearray | Mapping):
+        try:
+            return tuple(value)  # type: ignore[arg-type]
+        except TypeError:
+            pass
+    raise InvalidInput(f"{what} must be a list of {of}", field=what)
+
+
 def strings(value: object, what: str) -> tuple[str, ...]:
-    """A list of strings (a lone string is not one: it would be split into letters)."""
-    if isinstance(value, str | bytes | bytearray) or isinstance(value, Mapping):
-        raise InvalidInput(f"{what} must be a list of strings", field=what)
-    try:
-        items: tuple[object, ...] = tuple(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise InvalidInput(f"{what} must be a list of strings", field=what) from None
+    """A list of strings."""
+    items = sequence(value, what, "strings")
     checked = tuple(item for item in items if isinstance(item, str))
     if len(checked) != len(items):
         raise InvalidInput(f"{what} must be a list of strings", field=what)
@@ -264,9 +270,6 @@ def _check_types(spec: TaskSpec) -> None:
     for what, value in (("env", spec.env), ("meta", spec.meta)):
         if not isinstance(value, dict):
             raise InvalidInput(f"{what} must be a mapping (a dict)", field=what)
-    if not isinstance(spec.queue, str) or not isinstance(spec.tenant, str):
-        raise InvalidInput("queue and tenant must be strings",
-                           field="queue" if not isinstance(spec.queue, str) else "tenant")
 
 
 def _check_what(spec: TaskSpec) -> None:
@@ -290,10 +293,10 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
     check_env(spec.env)
     check_meta(spec.meta)
     check_name(spec.name)
-    check_name(spec.queue, "queue")
+    required_name(spec.queue, "queue")
     check_name(spec.unique, "unique")
     check_name(spec.mutex, "mutex")
-    check_name(spec.tenant, "tenant")
+    required_name(spec.tenant, "tenant")
     if spec.cwd is not None:
         _no_nul(spec.cwd, "cwd")
         if not spec.cwd.startswith("/"):

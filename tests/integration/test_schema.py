@@ -204,7 +204,7 @@ def test_a_servers_store_checkpoints_the_wal_from_a_thread_of_its_own(tmp_path: 
     path = tmp_path / "taskyard.db"
     SQLiteStore(path).close()  # created and migrated: the WAL is checkpointed on close
     before = path.stat().st_size
-    store = SQLiteStore(path, background_checkpoints=True)
+    store = SQLiteStore(path, server=True)
     try:
         assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         assert len(_threads_named("taskyard-checkpoint")) == 1
@@ -237,7 +237,7 @@ def test_a_server_writing_back_to_back_still_starts_its_wal_over(
 
     monkeypatch.setattr(sqlite_store, "WAL_SIZE_LIMIT", 8 << 20)
     path = tmp_path / "taskyard.db"
-    store = SQLiteStore(path, background_checkpoints=True, server=True)
+    store = SQLiteStore(path, server=True)
     wal = Path(f"{path}-wal")
     sizes: list[int] = []
     try:

@@ -35,6 +35,7 @@ from ..store.base import (
     Spawned,
     WakeListener,
 )
+from ..store.sqlite import file_identity
 from . import child as childmod
 from . import controls, procs, recovery
 from .child import Child
@@ -88,7 +89,7 @@ class Server:
         self.fd_cap: int | None = None
         self.stopping: str | None = None  #: None | "warm" | "now"
         self.last_beat: float | None = None  #: unix time of our last heartbeat
-        self.pidfile_id = procs.file_identity(settings.pidfile)
+        self.pidfile_id = file_identity(settings.pidfile)
         self.judge_silence_at = 0.0  #: peers are judged by their silence from then on
         self.stop_deadline: float | None = None
         now = time.monotonic()
@@ -462,7 +463,7 @@ class Server:
             log.critical("%s: stopping now; its tasks are killed", gone)
             self.stop("now")
             return
-        if not self.stopping and procs.file_identity(self.settings.pidfile) != self.pidfile_id:
+        if not self.stopping and file_identity(self.settings.pidfile) != self.pidfile_id:
             log.critical("the pidfile %s was removed or replaced: stopping once the running"
                          " tasks are done, claiming nothing more", self.settings.pidfile)
             self.stop("warm")

@@ -159,14 +159,6 @@ def slots_within_fd_limit(slots: int, workers: bool = False) -> int:
     return slots
 
 
-def file_identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of ``path``, None if it is not there."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
 
 def pid_exists(pid: int) -> bool:
     """Whether a process with this pid exists (a zombie counts until it is reaped)."""

@@ -37,8 +37,7 @@ def open_store(location: Path | str, *, synchronous: str = "normal",
 
         return PostgresStore(location, application_name=application_name,
                              hold_limit=hold_limit)
-    return SQLiteStore(location, synchronous=synchronous, background_checkpoints=server,
-                       server=server)
+    return SQLiteStore(location, synchronous=synchronous, server=server)
 
 
 def __getattr__(name: str) -> Any:

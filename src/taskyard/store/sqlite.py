@@ -81,10 +81,12 @@ def migrations() -> list[tuple[int, str]]:
 
 
 class SQLiteStore(SqlServerStore):
-    """A store in one SQLite file. One instance per thread."""
+    """A store in one SQLite file. Threads may share one: its transactions take turns.
+    A server's store (``server``) checkpoints its WAL from a thread of its own and takes
+    a write lock held long elsewhere as the store out of reach for now."""
 
     def __init__(self, path: Path | str, *, synchronous: str = "normal",
-                 background_checkpoints: bool = False, server: bool = False) -> None:
+                 server: bool = False) -> None:
         self.path = Path(path)
         self.location = str(self.path)
         self.checkpointer: Checkpointer | None = None
@@ -108,8 +110,8 @@ class SQLiteStore(SqlServerStore):
             self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
             self._migrate()
             self._db.execute("PRAGMA busy_timeout=0")  # see the module's docstring
-            self._identity = _identity(self.path)
-            if background_checkpoints:
+            self._identity = file_identity(self.path)
+            if server:
                 self.checkpointer = Checkpointer(self.path)
                 self._db.execute("PRAGMA wal_autocheckpoint=0")
                 self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
@@ -140,7 +142,7 @@ class SQLiteStore(SqlServerStore):
             raise
 
     def gone(self) -> str | None:
-        if _identity(self.path) != self._identity:
+        if file_identity(self.path) != self._identity:
             return f"the store file {self.path} was removed or replaced"
         return None
 
@@ -241,10 +243,10 @@ class SQLiteStore(SqlServerStore):
 
 class Checkpointer:
     """Checkpoints the WAL of ``path`` from a thread of its own (see the module's
-    docstring): after every CHECKPOINT_COMMITS commits of the server, and when a
-    once-a-second look finds the WAL file grown by CHECKPOINT_PAGES (large output
-    writes many pages a commit). A checkpoint that fails is logged and tried again
-    later: the WAL still holds every commit, so nothing diverges; it only grows."""
+    docstring): after every CHECKPOINT_COMMITS commits of the server, and once the WAL
+    file grew by CHECKPOINT_PAGES (large output writes many pages a commit; looked at
+    every 8th commit, and once a second). A checkpoint that fails is logged and tried
+    again later: the WAL still holds every commit, so nothing diverges; it only grows."""
 
     def __init__(self, path: Path) -> None:
         import threading  # here: clients (every CLI command) never need it
@@ -267,11 +269,12 @@ class Checkpointer:
         the WAL grew CHECKPOINT_PAGES (looked at every 8th commit: a stat), a checkpoint
         is due."""
         self.commits += 1
-        if self.commits % 8 == 0 or self.commits >= CHECKPOINT_COMMITS:
-            if (self.commits >= CHECKPOINT_COMMITS
-                    or self._wal_size() - self.checked >= CHECKPOINT_PAGES * 4096):
-                self.commits = 0
-                self.due.set()
+        if self.commits >= CHECKPOINT_COMMITS or (self.commits % 8 == 0 and self._grown()):
+            self.commits = 0
+            self.due.set()
+
+    def _grown(self) -> bool:
+        return self._wal_size() - self.checked >= CHECKPOINT_PAGES * 4096
 
     def _wal_size(self) -> int:
         try:
@@ -287,8 +290,7 @@ class Checkpointer:
             while not self.stopping:
                 # Behind (frames written faster than copied), look again soon.
                 look = 0.05 if behind else 1.0
-                if (not self.due.wait(look) and not behind
-                        and self._wal_size() - self.checked < CHECKPOINT_PAGES * 4096):
+                if not self.due.wait(look) and not behind and not self._grown():
                     continue
                 self.due.clear()
                 if self.stopping:
@@ -326,7 +328,8 @@ class Checkpointer:
         self.thread.join(5.0)
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``, None if it is not there."""
     try:
         st = path.stat()
     except OSError:
