@@ -96,6 +96,12 @@ def _settled(store: Store, request: Request) -> Request | None:
         return current
     task = store.get(request.task_id)
     if task.attempt != request.epoch or not task.status.active:
+        # The server answers a request before the attempt it touched can end, so the
+        # answer may have come between our two reads (a kill applied, the task stopped
+        # by it): read it again before calling the request too late.
+        current = store.get_request(request.id)
+        if current.state != "pending":
+            return current
         return current._replace(state="rejected", result=f"the task is {task.status}")
     return None
 

@@ -36,10 +36,12 @@ def test_a_server_on_postgres_runs_tasks_woken_by_notify(tmp_path: Path, pg_dsn:
         stop_server(proc)
 
 
-def test_three_servers_kill_9_and_freeze(tmp_path: Path, pg_dsn: str) -> None:
+def test_three_servers_kill_9_and_freeze(tmp_path: Path, pg_dsn: str,
+                                        busy_cpus: list[int]) -> None:
     """1,000 tasks on 3 servers; kill -9 of a random server three times and one
     SIGSTOP past the lease: every task ends, none runs twice, no orphan, no stale
-    write, and each missed cron tick fires exactly once."""
+    write, and each missed cron tick fires exactly once. With busy loops on every
+    CPU: fencing must not need a quiet machine."""
     env = _env(pg_dsn)
     markers = tmp_path / "markers"
     homes = [tmp_path / name for name in ("a", "b", "c")]
@@ -171,3 +173,23 @@ def test_without_notify_tasks_still_start_within_the_poll_interval(
                 assert done.started_at - t0 < 0.5 + 0.3, "started within the poll interval"
     finally:
         stop_server(proc)
+
+
+def test_a_session_ended_for_sitting_in_a_transaction_is_unavailable_not_failed(
+        pg_dsn: str) -> None:
+    """A server frozen inside a transaction finds its session ended when it wakes: that
+    is the store out of reach for a moment (reconnect, read back, and learn whether it
+    was fenced), not a failed write that stops it without saying why."""
+    from taskyard.errors import StoreUnavailable
+    from taskyard.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_dsn, hold_limit=0.1)
+    try:
+        with pytest.raises(StoreUnavailable, match="idle-in-transaction"):
+            with store._tx() as cur:
+                cur.execute("SELECT 1")
+                time.sleep(0.5)  # the fault itself: frozen past the limit in a transaction
+                cur.execute("SELECT 1")
+        assert store.schema_version() >= 1  # and the next transaction just works
+    finally:
+        store.close()

@@ -134,8 +134,12 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
     _write_pidfile(lock, str(os.getpid()))
     settings = settings._replace(slots=procs.slots_within_fd_limit(settings.effective_slots,
                                                              workers=bool(settings.imports)))
+    # A server frozen inside a transaction (SIGSTOP, a stalled VM) holds the locks the
+    # others wait for. They must get them back well within half a lease: a server that
+    # was itself silent that long judges no peer by silence for the next lease, which
+    # would give the frozen one two leases to wake up unfenced.
     store = open_store(settings.store_location, synchronous=settings.synchronous,
-                       application_name="taskyard-server", hold_limit=settings.lease,
+                       application_name="taskyard-server", hold_limit=settings.lease / 4,
                        server=True)
     host, boot = procs.hostname(), procs.boot_id()
     now = time.time()

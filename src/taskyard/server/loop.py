@@ -99,11 +99,12 @@ class Server:
         for key in [k for k in env if k.startswith("TASKYARD_")]:
             del env[key]
         env["TASKYARD_HOME"] = str(settings.home)
+        if settings.store:  # `taskyard progress` in a task must find the store we run from
+            env["TASKYARD_STORE"] = settings.store
         self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
         worker_env = dict(self.spawner.base_env)
         for key, value in (("TASKYARD_WORKER_IMPORTS", settings.imports),
                            ("TASKYARD_IMPORT_PATH", settings.import_path),
-                           ("TASKYARD_STORE", settings.store),
                            ("TASKYARD_WORKER_MAX_TASKS", str(settings.worker_max_tasks)),
                            ("TASKYARD_WORKER_MAX_MIB", str(settings.worker_max_mib))):
             if value:

@@ -17,17 +17,17 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 @overload
 def open_store(location: Path, *, synchronous: str = "normal",
                application_name: str = "taskyard",
-               hold_limit: float = 10.0, server: bool = False) -> SQLiteStore: ...
+               hold_limit: float = 2.5, server: bool = False) -> SQLiteStore: ...
 @overload
 def open_store(location: Path | str, *, synchronous: str = "normal",
                application_name: str = "taskyard",
-               hold_limit: float = 10.0,
+               hold_limit: float = 2.5,
                server: bool = False) -> SQLiteStore | PostgresStore: ...
 
 
 def open_store(location: Path | str, *, synchronous: str = "normal",
                application_name: str = "taskyard",
-               hold_limit: float = 10.0, server: bool = False) -> SQLiteStore | PostgresStore:
+               hold_limit: float = 2.5, server: bool = False) -> SQLiteStore | PostgresStore:
     """Open (creating and migrating if needed) the store at ``location``: a
     ``postgresql://`` (or ``postgres://``) URL, or else the path of a SQLite file.
     ``synchronous`` applies to SQLite only, and so does ``server``: a server's SQLite

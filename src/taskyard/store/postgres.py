@@ -98,7 +98,7 @@ class PostgresStore(SqlServerStore):
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 4,
                  timeout: float = 30.0, application_name: str = "taskyard",
-                 hold_limit: float = 10.0) -> None:
+                 hold_limit: float = 2.5) -> None:
         self.dsn = dsn
         #: seconds a session may sit in an open transaction, or wait for a lock: a frozen
         #: process (SIGSTOP, a stalled VM) must not hold the others' locks for longer
@@ -124,7 +124,7 @@ class PostgresStore(SqlServerStore):
         self._pool.open(wait=False)
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        ms = max(1000, int(self.hold_limit * 1000))
+        ms = max(100, int(self.hold_limit * 1000))
         conn.execute(f"SET idle_in_transaction_session_timeout = {ms}".encode())
         conn.execute(f"SET lock_timeout = {ms}".encode())
 
@@ -246,14 +246,22 @@ class PgWakeListener:
         self.conn.close()
 
 
+#: SQLSTATEs that end a session or a transaction without anything being wrong with
+#: the statement: the server went away or shut down, the connection broke, a lock wait
+#: or an open transaction ran past its limit (the session of a process frozen inside a
+#: transaction is ended that way: psycopg files it under InternalError, not
+#: OperationalError), a deadlock or a serialization failure. Retrying is right.
+_RETRYABLE = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001",
+                        "08004", "55P03", "25P03", "40P01", "40001"})
+
+
 def _connection_lost(exc: psycopg.Error) -> bool:
     """A failure of the connection (the server went away, the network broke), as
     opposed to one of the statement (a constraint, a full disk)."""
-    if isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) in (
-            None, "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004",
-            "55P03", "25P03"):  # also: a lock wait or an open transaction timed out
+    state = getattr(exc, "sqlstate", None)
+    if state in _RETRYABLE:
         return True
-    if getattr(exc, "sqlstate", None) in ("40P01", "40001"):  # deadlock, serialization: retry
+    if isinstance(exc, psycopg.OperationalError) and state is None:
         return True
     return isinstance(exc, psycopg.InterfaceError)
 
