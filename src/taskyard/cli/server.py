@@ -92,6 +92,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_start(args: argparse.Namespace) -> int:
     s = _settings(args)
+    from ..store import require_driver
+
+    require_driver(s.store_location)  # said here, not in the log of a server that died
     if args.foreground:
         from ..server.daemon import serve
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeGuard, overload
 
+from ..errors import ConfigError
 from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -12,6 +13,35 @@ if TYPE_CHECKING:
 
 #: Locations with these prefixes are PostgreSQL connection URLs; anything else is a path.
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+#: What to do when the PostgreSQL driver is missing (the words users are told).
+POSTGRES_EXTRA = "pip install 'taskyard[postgres]'"
+
+
+def is_postgres(location: Path | str) -> TypeGuard[str]:
+    """Whether ``location`` is a PostgreSQL URL (anything else is a SQLite path)."""
+    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+
+
+def postgres_store() -> type[PostgresStore]:
+    """The PostgreSQL backend class, or a :class:`ConfigError` (a user error: exit 2)
+    saying how to install its driver when psycopg is missing or cannot load (psycopg is
+    only imported by those who use a PostgreSQL store)."""
+    try:
+        from .postgres import PostgresStore
+    except ImportError as exc:
+        if exc.name is not None and not exc.name.startswith("psycopg"):
+            raise  # one of our own modules: a bug, not a missing driver
+        cause = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(".:")
+        raise ConfigError(f"a PostgreSQL store needs the postgres extra ({cause}):"
+                          f" {POSTGRES_EXTRA}", field="store") from None
+    return PostgresStore
+
+
+def require_driver(location: Path | str) -> None:
+    """Fail now, with what to install, if ``location`` is a store whose driver is
+    missing (``server start`` checks before it daemonizes)."""
+    if is_postgres(location):
+        postgres_store()
 
 
 @overload
@@ -32,11 +62,9 @@ def open_store(location: Path | str, *, synchronous: str = "normal",
     ``postgresql://`` (or ``postgres://``) URL, or else the path of a SQLite file.
     ``synchronous`` applies to SQLite only, and so does ``server``: a server's SQLite
     store checkpoints its WAL from a thread of its own, off the server's loop."""
-    if isinstance(location, str) and location.startswith(POSTGRES_SCHEMES):
-        from .postgres import PostgresStore  # psycopg only for those who use it
-
-        return PostgresStore(location, application_name=application_name,
-                             hold_limit=hold_limit)
+    if is_postgres(location):
+        return postgres_store()(location, application_name=application_name,
+                                hold_limit=hold_limit)
     return SQLiteStore(location, synchronous=synchronous, server=server)
 
 
@@ -48,4 +76,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["PostgresStore", "SQLiteStore", "open_store"]
+__all__ = ["PostgresStore", "SQLiteStore", "open_store", "postgres_store", "require_driver"]
