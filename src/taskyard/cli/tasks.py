@@ -12,6 +12,7 @@ from .. import ops, retry, validate
 from ..errors import InvalidInput, UserError
 from ..lifecycle import Status
 from ..model import Task, TaskSpec
+from ..store.base import ClientStore as Store
 from .common import (
     json_arg,
     json_flag,
@@ -180,27 +181,40 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     statuses = [Status(s) for s in args.status or []]
-    tasks = store(args).list_tasks(status=statuses, queue=args.queue, limit=args.limit)
+    db = store(args)
+    tasks = db.list_tasks(status=statuses, queue=args.queue, limit=args.limit)
     if args.json:
         print_json([t.to_json() for t in tasks])
     else:
         from .render import task_table
 
         task_table(tasks)
-        _warn_if_orphaned(args, tasks)
+        _warn_if_orphaned(args, db, tasks)
     return 0
 
 
-def _warn_if_orphaned(args: argparse.Namespace, tasks: list[Task]) -> None:
-    """Running tasks with no server: say what will happen to them."""
-    active = sum(1 for t in tasks if t.status.active)
-    if not active:
+def _warn_if_orphaned(args: argparse.Namespace, db: Store, tasks: list[Task]) -> None:
+    """Running tasks whose server is gone (judged by the store: a server on another home
+    or machine may run them): say which server, and what will happen to them."""
+    shown = {t.id for t in tasks if t.status.active}
+    if not shown:
         return
-    from ..server.pidfile import server_running
+    from ..liveness import any_alive, silent_owners
 
-    if server_running(settings(args).pidfile) is None:
-        sys.stderr.write(f"taskyard: note: no server is running; the {active} task(s) shown as"
-                         " running will be recorded as crashed when a server starts\n")
+    lease = settings(args).lease
+    silent = silent_owners(db, lease, shown)
+    if not silent:
+        return
+    later = "" if any_alive(db, lease) else " when a server starts"
+    for gone in silent:
+        owner = gone.owner
+        if gone.heard is None:
+            who = f"server {owner.id} (no longer known to the store)"
+        else:
+            who = f"server {owner.id} on host {owner.host} last heard {gone.heard:.0f} s ago"
+        why = f" (its process {owner.pid} is gone)" if gone.pid_gone else ""
+        sys.stderr.write(f"taskyard: note: {who}: its {len(gone.tasks)} running task(s) will"
+                         f" be recorded as crashed{later}{why}\n")
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -116,6 +116,19 @@ class Instance(NamedTuple):
     stop_request: str | None
 
 
+class Owner(NamedTuple):
+    """A server that owns running (or paused) tasks, as the store knows it: its
+    instance row's fields are None when the row is gone."""
+
+    id: str
+    tasks: tuple[int, ...]  #: its running and paused tasks, by id
+    host: str | None
+    boot_id: str | None
+    pid: int | None
+    heartbeat_at: float | None
+    stopped_at: float | None  #: it stopped, or was fenced by a peer
+
+
 class ClientStore(Protocol):
     def submit(self, spec: TaskSpec, *, by: str) -> Task: ...
     def get(self, task_id: int) -> Task: ...
@@ -148,6 +161,7 @@ class ClientStore(Protocol):
     def set_progress(self, task_id: int, epoch: int, done: float | None, total: float | None,
                      message: str | None) -> None: ...
     def instances(self) -> list[Instance]: ...
+    def active_owners(self) -> list[Owner]: ...
     def add_schedule(self, sched: Schedule) -> Schedule: ...
     def get_schedule(self, name: str) -> Schedule: ...
     def schedules(self) -> list[Schedule]: ...

@@ -20,7 +20,7 @@ from ..errors import NotFound, StaleAttempt, StoreError, StoreUnavailable, Trans
 from ..lifecycle import Reason, Status, Verb
 from ..model import JSON, Attempt, Event, OutputRead, Request, Schedule, Task, TaskSpec, iso
 from . import rows
-from .base import Instance
+from .base import Instance, Owner
 from .jsonpatch import merge_patch
 
 
@@ -671,6 +671,21 @@ class SqlStoreBase:
                         " stopped_at, stop_request FROM instances WHERE stopped_at IS NULL"
                         " ORDER BY started_at")
             return [Instance(*r) for r in cur.fetchall()]
+
+    def active_owners(self) -> list[Owner]:
+        """The servers that own running or paused tasks, with those tasks, in order of
+        server id (whether they are alive is for the reader to judge)."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT t.owner, t.id, i.host, i.boot_id, i.pid, i.heartbeat_at,"
+                        " i.stopped_at FROM tasks t LEFT JOIN instances i ON i.id = t.owner"
+                        f" WHERE t.status IN {ACTIVE_IN} AND t.owner IS NOT NULL"
+                        " ORDER BY t.owner, t.id")
+            found = cur.fetchall()
+        grouped: dict[str, tuple[list[int], list[Any]]] = {}
+        for owner, task_id, *instance in found:
+            grouped.setdefault(owner, ([], instance))[0].append(task_id)
+        return [Owner(owner, tuple(ids), *instance)
+                for owner, (ids, instance) in grouped.items()]
 
     def request_stop(self, instance_id: str, mode: str) -> None:
         with self._tx() as cur:
