@@ -72,6 +72,7 @@ VERBS = {
     "queue": "queues", "cron": "cron", "tenant": "tenants", "server": "server", "db": "db",
 }
 _GLOBAL_WITH_VALUE = ("--home", "--store")
+_GLOBAL_FLAGS = ("--utc",)
 
 
 def verb_of(argv: Sequence[str]) -> str | None:
@@ -81,6 +82,8 @@ def verb_of(argv: Sequence[str]) -> str | None:
         arg = argv[i]
         if arg in _GLOBAL_WITH_VALUE:
             i += 2
+        elif arg in _GLOBAL_FLAGS:
+            i += 1
         elif arg.startswith(tuple(f"{flag}=" for flag in _GLOBAL_WITH_VALUE)):
             i += 1
         else:
@@ -99,6 +102,8 @@ def build_parser(verb: str | None = None) -> Parser:
     parser.add_argument("--store", metavar="PATH|URL",
                         help="the store: a SQLite file (default: taskyard.db in the home) or a"
                              " postgresql:// URL shared by several servers [env TASKYARD_STORE]")
+    parser.add_argument("--utc", action="store_true",
+                        help="print times in UTC, not local time (also after a command)")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     from importlib import import_module
