@@ -11,6 +11,9 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from taskyard.testing import (
     cli,
@@ -179,3 +182,124 @@ def test_a_home_whose_server_died_says_which_and_that_it_is_gone(home: Path) -> 
         wait_for(lambda: not _running(home), message="the task recorded crashed")
     assert json.loads(cli(home, "show", task, "--json").stdout)["reason"] == "crashed"
     assert _notes(home) == []
+
+
+# -- times in show, and every table at 80 columns ----------------------------------------
+
+ZONE = "Asia/Kolkata"  # UTC+05:30 all year: local time differs from UTC by a non-whole hour
+TASKS = Path(__file__).parent.parent / "integration" / "tasks_pkg"
+LONG = "nightly-reports-for-every-region-of-the-world"
+TIME = re.compile(r"\d\d:\d\d:\d\d\.\d{3}")
+
+
+def _clock(iso: str, zone: str = ZONE) -> str:
+    """The time of day of an ISO 8601 time, as show prints it in ``zone``."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    when = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+    return f"{when:%H:%M:%S}.{when.microsecond // 1000:03d}"
+
+
+def _text(home: Path, *args: str) -> str:
+    done = cli(home, *args)
+    assert done.returncode == 0, (args, done.stderr.decode())
+    out = done.stdout.decode()
+    too_wide = [line for line in out.splitlines() if len(line) > 80]
+    assert not too_wide, (args, too_wide)
+    assert "…" not in "".join(TIME.findall(out))
+    return out
+
+
+def _json(home: Path, *args: str) -> Any:
+    done = cli(home, *args, "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    return json.loads(done.stdout)
+
+
+def test_show_prints_whole_times_in_local_time_or_utc_at_80_columns(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TZ", ZONE)
+    with running_server(home, "--slots", "1"):
+        task = cli(home, "submit", "--name", LONG, "--queue", LONG, "--retries", "1",
+                   "--retry-delay", "0.1", "--", "sh", "-c",
+                   "echo a long command line with many words in it; exit 3").stdout.decode()
+        assert cli(home, "wait", task.strip(), "--timeout", "20").returncode == 1
+    data = _json(home, "show", task.strip())
+    assert len(data["attempts"]) == 2 and data["status"] == "failed"
+    times = [a[k] for a in data["attempts"] for k in ("started_at", "finished_at")]
+    times += [e["at"] for e in data["events"]] + [data["created_at"]]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", t) for t in times)
+    local = _text(home, "show", task.strip())
+    for flags in (("show", task.strip(), "--utc"), ("--utc", "show", task.strip())):
+        in_utc = _text(home, *flags)
+        for t in times:
+            assert _clock(t) in local and _clock(t, "UTC") in in_utc, t
+        assert "T" not in "".join(re.findall(r"\d[\dT:.-]+\d", in_utc + local))
+    for word in ("failed (exit 3)", "failed (exit)", "server:", "attempts", "events"):
+        assert word in local
+    assert data["name"] in local.replace("\n", "")  # the fields above the tables wrap
+
+
+def _every_table(home: Path) -> None:
+    """A long name, queue, tenant, login, schedule, zone and command everywhere; a
+    function task with steps; progress; the longest status."""
+    def submit(*args: str) -> str:
+        done = cli(home, "submit", *args)
+        assert done.returncode == 0, done.stderr.decode()
+        return done.stdout.decode().strip()
+
+    assert cli(home, "tenant", "add", LONG, "--run-as", "a-rather-long-login-name",
+               "--parallel", "3").returncode == 0
+    assert cli(home, "queue", "set", LONG, "--parallel", "2").returncode == 0
+    first = submit("--name", LONG, "--queue", LONG, "--", "sh", "-c",
+                   f"{sys.executable} -m taskyard progress 1 3 'a progress message that is"
+                   " long enough to be cut'; echo a long command with many words; exit 3")
+    submit("--after", first, "--name", LONG, "--", "true")
+    submit("--function", "pipeline", "--name", LONG)
+    assert cli(home, "cron", "add", LONG, "*/15 9-17 * * MON-FRI", "--tz",
+               "America/Argentina/Buenos_Aires", "--tenant", LONG, "--", "sh", "-c",
+               "tar czf /backup/everything.tgz /srv /home /etc /var/lib").returncode == 0
+
+
+def test_every_table_fits_80_columns_without_cutting_times_ids_or_statuses(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TZ", ZONE)
+    env = dict(os.environ, TASKYARD_IMPORT_PATH=str(TASKS))
+    proc = server_process(home, "--slots", "2", "--import", "ty_tasks", env=env)
+    try:
+        _every_table(home)
+        wait_for(lambda: all(t["status"] in ("succeeded", "failed")
+                             for t in _json(home, "ls")), timeout=30, message="all ended")
+        tasks = _json(home, "ls")
+        listed = _text(home, "ls")
+        for t in tasks:
+            row = next(line for line in listed.splitlines() if line.split()[:1] == [str(t["id"])])
+            status = t["status"] + (f" ({t['reason']}" if t["reason"] else "")
+            assert status in row, (status, row)
+            if t["started_at"]:
+                assert _clock(t["started_at"]) in row
+        assert "failed (dependency)" in listed and "PROGRESS" in listed
+        in_utc = _text(home, "ls", "--utc")
+        assert in_utc == _text(home, "--utc", "ls")
+        for t in tasks:
+            if t["started_at"]:
+                assert _clock(t["started_at"], "UTC") in in_utc
+        for t in tasks:
+            shown = _text(home, "show", str(t["id"]))
+            assert "events" in shown
+        steps = _text(home, "show", str(tasks[2]["id"]))
+        assert "steps" in steps and "STEP" in steps and "level 1 is too low" in steps
+        for args in (("queue", "ls"), ("tenant", "ls"), ("cron", "ls"), ("cron", "show", LONG),
+                     ("server", "status"), ("--utc", "cron", "ls"), ("server", "status", "--utc")):
+            _text(home, *args)
+        status = _text(home, "server", "status")
+        server = _json(home, "server", "status")
+        assert server["instance"] in status
+        assert _clock(server["servers"][0]["heartbeat_at"]) not in status  # heard: "0.4s ago"
+        cron = _json(home, "cron", "show", LONG)
+        assert cron["name"] == LONG
+    finally:
+        stop_server(proc)

@@ -92,6 +92,17 @@ def json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
+def utc_flag(parser: argparse.ArgumentParser) -> None:
+    """``--utc`` on a command that prints times; also a global option (before the verb),
+    which this one does not override when it is not given."""
+    parser.add_argument("--utc", action="store_true", default=argparse.SUPPRESS,
+                        help="print times in UTC, not local time (--json: always ISO 8601 UTC)")
+
+
+def utc(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "utc", False))
+
+
 def read_file_bytes(path: str, what: str) -> bytes:
     try:
         with open(path, "rb") as handle:

@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from .. import ops
-from ..model import Schedule, iso
-from .common import json_flag, print_json, seconds, store, verb_group
+from ..model import Schedule
+from .common import json_flag, print_json, seconds, store, utc, utc_flag, verb_group
 from .tasks import spec_from, task_options
 
 
@@ -30,10 +30,12 @@ def register(sub: Any) -> None:
                    help="a missed tick fires only within S seconds of its time")
     p.add_argument("--paused", action="store_true", help="add it paused")
     task_options(p)
+    utc_flag(p)
     json_flag(p)
     p.add_argument("argv", nargs="*", help="-- PROGRAM ARG...")
     p.set_defaults(handler=cmd_add)
     p = verbs.add_parser("ls", help="schedules with their next tick")
+    utc_flag(p)
     json_flag(p)
     p.set_defaults(handler=cmd_ls)
     for verb, text, handler in (
@@ -45,6 +47,8 @@ def register(sub: Any) -> None:
             ("run", "fire its task once, now", cmd_run)):
         p = verbs.add_parser(verb, help=text)
         p.add_argument("schedule", metavar="NAME")
+        if verb in ("show", "pause", "resume"):  # they print the next tick
+            utc_flag(p)
         json_flag(p)
         p.set_defaults(handler=handler)
 
@@ -53,18 +57,21 @@ def _print(args: argparse.Namespace, sched: Schedule) -> int:
     if args.json:
         print_json(sched.to_json())
     else:
-        state = "paused" if sched.paused else f"next {_when(sched.next_at)}"
+        state = "paused" if sched.paused else f"next {_when(sched.next_at, utc(args))}"
         sys.stdout.write(f"schedule {sched.name}: {sched.expr} ({sched.tz}), {state}\n")
     return 0
 
 
-def _when(ts: float | None) -> str:
+def _when(ts: float | None, in_utc: bool) -> str:
+    """A tick: to the minute (ticks fall on whole minutes), with the zone it is read in."""
     if ts is None:
         return "-"
-    from datetime import datetime
+    from datetime import UTC, datetime
 
-    # Ticks fall on whole minutes: no seconds (a narrower column).
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    from .render import clock
+
+    zone = "UTC" if in_utc else datetime.fromtimestamp(ts, UTC).astimezone().strftime("%Z")
+    return f"{clock(ts, in_utc, minutes=True)} {zone}"
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -79,15 +86,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(sched.to_json())
         return 0
-    from .render import what
+    from rich.table import Table
 
+    from .render import clock, safe, what
+    from .tables import console
+
+    fields = Table(box=None, show_header=False, pad_edge=False)
+    fields.add_column(no_wrap=True)
+    fields.add_column(overflow="fold")
     for key, value in (("name", sched.name), ("expr", sched.expr), ("tz", sched.tz),
                        ("tenant", sched.tenant), ("state", "paused" if sched.paused else "active"),
-                       ("next", _when(sched.next_at)), ("catch-up", sched.catch_up),
+                       ("next", _when(sched.next_at, utc(args))), ("catch-up", sched.catch_up),
                        ("max-lag", "-" if sched.max_lag is None else f"{sched.max_lag:g}s"),
                        ("fired", str(sched.fired)), ("queue", sched.spec.queue),
-                       ("command", what(sched.spec)), ("created", iso(sched.created_at))):
-        sys.stdout.write(f"{key:9} {value}\n")
+                       ("command", what(sched.spec)),
+                       ("created", clock(sched.created_at, utc(args)))):
+        fields.add_row(key, safe(value))
+    console().print(fields)
     return 0
 
 
@@ -96,12 +111,17 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         print_json([s.to_json() for s in found])
         return 0
-    from .render import plain_table, safe, what
+    from .render import safe, what
+    from .tables import CUT, TIME, WRAP, Col, table
 
-    plain_table(("NAME", "EXPR", "TZ", "NEXT", "FIRED", "TENANT", "COMMAND"),
-                [(safe(s.name), safe(s.expr), s.tz, "paused" if s.paused else _when(s.next_at),
-                  str(s.fired), safe(s.tenant), safe(what(s.spec))[:60]) for s in found],
-                wrap={"COMMAND"})
+    # The command gives way first (cron show has it whole); names, the expression and the
+    # zone wrap rather than be cut; the next tick stays whole.
+    table([Col("NAME", WRAP, floor=16), Col("EXPR", WRAP, floor=30), Col("TZ", WRAP, floor=30),
+           Col("NEXT", TIME), Col("FIRED", right=True), Col("TENANT", WRAP, floor=8),
+           Col("COMMAND", CUT, floor=12)],
+          [(safe(s.name), safe(s.expr), s.tz,
+            "paused" if s.paused else _when(s.next_at, utc(args)), str(s.fired), safe(s.tenant),
+            what(s.spec)) for s in found])
     return 0
 
 

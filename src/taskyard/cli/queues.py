@@ -35,7 +35,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         print_json(queues)
         return 0
-    from .render import plain_table, safe
+    from .render import safe
+    from .tables import WRAP, Col, table
 
     statuses = ("scheduled", "queued", "running", "paused", "succeeded", "failed", "stopped")
     rows = []
@@ -48,7 +49,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     # Short headings, so that ten columns fit 80 (--json has the full names).
     heads = ("QUEUE", "STATE", "LIMIT", "SCHED", "QUEUED", "RUN", "PAUSED", "OK", "FAILED",
              "STOPPED")
-    plain_table(heads, rows, right=heads[2:])
+    table([Col(heads[0], WRAP, floor=8), Col(heads[1]), *(Col(h, right=True) for h in heads[2:])],
+          rows)
     return 0
 
 

@@ -14,6 +14,7 @@ from ..errors import ConfigError, UserError
 from ..lifecycle import ACTIVE
 from ..model import iso
 from ..ops import wait_for
+from ..store.base import Instance
 from .common import (
     json_flag,
     mebibytes,
@@ -22,6 +23,8 @@ from .common import (
     seconds,
     settings,
     store,
+    utc,
+    utc_flag,
     verb_group,
 )
 from .main import envvar
@@ -47,7 +50,9 @@ def register(sub: Any) -> None:
     _stop_flags(p)
     p.set_defaults(handler=cmd_restart)
 
-    p = verbs.add_parser("status", help="exit 0 if a server runs, 3 if not")
+    p = verbs.add_parser("status", help="exit 0 if a server runs, 3 if not; the servers on"
+                                        " the store")
+    utc_flag(p)
     json_flag(p)
     p.set_defaults(handler=cmd_status)
 
@@ -238,10 +243,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(info)
     else:
-        others = f", {len(servers) - 1} other server(s) on the store" if len(servers) > 1 else ""
-        sys.stdout.write(f"server is running (pid {pid}, {info['slots']} slots,"
-                         f" {active} task(s) running, home {s.home}{others})\n")
+        _print_status(info, servers, s, utc(args))
     return 0
+
+
+def _print_status(info: dict[str, Any], servers: list[Instance], s: Settings,
+                  in_utc: bool) -> None:
+    """A line on this home's server, its home, then every server on the store (this
+    home's, and the others sharing the store)."""
+    from rich.text import Text
+
+    from ..liveness import alive
+    from .render import clock, human_seconds, safe
+    from .tables import TIME, WRAP, Col, console, table
+
+    others = f", {len(servers) - 1} other server(s) on the store" if len(servers) > 1 else ""
+    out = console()
+    out.print(Text(f"server is running (pid {info['pid']}, {info['slots']} slots,"
+                   f" {info['running_tasks']} task(s) running{others})\nhome {s.home}"),
+              overflow="fold")
+    mine, lease, now = info["instance"], s.lease, time.time()
+    rows = [[i.id, safe(i.host), str(i.pid), str(i.slots), clock(i.started_at, in_utc, now=now),
+             f"{human_seconds(max(0.0, now - i.heartbeat_at))} ago",
+             "this home" if i.id == mine else "alive" if alive(i, lease, now) else "silent"]
+            for i in servers]
+    table([Col("SERVER"), Col("HOST", WRAP, floor=12), Col("PID", right=True),
+           Col("SLOTS", right=True), Col("STARTED", TIME), Col("HEARD", right=True),
+           Col("STATE")], rows, out=out)
 
 
 def cmd_unit(args: argparse.Namespace) -> int:

@@ -25,6 +25,8 @@ from .common import (
     settings,
     store,
     task_id,
+    utc,
+    utc_flag,
 )
 
 
@@ -53,11 +55,13 @@ def register(sub: Any) -> None:
                    help="only tasks in this status (repeatable)")
     p.add_argument("--queue", help="only tasks of this queue")
     p.add_argument("--limit", type=non_negative_int, help="only the newest N tasks")
+    utc_flag(p)
     json_flag(p)
     p.set_defaults(handler=cmd_ls)
 
     p = sub.add_parser("show", help="show one task with its attempts and events")
     p.add_argument("id", type=task_id)
+    utc_flag(p)
     json_flag(p)
     p.set_defaults(handler=cmd_show)
 
@@ -188,7 +192,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     else:
         from .render import task_table
 
-        task_table(tasks)
+        task_table(tasks, utc(args))
         _warn_if_orphaned(args, db, tasks)
     return 0
 
@@ -229,7 +233,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         from .render import task_detail
 
-        task_detail(task, attempts, events)
+        task_detail(task, attempts, events, utc(args))
     return 0
 
 

@@ -76,7 +76,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         print_json(tenants)
         return 0
-    from .render import plain_table, safe
+    from .render import safe
+    from .tables import WRAP, Col, table
 
     statuses = ("scheduled", "queued", "running", "paused")
     rows = []
@@ -86,5 +87,6 @@ def cmd_ls(args: argparse.Namespace) -> int:
         rows.append((safe(str(t["name"])), "enabled" if t["enabled"] else "disabled",
                      safe(str(t["run_as"] or "-")), str(t["parallel"] or "-"),
                      *(str(counts[s]) for s in statuses)))
-    plain_table(("TENANT", "STATE", "RUN AS", "PARALLEL", *(s.upper() for s in statuses)), rows)
+    table([Col("TENANT", WRAP, floor=8), Col("STATE"), Col("RUN AS", WRAP, floor=8),
+           Col("PARALLEL", right=True), *(Col(s.upper(), right=True) for s in statuses)], rows)
     return 0
