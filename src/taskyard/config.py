@@ -7,6 +7,7 @@ defined by the CLI with the environment variable shown in ``--help``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,6 +46,11 @@ class Settings(NamedTuple):
     flush_interval: float = 0.05  #: max seconds output waits in memory before it is stored
     synchronous: str = "normal"  #: SQLite synchronous: normal survives process crashes, full power loss
     log_level: str = "info"
+    #: where the HTTP API and panel listen (HOST:PORT; "" for none), behind which prefix
+    web_listen: str = "127.0.0.1:8470"
+    web_root_path: str = ""
+    #: the panel's address as browsers reach it (behind a proxy), for login links
+    web_public_url: str = ""
 
     @property
     def db_path(self) -> Path:
@@ -114,13 +120,21 @@ def env_name(key: str) -> str:
     return "TASKYARD_" + key.upper()
 
 
+def _public_url(value: Any, source: str) -> str:
+    text = str(value).rstrip("/")
+    if text and not text.startswith(("http://", "https://")):
+        raise ConfigError(f"{source}: public_url must start with http:// or https://",
+                          field="public_url")
+    return text
+
+
 def _coerce(key: str, value: Any, source: str) -> Any:
-    if key == "store":
-        return _store(value, source)
-    if key == "imports":
-        return _imports(value, source)
-    if key == "import_path":
-        return str(Path(str(value)).expanduser().absolute())
+    special: dict[str, Callable[[Any, str], Any]] = {"store": _store, "imports": _imports, "web_root_path": _root_path,
+               "web_public_url": _public_url,
+               "web_listen": lambda v, src: check_listen(str(v), src),
+               "import_path": lambda v, src: str(Path(str(v)).expanduser().absolute())}
+    if key in special:
+        return special[key](value, source)
     if key in _NUMERIC:
         kind = _NUMERIC[key]
         try:
@@ -174,6 +188,35 @@ def _imports(value: Any, source: str) -> str:
     return ",".join(cleaned)
 
 
+def split_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8470`` for IPv6) to (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(listen)
+    return host, int(port)
+
+
+def check_listen(value: str, source: str) -> str:
+    if value == "":
+        return value  # the panel is off
+    try:
+        split_listen(value)
+    except ValueError:
+        raise ConfigError(f"{source}: listen must be HOST:PORT (e.g. 127.0.0.1:8470), not"
+                          f" {value!r}", field="listen") from None
+    return value
+
+
+def _root_path(value: Any, source: str) -> str:
+    text = str(value).rstrip("/")
+    if text and (not text.startswith("/") or not text.isprintable() or " " in text
+                 or any(c in text for c in "?#\"\'<>")):
+        raise ConfigError(f"{source}: root_path must be a URL path like /taskyard, not"
+                          f" {value!r}", field="root_path")
+    return text
+
+
 def _from_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
@@ -187,6 +230,14 @@ def _from_toml(path: Path) -> dict[str, Any]:
     if not isinstance(server, dict):
         raise ConfigError(f"{path}: [server] must be a table")
     values = {k: _coerce(k, v, str(path)) for k, v in server.items()}
+    web = data.get("web", {})
+    if not isinstance(web, dict):
+        raise ConfigError(f"{path}: [web] must be a table")
+    for key, value in web.items():
+        if key not in ("listen", "root_path", "public_url"):
+            raise ConfigError(f"{path}: [web] has no setting {key!r} (listen, root_path,"
+                              " public_url)", field=key)
+        values["web_" + key] = _coerce("web_" + key, value, f"{path} [web]")
     if "store" in data:  # the store is every client's setting too: also at the top level
         values.setdefault("store", _coerce("store", data["store"], str(path)))
     return values

@@ -69,6 +69,16 @@ def submit(store: Store, spec: TaskSpec, *, by: str | None = None) -> Task:
     return task
 
 
+def submit_once(store: Store, spec: TaskSpec, *, by: str, token_id: int,
+                key: str) -> tuple[Task, bool]:
+    """Submit unless this token submitted with ``key`` in the last 24 hours (an HTTP
+    Idempotency-Key): then that task. Returns the task and whether it is new."""
+    task, new = store.submit_once(validate.check_spec(spec), by=by, token_id=token_id, key=key)
+    if new:
+        store.wake(b"w" if task.status is Status.QUEUED else b"d")
+    return task, new
+
+
 def _apply(store: Store, task_id: int, kind: str, payload: JSON, by: str | None,
            timeout: float | None) -> Request:
     """Write a control request and wait until the owning server applied it."""

@@ -22,13 +22,14 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import SchemaTooNew, StoreError, StoreUnavailable, TaskyardError
+from .base import Instance
 from .migrations import shipped
 from .sql import Cursor, fault_budget
 from .sqlserver import SqlServerStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 #: Channel of the wake hint; the payload is the kind (``w``, ``r``, ``s``).
 WAKE_CHANNEL = "taskyard_wake"
@@ -38,6 +39,7 @@ WAKE_CHANNEL = "taskyard_wake"
 _MIGRATE_LOCK = 0x7459  # "tY"
 #: Key of the advisory lock claims take turns on.
 _CLAIM_LOCK = 0x7459_636C  # "tYcl"
+_FOLD_LOCK = 0x7459_666F  # "tYfo"
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -93,6 +95,12 @@ class PostgresStore(SqlServerStore):
     CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
     ROW_LOCK = " FOR UPDATE"
     KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
+    LIKE_CI = "ILIKE"
+    #: counts and timings are the folded rows plus the deltas triggers appended since
+    COUNTS = ("(SELECT tenant, queue, status, n, entered FROM task_counts UNION ALL"
+              " SELECT tenant, queue, status, n, entered FROM task_count_deltas) c")
+    TIMINGS = ("(SELECT tenant, queue, kind, le, n, total FROM task_timings UNION ALL"
+               " SELECT tenant, queue, kind, le, n, total FROM task_timing_deltas) m")
     #: transaction-scoped (released at commit): safe behind transaction pooling
     CLAIM_SERIALIZE = f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK})"
 
@@ -157,6 +165,36 @@ class PostgresStore(SqlServerStore):
             raise SchemaTooNew(
                 f"store {self.location} has schema version {current}, newer than this"
                 f" taskyard understands ({SCHEMA_VERSION}); upgrade taskyard to use it")
+
+    def meta_text(self, parts: list[str]) -> tuple[str, list[Any]]:
+        return "(meta::jsonb #>> ?::text[])", [parts]
+
+    def heartbeat(self, instance_id: str, now: float) -> Instance:
+        instance = super().heartbeat(instance_id, now)
+        self.fold_counts()
+        return instance
+
+    def fold_counts(self) -> None:
+        """Move the deltas the count triggers appended into the totals (one server at a
+        time; a server that finds another folding leaves it to that one)."""
+        with self._tx() as cur:
+            cur.execute(f"SELECT pg_try_advisory_xact_lock({_FOLD_LOCK})")
+            if not cur.fetchone()[0]:
+                return
+            cur.execute("WITH moved AS (DELETE FROM task_count_deltas RETURNING *)"
+                        " INSERT INTO task_counts (tenant, queue, status, n, entered)"
+                        " SELECT tenant, queue, status, SUM(n), SUM(entered) FROM moved"
+                        " GROUP BY tenant, queue, status ORDER BY tenant, queue, status"
+                        " ON CONFLICT (tenant, queue, status) DO UPDATE"
+                        " SET n = task_counts.n + excluded.n,"
+                        " entered = task_counts.entered + excluded.entered")
+            cur.execute("WITH moved AS (DELETE FROM task_timing_deltas RETURNING *)"
+                        " INSERT INTO task_timings (tenant, queue, kind, le, n, total)"
+                        " SELECT tenant, queue, kind, le, SUM(n), SUM(total) FROM moved"
+                        " GROUP BY tenant, queue, kind, le ORDER BY tenant, queue, kind, le"
+                        " ON CONFLICT (tenant, queue, kind, le) DO UPDATE"
+                        " SET n = task_timings.n + excluded.n,"
+                        " total = task_timings.total + excluded.total")
 
     def schema_version(self) -> int:
         with self._pool.connection() as conn:

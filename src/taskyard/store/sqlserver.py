@@ -18,9 +18,11 @@ from ..errors import Fenced, StaleAttempt
 from ..lifecycle import Reason, Status, Verb
 from ..model import Request
 from . import rows
+from .access import AccessStore
 from .admit import Candidate, Usage
 from .base import Batch, BatchResult, Claim, Instance, LostAttempt, Outcome, OutputWrite, Spawned
-from .sql import ACTIVE_IN, Cursor, SqlStoreBase, in_list
+from .browse import BrowseStore
+from .sql import ACTIVE_IN, Cursor, in_list
 
 _VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.STOPPED: Verb.STOP,
              Status.QUEUED: Verb.YIELD}
@@ -36,8 +38,16 @@ _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, s
                      " stop_request")
 
 
-class SqlServerStore(SqlStoreBase):
-    """Client operations plus the fenced operations a server performs."""
+class SqlServerStore(AccessStore, BrowseStore):
+    """Client operations (tasks; access and browsing from their mixins) plus the fenced
+    operations a server performs."""
+
+    def wake(self, kind: bytes = b"w") -> None:
+        """Hint servers that there is work (``w``), a control request (``r``)..."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
 
     def register(self, instance: Instance) -> None:
         with self._tx() as cur:

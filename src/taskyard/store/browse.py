@@ -1,0 +1,278 @@
+"""Reading a store of millions the way a person browses it: newest first, filtered,
+a page at a time (keyset paging by id, stable while tasks are added), counts per
+status from the trigger-kept ``task_counts``, and the facts that explain why a
+task waits.
+
+Filters on indexed columns (status, queue, tenant, name) are exact over the whole
+store. A metadata or free-text filter cannot use an index: it looks at the newest
+``SCAN_LIMIT`` tasks only (as Oban Web limits its searches), and says so
+(``Page.partial``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from ..errors import InvalidInput
+from ..lifecycle import Status
+from ..model import Task
+from . import rows
+from .sql import ACTIVE_IN, Cursor, SqlStoreBase
+
+#: Tasks a metadata or free-text search looks at, newest first.
+SCAN_LIMIT = 100_000
+
+
+class TaskFilter(NamedTuple):
+    status: tuple[Status, ...] = ()
+    queue: str | None = None
+    tenant: str | None = None
+    name: str | None = None
+    meta: tuple[tuple[str, str], ...] = ()  #: (dotted key path, value as text)
+    text: str | None = None  #: a substring of the name, command, function or metadata
+    ids: tuple[int, ...] = ()  #: only these tasks (a bulk action's snapshot)
+
+    @property
+    def scans(self) -> bool:
+        """Whether the filter reads rows no index can find."""
+        return bool(self.meta or self.text)
+
+
+class Page(NamedTuple):
+    items: list[Task]
+    next_before: int | None  #: pass as ``before`` for the next page; None: last page
+    partial: bool  #: a metadata/text filter looked at the newest SCAN_LIMIT tasks only
+
+
+class Waiting(NamedTuple):
+    """What a queued or scheduled task waits for, as stored facts (``why.py`` words them)."""
+
+    task: Task
+    after: list[tuple[int, str]]  #: (task id, status) of --after tasks not succeeded
+    queue_paused: bool
+    queue_parallel: int | None
+    queue_active: list[int]  #: running or paused tasks of its queue
+    queue_ahead: int  #: queued tasks of its queue that are claimed before it
+    tenant_enabled: bool
+    tenant_parallel: int | None
+    tenant_active: int
+    mutex_holder: int | None  #: the active task holding its mutex
+    servers: list[tuple[str, str, float, int]]  #: (id, host, heartbeat_at, slots) not stopped
+    running: int  #: tasks running or paused on all servers
+
+
+def meta_path(key: str) -> list[str]:
+    """``a.b`` -> ``["a", "b"]``; refuses what cannot name a key."""
+    parts = key.split(".")
+    if not key or any(not p or '"' in p or "\\" in p or not p.isprintable() for p in parts):
+        raise InvalidInput(f"bad metadata key {key!r}", field=f"meta.{key}")
+    return parts
+
+
+class BrowseStore(SqlStoreBase):
+    """Listing, counting and explaining (mixed into the SQL stores)."""
+
+    #: case-insensitive LIKE (SQLite's LIKE already is, for ASCII)
+    LIKE_CI = "LIKE"
+    #: rows of task_counts (PostgreSQL adds the deltas its triggers append)
+    COUNTS = "task_counts"
+
+    def meta_text(self, parts: list[str]) -> tuple[str, list[Any]]:
+        """SQL for the metadata value at ``parts`` as text (``true``, ``3``, ``abc``)."""
+        path = "$" + "".join(f'."{p}"' for p in parts)
+        return ("CASE json_type(meta, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
+                " ELSE CAST(json_extract(meta, ?) AS TEXT) END", [path, path])
+
+    def _where(self, cur: Cursor, f: TaskFilter, *, with_status: bool = True,
+               ) -> tuple[list[str], list[Any], bool]:
+        where: list[str] = []
+        params: list[Any] = []
+        if with_status and f.status:
+            where.append("status IN (" + ",".join("?" * len(f.status)) + ")")
+            params.extend(s.value for s in f.status)
+        for column in ("queue", "tenant", "name"):
+            value = getattr(f, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if f.ids:
+            where.append("id IN (" + ",".join("?" * len(f.ids)) + ")")
+            params.extend(f.ids)
+        for key, value in f.meta:
+            sql, args = self.meta_text(meta_path(key))
+            where.append(f"{sql} = ?")
+            params.extend([*args, value])
+        if f.text:
+            pattern = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append(f"(COALESCE(name, '') || ' ' || argv || ' ' || COALESCE(function, '')"
+                         f" || ' ' || meta) {self.LIKE_CI} ? ESCAPE '\\'")
+            params.append(pattern)
+        partial = False
+        if f.scans:
+            cur.execute("SELECT COALESCE(MAX(id), 0) FROM tasks")
+            floor = int(cur.fetchone()[0]) - SCAN_LIMIT
+            if floor > 0:
+                where.append("id > ?")
+                params.append(floor)
+                partial = True
+        return where, params, partial
+
+    def browse(self, f: TaskFilter, *, before: int | None = None, limit: int = 50) -> Page:
+        """Up to ``limit`` tasks matching ``f`` with ids below ``before``, newest first."""
+        with self._read_tx() as cur:
+            where, params, partial = self._where(cur, f)
+            if before is not None:
+                where.append("id < ?")
+                params.append(before)
+            sql = f"SELECT {rows.TASK_COLUMNS} FROM tasks"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            cur.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit + 1])
+            found = [rows.task(r) for r in cur.fetchall()]
+        more = len(found) > limit
+        items = found[:limit]
+        return Page(items, items[-1].id if more and items else None, partial)
+
+    def count_tasks(self, f: TaskFilter) -> tuple[dict[str, int], bool]:
+        """Tasks matching ``f`` (its status aside) per status, and whether the count is
+        partial (a metadata or text filter counts among the newest SCAN_LIMIT only)."""
+        counts = {s.value: 0 for s in Status}
+        with self._read_tx() as cur:
+            if not (f.name or f.scans or f.ids):
+                where, params = ["status <> 'submitted'"], []
+                for column in ("queue", "tenant"):
+                    if getattr(f, column) is not None:
+                        where.append(f"{column} = ?")
+                        params.append(getattr(f, column))
+                cur.execute(f"SELECT status, SUM(n) FROM {self.COUNTS} WHERE"
+                            f" {' AND '.join(where)} GROUP BY status", params)
+                partial = False
+            else:
+                where, params, partial = self._where(cur, f, with_status=False)
+                cur.execute("SELECT status, COUNT(*) FROM tasks WHERE "
+                            + " AND ".join(where) + " GROUP BY status", params)
+            for status, n in cur.fetchall():
+                if status in counts:
+                    counts[status] = int(n)
+        return counts, partial
+
+    def count_table(self) -> list[tuple[str, str, str, int, int]]:
+        """(tenant, queue, status, now, entered) for every combination seen (metrics)."""
+        with self._read_tx() as cur:
+            cur.execute(f"SELECT tenant, queue, status, SUM(n), SUM(entered) FROM {self.COUNTS}"
+                        " GROUP BY tenant, queue, status ORDER BY tenant, queue, status")
+            return [(t, q, s, int(n), int(e)) for t, q, s, n, e in cur.fetchall()]
+
+    def timing_table(self) -> list[tuple[str, str, str, float, int, float]]:
+        """(tenant, queue, kind, le, count, sum) of the wait and run histograms (metrics)."""
+        with self._read_tx() as cur:
+            cur.execute(f"SELECT tenant, queue, kind, le, SUM(n), SUM(total) FROM"
+                        f" {self.TIMINGS} GROUP BY tenant, queue, kind, le"
+                        " ORDER BY tenant, queue, kind, le")
+            return [(t, q, k, float(le), int(n), float(s)) for t, q, k, le, n, s in cur.fetchall()]
+
+    TIMINGS = "task_timings"
+
+    def queue_table(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Every queue that has (had) tasks or settings, with its task count per status
+        (of ``tenant``'s tasks only, when given), from the kept counts."""
+        where, params = "status <> 'submitted'", []
+        if tenant is not None:
+            where += " AND tenant = ?"
+            params.append(tenant)
+        with self._read_tx() as cur:
+            cur.execute(f"SELECT queue, status, SUM(n) FROM {self.COUNTS} WHERE {where}"
+                        " GROUP BY queue, status", params)
+            counts = cur.fetchall()
+            cur.execute("SELECT name, paused, parallel FROM queues")
+            settings = {row[0]: (bool(row[1]), row[2]) for row in cur.fetchall()}
+        found: dict[str, dict[str, Any]] = {}
+        names = {row[0] for row in counts} | (set(settings) if tenant is None else set())
+        for name in sorted(names):
+            paused, parallel = settings.get(name, (False, None))
+            found[name] = {"name": name, "paused": paused, "parallel": parallel,
+                           "tasks": {s.value: 0 for s in Status}}
+        for queue, status, n in counts:
+            if queue in found and status in found[queue]["tasks"]:
+                found[queue]["tasks"][status] = int(n)
+        return list(found.values())
+
+    def server_table(self, since: float) -> list[tuple[Any, ...]]:
+        """Servers alive or stopped after ``since``: (id, host, pid, slots, started_at,
+        heartbeat_at, stopped_at, stop_request, running tasks), newest first."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT i.id, i.host, i.pid, i.slots, i.started_at, i.heartbeat_at,"
+                        " i.stopped_at, i.stop_request, (SELECT COUNT(*) FROM tasks t"
+                        f" WHERE t.owner = i.id AND t.status IN {ACTIVE_IN})"
+                        " FROM instances i WHERE i.stopped_at IS NULL OR i.stopped_at > ?"
+                        " ORDER BY i.started_at DESC", (since,))
+            return [tuple(r) for r in cur.fetchall()]
+
+    def signal_log(self, task_id: int, limit: int = 100) -> list[dict[str, Any]]:
+        """The custom signals sent to a task, newest first, read or not."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT id, name, data, by, sent_at, acked_at FROM signals"
+                        " WHERE task_id=? ORDER BY id DESC LIMIT ?", (task_id, limit))
+            return [{"id": r[0], "name": r[1], "data": r[2], "by": r[3], "sent_at": r[4],
+                     "acked_at": r[5]} for r in cur.fetchall()]
+
+    def last_fired(self, schedule: str) -> Task | None:
+        """The task of the schedule's latest tick (or run), if any is left."""
+        with self._read_tx() as cur:
+            cur.execute(f"SELECT {rows.TASK_COLUMNS} FROM tasks WHERE schedule=?"
+                        " ORDER BY fire_at DESC, id DESC LIMIT 1", (schedule,))
+            row = cur.fetchone()
+        return rows.task(row) if row is not None else None
+
+    def waiting(self, task_id: int) -> Waiting:
+        """The stored facts that decide when the task can start (see ``Waiting``)."""
+        with self._read_tx() as cur:
+            task = self._fetch_task(cur, task_id)
+            cur.execute("SELECT t.id, t.status FROM deps d JOIN tasks t ON t.id = d.after_id"
+                        " WHERE d.task_id = ? AND t.status <> 'succeeded' ORDER BY t.id",
+                        (task_id,))
+            after = [(int(i), str(s)) for i, s in cur.fetchall()]
+            cur.execute("SELECT paused, parallel FROM queues WHERE name=?", (task.queue,))
+            queue = cur.fetchone() or (0, None)
+            cur.execute(f"SELECT id FROM tasks WHERE queue=? AND status IN {ACTIVE_IN}"
+                        " ORDER BY id", (task.queue,))
+            queue_active = [int(r[0]) for r in cur.fetchall()]
+            cur.execute("SELECT COUNT(*) FROM tasks WHERE queue=? AND status='queued' AND"
+                        " (priority > ? OR (priority = ? AND COALESCE(seq, id) < ?))",
+                        (task.queue, task.priority, task.priority, self._place(cur, task)))
+            ahead = int(cur.fetchone()[0])
+            cur.execute("SELECT enabled, parallel FROM tenants WHERE name=?", (task.tenant,))
+            tenant = cur.fetchone() or (1, None)
+            cur.execute(f"SELECT COUNT(*) FROM tasks WHERE tenant=? AND status IN {ACTIVE_IN}",
+                        (task.tenant,))
+            tenant_active = int(cur.fetchone()[0])
+            holder = None
+            if task.mutex is not None:
+                cur.execute(f"SELECT id FROM tasks WHERE mutex=? AND status IN {ACTIVE_IN}"
+                            " AND id <> ? ORDER BY id LIMIT 1", (task.mutex, task_id))
+                row = cur.fetchone()
+                holder = int(row[0]) if row else None
+            cur.execute("SELECT id, host, heartbeat_at, slots FROM instances"
+                        " WHERE stopped_at IS NULL ORDER BY started_at")
+            servers = [(str(i), str(h), float(b), int(s)) for i, h, b, s in cur.fetchall()]
+            cur.execute(f"SELECT COUNT(*) FROM tasks WHERE status IN {ACTIVE_IN}")
+            running = int(cur.fetchone()[0])
+        return Waiting(task, after, bool(queue[0]), queue[1], queue_active, ahead,
+                       bool(tenant[0]), tenant[1], tenant_active, holder, servers, running)
+
+    def _place(self, cur: Cursor, task: Task) -> int:
+        cur.execute("SELECT COALESCE(seq, id) FROM tasks WHERE id=?", (task.id,))
+        return int(cur.fetchone()[0])
+
+
+def status_filter(values: Sequence[str], field: str = "status") -> tuple[Status, ...]:
+    """Statuses from their names; an unknown one is an error naming ``field``."""
+    found = []
+    for value in values:
+        try:
+            found.append(Status(value))
+        except ValueError:
+            raise InvalidInput(f"unknown status {value!r} (one of"
+                               f" {', '.join(s.value for s in Status)})", field=field) from None
+    return tuple(found)

@@ -1,0 +1,161 @@
+"""A task's output over HTTP: raw bytes by range (also standard ``Range`` requests),
+and a live Server-Sent Events stream whose event ids are byte offsets, so that a
+reconnect with ``Last-Event-ID`` resumes exactly where it stopped.
+
+The web process only reads the store: a live stream polls it (every
+``LIVE_POLL`` seconds while the attempt runs), cheaply (one indexed read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from .. import ops
+from ..errors import InvalidInput
+from ..model import OutputRead
+from ..store.sqlserver import SqlServerStore
+from .auth import Principal
+from .deps import Store, Viewer, visible_task
+from .problems import ApiError
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["output"])
+
+DEFAULT_LIMIT = 4 * 1024 * 1024
+MAX_LIMIT = 32 * 1024 * 1024
+LIVE_POLL = 0.02  #: seconds between reads of a live stream while nothing new came
+LIVE_CHUNK = 256 * 1024  #: bytes per event at most
+KEEPALIVE = 15.0  #: seconds between comments on an idle stream (proxies close idle ones)
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+Stream = Literal["stdout", "stderr"]
+
+
+def _headers(read: OutputRead) -> dict[str, str]:
+    headers = {"Taskyard-Total": str(read.total), "Taskyard-Next-Offset": str(read.next_offset),
+               "Taskyard-Finished": "1" if read.finished else "0", "Cache-Control": "no-store"}
+    if read.dropped is not None:
+        headers["Taskyard-Dropped"] = f"{read.dropped[0]}-{read.dropped[1]}"
+    return headers
+
+
+def _parse_range(header: str, total: int) -> tuple[int, int]:
+    """``bytes=A-B`` / ``bytes=A-`` / ``bytes=-N`` to (offset, limit)."""
+    match = _RANGE.match(header.strip())
+    if not match or match.groups() == ("", ""):
+        raise InvalidInput("Range must be bytes=A-B, bytes=A- or bytes=-N", field="Range")
+    first, last = match.groups()
+    if first == "":
+        n = int(last)
+        return max(0, total - n), n
+    start = int(first)
+    return start, (int(last) - start + 1 if last else MAX_LIMIT)
+
+
+@router.get("/{task_id}/output/{stream}", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}}},
+                       206: {"content": {"application/octet-stream": {}}}})
+def output(task_id: int, stream: Stream, request: Request, store: Store, who: Viewer,
+           attempt: int | None = Query(None, ge=1),
+           offset: int = Query(0, ge=0, le=2**62),
+           limit: int = Query(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT),
+           download: bool = Query(False, description="as an attachment (a file to save)"),
+           ) -> Response:
+    """Raw bytes of ``stdout`` or ``stderr`` (of the latest attempt, or ``attempt``) from
+    ``offset``. Headers: ``Taskyard-Total`` (bytes written), ``Taskyard-Next-Offset``
+    (where to read on), ``Taskyard-Dropped`` (``A-B``: bytes the output bound dropped).
+    A ``Range: bytes=A-B`` header gets 206 with ``Content-Range``."""
+    visible_task(store, who, task_id)
+    wanted = request.headers.get("range")
+    if wanted is None:
+        read = ops.read_output(store, task_id, stream, offset, limit, attempt)
+        headers = _headers(read)
+        if download:
+            headers["Content-Disposition"] = (f'attachment; filename="task-{task_id}-'
+                                              f'{attempt or "latest"}.{stream}.txt"')
+        return Response(read.data, media_type="application/octet-stream", headers=headers)
+    total = ops.read_output(store, task_id, stream, 0, 0, attempt).total
+    start, count = _parse_range(wanted, total)
+    if start >= total:
+        raise ApiError(416, f"the stream has {total} bytes",
+                       headers={"Content-Range": f"bytes */{total}"})
+    read = ops.read_output(store, task_id, stream, start, min(count, MAX_LIMIT), attempt)
+    first = read.next_offset - len(read.data)
+    headers = _headers(read)
+    if read.data:
+        headers["Content-Range"] = f"bytes {first}-{read.next_offset - 1}/{read.total}"
+    return Response(read.data, status_code=206, media_type="application/octet-stream",
+                    headers=headers)
+
+
+def _event(kind: str, event_id: int | None, data: dict[str, object]) -> bytes:
+    head = f"event: {kind}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return (head + "data: " + json.dumps(data, separators=(",", ":")) + "\n\n").encode()
+
+
+async def follow(store: SqlServerStore, who: Principal, task_id: int, stream: str,
+                 attempt: int | None, offset: int) -> AsyncIterator[bytes]:
+    """``output`` events (``data`` base64, ``offset`` of its first byte; the event id is
+    the offset after it), ``dropped`` when the output bound skipped a range, and ``end``
+    once the attempt ended and everything was sent."""
+    idle = 0.0
+    yield b"retry: 1000\n\n"
+    while attempt is None:  # the latest attempt, once there is one: then that one only
+        task = await run_in_threadpool(visible_task, store, who, task_id)
+        if task.attempt:
+            attempt = task.attempt
+        elif task.terminal:  # stopped before it ever started
+            yield _event("end", offset, {"total": 0, "status": task.status.value})
+            return
+        else:
+            await asyncio.sleep(0.1)
+    while True:
+        read = await run_in_threadpool(ops.read_output, store, task_id, stream, offset,
+                                       LIVE_CHUNK, attempt)
+        if read.dropped is not None:
+            yield _event("dropped", read.dropped[1], {"from": read.dropped[0],
+                                                       "to": read.dropped[1]})
+        if read.data:
+            first = read.next_offset - len(read.data)
+            yield _event("output", read.next_offset,
+                         {"offset": first, "data": base64.b64encode(read.data).decode()})
+            idle = 0.0
+        offset = max(offset, read.next_offset)
+        if read.finished and offset >= read.total:
+            task = await run_in_threadpool(visible_task, store, who, task_id)
+            yield _event("end", offset, {"total": read.total, "status": task.status.value})
+            return
+        if read.data and len(read.data) >= LIVE_CHUNK:
+            continue  # more is waiting
+        await asyncio.sleep(LIVE_POLL)
+        idle += LIVE_POLL
+        if idle >= KEEPALIVE:
+            idle = 0.0
+            yield b": keep-alive\n\n"
+
+
+@router.get("/{task_id}/output/{stream}/live", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+def live(task_id: int, stream: Stream, request: Request, store: Store, who: Viewer,
+         attempt: int | None = Query(None, ge=1),
+         offset: int = Query(0, ge=0, le=2**62)) -> StreamingResponse:
+    """Server-Sent Events of the stream as it is written (see ``follow``); a reconnect
+    with ``Last-Event-ID`` resumes at that byte offset."""
+    task = visible_task(store, who, task_id)
+    if attempt is not None and not 1 <= attempt <= task.attempt:
+        raise InvalidInput(f"task {task_id} has no attempt {attempt}", field="attempt")
+    last = request.headers.get("last-event-id")
+    if last is not None:
+        if not last.isdigit() or len(last) > 19:
+            raise InvalidInput("Last-Event-ID must be a byte offset", field="Last-Event-ID")
+        offset = int(last)
+    return StreamingResponse(follow(store, who, task_id, stream, attempt, offset),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

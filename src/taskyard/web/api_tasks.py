@@ -1,0 +1,265 @@
+"""/api/v1/tasks: submit, list, count, read and steer tasks. Every route is a thin
+client of ``ops`` and the store, with the same checks as the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Any
+
+from fastapi import APIRouter, Body, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from .. import ops, retry, validate, why
+from ..errors import InvalidInput, TaskyardError
+from ..model import TaskSpec
+from ..store.browse import TaskFilter
+from . import schemas
+from .deps import (
+    Operator,
+    Store,
+    Viewer,
+    decode_cursor,
+    encode_cursor,
+    meta_params,
+    task_filter,
+    task_json,
+    visible_task,
+)
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+
+#: How long a control waits for the owning server to apply it before answering 202.
+CONTROL_WAIT = 10.0
+
+
+def spec_of(body: schemas.SubmitBody, tenant: str | None) -> TaskSpec:
+    """The TaskSpec of a submit body (``tenant``: the caller's, which wins)."""
+    if (body.argv is None) == (body.function is None):
+        raise InvalidInput("give argv (a command) or function, not both", field="argv")
+    if body.kwargs is not None and body.function is None:
+        raise InvalidInput("kwargs goes with function", field="kwargs")
+    if body.stdin is not None and body.stdin_base64 is not None:
+        raise InvalidInput("give stdin or stdin_base64, not both", field="stdin")
+    stdin = body.stdin.encode("utf-8", "surrogatepass") if body.stdin is not None else None
+    if body.stdin_base64 is not None:
+        try:
+            stdin = base64.b64decode(body.stdin_base64, validate=True)
+        except ValueError:
+            raise InvalidInput("stdin_base64 is not base64", field="stdin_base64") from None
+    if body.cwd is not None and not body.cwd.startswith("/"):
+        raise InvalidInput("cwd must be an absolute path", field="cwd")
+    if body.at is not None and body.delay is not None:
+        raise InvalidInput("give at or delay, not both", field="at")
+    run_at = None
+    if body.at is not None:
+        text = body.at.strip()
+        naive = len(text) <= 10 or not any(c in text[10:] for c in "Zz+-")
+        run_at = validate.parse_time(text + ("Z" if naive else ""), "at")
+    elif body.delay is not None:
+        seconds = (validate.parse_duration(body.delay, "delay") if isinstance(body.delay, str)
+                   else validate.real(body.delay, "delay", 0.0, 100 * 365 * 86400.0))
+        run_at = time.time() + seconds
+    retry_on = (tuple(r.value for r in retry.parse_on(",".join(body.retry_on)))
+                if body.retry_on is not None else TaskSpec._field_defaults["retry_on"])
+    return TaskSpec(argv=tuple(body.argv or ()), name=body.name, queue=body.queue,
+                    env=dict(body.env), cwd=body.cwd, meta=dict(body.meta), stdin=stdin,
+                    stdin_open=body.stdin_open, timeout=body.timeout, priority=body.priority,
+                    run_at=run_at, retries=body.retries, retry_delay=body.retry_delay,
+                    backoff=body.backoff, retry_on=retry_on, after=tuple(body.after),
+                    unique=body.unique, mutex=body.mutex,
+                    tenant=tenant or body.tenant or "default", function=body.function,
+                    kwargs=dict(body.kwargs) if body.kwargs is not None else (
+                        {} if body.function is not None else None))
+
+
+@router.post("", status_code=201, response_model=schemas.TaskOut,
+             responses={200: {"model": schemas.TaskOut,
+                              "description": "the task made by an earlier request with the"
+                                             " same Idempotency-Key"}})
+def submit(body: schemas.SubmitBody, request: Request, response: Response, store: Store,
+           who: Operator) -> dict[str, Any]:
+    """Submit a command or a function call (201). With an ``Idempotency-Key`` header, a
+    retried request answers the task made the first time (200), for 24 hours."""
+    spec = spec_of(body, who.tenant)
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return task_json(ops.submit(store, spec, by=who.by))
+    if not key or len(key) > 255 or not key.isprintable():
+        raise InvalidInput("Idempotency-Key must be 1-255 printable characters",
+                           field="Idempotency-Key")
+    task, new = ops.submit_once(store, spec, by=who.by, token_id=who.token.id, key=key)
+    if not new:
+        response.status_code = 200
+    return task_json(task)
+
+
+def _filter(request: Request, who: Any, status: list[str] | None, queue: str | None,
+            tenant: str | None, name: str | None, q: str | None) -> TaskFilter:
+    return task_filter(who, status=status, queue=queue, tenant=tenant, name=name,
+                       meta=meta_params(request), q=q)
+
+
+@router.get("", response_model=schemas.TaskPage)
+def list_tasks(request: Request, store: Store, who: Viewer,
+               status: list[str] | None = Query(None, description="repeat or comma-separate"),
+               queue: str | None = None, tenant: str | None = None, name: str | None = None,
+               q: str | None = Query(None, description="free text"),
+               limit: int = Query(50, ge=1, le=500),
+               cursor: str | None = Query(None, description="next_cursor of the page before"),
+               ) -> dict[str, Any]:
+    """Tasks newest first, a page at a time; also ``meta.KEY=VALUE`` parameters."""
+    f = _filter(request, who, status, queue, tenant, name, q)
+    page = store.browse(f, before=decode_cursor(cursor), limit=limit)
+    return {"items": [task_json(t) for t in page.items],
+            "next_cursor": encode_cursor(page.next_before), "partial": page.partial}
+
+
+@router.get("/counts", response_model=schemas.Counts)
+def counts(request: Request, store: Store, who: Viewer,
+           status: list[str] | None = Query(None), queue: str | None = None,
+           tenant: str | None = None, name: str | None = None, q: str | None = None,
+           ) -> dict[str, Any]:
+    """Tasks per status matching the same filters as the list (its status aside)."""
+    f = _filter(request, who, status, queue, tenant, name, q)
+    found, partial = store.count_tasks(f)
+    return {"counts": found, "total": sum(found.values()), "partial": partial}
+
+
+@router.post("/bulk", response_model=schemas.BulkOut)
+def bulk(body: schemas.BulkBody, store: Store, who: Operator) -> dict[str, Any]:
+    """Act on every task a filter matches (at most 10,000): first with ``dry_run`` to see
+    how many and which, then with the dry run's ``snapshot`` to act on exactly that set."""
+    from .bulk import run_bulk
+
+    return run_bulk(store, who, body)
+
+
+@router.get("/{task_id}", response_model=schemas.TaskDetail)
+def get_task(task_id: int, store: Store, who: Viewer, request: Request) -> dict[str, Any]:
+    """A task with its attempts, its events and, while it waits, why it does not run."""
+    task = visible_task(store, who, task_id)
+    data = task_json(task)
+    data["attempts"] = [a.to_json() for a in store.attempts(task_id)]
+    data["events"] = [e.to_json() for e in store.events(task_id)]
+    data["waiting"] = []
+    if task.status.value in ("queued", "scheduled"):
+        lease = request.app.state.settings.lease
+        data["waiting"] = [r.to_json() for r in why.explain(store.waiting(task_id),
+                                                            time.time(), lease)]
+    return data
+
+
+@router.get("/{task_id}/wait", response_model=schemas.TaskWaited)
+async def wait(task_id: int, store: Store, who: Viewer,
+               timeout: float = Query(30.0, ge=0, le=300)) -> dict[str, Any]:
+    """Long poll: the task once it ended, or as it is when ``timeout`` passed
+    (``timed_out``)."""
+    deadline = time.monotonic() + timeout
+    pause = 0.02
+    while True:
+        task = await run_in_threadpool(visible_task, store, who, task_id)
+        if task.terminal or time.monotonic() >= deadline:
+            return {**task_json(task), "timed_out": not task.terminal}
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 1.5, 0.25)
+
+
+def _control(store: Store, task_id: int, apply: Any, response: Response,
+             who: Any) -> dict[str, Any]:
+    """Run a control; answer 202 when it is recorded but no server applied it yet."""
+    visible_task(store, who, task_id)
+    try:
+        apply()
+    except TaskyardError as exc:
+        if type(exc) is not TaskyardError:  # user errors: 4xx from the handlers
+            raise
+        response.status_code = 202
+    return task_json(store.get(task_id))
+
+
+@router.post("/{task_id}/kill", response_model=schemas.TaskOut,
+             responses={202: {"model": schemas.TaskOut, "description": "recorded, not applied"}})
+def kill(task_id: int, store: Store, who: Operator, response: Response,
+         body: schemas.KillBody | None = None) -> dict[str, Any]:
+    """Signal the task's process group (TERM, then KILL after the grace period); a
+    waiting task is stopped before it starts. ``graceful``: ask a function task to stop
+    by itself."""
+    body = body or schemas.KillBody()
+    if body.graceful:
+        if body.signal != "TERM":
+            raise InvalidInput("graceful does not go with a signal", field="graceful")
+        return _control(store, task_id, lambda: ops.ask_stop(store, task_id), response, who)
+    return _control(store, task_id, lambda: ops.kill(store, task_id, body.signal, by=who.by,
+                                                     timeout=CONTROL_WAIT), response, who)
+
+
+@router.post("/{task_id}/pause", response_model=schemas.TaskOut)
+def pause(task_id: int, store: Store, who: Operator, response: Response) -> dict[str, Any]:
+    return _control(store, task_id, lambda: ops.pause(store, task_id, by=who.by,
+                                                      timeout=CONTROL_WAIT), response, who)
+
+
+@router.post("/{task_id}/resume", response_model=schemas.TaskOut)
+def resume(task_id: int, store: Store, who: Operator, response: Response) -> dict[str, Any]:
+    return _control(store, task_id, lambda: ops.resume(store, task_id, by=who.by,
+                                                       timeout=CONTROL_WAIT), response, who)
+
+
+@router.post("/{task_id}/restart", response_model=schemas.TaskOut)
+def restart(task_id: int, store: Store, who: Operator) -> dict[str, Any]:
+    """Run a finished task again, as a new attempt."""
+    visible_task(store, who, task_id)
+    return task_json(ops.restart(store, task_id, by=who.by))
+
+
+@router.post("/{task_id}/stdin", response_model=schemas.TaskOut,
+             openapi_extra={"requestBody": {"content": {"application/octet-stream": {
+                 "schema": {"type": "string", "format": "binary"}}}}})
+async def stdin(task_id: int, request: Request, store: Store, who: Operator, response: Response,
+                eof: bool = Query(False, description="close stdin after the data")
+                ) -> dict[str, Any]:
+    """Write the raw body to the stdin of a task submitted with ``stdin_open``."""
+    data = await request.body()
+    return await run_in_threadpool(
+        _control, store, task_id,
+        lambda: ops.send(store, task_id, data, eof=eof, by=who.by, timeout=CONTROL_WAIT),
+        response, who)
+
+
+@router.post("/{task_id}/signal")
+def send_signal(task_id: int, body: schemas.SignalBody, store: Store,
+                who: Operator) -> dict[str, Any]:
+    """A custom signal the function task reads with ``ctx.signals()``."""
+    visible_task(store, who, task_id)
+    return ops.send_signal(store, task_id, body.name, body.data, by=who.by)
+
+
+@router.patch("/{task_id}/meta", response_model=schemas.TaskOut)
+def patch_meta(task_id: int, store: Store, who: Operator,
+               patch: dict[str, Any] = Body(description="JSON merge patch (RFC 7396)")
+               ) -> dict[str, Any]:
+    visible_task(store, who, task_id)
+    return task_json(ops.set_meta(store, task_id, patch))
+
+
+@router.get("/{task_id}/config", response_model=schemas.ConfigOut)
+def get_config(task_id: int, store: Store, who: Viewer) -> dict[str, Any]:
+    return {"config": visible_task(store, who, task_id).config}
+
+
+@router.patch("/{task_id}/config", response_model=schemas.ConfigOut)
+def patch_config(task_id: int, store: Store, who: Operator,
+                 patch: dict[str, Any] = Body(description="keys to set; null deletes")
+                 ) -> dict[str, Any]:
+    visible_task(store, who, task_id)
+    return {"config": ops.set_config(store, task_id, patch).config}
+
+
+@router.delete("/{task_id}", status_code=204, response_class=Response)
+def delete(task_id: int, store: Store, who: Operator,
+           force: bool = Query(False, description="kill it first if it runs")) -> Response:
+    visible_task(store, who, task_id)
+    ops.remove(store, task_id, force=force, by=who.by)
+    return Response(status_code=204)

@@ -1,0 +1,152 @@
+"""The web application: the HTTP API under /api/v1, the panel, /health and /metrics.
+
+One more client of ``ops`` and the store, like the CLI: it never signals a task
+(controls are requests the owning server applies). ``create_app`` builds it for a
+home's settings; ``taskyard web`` serves it with uvicorn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..config import Settings
+from ..store import open_store
+from ..store.sqlserver import SqlServerStore
+from . import problems
+from .auth import Auth
+from .deps import Viewer
+
+STATIC = Path(__file__).parent / "static"
+#: Bodies larger than this are refused (413) before they are read in full.
+MAX_BODY = 2 * 1024 * 1024
+MAX_STDIN_BODY = 64 * 1024 * 1024 + 1024
+#: No inline script or style anywhere: everything the page runs comes from /static.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+       " connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none';"
+       " form-action 'self'; frame-ancestors 'none'")
+#: Swagger UI (the API docs page only) sets styles inline.
+DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+
+
+class Guard:
+    """ASGI middleware: the root path a reverse proxy serves us under (with or without
+    the proxy stripping it), bodies capped before they are read, and security headers
+    on every answer."""
+
+    def __init__(self, app: ASGIApp, root_path: str) -> None:
+        self.app, self.root_path = app, root_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope["root_path"] = self.root_path
+        limit = MAX_STDIN_BODY if scope["path"].endswith("/stdin") else MAX_BODY
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _too_large(scope, receive, send, limit)
+            return
+        seen = 0
+
+        async def capped_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def secured_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                policy = DOCS_CSP if scope["path"].endswith("/api/v1/docs") else CSP
+                headers += [(b"content-security-policy", policy.encode()),
+                            (b"x-content-type-options", b"nosniff"),
+                            (b"referrer-policy", b"same-origin"),
+                            (b"x-frame-options", b"DENY")]
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, capped_receive, secured_send)
+        except _BodyTooLarge:
+            await _too_large(scope, receive, send, limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    response = JSONResponse({"type": "about:blank", "title": "Content Too Large", "status": 413,
+                             "detail": f"the body is over {limit} bytes", "field": "body"},
+                            status_code=413, media_type="application/problem+json")
+    await response(scope, receive, send)
+
+
+def create_app(settings: Settings, *, store: SqlServerStore | None = None) -> FastAPI:
+    """The application for ``settings``' store (opened here unless given)."""
+    from . import api_admin, api_output, api_tasks, monitor, panel, panel_actions
+
+    app = FastAPI(title="taskyard", version="1", docs_url=None, redoc_url=None,
+                  openapi_url=None, description=__doc__)
+    app.state.settings = settings
+    app.state.store = store or open_store(settings.store_location,
+                                          synchronous=settings.synchronous,
+                                          application_name="taskyard-web")
+    app.state.auth = Auth(app.state.store)
+    problems.install(app)
+    app.include_router(monitor.router)
+    app.include_router(api_tasks.router)
+    app.include_router(api_output.router)
+    app.include_router(api_admin.router)
+    _docs(app)
+    app.include_router(panel.router)
+    app.include_router(panel_actions.router)
+
+    async def to_login(request: Request, exc: Exception) -> Response:
+        root = request.scope.get("root_path", "")
+        return RedirectResponse(f"{root}/login", status_code=303)
+
+    app.add_exception_handler(panel.LoginRequired, to_login)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def asgi(settings: Settings, *, root_path: str = "",
+         store: SqlServerStore | None = None) -> ASGIApp:
+    """What uvicorn serves: the application behind the Guard (root path, body caps,
+    security headers)."""
+    return Guard(create_app(settings, store=store), root_path.rstrip("/"))
+
+
+def _docs(app: FastAPI) -> None:
+    schema: dict[str, Any] = {}
+
+    @app.get("/api/v1/openapi.json", include_in_schema=False)
+    def openapi(who: Viewer) -> JSONResponse:
+        if not schema:
+            schema.update(get_openapi(title=app.title, version=app.version,
+                                      description=app.description, routes=app.routes))
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"}}
+            schema["security"] = [{"bearer": []}]
+        return JSONResponse(schema)
+
+    @app.get("/api/v1/docs", include_in_schema=False)
+    def docs(request: Request, who: Viewer) -> Response:
+        root = request.scope.get("root_path", "")
+        return HTMLResponse(
+            "<!doctype html><html><head><meta charset=utf-8><title>taskyard API</title>"
+            f"<link rel=stylesheet href=\"{root}/static/swagger-ui.css\"></head><body>"
+            f"<div id=swagger-ui data-url=\"{root}/api/v1/openapi.json\"></div>"
+            f"<script src=\"{root}/static/swagger-ui-bundle.js\"></script>"
+            f"<script src=\"{root}/static/docs.js\"></script></body></html>")

@@ -1,0 +1,101 @@
+"""What routes share: the store, the caller (by role), and turning query strings into
+filters and cursors."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from ..errors import InvalidInput
+from ..model import Task
+from ..store.browse import TaskFilter, status_filter
+from ..store.sqlserver import SqlServerStore
+from .auth import CSRF_HEADER, UNSAFE, Auth, Principal, check_csrf, require_role
+
+
+def store_of(request: Request) -> SqlServerStore:
+    store: SqlServerStore = request.app.state.store
+    return store
+
+
+def needs(role: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the caller, who must hold ``role`` (and, for a state change made
+    with the panel's cookie, come from the panel with its CSRF token)."""
+
+    async def caller(request: Request) -> Principal:
+        auth: Auth = request.app.state.auth
+        principal = await auth.principal(request)
+        if request.method in UNSAFE:
+            check_csrf(request, principal, request.headers.get(CSRF_HEADER))
+        require_role(principal, role)
+        return principal
+
+    caller.__name__ = f"needs_{role}"
+    return caller
+
+
+Viewer = Annotated[Principal, Depends(needs("viewer"))]
+Operator = Annotated[Principal, Depends(needs("operator"))]
+Admin = Annotated[Principal, Depends(needs("admin"))]
+Store = Annotated[SqlServerStore, Depends(store_of)]
+
+
+def visible_task(store: SqlServerStore, principal: Principal, task_id: int) -> Task:
+    """The task, if the caller may see it (else: not found, whether it exists or not)."""
+    task = store.get(task_id)
+    principal.require_visible(task.tenant, f"task {task_id}")
+    return task
+
+
+def task_filter(principal: Principal, *, status: list[str] | None = None,
+                queue: str | None = None, tenant: str | None = None, name: str | None = None,
+                meta: dict[str, str] | None = None, q: str | None = None) -> TaskFilter:
+    """The filter a caller asked for, within what it may see: a tenant's token only ever
+    sees its tenant (asking for another finds nothing)."""
+    statuses: list[str] = []
+    for value in status or []:
+        statuses.extend(v for v in value.split(",") if v)
+    if principal.tenant is not None:
+        if tenant is not None and tenant != principal.tenant:
+            tenant = "\0none"  # matches nothing, reveals nothing
+        else:
+            tenant = principal.tenant
+    for text, field in ((queue, "queue"), (tenant, "tenant"), (name, "name"), (q, "q")):
+        if text is not None and len(text) > 1000:
+            raise InvalidInput(f"{field} is too long", field=field)
+    return TaskFilter(status=status_filter(statuses), queue=queue or None, tenant=tenant,
+                      name=name or None, meta=tuple(sorted((meta or {}).items())),
+                      text=q or None)
+
+
+def meta_params(request: Request) -> dict[str, str]:
+    """``meta.KEY=VALUE`` query parameters (KEY may be a dotted path)."""
+    return {k[5:]: v for k, v in request.query_params.multi_items() if k.startswith("meta.")}
+
+
+def encode_cursor(before: int | None) -> str | None:
+    if before is None:
+        return None
+    return base64.urlsafe_b64encode(f"before:{before}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        kind, _, value = raw.partition(":")
+        before = int(value)
+        if kind != "before" or before < 1 or not value.isdigit():
+            raise ValueError(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("bad cursor: pass next_cursor from the previous page as it is",
+                           field="cursor") from None
+    return before
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    return task.to_json()

@@ -1,0 +1,188 @@
+"""The "Background tasks" panel: server-rendered pages over the same store reads as
+the API. Pages need a panel session (``/login``); their forms post to the routes in
+``panel_actions`` with the session's CSRF token."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from .. import access, cron, why
+from ..model import iso
+from . import views
+from .auth import Principal
+from .deps import decode_cursor, encode_cursor, meta_params, store_of, task_filter, visible_task
+from .problems import ApiError
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES.env.globals.update(when=views.when, pretty=views.pretty, human=views.human,
+                             query=views.query, what=views.what)
+PAGE = 50
+
+router = APIRouter(include_in_schema=False)
+
+
+class LoginRequired(Exception):
+    pass
+
+
+async def panel_user(request: Request) -> Principal:
+    """The panel session's principal; without one, the login page."""
+    from .auth import SESSION_COOKIE
+
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    session = await run_in_threadpool(access.session_of, store_of(request), cookie)
+    if session is None:
+        raise LoginRequired()
+    return Principal(session.token, session.csrf)
+
+
+def render(request: Request, template: str, who: Principal | None, **context: Any) -> Response:
+    root = request.scope.get("root_path", "")
+    context.update(request=request, root=root, who=who, csrf=who.csrf if who else "",
+                   now=time.time())
+    response = TEMPLATES.TemplateResponse(request, template, context)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/tasks", status_code=303)
+
+
+def _tasks_context(request: Request, who: Principal, status: str | None, queue: str | None,
+                   tenant: str | None, name: str | None, q: str | None,
+                   cursor: str | None) -> dict[str, Any]:
+    store = store_of(request)
+    f = task_filter(who, status=[status] if status else None, queue=queue, tenant=tenant,
+                    name=name, meta=meta_params(request), q=q)
+    page = store.browse(f, before=decode_cursor(cursor), limit=PAGE)
+    counts, partial = store.count_tasks(f)
+    shown_tenant = f.tenant if who.tenant is None else None
+    return {"f": f, "page": page, "counts": counts, "partial": partial or page.partial,
+            "total": sum(counts.values()), "statuses": views.STATUSES,
+            "params": views.filter_params(f, tenant=shown_tenant),
+            "next_cursor": encode_cursor(page.next_before), "cursor": cursor,
+            "progress": {t.id: views.progress(t) for t in page.items},
+            "duration": {t.id: views.duration(t) for t in page.items},
+            "meta_text": " ".join(f"{k}:{v}" for k, v in f.meta)}
+
+
+@router.get("/tasks")
+def tasks_page(request: Request, status: str | None = None, queue: str | None = None,
+               tenant: str | None = None, name: str | None = None, q: str | None = None,
+               cursor: str | None = None, fragment: str | None = None,
+               meta: str | None = Query(None, description="key:value, space-separated"),
+               ) -> Response:
+    who = _sync_user(request)
+    if meta:  # the filter form's one metadata box: key:value pairs -> meta.KEY=VALUE
+        return _redirect_meta(request, meta)
+    context = _tasks_context(request, who, status, queue, tenant, name, q, cursor)
+    template = "tasks_live.html" if fragment == "live" else "tasks.html"
+    return render(request, template, who, **context)
+
+
+def _redirect_meta(request: Request, meta: str) -> Response:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "meta"]
+    for pair in meta.split():
+        key, sep, value = pair.partition(":")
+        if not sep or not key:
+            raise ApiError(422, f"metadata filters are key:value (got {pair!r})", field="meta")
+        params.append((f"meta.{key}", value))
+    from urllib.parse import urlencode
+
+    url = f"{request.scope.get('root_path', '')}/tasks?{urlencode(params)}"
+    return RedirectResponse(url, status_code=303)
+
+
+def _sync_user(request: Request) -> Principal:
+    """panel_user for sync routes (they run in a worker thread already)."""
+    from .auth import SESSION_COOKIE
+
+    session = access.session_of(store_of(request), request.cookies.get(SESSION_COOKIE, ""))
+    if session is None:
+        raise LoginRequired()
+    return Principal(session.token, session.csrf)
+
+
+@router.get("/tasks/{task_id}")
+def task_page(request: Request, task_id: int, attempt: int | None = None,
+              stream: str = "stdout", fragment: str | None = None) -> Response:
+    who = _sync_user(request)
+    store = store_of(request)
+    task = visible_task(store, who, task_id)
+    attempts = store.attempts(task_id)
+    chosen = attempt if attempt is not None else (task.attempt or None)
+    if chosen is not None and not 1 <= chosen <= max(task.attempt, 1):
+        raise ApiError(404, f"task {task_id} has no attempt {chosen}", field="attempt")
+    reasons = []
+    if task.status.value in ("queued", "scheduled"):
+        reasons = why.explain(store.waiting(task_id), time.time(),
+                              request.app.state.settings.lease)
+    steps = task.steps.get("steps") if isinstance(task.steps, dict) else None
+    current_step = task.steps.get("current") if isinstance(task.steps, dict) else None
+    context = {"task": task, "attempts": attempts, "events": store.events(task_id),
+               "attempt": chosen, "stream": "stderr" if stream == "stderr" else "stdout",
+               "reasons": reasons, "progress": views.progress(task),
+               "duration": views.duration(task), "controls": views.controls(task, who.role),
+               "signals": store.signal_log(task_id), "steps": steps,
+               "current_step": current_step, "command": views.what(task)}
+    template = "task_live.html" if fragment == "live" else "task.html"
+    return render(request, template, who, **context)
+
+
+@router.get("/queues")
+def queues_page(request: Request) -> Response:
+    who = _sync_user(request)
+    return render(request, "queues.html", who,
+                  queues=store_of(request).queue_table(who.tenant))
+
+
+@router.get("/schedules")
+def schedules_page(request: Request) -> Response:
+    who = _sync_user(request)
+    store = store_of(request)
+    now = time.time()
+    found = []
+    for sched in store.schedules():
+        if not who.sees(sched.tenant):
+            continue
+        nexts, after = [], max(now, sched.last_tick)
+        if not sched.paused:
+            for _ in range(5):
+                after = cron.next_fire(sched.expr, sched.tz, after)
+                nexts.append(after)
+        found.append({"s": sched, "next": nexts, "last": store.last_fired(sched.name)})
+    return render(request, "schedules.html", who, schedules=found)
+
+
+@router.get("/tenants")
+def tenants_page(request: Request) -> Response:
+    who = _sync_user(request)
+    found = [t for t in store_of(request).tenants() if who.sees(str(t["name"]))]
+    return render(request, "tenants.html", who, tenants=found)
+
+
+@router.get("/servers")
+def servers_page(request: Request) -> Response:
+    who = _sync_user(request)
+    who.require_global()
+    now, lease = time.time(), request.app.state.settings.lease
+    found = []
+    for sid, host, pid, slots, started, beat, stopped, stop, running in \
+            store_of(request).server_table(now - 3600):
+        state = ("fenced" if stop == "fenced" else "stopped" if stopped is not None
+                 else "alive" if beat >= now - lease else "silent")
+        found.append({"id": sid, "host": host, "pid": pid, "slots": slots, "started": started,
+                      "beat": beat, "age": now - beat, "running": running, "state": state})
+    return render(request, "servers.html", who, servers=found, lease=lease)
+
+
+__all__ = ["LoginRequired", "iso", "panel_user", "render", "router"]

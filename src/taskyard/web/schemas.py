@@ -1,0 +1,302 @@
+"""The HTTP API's JSON shapes (pydantic): request bodies, checked strictly (unknown
+fields and wrong types are refused, naming the field), and responses, the same
+shapes as the CLI's ``--json``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests -------------------------------------------------------------------------
+
+
+class SubmitBody(Body):
+    """A command (``argv``) or a registered function (``function`` + ``kwargs``), with
+    the CLI's submit options."""
+
+    argv: list[str] | None = Field(default=None, description="the command and its arguments")
+    function: str | None = Field(default=None, description="a registered function's name")
+    kwargs: dict[str, Any] | None = Field(default=None, description="its JSON keyword arguments")
+    name: str | None = None
+    queue: str = "default"
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    meta: dict[str, Any] = {}
+    stdin: str | None = Field(default=None, description="fixed stdin contents, as text")
+    stdin_base64: str | None = Field(default=None, description="fixed stdin contents, base64")
+    stdin_open: bool = Field(default=False, description="keep stdin open for POST .../stdin")
+    priority: int = 0
+    at: str | None = Field(default=None, description="start time, ISO 8601 (no zone: UTC)")
+    delay: str | float | None = Field(default=
+        None, description="start after this long: seconds, or 30s, 10m, 1h30m")
+    after: list[int] = Field(default=[], description="start once these tasks succeeded")
+    unique: str | None = None
+    mutex: str | None = None
+    tenant: str | None = Field(default=None, description="default 'default'; a tenant token's own")
+    timeout: float | None = Field(default=None, description="seconds it may run")
+    retries: int = 0
+    retry_delay: float = 1.0
+    backoff: Literal["fixed", "exponential"] = "exponential"
+    retry_on: list[str] | None = None
+
+
+class KillBody(Body):
+    signal: str | int = "TERM"
+    graceful: bool = Field(default=False, description="ask a function task to stop by itself")
+
+
+class SignalBody(Body):
+    name: str
+    data: Any = None
+
+
+class BulkFilter(Body):
+    status: list[str] = []
+    queue: str | None = None
+    tenant: str | None = None
+    name: str | None = None
+    meta: dict[str, str] = Field(default={}, description="metadata KEY (dotted path) -> value")
+    q: str | None = Field(default=None, description="free text")
+
+
+class BulkBody(Body):
+    action: Literal["kill", "pause", "resume", "restart", "delete"]
+    filter: BulkFilter = BulkFilter()
+    dry_run: bool = False
+    snapshot: str | None = Field(default=None, description="from a dry run: act on exactly that set")
+
+
+class QueuePatch(Body):
+    parallel: int | None = Field(default=None, description="null: no limit")
+    paused: bool | None = None
+
+
+class ScheduleBody(Body):
+    name: str
+    expr: str
+    tz: str | None = None
+    catch_up: Literal["none", "one", "all"] = "one"
+    max_lag: float | None = None
+    paused: bool = False
+    task: SubmitBody
+
+
+class SchedulePatch(Body):
+    paused: bool
+
+
+class TenantBody(Body):
+    name: str
+    enabled: bool = True
+    run_as: str | None = None
+    parallel: int | None = None
+
+
+class TenantPatch(Body):
+    enabled: bool | None = None
+    run_as: str | None = None
+    parallel: int | None = None
+
+
+class TokenBody(Body):
+    role: Literal["viewer", "operator", "admin"]
+    tenant: str | None = None
+    name: str | None = None
+    expires: str | None = Field(default=None, description="lifetime: 30d, 12h, 3600...")
+
+
+# -- responses --------------------------------------------------------------------------
+
+
+class ProgressOut(Out):
+    done: float | None
+    total: float | None
+    message: str | None
+
+
+class TaskOut(Out):
+    id: int
+    name: str | None
+    queue: str
+    status: str
+    reason: str | None
+    exit_code: int | None
+    signal: int | None
+    error: str | None
+    argv: list[str]
+    env_keys: list[str]
+    cwd: str | None
+    meta: dict[str, Any]
+    stdin_open: bool
+    timeout: float | None
+    priority: int
+    run_at: str | None
+    retries: int
+    retried: int
+    unique: str | None
+    mutex: str | None
+    tenant: str
+    schedule: str | None
+    fire_at: str | None
+    function: str | None
+    kwargs: dict[str, Any] | None
+    result: Any
+    config: dict[str, Any]
+    steps: Any
+    progress: ProgressOut
+    attempt: int
+    pid: int | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class AttemptOut(Out):
+    attempt: int
+    owner: str | None
+    pid: int | None
+    status: str | None
+    reason: str | None
+    exit_code: int | None
+    signal: int | None
+    error: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class EventOut(Out):
+    at: str
+    from_: str | None = Field(alias="from")
+    to: str
+    by: str
+    attempt: int
+    detail: str | None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class WhyOut(Out):
+    code: str
+    text: str
+
+
+class TaskDetail(TaskOut):
+    attempts: list[AttemptOut]
+    events: list[EventOut]
+    waiting: list[WhyOut] = Field(description="why it is not running (queued/scheduled)")
+
+
+class TaskWaited(TaskOut):
+    timed_out: bool
+
+
+class TaskPage(Out):
+    items: list[TaskOut]
+    next_cursor: str | None
+    partial: bool = Field(description="a meta/text filter looked at the newest tasks only")
+
+
+class Counts(Out):
+    counts: dict[str, int]
+    total: int
+    partial: bool
+
+
+class BulkOut(Out):
+    action: str
+    dry_run: bool
+    count: int
+    ids: list[int] = Field(description="the first 50")
+    snapshot: str | None
+    done: list[int] = []
+    failed: dict[str, str] = Field(default={}, description="task id -> why it was not touched")
+
+
+class QueueOut(Out):
+    name: str
+    paused: bool
+    parallel: int | None
+    tasks: dict[str, int]
+
+
+class TenantOut(Out):
+    name: str
+    enabled: bool
+    run_as: str | None
+    parallel: int | None
+    created_at: str | None
+    tasks: dict[str, int] = {}
+
+
+class ScheduleOut(Out):
+    name: str
+    expr: str
+    tz: str
+    tenant: str
+    catch_up: str
+    max_lag: float | None
+    paused: bool
+    next_at: str | None
+    last_tick: str | None
+    fired: int
+    created_at: str | None
+    task: dict[str, Any]
+    next_five: list[str] = []
+    last_task: dict[str, Any] | None = None
+
+
+class ServerOut(Out):
+    id: str
+    host: str
+    pid: int
+    started_at: str | None
+    heartbeat_at: str | None
+    heartbeat_age: float
+    slots: int
+    running: int
+    alive: bool
+    fenced: bool
+
+
+class TokenOut(Out):
+    id: int
+    name: str
+    role: str
+    tenant: str | None
+    created_at: str | None
+    created_by: str
+    expires_at: str | None
+    revoked_at: str | None
+    used_at: str | None
+    login: bool
+
+
+class TokenCreated(Out):
+    id: int
+    name: str
+    role: str
+    tenant: str | None
+    token: str
+    expires_at: str | None
+
+
+class ConfigOut(Out):
+    config: dict[str, Any]
+
+
+class Problem(Out):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    field: str | None = None

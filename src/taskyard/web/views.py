@@ -1,0 +1,108 @@
+"""What the panel's templates show, computed in Python: filters as URLs, durations,
+progress rates, which controls a task offers. Everything here is plain data; the
+templates escape it (autoescape), and nothing a task wrote is ever marked safe."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from ..lifecycle import Status
+from ..model import Task, iso
+from ..store.browse import TaskFilter
+
+STATUSES = [s.value for s in Status]
+
+
+def filter_params(f: TaskFilter, **changes: Any) -> dict[str, str]:
+    """The URL parameters of a filter (``changes`` override: None drops one)."""
+    params: dict[str, Any] = {"status": ",".join(s.value for s in f.status) or None,
+                              "queue": f.queue, "tenant": f.tenant, "name": f.name,
+                              "q": f.text}
+    for key, value in f.meta:
+        params[f"meta.{key}"] = value
+    params.update(changes)
+    return {k: str(v) for k, v in params.items() if v not in (None, "")}
+
+
+def query(params: dict[str, str]) -> str:
+    return ("?" + urlencode(params)) if params else ""
+
+
+def duration(task: Task, now: float | None = None) -> str:
+    if task.started_at is None:
+        return ""
+    end = task.finished_at if task.finished_at is not None else (now or time.time())
+    return human(end - task.started_at)
+
+
+def human(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours >= 24:
+        return f"{hours // 24} d {hours % 24} h"
+    return f"{hours} h {minutes:02d} m" if hours else f"{minutes} m {sec:02d} s"
+
+
+def progress(task: Task, now: float | None = None) -> dict[str, Any] | None:
+    """Done, total, percent, message, and (while it runs) the average rate since the
+    start and the time left at that rate."""
+    p = task.progress
+    if p.done is None:
+        return None
+    info: dict[str, Any] = {"done": p.done, "total": p.total, "message": p.message,
+                            "percent": None, "rate": None, "eta": None}
+    if p.total:
+        info["percent"] = max(0.0, min(100.0, 100.0 * p.done / p.total))
+    if task.started_at is not None and task.status in (Status.RUNNING, Status.PAUSED):
+        elapsed = (now or time.time()) - task.started_at
+        if elapsed > 0 and p.done > 0:
+            rate = p.done / elapsed
+            info["rate"] = f"{rate:.3g}/s" if rate >= 1 else f"{rate * 60:.3g}/min"
+            if p.total and p.total > p.done:
+                info["eta"] = human((p.total - p.done) / rate)
+    return info
+
+
+def controls(task: Task, role: str) -> list[tuple[str, str, bool]]:
+    """The controls this task offers to this role: (verb, label, destructive)."""
+    if role == "viewer":
+        return []
+    found: list[tuple[str, str, bool]] = []
+    status = task.status
+    if status is Status.RUNNING:
+        found.append(("pause", "Pause", False))
+    if status is Status.PAUSED:
+        found.append(("resume", "Resume", False))
+    if status.active or status in (Status.QUEUED, Status.SCHEDULED):
+        found.append(("kill", "Kill" if status.active else "Cancel", True))
+    if status.terminal:
+        found.append(("restart", "Restart", False))
+        found.append(("delete", "Delete", True))
+    return found
+
+
+def pretty(value: Any) -> str:
+    """JSON for a <pre> (escaped by the template)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def when(ts: float | None) -> dict[str, str] | None:
+    """A time for ``<time>``: ISO (the browser shows it in its zone) and UTC text."""
+    if ts is None:
+        return None
+    text = iso(ts) or ""
+    return {"iso": text, "utc": text[:19].replace("T", " ") + " UTC"}
+
+
+def what(task: Task) -> str:
+    if task.function is not None:
+        args = json.dumps(task.kwargs or {}, ensure_ascii=False)
+        return f"{task.function}({args[1:-1][:300]})"
+    import shlex
+
+    return shlex.join(task.argv)
