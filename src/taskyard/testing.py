@@ -138,3 +138,63 @@ def postgres_schema(dsn: str, prefix: str = "scratch") -> Iterator[str]:
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for a test's web process)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def web_process(home: Path | str, *extra: str, env: dict[str, str] | None = None,
+                port: int | None = None) -> Iterator[str]:
+    """``taskyard web`` on a free port of 127.0.0.1 for the block; yields its base URL
+    (with the root path given by ``--root-path`` in ``extra``, if any) once /health
+    answers."""
+    import urllib.request
+
+    port = port or free_port()
+    Path(home).mkdir(parents=True, exist_ok=True)
+    log = open(Path(home) / "web.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taskyard", "--home", str(home), "web",
+         "--listen", f"127.0.0.1:{port}", *extra],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+    log.close()
+    root = extra[extra.index("--root-path") + 1].rstrip("/") if "--root-path" in extra else ""
+    base = f"http://127.0.0.1:{port}{root}"
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"taskyard web exited {proc.returncode}; log: {home}/web.log")
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=1) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    try:
+        wait_for(healthy, timeout=30, message="taskyard web answers /health")
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def make_token(home: Path | str, role: str = "admin", *extra: str,
+               env: dict[str, str] | None = None) -> str:
+    """A new API token's secret (``taskyard token create --role ROLE EXTRA...``)."""
+    import json
+
+    done = subprocess.run([sys.executable, "-m", "taskyard", "--home", str(home), "token",
+                           "create", "--role", role, *extra, "--json"],
+                          capture_output=True, check=True, env=env)
+    return str(json.loads(done.stdout)["token"])
