@@ -78,13 +78,36 @@ def ensure_postgres() -> None:
         run("pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start")
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_chromium() -> None:
+    """In CI, the panel's browser tests must run: Debian's chromium for Playwright
+    (a browser download by Playwright itself does not work here)."""
+    if os.path.exists(CHROMIUM) or os.environ.get("CI") != "true":
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        run("apt-get", "update", "-q")
+        run("apt-get", "install", "-y", "-q", "chromium")
+
+
 def cmd_test(args: list[str]) -> int:
     install()
     ensure_postgres()
+    ensure_chromium()
     bin_ = VENV / "bin"
     run(bin_ / "ruff", "check", *[p for p in ("src", "tests", "bench", "dev.py") if (ROOT / p).exists()])
     run(bin_ / "mypy")
     return run(PY, "-m", "pytest", "-q", *(args or ["tests"]), check=False)
+
+
+def _free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def cmd_start(args: list[str]) -> int:
@@ -92,7 +115,9 @@ def cmd_start(args: list[str]) -> int:
     taskyard = VENV / "bin" / "taskyard"
     status = run(taskyard, *args, "server", "status", check=False)
     if status != 0:
-        run(taskyard, *args, "server", "start")
+        # The panel's usual address, unless another home's panel has it: then any free port.
+        listen = "127.0.0.1:8470" if _free("127.0.0.1", 8470) else "127.0.0.1:0"
+        run(taskyard, *args, "server", "start", "--web-listen", listen)
     out = subprocess.run([str(taskyard), *args, "submit", "--name", "hello", "--", "sh", "-c",
                           "echo hello from taskyard; uname -a"],
                          capture_output=True, text=True, check=True).stdout.strip()
@@ -101,6 +126,15 @@ def cmd_start(args: list[str]) -> int:
     run(taskyard, *args, "logs", out)
     print(f"\nThe server runs in the background. Try:\n  {taskyard} submit -- sleep 30\n"
           f"  {taskyard} ls\n  {taskyard} server stop")
+    link = subprocess.run([str(taskyard), *args, "web", "login-url"], capture_output=True,
+                          text=True, check=False)
+    if link.returncode == 0 and link.stdout.strip():
+        print(f"\nThe panel (\"Background tasks\"): open this link in a browser to log in"
+              f" (once, within 10 minutes; {taskyard} web login-url makes another):\n"
+              f"  {link.stdout.strip()}")
+        sys.stderr.write(link.stderr)
+    else:
+        sys.stderr.write(link.stderr or "dev.py: could not make a login link\n")
     return 0
 
 

@@ -37,9 +37,12 @@ def cli(home: Path | str, *args: str, input: bytes | None = None, check: bool = 
                           input=input, capture_output=True, check=check, timeout=timeout)
 
 
-def server_process(home: Path | str, *extra: str, env: dict[str, str] | None = None
-                   ) -> subprocess.Popen[bytes]:
-    """Start ``taskyard server start --foreground`` and return once it is ready."""
+def server_process(home: Path | str, *extra: str, env: dict[str, str] | None = None,
+                   web: bool = False) -> subprocess.Popen[bytes]:
+    """Start ``taskyard server start --foreground`` and return once it is ready
+    (without its web process unless ``web`` or ``--web-listen`` in ``extra``)."""
+    if not web and "--web-listen" not in extra:
+        extra = (*extra, "--no-web")
     read_end, write_end = os.pipe()
     full_env = dict(os.environ if env is None else env, TASKYARD_READY_FD=str(write_end))
     Path(home).mkdir(parents=True, exist_ok=True)
@@ -52,7 +55,7 @@ def server_process(home: Path | str, *extra: str, env: dict[str, str] | None = N
     os.close(write_end)
     with os.fdopen(read_end, "rb") as ready:
         answer = ready.read()
-    if answer.strip() != b"ok":
+    if answer.split(b"\n")[0].strip() != b"ok":
         proc.wait(10)
         raise RuntimeError(f"server did not start: {answer!r}; log: {Path(home) / 'server.log'}")
     return proc

@@ -278,7 +278,7 @@ def test_a_low_descriptor_limit_caps_the_slots_at_start(tmp_path: Path) -> None:
     with open(home / "server.log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-c", limited, "--home", str(home), "server", "start",
-             "--foreground", "--slots", "40"], stdout=log, stderr=log, pass_fds=(write_end,),
+             "--foreground", "--slots", "40", "--no-web"], stdout=log, stderr=log, pass_fds=(write_end,),
             env=dict(os.environ, TASKYARD_READY_FD=str(write_end)))
     os.close(write_end)
     with os.fdopen(read_end, "rb") as ready:

@@ -76,6 +76,11 @@ def _start_flags(p: argparse.ArgumentParser) -> None:
                    help="a module of task functions for the workers to import (repeatable;"
                         " looked up from the current directory too) [env TASKYARD_IMPORTS]")
     p.add_argument("--foreground", action="store_true", help="run in this process (for systemd)")
+    envvar(p, "--web-listen", env="TASKYARD_WEB_LISTEN", metavar="HOST:PORT",
+           help="where the panel and HTTP API listen (default 127.0.0.1:8470; [web] listen)")
+    p.add_argument("--no-web", action="store_true",
+                   help="do not start the panel and HTTP API beside the server (also:"
+                        " listen = \"\" in [web])")
 
 
 def _stop_flags(p: argparse.ArgumentParser) -> None:
@@ -89,7 +94,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     s = settings(args, slots=args.slots, poll_interval=args.poll_interval,
                  kill_grace=args.kill_grace, output_tail_mib=args.output_tail_mib,
                  log_level=args.log_level,
-                 imports=",".join(args.imports) if args.imports else None)
+                 imports=",".join(args.imports) if args.imports else None,
+                 web_listen="" if args.no_web else args.web_listen)
     if not s.import_path:  # task modules are found where the server was started from
         s = s._replace(import_path=os.getcwd())
     return s
@@ -127,6 +133,10 @@ def _daemonize(args: argparse.Namespace, s: Settings) -> int:
             argv += ["--" + flag.replace("_", "-"), str(value)]
     for module in args.imports or ():
         argv += ["--import", module]
+    if args.no_web:
+        argv += ["--no-web"]
+    elif args.web_listen:
+        argv += ["--web-listen", args.web_listen]
     import subprocess
 
     env = dict(os.environ, TASKYARD_READY_FD=str(write_end), TASKYARD_IMPORT_PATH=s.import_path)
@@ -136,13 +146,33 @@ def _daemonize(args: argparse.Namespace, s: Settings) -> int:
     os.close(write_end)
     with os.fdopen(read_end, "rb") as ready:
         answer = ready.read().decode(errors="replace").strip()
-    if answer == "ok":
+    first, _, web = answer.partition("\n")
+    if first == "ok":
         sys.stdout.write(f"server started (pid {proc.pid}, home {s.home}, log {s.logfile})\n")
+        _say_web(args, s, web.strip())
         return 0
     code = proc.wait(timeout=START_TIMEOUT)
     message = answer.removeprefix("error: ") or f"the server exited with code {code}"
     sys.stderr.write(f"taskyard: error: {message} (log: {s.logfile})\n")
     return 1
+
+
+def _say_web(args: argparse.Namespace, s: Settings, line: str) -> None:
+    """What became of the panel: its login link, or in one line why it did not start
+    and how to choose another address (the task server runs either way)."""
+    kind, _, detail = line.partition(": ")
+    if kind == "web" and detail.startswith("http"):
+        from .. import access
+        from ..ops import actor
+
+        ticket = access.login_ticket(store(args), by=actor())
+        sys.stdout.write(f"panel: {detail}/ (API: {detail}/api/v1/docs)\n"
+                         f"log in (once, within 10 minutes): {detail}/login?ticket={ticket}\n")
+    elif kind == "web-error":
+        sys.stderr.write(f"taskyard: note: the panel did not start: {detail}; the task server"
+                         " runs without it. Choose another address with --web-listen"
+                         " HOST:PORT (or listen in [web] of taskyard.toml, or"
+                         " TASKYARD_WEB_LISTEN), or turn it off with --no-web\n")
 
 
 def _pid_despite(args: argparse.Namespace, error: ConfigError) -> int | None:
@@ -236,7 +266,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     servers = db.instances()
     mine = next((i for i in servers if i.id == instance_id), None)
     active = len(db.list_tasks(status=sorted(ACTIVE)))
+    from ..web.serve import running as web_running
+
+    web = web_running(s)
     info = {"running": True, "pid": pid, "instance": instance_id, "home": str(s.home),
+            "web": ({"url": web.get("url"), "pid": web.get("pid")} if web else None),
             "slots": mine.slots if mine else None, "running_tasks": active,
             "servers": [{"instance": i.id, "host": i.host, "pid": i.pid, "slots": i.slots,
                          "heartbeat_at": iso(i.heartbeat_at)} for i in servers]}
@@ -259,9 +293,16 @@ def _print_status(info: dict[str, Any], servers: list[Instance], s: Settings,
 
     others = f", {len(servers) - 1} other server(s) on the store" if len(servers) > 1 else ""
     out = console()
+    web = info.get("web")
+    from ..web.serve import last_error
+
+    error = last_error(s)
+    panel = (f"panel {web['url']}/ (pid {web['pid']})" if web else
+             f"panel did not start: {error}" if error else
+             "panel not running (see web.log in the home)" if s.web_listen else "panel off")
     out.print(Text(f"server is running (pid {info['pid']}, {info['slots']} slots,"
-                   f" {info['running_tasks']} task(s) running{others})\nhome {s.home}"),
-              overflow="fold")
+                   f" {info['running_tasks']} task(s) running{others})\nhome {s.home}\n"
+                   f"{panel}"), overflow="fold")
     mine, lease, now = info["instance"], s.lease, time.time()
     rows = [[i.id, safe(i.host), str(i.pid), str(i.slots), clock(i.started_at, in_utc, now=now),
              f"{human_seconds(max(0.0, now - i.heartbeat_at))} ago",

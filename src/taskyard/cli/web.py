@@ -22,6 +22,7 @@ def register(sub: Any) -> None:
     p.add_argument("--root-path", metavar="/PREFIX",
                    help="the URL prefix a reverse proxy serves the panel under ([web]"
                         " root_path) [env TASKYARD_WEB_ROOT_PATH]")
+    p.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # a socket from server start
     json_flag(p)
     p.set_defaults(handler=cmd_web)
 
@@ -36,10 +37,15 @@ def cmd_web(args: argparse.Namespace) -> int:
         raise ConfigError("the panel is turned off (listen = \"\" in [web]): give --listen"
                           " HOST:PORT", field="listen")
     from ..store import require_driver
-    from ..web.serve import serve
+    from ..web.serve import die_with_parent, serve
 
     require_driver(s.store_location)
     s.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if args.fd is not None:  # started by the task server, which bound the address
+        import socket
+
+        die_with_parent()
+        return serve(s, sock=socket.socket(fileno=args.fd))
     return serve(s)
 
 

@@ -26,6 +26,7 @@ from ..store.sqlite import BUSY_TIMEOUT_MS
 from . import procs, recovery
 from .loop import Server
 from .pidfile import AlreadyRunning, lock_pidfile
+from .webproc import WebProcess
 
 log = logging.getLogger("taskyard.server")
 
@@ -148,6 +149,7 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
     # Only now name the instance: `server stop` addresses it through the store.
     _write_pidfile(lock, f"{os.getpid()} {instance_id}")
     server = Server(settings, store, instance_id)
+    web: WebProcess | None = None
     server.listen()
     _Signals(server)
     try:
@@ -156,7 +158,11 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
         log.info("server %s started: pid %d, %d slot(s), home %s%s", instance_id, os.getpid(),
                  server.slots, settings.home,
                  f", {recovered} crashed attempt(s) recorded" if recovered else "")
-        _tell(ready, "ok")
+        web = WebProcess(settings)
+        if settings.web_listen:
+            web.start()
+            server.on_heartbeat.append(web.check)
+        _tell(ready, "ok\n" + web.ready_line() if settings.web_listen else "ok")
         server.run_forever()
         _patiently(lambda: store.unregister(instance_id, time.time()))
         log.info("server %s stopped", instance_id)
@@ -172,6 +178,8 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
         _tell(ready, f"error: store failure: {exc}")
         return 1
     finally:
+        if web is not None:
+            web.stop()
         server.unlisten()
         store.close()
 

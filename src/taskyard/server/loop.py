@@ -91,6 +91,8 @@ class Server:
         self.last_beat: float | None = None  #: unix time of our last heartbeat
         self.pidfile_id = file_identity(settings.pidfile)
         self.judge_silence_at = 0.0  #: peers are judged by their silence from then on
+        #: called at every heartbeat (the web process's keeper, say)
+        self.on_heartbeat: list[Callable[[], None]] = []
         self.stop_deadline: float | None = None
         now = time.monotonic()
         self.next_poll = now
@@ -450,6 +452,8 @@ class Server:
         if self.wake is None:
             self.listen()
         self._record_start_times()
+        for hook in self.on_heartbeat:
+            hook()
         if instance.stop_request:
             self._stop_requested(instance.stop_request)
 

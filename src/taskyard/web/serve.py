@@ -54,6 +54,15 @@ def base_url(settings: Settings, sock: socket.socket | None = None) -> str:
     return f"http://{shown}:{port}{settings.web_root_path}"
 
 
+def last_error(settings: Settings) -> str | None:
+    """Why the panel a server tried to start did not start (from ``web.json``)."""
+    try:
+        error = json.loads(state_file(settings).read_text()).get("error")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(error) if error else None
+
+
 def running(settings: Settings) -> dict[str, Any] | None:
     """What ``web.json`` says, if the web process it names is alive."""
     try:
@@ -95,3 +104,22 @@ def serve(settings: Settings, *, listen: str | None = None, root_path: str | Non
         except (OSError, ValueError):
             pass
     return 0
+
+
+def die_with_parent() -> None:
+    """In a web process started by a task server: SIGTERM when that server dies (a
+    kill -9 too), so that no panel outlives it and keeps its address."""
+    import signal
+
+    parent = os.environ.get("TASKYARD_WEB_PARENT", "")
+    if not parent.isdigit():
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # it died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
