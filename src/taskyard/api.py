@@ -16,13 +16,14 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from . import ops
+from . import access, ops
 from . import validate as v
 from .config import Settings, load
 from .errors import InvalidInput
 from .lifecycle import Status
 from .model import JSON, Attempt, Event, OutputRead, Schedule, Task, TaskSpec
 from .store import open_store
+from .store.access import Token
 
 
 class Yard:
@@ -241,6 +242,35 @@ class Yard:
 
     def meta(self, task_id: int, patch: Mapping[str, JSON]) -> Task:
         return ops.set_meta(self._store, v.task_id(task_id), v.mapping(patch, "meta", none_is_empty=False))
+
+    # -- tokens for the HTTP API and the panel ----------------------------------------
+
+    def create_token(self, role: str, *, tenant: str | None = None, name: str | None = None,
+                     expires_in: float | None = None) -> tuple[Token, str]:
+        """A new token and its secret (shown this once: only its hash is stored).
+        ``role``: viewer, operator or admin; ``tenant``: it sees only that tenant;
+        ``expires_in``: seconds until it is refused."""
+        return access.create_token(self._store, role, tenant=tenant, name=name,
+                                   expires_in=expires_in, by=ops.actor())
+
+    def tokens(self) -> list[Token]:
+        """Every token (never its secret), newest first."""
+        return self._store.tokens()
+
+    def revoke_token(self, token: int | str) -> Token:
+        """Refuse the token (by id or name) from now on; its panel sessions end."""
+        if isinstance(token, bool) or not isinstance(token, int | str):
+            raise InvalidInput("token must be an id or a name", field="token")
+        return self._store.revoke_token(token)
+
+    def login_url(self) -> str:
+        """A one-time link that opens an admin session in the panel (10 minutes, once)."""
+        from .web.serve import base_url, running
+
+        live = running(self.settings)
+        base = self.settings.web_public_url or (live["url"] if live else
+                                                base_url(self.settings))
+        return f"{base}/login?ticket={access.login_ticket(self._store, by=ops.actor())}"
 
     # Defined last: inside the class body, the name ``list`` would shadow the builtin.
     def list(self, *, status: str | Sequence[str] = (), queue: str | None = None,

@@ -118,3 +118,32 @@ def test_kill_escalates_to_kill_however_term_is_spelled(home: Path) -> None:
         y.kill(task.id, "015")
         ended = y.wait(task.id, timeout=10)
         assert ended is not None and ended.signal == 9
+
+
+def test_tokens_from_the_python_api(home: Path) -> None:
+    """create_token shows the secret once; only its hash is stored; revoke by name;
+    a login link; bad roles, tenants and durations are UserErrors naming the field."""
+    import sqlite3
+
+    from taskyard import access
+
+    with Yard(home) as y:
+        y.add_tenant("acme")
+        token, secret = y.create_token("operator", tenant="acme", name="ci", expires_in=3600)
+        assert secret.startswith("tyk_") and token.role == "operator"
+        assert token.tenant == "acme" and token.expires_at is not None
+        assert [t.name for t in y.tokens()] == ["ci"]
+        assert access.authenticate(y._store, secret) == token
+        with sqlite3.connect(home / "taskyard.db") as db:
+            stored = db.execute("SELECT secret_hash FROM tokens").fetchone()[0]
+        assert secret not in stored and stored == access.digest(secret)
+        assert y.revoke_token("ci").revoked_at is not None
+        assert access.authenticate(y._store, secret) is None
+        assert "/login?ticket=" in y.login_url()
+        for field, call in (("role", lambda: y.create_token("boss")),
+                            ("tenant", lambda: y.create_token("viewer", tenant="nobody")),
+                            ("expires", lambda: y.create_token("viewer", expires_in=-1)),
+                            ("token", lambda: y.revoke_token(None))):  # type: ignore[arg-type]
+            with pytest.raises(UserError) as caught:
+                call()
+            assert caught.value.field == field
