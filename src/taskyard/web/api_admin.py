@@ -17,9 +17,9 @@ from ..model import Schedule, iso
 from . import schemas
 from .api_tasks import spec_of
 from .auth import Principal
-from .deps import Admin, Store, Viewer
+from .deps import Admin, GatedRoute, Store, Viewer
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=GatedRoute)
 
 
 # -- queues ---------------------------------------------------------------------------

@@ -24,10 +24,11 @@ from ..errors import InvalidInput
 from ..model import OutputRead
 from ..store.sqlserver import SqlServerStore
 from .auth import Principal
-from .deps import Store, Viewer, visible_task
+from .deps import GatedRoute, Store, Viewer, visible_task
 from .problems import ApiError
 
-router = APIRouter(prefix="/api/v1/tasks", tags=["output"])
+router = APIRouter(prefix="/api/v1/tasks", tags=["output"],
+                   route_class=GatedRoute)
 
 DEFAULT_LIMIT = 4 * 1024 * 1024
 MAX_LIMIT = 32 * 1024 * 1024

@@ -17,6 +17,7 @@ from ..model import TaskSpec
 from ..store.browse import TaskFilter
 from . import schemas
 from .deps import (
+    GatedRoute,
     Operator,
     Store,
     Viewer,
@@ -28,7 +29,7 @@ from .deps import (
     visible_task,
 )
 
-router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], route_class=GatedRoute)
 
 #: How long a control waits for the owning server to apply it before answering 202.
 CONTROL_WAIT = 10.0

@@ -21,7 +21,7 @@ from ..store import open_store
 from ..store.sqlserver import SqlServerStore
 from . import problems
 from .auth import Auth
-from .deps import Viewer
+from .deps import GatedRoute, Viewer
 
 STATIC = Path(__file__).parent / "static"
 #: Bodies larger than this are refused (413) before they are read in full.
@@ -98,6 +98,7 @@ def create_app(settings: Settings, *, store: SqlServerStore | None = None) -> Fa
 
     app = FastAPI(title="taskyard", version="1", docs_url=None, redoc_url=None,
                   openapi_url=None, description=__doc__)
+    app.router.route_class = GatedRoute  # the docs' routes: token first
     app.state.settings = settings
     app.state.store = store or open_store(settings.store_location,
                                           synchronous=settings.synchronous,

@@ -4,10 +4,11 @@ filters and cursors."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 
 from ..errors import InvalidInput
 from ..model import Task
@@ -21,20 +22,51 @@ def store_of(request: Request) -> SqlServerStore:
     return store
 
 
-def needs(role: str) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency: the caller, who must hold ``role`` (and, for a state change made
-    with the panel's cookie, come from the panel with its CSRF token)."""
+PRINCIPAL = "taskyard.principal"  #: the request scope's key of its authorized caller
 
-    async def caller(request: Request) -> Principal:
+
+async def authorize(request: Request, role: str) -> Principal:
+    """The caller, who must hold ``role`` (and, for a state change made with the panel's
+    cookie, come from the panel with its CSRF token). Authenticated once a request."""
+    principal: Principal | None = request.scope.get(PRINCIPAL)
+    if principal is None:
         auth: Auth = request.app.state.auth
         principal = await auth.principal(request)
         if request.method in UNSAFE:
             check_csrf(request, principal, request.headers.get(CSRF_HEADER))
-        require_role(principal, role)
-        return principal
+        request.scope[PRINCIPAL] = principal
+    require_role(principal, role)
+    return principal
+
+
+def needs(role: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the caller, who must hold ``role`` (see ``authorize``)."""
+
+    async def caller(request: Request) -> Principal:
+        return await authorize(request, role)
 
     caller.__name__ = f"needs_{role}"
+    caller.role = role  # type: ignore[attr-defined]  # read by GatedRoute
     return caller
+
+
+class GatedRoute(APIRoute):
+    """A route whose caller must hold a role is authorized before its body is read: a
+    request without a valid token is a 401 (or a 403) whatever its body, never a 400 or
+    422 about a body it had no right to send."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        roles = [getattr(d.call, "role", None) for d in self.dependant.dependencies]
+        role = next((r for r in roles if isinstance(r, str)), None)
+        if role is None:
+            return handler
+
+        async def gated(request: Request) -> Response:
+            await authorize(request, role)
+            return await handler(request)
+
+        return gated
 
 
 Viewer = Annotated[Principal, Depends(needs("viewer"))]

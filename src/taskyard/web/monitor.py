@@ -23,9 +23,9 @@ from starlette.responses import JSONResponse, Response
 
 from ..errors import StoreError
 from ..store.sqlserver import SqlServerStore
-from .deps import Viewer, store_of
+from .deps import GatedRoute, Viewer, store_of
 
-router = APIRouter()
+router = APIRouter(route_class=GatedRoute)
 INF = 1e300  #: the stored bound of the +Inf bucket
 
 
