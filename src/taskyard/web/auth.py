@@ -56,8 +56,8 @@ class Principal(NamedTuple):
 
 class Throttle:
     """Wrong secrets from one client wait longer and longer (0.25 s doubling, at most
-    8 s); past 20 in a row the client is refused for a while. Forgotten after 15 min
-    without a failure."""
+    8 s); past 20 in a row its wrong secrets are refused at once (429) for a while.
+    Forgotten after 15 min without a failure."""
 
     def __init__(self) -> None:
         self.failures: dict[str, tuple[int, float]] = {}
@@ -108,9 +108,11 @@ class Auth:
             if scheme.lower() != "bearer" or not secret.strip():
                 raise ApiError(401, "send Authorization: Bearer TOKEN",
                                headers={"WWW-Authenticate": "Bearer"})
-            self.throttle.check(client)
             token = await run_in_threadpool(access.authenticate, self.store, secret.strip())
             if token is None:
+                # a valid token is always served: throttling it would let anyone sharing
+                # its address (every client behind one reverse proxy) lock it out
+                self.throttle.check(client)
                 await self.throttle.failed(client)
                 raise ApiError(401, "invalid, revoked or expired token",
                                headers={"WWW-Authenticate": "Bearer"})
