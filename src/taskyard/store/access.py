@@ -190,6 +190,20 @@ class AccessStore(SqlStoreBase):
                            " make a new dry run", field="snapshot")
         return [int(i) for i in json.loads(row[0])]
 
+    # -- tenants of tasks ---------------------------------------------------------------
+
+    def task_tenants(self, ids: Sequence[int]) -> dict[int, str]:
+        """The tenant of each of ``ids`` that exists (to show a tenant's token only the
+        tasks it may see)."""
+        wanted, found = sorted(set(ids)), {}
+        with self._read_tx() as cur:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start:start + 500]
+                cur.execute(f"SELECT id, tenant FROM tasks WHERE id IN ({','.join('?' * len(part))})",
+                            part)
+                found.update({int(i): str(t) for i, t in cur.fetchall()})
+        return found
+
     # -- idempotent submits -----------------------------------------------------------
 
     def submit_once(self, spec: TaskSpec, *, by: str, token_id: int,

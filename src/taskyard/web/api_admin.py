@@ -66,7 +66,7 @@ def _schedule_json(store: Store, sched: Schedule, now: float) -> dict[str, Any]:
 
 def _visible_schedule(store: Store, who: Principal, name: str) -> Schedule:
     sched = store.get_schedule(name)
-    who.require_visible(sched.tenant, f"schedule {name!r}")
+    who.require_visible(sched.tenant, f"schedule {name!r}", field="name")
     return sched
 
 

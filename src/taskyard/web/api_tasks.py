@@ -12,10 +12,11 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from .. import ops, retry, validate, why
-from ..errors import InvalidInput, TaskyardError
+from ..errors import InvalidInput, NotFound, TaskyardError, TransitionError
 from ..model import TaskSpec
-from ..store.browse import TaskFilter
+from ..store.browse import TaskFilter, Waiting
 from . import schemas
+from .auth import Principal
 from .deps import (
     GatedRoute,
     Operator,
@@ -84,16 +85,35 @@ def submit(body: schemas.SubmitBody, request: Request, response: Response, store
     """Submit a command or a function call (201). With an ``Idempotency-Key`` header, a
     retried request answers the task made the first time (200), for 24 hours."""
     spec = spec_of(body, who.tenant)
+    _require_visible_after(store, who, spec.after)
     key = request.headers.get("idempotency-key")
     if key is None:
-        return task_json(ops.submit(store, spec, by=who.by))
-    if not key or len(key) > 255 or not key.isprintable():
-        raise InvalidInput("Idempotency-Key must be 1-255 printable characters",
-                           field="Idempotency-Key")
-    task, new = ops.submit_once(store, spec, by=who.by, token_id=who.token.id, key=key)
-    if not new:
-        response.status_code = 200
+        task, new = ops.submit(store, spec, by=who.by), True
+    else:
+        if not key or len(key) > 255 or not key.isprintable():
+            raise InvalidInput("Idempotency-Key must be 1-255 printable characters",
+                               field="Idempotency-Key")
+        task, new = ops.submit_once(store, spec, by=who.by, token_id=who.token.id, key=key)
+        if not new:
+            response.status_code = 200
+    if not who.sees(task.tenant):
+        # --unique found another tenant's live task (keys are shared by every tenant):
+        # never answer it, nor anything about it
+        raise TransitionError(f"unique key {spec.unique!r} is held by a live task this"
+                              " token cannot see; choose another key", field="unique")
     return task_json(task)
+
+
+def _require_visible_after(store: Store, who: Principal, after: tuple[int, ...]) -> None:
+    """Tasks to run after must exist and be the caller's to see: another tenant's task
+    is as unknown as one that never was (its id would tell it exists, and its end would
+    decide this task's)."""
+    if not after:
+        return
+    tenants = store.task_tenants(after)
+    for task_id in sorted(set(after)):
+        if task_id not in tenants or not who.sees(tenants[task_id]):
+            raise NotFound(f"no task {task_id}", field="after")
 
 
 def _filter(request: Request, who: Any, status: list[str] | None, queue: str | None,
@@ -147,9 +167,35 @@ def get_task(task_id: int, store: Store, who: Viewer, request: Request) -> dict[
     data["waiting"] = []
     if task.status.value in ("queued", "scheduled"):
         lease = request.app.state.settings.lease
-        data["waiting"] = [r.to_json() for r in why.explain(store.waiting(task_id),
-                                                            time.time(), lease)]
+        facts = store.waiting(task_id)
+        reasons = why.explain(facts, time.time(), lease)
+        if who.tenant is not None:
+            reasons = _tenant_view(store, who, facts, reasons)
+        data["waiting"] = [r.to_json() for r in reasons]
     return data
+
+
+def _tenant_view(store: Store, who: Principal, w: Waiting,
+                 reasons: list[why.Reason]) -> list[why.Reason]:
+    """Why a tenant's task waits, as its token may read it: other tenants' tasks (their
+    ids, how many there are) and the servers, which every tenant shares, go unnamed."""
+    queue = w.task.queue
+    active = store.task_tenants(w.queue_active) if w.queue_active else {}
+    mine = sorted(i for i, tenant in active.items() if who.sees(tenant))
+    yours = f" (yours: task {', '.join(map(str, mine[:5]))})" if mine else ""
+    texts = {
+        "queue_limit": f"queue {queue!r} runs at most {w.queue_parallel} at a time and is"
+                       f" full{yours}",
+        "queue_order": f"queue {queue!r} runs one task at a time in order: other queued"
+                       " tasks go first",
+        "ahead": f"other tasks of queue {queue!r} are claimed before it",
+        "slots": "every slot is busy",
+        "no_server": "no server is alive on this store",
+    }
+    if w.mutex_holder is not None and w.mutex_holder not in mine and not who.sees(
+            store.task_tenants([w.mutex_holder]).get(w.mutex_holder, "")):
+        texts["mutex"] = f"mutex {w.task.mutex!r} is held by another task"
+    return [why.Reason(r.code, texts.get(r.code, r.text)) for r in reasons]
 
 
 @router.get("/{task_id}/wait", response_model=schemas.TaskWaited)

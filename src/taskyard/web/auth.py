@@ -43,10 +43,11 @@ class Principal(NamedTuple):
     def sees(self, tenant: str) -> bool:
         return self.token.tenant is None or self.token.tenant == tenant
 
-    def require_visible(self, tenant: str, what: str) -> None:
-        """Another tenant's object is not found (its existence is not revealed)."""
+    def require_visible(self, tenant: str, what: str, field: str = "id") -> None:
+        """Another tenant's object is not found (its existence is not revealed: the
+        same problem as for an object that does not exist)."""
         if not self.sees(tenant):
-            raise NotFound(f"no {what}", field="id")
+            raise NotFound(f"no {what}", field=field)
 
     def require_global(self) -> None:
         if self.token.tenant is not None:

@@ -22,6 +22,10 @@ def store_of(request: Request) -> SqlServerStore:
     return store
 
 
+#: A tenant no task has (tenant names are printable) and every store can compare with
+#: (PostgreSQL refuses text with NUL: a "\0" here was a 503 for a tenant's token asking
+#: for another tenant's tasks).
+NO_TENANT = "\n"
 PRINCIPAL = "taskyard.principal"  #: the request scope's key of its authorized caller
 
 
@@ -92,7 +96,7 @@ def task_filter(principal: Principal, *, status: list[str] | None = None,
         statuses.extend(v for v in value.split(",") if v)
     if principal.tenant is not None:
         if tenant is not None and tenant != principal.tenant:
-            tenant = "\0none"  # matches nothing, reveals nothing
+            tenant = NO_TENANT  # matches nothing, reveals nothing
         else:
             tenant = principal.tenant
     for text, field in ((queue, "queue"), (tenant, "tenant"), (name, "name"), (q, "q")):
