@@ -140,7 +140,7 @@ class BrowseStore(SqlStoreBase):
         counts = {s.value: 0 for s in Status}
         with self._read_tx() as cur:
             if not (f.name or f.scans or f.ids):
-                where, params = ["status <> 'submitted'"], []
+                where, params = ["n <> 0"], []
                 for column in ("queue", "tenant"):
                     if getattr(f, column) is not None:
                         where.append(f"{column} = ?")
@@ -157,27 +157,42 @@ class BrowseStore(SqlStoreBase):
                     counts[status] = int(n)
         return counts, partial
 
-    def count_table(self) -> list[tuple[str, str, str, int, int]]:
-        """(tenant, queue, status, now, entered) for every combination seen (metrics)."""
+    def count_table(self) -> list[tuple[str, str, str, int]]:
+        """(tenant, queue, status, tasks) for every combination seen (metrics)."""
         with self._read_tx() as cur:
-            cur.execute(f"SELECT tenant, queue, status, SUM(n), SUM(entered) FROM {self.COUNTS}"
+            cur.execute(f"SELECT tenant, queue, status, SUM(n) FROM {self.COUNTS}"
                         " GROUP BY tenant, queue, status ORDER BY tenant, queue, status")
-            return [(t, q, s, int(n), int(e)) for t, q, s, n, e in cur.fetchall()]
+            return [(t, q, s, int(n)) for t, q, s, n in cur.fetchall()]
 
-    def timing_table(self) -> list[tuple[str, str, str, float, int, float]]:
-        """(tenant, queue, kind, le, count, sum) of the wait and run histograms (metrics)."""
+    def last_event(self) -> int:
         with self._read_tx() as cur:
-            cur.execute(f"SELECT tenant, queue, kind, le, SUM(n), SUM(total) FROM"
-                        f" {self.TIMINGS} GROUP BY tenant, queue, kind, le"
-                        " ORDER BY tenant, queue, kind, le")
-            return [(t, q, k, float(le), int(n), float(s)) for t, q, k, le, n, s in cur.fetchall()]
+            cur.execute("SELECT COALESCE(MAX(id), 0) FROM events")
+            return int(cur.fetchone()[0])
 
-    TIMINGS = "task_timings"
+    def metric_events(self, after: int, limit: int = 100_000
+                      ) -> list[tuple[int, str, str, str | None, str, float | None]]:
+        """Events after id ``after`` (of tasks still stored), oldest first, for metrics:
+        (id, tenant, queue, from, to, seconds). ``seconds`` is, for a claim, how long the
+        task waited queued; for the end of a run, how long it ran; else None."""
+        with self._read_tx() as cur:
+            cur.execute(
+                "SELECT e.id, t.tenant, t.queue, e.from_status, e.to_status, CASE"
+                " WHEN e.from_status = 'queued' AND e.to_status = 'running' THEN e.at -"
+                " (SELECT p.at FROM events p WHERE p.task_id = e.task_id AND p.id < e.id"
+                "  ORDER BY p.id DESC LIMIT 1)"
+                " WHEN e.from_status IN ('running', 'paused')"
+                "  AND e.to_status IN ('succeeded', 'failed', 'stopped') THEN e.at -"
+                " (SELECT a.started_at FROM attempts a WHERE a.task_id = e.task_id"
+                "  AND a.epoch = e.attempt) END"
+                " FROM events e JOIN tasks t ON t.id = e.task_id WHERE e.id > ?"
+                " ORDER BY e.id LIMIT ?", (after, limit))
+            return [(int(i), t, q, f, to, float(d) if d is not None else None)
+                    for i, t, q, f, to, d in cur.fetchall()]
 
     def queue_table(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Every queue that has (had) tasks or settings, with its task count per status
         (of ``tenant``'s tasks only, when given), from the kept counts."""
-        where, params = "status <> 'submitted'", []
+        where, params = "n <> 0", []
         if tenant is not None:
             where += " AND tenant = ?"
             params.append(tenant)

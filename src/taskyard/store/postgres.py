@@ -96,11 +96,9 @@ class PostgresStore(SqlServerStore):
     ROW_LOCK = " FOR UPDATE"
     KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
     LIKE_CI = "ILIKE"
-    #: counts and timings are the folded rows plus the deltas triggers appended since
-    COUNTS = ("(SELECT tenant, queue, status, n, entered FROM task_counts UNION ALL"
-              " SELECT tenant, queue, status, n, entered FROM task_count_deltas) c")
-    TIMINGS = ("(SELECT tenant, queue, kind, le, n, total FROM task_timings UNION ALL"
-               " SELECT tenant, queue, kind, le, n, total FROM task_timing_deltas) m")
+    #: counts are the folded rows plus the deltas triggers appended since
+    COUNTS = ("(SELECT tenant, queue, status, n FROM task_counts UNION ALL"
+              " SELECT tenant, queue, status, n FROM task_count_deltas) c")
     #: transaction-scoped (released at commit): safe behind transaction pooling
     CLAIM_SERIALIZE = f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK})"
 
@@ -182,19 +180,11 @@ class PostgresStore(SqlServerStore):
             if not cur.fetchone()[0]:
                 return
             cur.execute("WITH moved AS (DELETE FROM task_count_deltas RETURNING *)"
-                        " INSERT INTO task_counts (tenant, queue, status, n, entered)"
-                        " SELECT tenant, queue, status, SUM(n), SUM(entered) FROM moved"
+                        " INSERT INTO task_counts (tenant, queue, status, n)"
+                        " SELECT tenant, queue, status, SUM(n) FROM moved"
                         " GROUP BY tenant, queue, status ORDER BY tenant, queue, status"
                         " ON CONFLICT (tenant, queue, status) DO UPDATE"
-                        " SET n = task_counts.n + excluded.n,"
-                        " entered = task_counts.entered + excluded.entered")
-            cur.execute("WITH moved AS (DELETE FROM task_timing_deltas RETURNING *)"
-                        " INSERT INTO task_timings (tenant, queue, kind, le, n, total)"
-                        " SELECT tenant, queue, kind, le, SUM(n), SUM(total) FROM moved"
-                        " GROUP BY tenant, queue, kind, le ORDER BY tenant, queue, kind, le"
-                        " ON CONFLICT (tenant, queue, kind, le) DO UPDATE"
-                        " SET n = task_timings.n + excluded.n,"
-                        " total = task_timings.total + excluded.total")
+                        " SET n = task_counts.n + excluded.n")
 
     def schema_version(self) -> int:
         with self._pool.connection() as conn:

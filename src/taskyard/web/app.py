@@ -104,6 +104,7 @@ def create_app(settings: Settings, *, store: SqlServerStore | None = None) -> Fa
                                           synchronous=settings.synchronous,
                                           application_name="taskyard-web")
     app.state.auth = Auth(app.state.store)
+    app.state.events = monitor.EventMetrics()
     problems.install(app)
     app.include_router(monitor.router)
     app.include_router(api_tasks.router)

@@ -8,6 +8,7 @@ histograms kept the same way, and the servers' heartbeats.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -26,7 +27,6 @@ from ..store.sqlserver import SqlServerStore
 from .deps import GatedRoute, Viewer, store_of
 
 router = APIRouter(route_class=GatedRoute)
-INF = 1e300  #: the stored bound of the +Inf bucket
 
 
 @router.get("/health", tags=["monitoring"])
@@ -41,28 +41,82 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "store": store.location})
 
 
+BUCKETS = (0.01, 0.1, 1.0, 10.0, 60.0, 600.0, 3600.0, 86400.0)  #: seconds; then +Inf
+
+
+class EventMetrics:
+    """Counters and histograms of this web process's lifetime, read from the events
+    table (each scrape reads the events since the last one): tasks that entered each
+    status (``submitted``: new tasks), how long claimed tasks waited queued, how long
+    finished runs ran. Kept here rather than by triggers, which would cost every task's
+    transitions (the counts per status now do come from triggers: a page needs them
+    at once)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.after: int | None = None  #: the last event counted
+        self.entered: dict[tuple[str, str, str], int] = {}
+        #: (tenant, queue, kind) -> (counts per bucket, +Inf count, sum)
+        self.timings: dict[tuple[str, str, str], tuple[list[int], list[float]]] = {}
+
+    def update(self, store: SqlServerStore) -> None:
+        with self.lock:
+            if self.after is None:
+                self.after = store.last_event()
+                return
+            while True:
+                found = store.metric_events(self.after)
+                for event_id, tenant, queue, before, to, seconds in found:
+                    self.after = event_id
+                    self._count(tenant, queue, "submitted" if before is None else None)
+                    self._count(tenant, queue, to)
+                    if seconds is not None:
+                        kind = "wait" if to == "running" else "run"
+                        self._observe((tenant, queue, kind), max(0.0, seconds))
+                if len(found) < 100_000:
+                    return
+
+    def _count(self, tenant: str, queue: str, status: str | None) -> None:
+        if status is not None:
+            key = (tenant, queue, status)
+            self.entered[key] = self.entered.get(key, 0) + 1
+
+    def _observe(self, key: tuple[str, str, str], seconds: float) -> None:
+        counts, total = self.timings.setdefault(key, ([0] * (len(BUCKETS) + 1), [0.0]))
+        index = next((i for i, bound in enumerate(BUCKETS) if seconds <= bound), len(BUCKETS))
+        counts[index] += 1
+        total[0] += seconds
+
+
 class _Collector:
-    def __init__(self, store: SqlServerStore, tenant: str | None, lease: float) -> None:
-        self.store, self.tenant, self.lease = store, tenant, lease
+    def __init__(self, store: SqlServerStore, events: EventMetrics, tenant: str | None,
+                 lease: float) -> None:
+        self.store, self.events, self.tenant, self.lease = store, events, tenant, lease
 
     def describe(self) -> list[Any]:
         return []
 
     def collect(self) -> list[Any]:
+        self.events.update(self.store)
         return [*self._counts(), *self._timings(), *self._servers()]
+
+    def _mine(self, tenant: str) -> bool:
+        return self.tenant is None or tenant == self.tenant
 
     def _counts(self) -> list[Any]:
         tasks = GaugeMetricFamily("taskyard_tasks", "Tasks by status now",
                                   labels=["tenant", "queue", "status"])
-        entered = CounterMetricFamily("taskyard_tasks_entered", "Times tasks entered a"
-                                      " status (status=submitted: tasks submitted)",
+        entered = CounterMetricFamily("taskyard_tasks_entered", "Tasks that entered a status"
+                                      " since this web process started counting"
+                                      " (status=submitted: new tasks)",
                                       labels=["tenant", "queue", "status"])
-        for tenant, queue, status, now, ever in self.store.count_table():
-            if self.tenant is not None and tenant != self.tenant:
-                continue
-            if status != "submitted":
+        for tenant, queue, status, now in self.store.count_table():
+            if self._mine(tenant):
                 tasks.add_metric([tenant, queue, status], now)
-            entered.add_metric([tenant, queue, status], ever)
+        with self.events.lock:
+            for (tenant, queue, status), n in sorted(self.events.entered.items()):
+                if self._mine(tenant):
+                    entered.add_metric([tenant, queue, status], n)
         return [tasks, entered]
 
     def _timings(self) -> list[Any]:
@@ -70,21 +124,15 @@ class _Collector:
             f"taskyard_task_{kind}_seconds", help_text, labels=["tenant", "queue"])
             for kind, help_text in (("wait", "Time tasks waited queued before they started"),
                                     ("run", "Time from a task's start to its end"))}
-        grouped: dict[tuple[str, str, str], list[tuple[float, int, float]]] = {}
-        for tenant, queue, kind, le, n, total in self.store.timing_table():
-            if self.tenant is None or tenant == self.tenant:
-                grouped.setdefault((tenant, queue, kind), []).append((le, n, total))
-        for (tenant, queue, kind), rows in grouped.items():
-            if kind not in families:
-                continue
-            buckets, running, total_sum = [], 0, 0.0
-            for le, n, total in sorted(rows):
-                running += n
-                total_sum += total
-                buckets.append(("+Inf" if le >= INF else f"{le:g}", running))
-            if buckets[-1][0] != "+Inf":
-                buckets.append(("+Inf", running))
-            families[kind].add_metric([tenant, queue], buckets, total_sum)
+        with self.events.lock:
+            for (tenant, queue, kind), (counts, total) in sorted(self.events.timings.items()):
+                if not self._mine(tenant):
+                    continue
+                buckets, running = [], 0
+                for bound, n in zip((*BUCKETS, None), counts, strict=True):
+                    running += n
+                    buckets.append(("+Inf" if bound is None else f"{bound:g}", running))
+                families[kind].add_metric([tenant, queue], buckets, total[0])
         return list(families.values())
 
     def _servers(self) -> list[Any]:
@@ -105,9 +153,10 @@ class _Collector:
         return [alive, age]
 
 
-def _render(store: SqlServerStore, tenant: str | None, lease: float) -> bytes:
+def _render(store: SqlServerStore, events: EventMetrics, tenant: str | None,
+            lease: float) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(store, tenant, lease))
+    registry.register(_Collector(store, events, tenant, lease))
     return bytes(generate_latest(registry))
 
 
@@ -117,6 +166,6 @@ async def metrics(request: Request, who: Viewer) -> Response:
     """Prometheus metrics: tasks by tenant, queue and status; counters of tasks
     submitted and ending; wait and run time histograms; servers alive and their
     heartbeat age."""
-    body = await run_in_threadpool(_render, store_of(request), who.tenant,
-                                   request.app.state.settings.lease)
+    body = await run_in_threadpool(_render, store_of(request), request.app.state.events,
+                                   who.tenant, request.app.state.settings.lease)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -51,75 +51,34 @@ CREATE TABLE bulk_snapshots (
     created_at REAL NOT NULL
 );
 
--- Tasks per (tenant, queue, status), kept by triggers, so that counts are instant on a
--- store of millions: n is how many are in that status now, entered how many times a
--- task entered it (a counter for metrics; the status 'submitted' counts inserts).
+-- Tasks per (tenant, queue, status) now, kept by triggers, so that counts are instant on
+-- a store of millions. (Counters and histograms for metrics are read from the events
+-- by the web process instead: a trigger per histogram cost every task more than the
+-- counts do.)
 CREATE TABLE task_counts (
     tenant  TEXT    NOT NULL,
     queue   TEXT    NOT NULL,
     status  TEXT    NOT NULL,
     n       INTEGER NOT NULL DEFAULT 0,
-    entered INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, queue, status)
 );
-INSERT INTO task_counts (tenant, queue, status, n, entered)
-    SELECT tenant, queue, status, count(*), count(*) FROM tasks GROUP BY tenant, queue, status;
-INSERT INTO task_counts (tenant, queue, status, n, entered)
-    SELECT tenant, queue, 'submitted', 0, count(*) FROM tasks GROUP BY tenant, queue;
+INSERT INTO task_counts (tenant, queue, status, n)
+    SELECT tenant, queue, status, count(*) FROM tasks GROUP BY tenant, queue, status;
 
 CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN
-    INSERT INTO task_counts (tenant, queue, status, n, entered)
-    VALUES (NEW.tenant, NEW.queue, NEW.status, 1, 1), (NEW.tenant, NEW.queue, 'submitted', 0, 1)
-    ON CONFLICT (tenant, queue, status) DO UPDATE
-    SET n = n + excluded.n, entered = entered + 1;
+    INSERT INTO task_counts (tenant, queue, status, n) VALUES (NEW.tenant, NEW.queue, NEW.status, 1)
+    ON CONFLICT (tenant, queue, status) DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER tasks_count_update AFTER UPDATE OF status ON tasks
 WHEN OLD.status IS NOT NEW.status BEGIN
     UPDATE task_counts SET n = n - 1
     WHERE tenant = OLD.tenant AND queue = OLD.queue AND status = OLD.status;
-    INSERT INTO task_counts (tenant, queue, status, n, entered)
-    VALUES (NEW.tenant, NEW.queue, NEW.status, 1, 1)
-    ON CONFLICT (tenant, queue, status) DO UPDATE SET n = n + 1, entered = entered + 1;
+    INSERT INTO task_counts (tenant, queue, status, n) VALUES (NEW.tenant, NEW.queue, NEW.status, 1)
+    ON CONFLICT (tenant, queue, status) DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN
     UPDATE task_counts SET n = n - 1
     WHERE tenant = OLD.tenant AND queue = OLD.queue AND status = OLD.status;
-END;
-
--- Histograms for metrics, by triggers too: 'wait' is the time a task spent queued before
--- a claim, 'run' the time from its start to its end. le is the bucket's upper bound
--- (seconds; 1e300 for +Inf); the web process adds them up into Prometheus histograms.
-CREATE TABLE task_timings (
-    tenant TEXT    NOT NULL,
-    queue  TEXT    NOT NULL,
-    kind   TEXT    NOT NULL,  -- wait | run
-    le     REAL    NOT NULL,
-    n      INTEGER NOT NULL DEFAULT 0,
-    total  REAL    NOT NULL DEFAULT 0,  -- sum of the observations in this bucket
-    PRIMARY KEY (tenant, queue, kind, le)
-);
-CREATE TRIGGER tasks_timing_claim AFTER UPDATE OF status ON tasks
-WHEN OLD.status = 'queued' AND NEW.status = 'running' BEGIN
-    INSERT INTO task_timings (tenant, queue, kind, le, n, total)
-    SELECT NEW.tenant, NEW.queue, 'wait', CASE
-        WHEN d <= 0.01 THEN 0.01 WHEN d <= 0.1 THEN 0.1 WHEN d <= 1 THEN 1
-        WHEN d <= 10 THEN 10 WHEN d <= 60 THEN 60 WHEN d <= 600 THEN 600
-        WHEN d <= 3600 THEN 3600 WHEN d <= 86400 THEN 86400 ELSE 1e300 END, 1, d
-    FROM (SELECT max(0, NEW.changed_at - OLD.changed_at) AS d)
-    WHERE true
-    ON CONFLICT (tenant, queue, kind, le) DO UPDATE SET n = n + 1, total = total + excluded.total;
-END;
-CREATE TRIGGER tasks_timing_end AFTER UPDATE OF status ON tasks
-WHEN OLD.status IN ('running', 'paused') AND NEW.status IN ('succeeded', 'failed', 'stopped')
-     AND NEW.started_at IS NOT NULL BEGIN
-    INSERT INTO task_timings (tenant, queue, kind, le, n, total)
-    SELECT NEW.tenant, NEW.queue, 'run', CASE
-        WHEN d <= 0.01 THEN 0.01 WHEN d <= 0.1 THEN 0.1 WHEN d <= 1 THEN 1
-        WHEN d <= 10 THEN 10 WHEN d <= 60 THEN 60 WHEN d <= 600 THEN 600
-        WHEN d <= 3600 THEN 3600 WHEN d <= 86400 THEN 86400 ELSE 1e300 END, 1, d
-    FROM (SELECT max(0, coalesce(NEW.finished_at, NEW.changed_at) - NEW.started_at) AS d)
-    WHERE true
-    ON CONFLICT (tenant, queue, kind, le) DO UPDATE SET n = n + 1, total = total + excluded.total;
 END;
 
 -- Browsing a store of millions newest first, by status, queue, tenant or name.
