@@ -27,6 +27,7 @@ import output
 import postgres
 import submit_time
 import throughput
+import web
 from common import Section
 
 BENCHMARKS: dict[str, Callable[[bool, int], Section]] = {
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[bool, int], Section]] = {
     "output": output.run,
     "functions": functions.run,
     "postgres": postgres.run,
+    "web": web.run,
 }
 
 
@@ -46,8 +48,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
     parser.add_argument("--repeat", type=int, help="repetitions where a median is taken"
                         " (default 5, 1 with --quick)")
-    parser.add_argument("--time-limit", type=float, default=900.0, metavar="S",
-                        help="abort the whole run after S seconds (default 900)")
+    parser.add_argument("--time-limit", type=float, default=1800.0, metavar="S",
+                        help="abort the whole run after S seconds (default 1800)")
     return parser.parse_args(argv)
 
 
