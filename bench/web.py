@@ -297,7 +297,7 @@ class SseReader(threading.Thread):
 
     def run(self) -> None:
         buffer = b""
-        with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
+        with contextlib.suppress(OSError, http.client.HTTPException, ValueError, AttributeError):
             while not self.stopping:
                 data = self.answer.read1(65536)
                 if not data:

@@ -250,29 +250,29 @@ class BrowseStore(SqlStoreBase):
             after = [(int(i), str(s)) for i, s in cur.fetchall()]
             cur.execute("SELECT paused, parallel FROM queues WHERE name=?", (task.queue,))
             queue = cur.fetchone() or (0, None)
-            cur.execute(f"SELECT id FROM tasks WHERE queue=? AND status IN {ACTIVE_IN}"
-                        " ORDER BY id", (task.queue,))
-            queue_active = [int(r[0]) for r in cur.fetchall()]
+            # The active tasks (running or paused: at most the servers' slots) are read
+            # once, by status, and sorted out here. Asked per queue, tenant and mutex,
+            # SQLite (no statistics) went through the queue's or tenant's index, i.e.
+            # every task the queue ever had: 180-320 ms on a store of a million.
+            cur.execute(f"SELECT id, queue, tenant, mutex FROM tasks WHERE status IN {ACTIVE_IN}"
+                        " ORDER BY id")
+            active = [(int(i), q, t, m) for i, q, t, m in cur.fetchall()]
+            queue_active = [i for i, q, _, _ in active if q == task.queue]
             cur.execute("SELECT COUNT(*) FROM tasks WHERE queue=? AND status='queued' AND"
                         " (priority > ? OR (priority = ? AND COALESCE(seq, id) < ?))",
                         (task.queue, task.priority, task.priority, self._place(cur, task)))
             ahead = int(cur.fetchone()[0])
             cur.execute("SELECT enabled, parallel FROM tenants WHERE name=?", (task.tenant,))
             tenant = cur.fetchone() or (1, None)
-            cur.execute(f"SELECT COUNT(*) FROM tasks WHERE tenant=? AND status IN {ACTIVE_IN}",
-                        (task.tenant,))
-            tenant_active = int(cur.fetchone()[0])
+            tenant_active = sum(1 for _, _, t, _ in active if t == task.tenant)
             holder = None
             if task.mutex is not None:
-                cur.execute(f"SELECT id FROM tasks WHERE mutex=? AND status IN {ACTIVE_IN}"
-                            " AND id <> ? ORDER BY id LIMIT 1", (task.mutex, task_id))
-                row = cur.fetchone()
-                holder = int(row[0]) if row else None
+                holder = next((i for i, _, _, m in active if m == task.mutex and i != task_id),
+                              None)
             cur.execute("SELECT id, host, heartbeat_at, slots FROM instances"
                         " WHERE stopped_at IS NULL ORDER BY started_at")
             servers = [(str(i), str(h), float(b), int(s)) for i, h, b, s in cur.fetchall()]
-            cur.execute(f"SELECT COUNT(*) FROM tasks WHERE status IN {ACTIVE_IN}")
-            running = int(cur.fetchone()[0])
+            running = len(active)
         return Waiting(task, after, bool(queue[0]), queue[1], queue_active, ahead,
                        bool(tenant[0]), tenant[1], tenant_active, holder, servers, running)
 
