@@ -8,16 +8,16 @@ so changing them, and seeing servers and tokens, needs an admin token without a 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from .. import access, cron, ops, validate
 from ..model import Schedule, iso
 from . import schemas
 from .api_tasks import spec_of
 from .auth import Principal
-from .deps import Admin, GatedRoute, Store, Viewer
+from .deps import MAX_ID, Admin, GatedRoute, Store, Viewer
 
 router = APIRouter(prefix="/api/v1", route_class=GatedRoute)
 
@@ -127,6 +127,7 @@ def tenants(store: Store, who: Viewer) -> list[dict[str, Any]]:
 @router.post("/tenants", status_code=201, response_model=schemas.TenantOut, tags=["tenants"])
 def add_tenant(body: schemas.TenantBody, store: Store, who: Admin) -> dict[str, Any]:
     who.require_global()
+    validate.required_name(body.name, "name")
     return ops.add_tenant(store, body.name, enabled=body.enabled, run_as=body.run_as,
                           parallel=body.parallel)
 
@@ -186,7 +187,8 @@ def add_token(body: schemas.TokenBody, store: Store, who: Admin) -> dict[str, An
 
 
 @router.delete("/tokens/{token_id}", response_model=schemas.TokenOut, tags=["tokens"])
-def revoke_token(token_id: int, store: Store, who: Admin) -> dict[str, Any]:
+def revoke_token(token_id: Annotated[int, Path(ge=1, le=MAX_ID)], store: Store,
+                 who: Admin) -> dict[str, Any]:
     """Refuse the token from now on, and end the panel sessions opened with it."""
     who.require_global()
     return store.revoke_token(token_id).to_json()

@@ -24,7 +24,7 @@ from ..errors import InvalidInput
 from ..model import OutputRead
 from ..store.sqlserver import SqlServerStore
 from .auth import Principal
-from .deps import GatedRoute, Store, Viewer, visible_task
+from .deps import MAX_ID, GatedRoute, Store, TaskId, Viewer, visible_task
 from .problems import ApiError
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["output"],
@@ -63,8 +63,8 @@ def _parse_range(header: str, total: int) -> tuple[int, int]:
 @router.get("/{task_id}/output/{stream}", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}},
                        206: {"content": {"application/octet-stream": {}}}})
-def output(task_id: int, stream: Stream, request: Request, store: Store, who: Viewer,
-           attempt: int | None = Query(None, ge=1),
+def output(task_id: TaskId, stream: Stream, request: Request, store: Store, who: Viewer,
+           attempt: int | None = Query(None, ge=1, le=MAX_ID),
            offset: int = Query(0, ge=0, le=2**62),
            limit: int = Query(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT),
            download: bool = Query(False, description="as an attachment (a file to save)"),
@@ -144,8 +144,8 @@ async def follow(store: SqlServerStore, who: Principal, task_id: int, stream: st
 
 @router.get("/{task_id}/output/{stream}/live", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-def live(task_id: int, stream: Stream, request: Request, store: Store, who: Viewer,
-         attempt: int | None = Query(None, ge=1),
+def live(task_id: TaskId, stream: Stream, request: Request, store: Store, who: Viewer,
+         attempt: int | None = Query(None, ge=1, le=MAX_ID),
          offset: int = Query(0, ge=0, le=2**62)) -> StreamingResponse:
     """Server-Sent Events of the stream as it is written (see ``follow``); a reconnect
     with ``Last-Event-ID`` resumes at that byte offset."""

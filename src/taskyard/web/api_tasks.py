@@ -21,6 +21,7 @@ from .deps import (
     GatedRoute,
     Operator,
     Store,
+    TaskId,
     Viewer,
     decode_cursor,
     encode_cursor,
@@ -158,7 +159,7 @@ def bulk(body: schemas.BulkBody, store: Store, who: Operator) -> dict[str, Any]:
 
 
 @router.get("/{task_id}", response_model=schemas.TaskDetail)
-def get_task(task_id: int, store: Store, who: Viewer, request: Request) -> dict[str, Any]:
+def get_task(task_id: TaskId, store: Store, who: Viewer, request: Request) -> dict[str, Any]:
     """A task with its attempts, its events and, while it waits, why it does not run."""
     task = visible_task(store, who, task_id)
     data = task_json(task)
@@ -199,7 +200,7 @@ def _tenant_view(store: Store, who: Principal, w: Waiting,
 
 
 @router.get("/{task_id}/wait", response_model=schemas.TaskWaited)
-async def wait(task_id: int, store: Store, who: Viewer,
+async def wait(task_id: TaskId, store: Store, who: Viewer,
                timeout: float = Query(30.0, ge=0, le=300)) -> dict[str, Any]:
     """Long poll: the task once it ended, or as it is when ``timeout`` passed
     (``timed_out``)."""
@@ -228,7 +229,7 @@ def _control(store: Store, task_id: int, apply: Any, response: Response,
 
 @router.post("/{task_id}/kill", response_model=schemas.TaskOut,
              responses={202: {"model": schemas.TaskOut, "description": "recorded, not applied"}})
-def kill(task_id: int, store: Store, who: Operator, response: Response,
+def kill(task_id: TaskId, store: Store, who: Operator, response: Response,
          body: schemas.KillBody | None = None) -> dict[str, Any]:
     """Signal the task's process group (TERM, then KILL after the grace period); a
     waiting task is stopped before it starts. ``graceful``: ask a function task to stop
@@ -243,19 +244,19 @@ def kill(task_id: int, store: Store, who: Operator, response: Response,
 
 
 @router.post("/{task_id}/pause", response_model=schemas.TaskOut)
-def pause(task_id: int, store: Store, who: Operator, response: Response) -> dict[str, Any]:
+def pause(task_id: TaskId, store: Store, who: Operator, response: Response) -> dict[str, Any]:
     return _control(store, task_id, lambda: ops.pause(store, task_id, by=who.by,
                                                       timeout=CONTROL_WAIT), response, who)
 
 
 @router.post("/{task_id}/resume", response_model=schemas.TaskOut)
-def resume(task_id: int, store: Store, who: Operator, response: Response) -> dict[str, Any]:
+def resume(task_id: TaskId, store: Store, who: Operator, response: Response) -> dict[str, Any]:
     return _control(store, task_id, lambda: ops.resume(store, task_id, by=who.by,
                                                        timeout=CONTROL_WAIT), response, who)
 
 
 @router.post("/{task_id}/restart", response_model=schemas.TaskOut)
-def restart(task_id: int, store: Store, who: Operator) -> dict[str, Any]:
+def restart(task_id: TaskId, store: Store, who: Operator) -> dict[str, Any]:
     """Run a finished task again, as a new attempt."""
     visible_task(store, who, task_id)
     return task_json(ops.restart(store, task_id, by=who.by))
@@ -264,7 +265,7 @@ def restart(task_id: int, store: Store, who: Operator) -> dict[str, Any]:
 @router.post("/{task_id}/stdin", response_model=schemas.TaskOut,
              openapi_extra={"requestBody": {"content": {"application/octet-stream": {
                  "schema": {"type": "string", "format": "binary"}}}}})
-async def stdin(task_id: int, request: Request, store: Store, who: Operator, response: Response,
+async def stdin(task_id: TaskId, request: Request, store: Store, who: Operator, response: Response,
                 eof: bool = Query(False, description="close stdin after the data")
                 ) -> dict[str, Any]:
     """Write the raw body to the stdin of a task submitted with ``stdin_open``."""
@@ -276,7 +277,7 @@ async def stdin(task_id: int, request: Request, store: Store, who: Operator, res
 
 
 @router.post("/{task_id}/signal")
-def send_signal(task_id: int, body: schemas.SignalBody, store: Store,
+def send_signal(task_id: TaskId, body: schemas.SignalBody, store: Store,
                 who: Operator) -> dict[str, Any]:
     """A custom signal the function task reads with ``ctx.signals()``."""
     visible_task(store, who, task_id)
@@ -284,7 +285,7 @@ def send_signal(task_id: int, body: schemas.SignalBody, store: Store,
 
 
 @router.patch("/{task_id}/meta", response_model=schemas.TaskOut)
-def patch_meta(task_id: int, store: Store, who: Operator,
+def patch_meta(task_id: TaskId, store: Store, who: Operator,
                patch: dict[str, Any] = Body(description="JSON merge patch (RFC 7396)")
                ) -> dict[str, Any]:
     visible_task(store, who, task_id)
@@ -292,12 +293,12 @@ def patch_meta(task_id: int, store: Store, who: Operator,
 
 
 @router.get("/{task_id}/config", response_model=schemas.ConfigOut)
-def get_config(task_id: int, store: Store, who: Viewer) -> dict[str, Any]:
+def get_config(task_id: TaskId, store: Store, who: Viewer) -> dict[str, Any]:
     return {"config": visible_task(store, who, task_id).config}
 
 
 @router.patch("/{task_id}/config", response_model=schemas.ConfigOut)
-def patch_config(task_id: int, store: Store, who: Operator,
+def patch_config(task_id: TaskId, store: Store, who: Operator,
                  patch: dict[str, Any] = Body(description="keys to set; null deletes")
                  ) -> dict[str, Any]:
     visible_task(store, who, task_id)
@@ -305,7 +306,7 @@ def patch_config(task_id: int, store: Store, who: Operator,
 
 
 @router.delete("/{task_id}", status_code=204, response_class=Response)
-def delete(task_id: int, store: Store, who: Operator,
+def delete(task_id: TaskId, store: Store, who: Operator,
            force: bool = Query(False, description="kill it first if it runs")) -> Response:
     visible_task(store, who, task_id)
     ops.remove(store, task_id, force=force, by=who.by)

@@ -61,7 +61,8 @@ class Guard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _BodyTooLarge()
+                    scope[problems.TOO_LARGE] = limit  # however the reader words it
+                    raise problems.BodyTooLarge()
             return message
 
         async def secured_send(message: Message) -> None:
@@ -77,12 +78,8 @@ class Guard:
 
         try:
             await self.app(scope, capped_receive, secured_send)
-        except _BodyTooLarge:
+        except problems.BodyTooLarge:
             await _too_large(scope, receive, send, limit)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:

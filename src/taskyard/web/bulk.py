@@ -6,11 +6,12 @@ MAX_BULK tasks either way. Controls are written as requests without waiting for 
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
 from .. import ops
-from ..errors import UserError
+from ..errors import NotFound, UserError
 from ..store.sqlserver import SqlServerStore
 from . import schemas
 from .auth import Principal
@@ -18,6 +19,7 @@ from .deps import task_filter
 
 MAX_BULK = 10_000
 SHOWN = 50
+SNAPSHOT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")  #: what secrets.token_urlsafe makes
 
 
 def _matching(store: SqlServerStore, who: Principal, f: schemas.BulkFilter) -> list[int]:
@@ -43,6 +45,9 @@ def _act(store: SqlServerStore, who: Principal, action: str, task_id: int) -> No
 
 def run_bulk(store: SqlServerStore, who: Principal, body: schemas.BulkBody) -> dict[str, Any]:
     if body.snapshot is not None and not body.dry_run:
+        if not SNAPSHOT_ID.match(body.snapshot):  # none was ever made (NUL: a 503 on PG)
+            raise NotFound("no such snapshot for this action (they last an hour): make a"
+                           " new dry run", field="snapshot")
         ids = store.snapshot(body.snapshot, who.token.id, body.action)
     else:
         ids = _matching(store, who, body.filter)

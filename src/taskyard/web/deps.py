@@ -7,13 +7,14 @@ import base64
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Path, Request, Response
 from fastapi.routing import APIRoute
 
 from ..errors import InvalidInput
 from ..model import Task
 from ..store.browse import TaskFilter, status_filter
 from ..store.sqlserver import SqlServerStore
+from ..validate import check_unicode
 from .auth import CSRF_HEADER, UNSAFE, Auth, Principal, check_csrf, require_role
 
 
@@ -27,6 +28,10 @@ def store_of(request: Request) -> SqlServerStore:
 #: for another tenant's tasks).
 NO_TENANT = "\n"
 PRINCIPAL = "taskyard.principal"  #: the request scope's key of its authorized caller
+MAX_ID = 2**63 - 1  #: ids are 64-bit in every store
+#: A task id in a path: a 422 naming ``task_id`` when it is no id at all (a store given
+#: one past 64 bits fails: SQLite raised OverflowError, a 500)
+TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="a task id")]
 
 
 async def authorize(request: Request, role: str) -> Principal:
@@ -40,7 +45,17 @@ async def authorize(request: Request, role: str) -> Principal:
             check_csrf(request, principal, request.headers.get(CSRF_HEADER))
         request.scope[PRINCIPAL] = principal
     require_role(principal, role)
+    refuse_nul(request)
     return principal
+
+
+def refuse_nul(request: Request) -> None:
+    """A NUL in a path or query parameter is bad input (no name, key or text taskyard
+    keeps has one; PostgreSQL refuses it, which was a 503 'store unavailable', and
+    SQLite's LIKE ends a pattern there, so that q=%00 matched every task)."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        if "\0" in str(value) or "\0" in name:
+            raise InvalidInput(f"{name} contains a NUL character", field=name)
 
 
 def needs(role: str) -> Callable[[Request], Awaitable[Principal]]:
@@ -99,9 +114,15 @@ def task_filter(principal: Principal, *, status: list[str] | None = None,
             tenant = NO_TENANT  # matches nothing, reveals nothing
         else:
             tenant = principal.tenant
-    for text, field in ((queue, "queue"), (tenant, "tenant"), (name, "name"), (q, "q")):
+    texts = [(queue, "queue"), (tenant, "tenant"), (name, "name"), (q, "q")]
+    texts += [(v, f"meta.{k}") for k, v in (meta or {}).items()]
+    for text, field in texts:
         if text is not None and len(text) > 1000:
             raise InvalidInput(f"{field} is too long", field=field)
+        if text is not None and "\0" in text:  # see refuse_nul
+            raise InvalidInput(f"{field} contains a NUL character", field=field)
+        if text is not None:
+            check_unicode(text, field)
     return TaskFilter(status=status_filter(statuses), queue=queue or None, tenant=tenant,
                       name=name or None, meta=tuple(sorted((meta or {}).items())),
                       text=q or None)
@@ -125,7 +146,7 @@ def decode_cursor(cursor: str | None) -> int | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
         kind, _, value = raw.partition(":")
         before = int(value)
-        if kind != "before" or before < 1 or not value.isdigit():
+        if kind != "before" or not 1 <= before <= MAX_ID or not value.isdigit():
             raise ValueError(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("bad cursor: pass next_cursor from the previous page as it is",

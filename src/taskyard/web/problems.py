@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -70,6 +71,11 @@ def _wants_json(request: Request) -> bool:
     return "text/html" not in request.headers.get("accept", "")
 
 
+def too_large(request: Request) -> Response:
+    limit = request.scope.get(TOO_LARGE, 0)
+    return problem(request, 413, f"the body is over {limit} bytes", "body")
+
+
 def status_of(exc: TaskyardError) -> int:
     if isinstance(exc, NotFound):
         return 404
@@ -82,8 +88,24 @@ def status_of(exc: TaskyardError) -> int:
     return 500
 
 
+#: A body that went over its limit as it was read (no Content-Length said so): the
+#: request scope's key holding that limit.
+TOO_LARGE = "taskyard.too_large"
+
+
+class BodyTooLarge(Exception):
+    """Raised while a body is read past its limit (see ``TOO_LARGE``)."""
+
+
+#: What pydantic puts in an error's location for a member of a union (``str | int``:
+#: ``signal.str``), or for a validator: not a field the client sent.
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|bytes|[a-z-]+\[.*\])$")
+
+
 def _field_of(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    parts = [str(p) for i, p in enumerate(loc)
+             if not (i == 0 and p in ("body", "query", "path", "header"))
+             and not (i > 0 and isinstance(p, str) and _UNION_MEMBER.match(p))]
     return ".".join(parts) or "body"
 
 
@@ -104,16 +126,29 @@ def install(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
-        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        first: dict[str, Any] = (dict(errors[0]) if errors
+                                 else {"loc": ("body",), "msg": "invalid request"})
+        if first.get("type") == "json_invalid":  # its location is a character offset
+            why = (first.get("ctx") or {}).get("error", "invalid")
+            at = first.get("loc", ("body", "?"))[-1]
+            return problem(request, 400, f"the body is not JSON: {why} (at character {at})",
+                           "body")
         field = _field_of(tuple(first.get("loc", ())))
         message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
         return problem(request, 422, f"{field}: {message}", field)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if request.scope.get(TOO_LARGE):  # FastAPI turns any failure to read into a 400
+            return too_large(request)
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
         field = "body" if exc.status_code == 400 and "body" in detail else None
+        if exc.status_code == 404 and detail == "Not Found":  # no route has this path
+            detail, field = f"nothing at {request.url.path}", "path"
         return problem(request, exc.status_code, detail, field, headers=dict(exc.headers or {}))
+
+    async def on_too_large(request: Request, exc: Exception) -> Response:
+        return too_large(request)
 
     async def on_too_deep(request: Request, exc: Exception) -> Response:
         return problem(request, 400, "JSON nested too deeply", "body")
@@ -127,4 +162,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RecursionError, on_too_deep)
+    app.add_exception_handler(BodyTooLarge, on_too_large)
     app.add_exception_handler(Exception, on_unexpected)

@@ -4,7 +4,7 @@ shapes as the CLI's ``--json``."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,7 +39,8 @@ class SubmitBody(Body):
     at: str | None = Field(default=None, description="start time, ISO 8601 (no zone: UTC)")
     delay: str | float | None = Field(default=
         None, description="start after this long: seconds, or 30s, 10m, 1h30m")
-    after: list[int] = Field(default=[], description="start once these tasks succeeded")
+    after: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        default=[], description="start once these tasks succeeded")
     unique: str | None = None
     mutex: str | None = None
     tenant: str | None = Field(default=None, description="default 'default'; a tenant token's own")
