@@ -101,10 +101,13 @@ class BrowseStore(SqlStoreBase):
             params.extend(f.ids)
         for key, value in f.meta:
             sql, args = self.meta_text(meta_path(key))
+            if verbatim(value):  # a cheap test of the text first: parsing JSON is dear
+                where.append("meta LIKE ? ESCAPE '\\'")
+                params.append("%" + like_escape(value) + "%")
             where.append(f"{sql} = ?")
             params.extend([*args, value])
         if f.text:
-            pattern = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            pattern = "%" + like_escape(f.text) + "%"
             where.append(f"(COALESCE(name, '') || ' ' || argv || ' ' || COALESCE(function, '')"
                          f" || ' ' || meta) {self.LIKE_CI} ? ESCAPE '\\'")
             params.append(pattern)
@@ -150,8 +153,11 @@ class BrowseStore(SqlStoreBase):
                 partial = False
             else:
                 where, params, partial = self._where(cur, f, with_status=False)
-                cur.execute("SELECT status, COUNT(*) FROM tasks WHERE "
-                            + " AND ".join(where) + " GROUP BY status", params)
+                # The subquery's ORDER BY id keeps SQLite on the id range of a scan
+                # (SCAN_LIMIT rows) rather than the whole status index for GROUP BY
+                # (a million rows looked up: 190 ms against 72 ms).
+                cur.execute("SELECT status, COUNT(*) FROM (SELECT status FROM tasks WHERE "
+                            + " AND ".join(where) + " ORDER BY id) s GROUP BY status", params)
             for status, n in cur.fetchall():
                 if status in counts:
                     counts[status] = int(n)
@@ -279,6 +285,25 @@ class BrowseStore(SqlStoreBase):
     def _place(self, cur: Cursor, task: Task) -> int:
         cur.execute("SELECT COALESCE(seq, id) FROM tasks WHERE id=?", (task.id,))
         return int(cur.fetchone()[0])
+
+
+def like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def verbatim(value: str) -> bool:
+    """Whether stored metadata whose value at some key reads ``value`` (as a filter
+    compares it) holds ``value`` verbatim in its text: metadata is stored as
+    ``json.dumps(ensure_ascii=False)``, which writes strings as they are but for ``"``,
+    ``\\`` and control characters, and integers and booleans as they read; a float may
+    read otherwise (``1e+16``), so a value that looks like one is not tested so."""
+    if not value or any(c in value for c in '"\\') or not value.isprintable():
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return value.lstrip("-").isdigit()
 
 
 def status_filter(values: Sequence[str], field: str = "status") -> tuple[Status, ...]:
