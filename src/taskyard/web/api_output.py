@@ -57,6 +57,8 @@ def _parse_range(header: str, total: int) -> tuple[int, int]:
         n = int(last)
         return max(0, total - n), n
     start = int(first)
+    if last and int(last) < start:  # not a range (it was a 422 about "offset")
+        raise InvalidInput("Range: the last byte is before the first", field="Range")
     return start, (int(last) - start + 1 if last else MAX_LIMIT)
 
 
