@@ -4,14 +4,16 @@ the API. Pages need a panel session (``/login``); their forms post to the routes
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from .. import access, cron, why
 from ..model import iso
@@ -22,7 +24,7 @@ from .problems import ApiError
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.globals.update(when=views.when, pretty=views.pretty, human=views.human,
-                             query=views.query, what=views.what)
+                             query=views.query, what=views.what, size=views.size)
 PAGE = 50
 
 router = APIRouter(include_in_schema=False)
@@ -72,7 +74,8 @@ def _tasks_context(request: Request, who: Principal, status: str | None, queue: 
             "next_cursor": encode_cursor(page.next_before), "cursor": cursor,
             "progress": {t.id: views.progress(t) for t in page.items},
             "duration": {t.id: views.duration(t) for t in page.items},
-            "meta_text": " ".join(f"{k}:{v}" for k, v in f.meta)}
+            "meta_text": " ".join(f"{k}:{v}" for k, v in f.meta),
+            "meta_json": json.dumps(dict(f.meta), ensure_ascii=False)}
 
 
 @router.get("/tasks")
@@ -112,6 +115,33 @@ def _sync_user(request: Request) -> Principal:
     return Principal(session.token, session.csrf)
 
 
+NEW_TASK_FIELDS = ("command", "name", "queue", "tenant", "priority", "timeout", "cwd", "meta")
+
+
+def new_task_context(request: Request, who: Principal, values: dict[str, str] | None = None,
+                     error: str | None = None, field: str | None = None) -> dict[str, Any]:
+    """What the New task form shows: the values (kept after an error), the error and
+    the field it names, and the queues and tenants to choose from."""
+    store = store_of(request)
+    shown = {k: "" for k in NEW_TASK_FIELDS}
+    shown.update(queue="default", tenant=who.tenant or "default", priority="0")
+    shown.update({k: v for k, v in (values or {}).items() if k in shown})
+    tenants = [str(t["name"]) for t in store.tenants()] if who.tenant is None else []
+    return {"values": shown, "error": error, "field": field, "tenants": tenants,
+            "queues": [str(q["name"]) for q in store.queue_table(who.tenant)]}
+
+
+@router.get("/tasks/new")
+def new_task_page(request: Request) -> Response:
+    """The New task form (operator role and up); it posts to ``/tasks/new``."""
+    who = _sync_user(request)
+    from .auth import require_role
+
+    require_role(who, "operator")
+    values = {k: v for k, v in request.query_params.items() if k in NEW_TASK_FIELDS}
+    return render(request, "task_new.html", who, **new_task_context(request, who, values))
+
+
 @router.get("/tasks/{task_id}")
 def task_page(request: Request, task_id: int, attempt: int | None = None,
               stream: str = "stdout", fragment: str | None = None) -> Response:
@@ -122,6 +152,8 @@ def task_page(request: Request, task_id: int, attempt: int | None = None,
     chosen = attempt if attempt is not None else (task.attempt or None)
     if chosen is not None and not 1 <= chosen <= max(task.attempt, 1):
         raise ApiError(404, f"task {task_id} has no attempt {chosen}", field="attempt")
+    sizes = {s: store.read_output(task_id, s, 0, 0, chosen).total
+             for s in ("stdout", "stderr")} if chosen else {}
     reasons = []
     if task.status.value in ("queued", "scheduled"):
         reasons = why.explain(store.waiting(task_id), time.time(),
@@ -129,13 +161,51 @@ def task_page(request: Request, task_id: int, attempt: int | None = None,
     steps = task.steps.get("steps") if isinstance(task.steps, dict) else None
     current_step = task.steps.get("current") if isinstance(task.steps, dict) else None
     context = {"task": task, "attempts": attempts, "events": store.events(task_id),
-               "attempt": chosen, "stream": "stderr" if stream == "stderr" else "stdout",
+               "attempt": chosen, "latest": attempt is None, "sizes": sizes,
+               "stream": "stderr" if stream == "stderr" else "stdout",
                "reasons": reasons, "progress": views.progress(task),
                "duration": views.duration(task), "controls": views.controls(task, who.role),
                "signals": store.signal_log(task_id), "steps": steps,
                "current_step": current_step, "command": views.what(task)}
-    template = "task_live.html" if fragment == "live" else "task.html"
+    template = "task_fragment.html" if fragment == "live" else "task.html"
     return render(request, template, who, **context)
+
+
+DOWNLOAD_CHUNK = 4 * 1024 * 1024
+
+
+@router.get("/tasks/{task_id}/download/{stream}")
+def download(request: Request, task_id: int, stream: str, attempt: int | None = None,
+             ) -> Response:
+    """Everything kept of a stream as a file, read from the store a few MiB at a time;
+    where the output bound dropped bytes, a line says which."""
+    who = _sync_user(request)
+    store = store_of(request)
+    task = visible_task(store, who, task_id)
+    if stream not in ("stdout", "stderr"):
+        raise ApiError(404, "the streams are stdout and stderr", field="stream")
+    chosen = attempt if attempt is not None else task.attempt
+    if not 1 <= chosen <= task.attempt:
+        raise ApiError(404, f"task {task_id} has no attempt {chosen}", field="attempt")
+
+    def chunks() -> Iterator[bytes]:
+        offset = 0
+        while True:
+            read = store.read_output(task_id, stream, offset, DOWNLOAD_CHUNK, chosen)
+            if read.dropped is not None:
+                start, end = read.dropped
+                yield (f"\n\u22ef taskyard: bytes {start}-{end} ({end - start} bytes) were"
+                       " dropped by the output bound \u22ef\n").encode()
+            if read.data:
+                yield read.data
+            if read.next_offset <= offset or read.next_offset >= read.total:
+                return
+            offset = read.next_offset
+
+    name = f"task-{task_id}-{chosen}.{stream}.txt"
+    return StreamingResponse(chunks(), media_type="application/octet-stream",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                      "Cache-Control": "no-store"})
 
 
 @router.get("/queues")

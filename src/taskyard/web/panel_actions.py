@@ -5,7 +5,6 @@ session's CSRF token (checked with the origin in ``auth.check_csrf``), goes thro
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,11 +13,12 @@ from starlette.responses import RedirectResponse, Response
 
 from .. import access, ops, validate
 from ..errors import InvalidInput, TaskyardError, UserError
+from ..model import TaskSpec
 from . import schemas
 from .auth import SESSION_COOKIE, Principal, check_csrf, client_of, own_origin, require_role
 from .bulk import run_bulk
 from .deps import store_of, visible_task
-from .panel import _sync_user, render
+from .panel import _sync_user, new_task_context, render
 from .problems import ApiError
 
 router = APIRouter(include_in_schema=False)
@@ -144,12 +144,54 @@ async def task_action(request: Request, task_id: int, verb: str) -> Response:
     return _back(request, f"/tasks/{task_id}")
 
 
+def _new_spec(who: Principal, form: dict[str, Any]) -> TaskSpec:
+    """The TaskSpec of the New task form: the command line split as a shell would split
+    it (quotes, backslashes), but run without one."""
+    import shlex
+
+    try:
+        argv = shlex.split(form.get("command", ""))
+    except ValueError as exc:  # No closing quotation, No escaped character
+        raise InvalidInput(f"the command cannot be split: {str(exc).lower()}",
+                           field="command") from None
+    if not argv:
+        raise InvalidInput("give a command to run", field="command")
+    text = {k: str(form.get(k) or "").strip() for k in ("priority", "timeout", "cwd", "meta")}
+    try:
+        priority = int(text["priority"] or "0")
+    except ValueError:
+        raise InvalidInput("priority must be a whole number", field="priority") from None
+    timeout = validate.parse_duration(text["timeout"], "timeout") if text["timeout"] else None
+    meta = validate.parse_json_object(text["meta"], "meta") if text["meta"] else {}
+    return TaskSpec(argv=tuple(argv), name=str(form.get("name") or "").strip() or None,
+                    queue=str(form.get("queue") or "").strip() or "default",
+                    cwd=text["cwd"] or None, meta=meta, priority=priority, timeout=timeout,
+                    tenant=who.tenant or str(form.get("tenant") or "").strip() or "default")
+
+
+@router.post("/tasks/new")
+async def new_task(request: Request) -> Response:
+    """Submit a command from the New task form; then its page (or the form again, with
+    the values and what was wrong)."""
+    who, form = await _posted(request, "operator")
+    try:
+        spec = _new_spec(who, form)
+        task = await run_in_threadpool(ops.submit, store_of(request), spec, by=who.by)
+    except UserError as exc:
+        context = await run_in_threadpool(new_task_context, request, who, form, str(exc),
+                                          exc.field)
+        response = render(request, "task_new.html", who, **context)
+        response.status_code = 422
+        return response
+    return _back(request, f"/tasks/{task.id}")
+
+
 @router.post("/tasks/bulk")
 async def bulk_action(request: Request) -> Response:
     """The first post is a dry run (a preview page); the preview's Confirm posts the
     snapshot, and the result page says what was done."""
     who, form = await _posted(request, "operator")
-    meta = json.loads(form.get("meta") or "{}") if form.get("meta") else {}
+    meta = validate.parse_json_object(form["meta"], "meta") if form.get("meta") else {}
     try:
         body = schemas.BulkBody(action=form.get("action", ""), dry_run=not form.get("snapshot"),
                                 snapshot=form.get("snapshot") or None,

@@ -86,6 +86,18 @@ def controls(task: Task, role: str) -> list[tuple[str, str, bool]]:
     return found
 
 
+def size(n: int) -> str:
+    """Bytes as a person reads them: 812 B, 1.4 KiB, 3.0 MiB."""
+    if n < 1024:
+        return f"{n} B"
+    value = n / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
 def pretty(value: Any) -> str:
     """JSON for a <pre> (escaped by the template)."""
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)

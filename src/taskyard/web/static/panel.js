@@ -25,9 +25,21 @@
     var elt = e.detail && e.detail.elt;
     if (document.hidden && elt && elt.hasAttribute("data-live")) e.preventDefault();
   });
+  document.addEventListener("visibilitychange", function () {  /* catch up at once */
+    if (!document.hidden && window.htmx) window.htmx.trigger(document.body, "taskyard:refresh");
+  });
   document.addEventListener("htmx:afterSettle", function (e) {
-    localTimes(e.detail.elt);
+    localTimes(document);
     selectRow(selected, false);
+    /* a task page showing the latest attempt (or none yet): a new attempt is a new page */
+    var live = document.getElementById("task-live");
+    if (live) {
+      var pre = document.querySelector("pre[data-output][data-latest]");
+      var now = parseInt(live.dataset.attempts || "0", 10);
+      if ((pre && now > parseInt(pre.dataset.attempt, 10)) || (document.querySelector("[data-no-output]") && now > 0)) {
+        window.location.reload();
+      }
+    }
   });
 
   /* -- forms: confirmation of destructive actions, self-posting login links --- */
@@ -138,83 +150,164 @@
     this.span(text.slice(last).replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, "").replace(/\r(?!\n)/g, "\n"), into);
   };
 
-  /* -- the output viewer -------------------------------------------------------- */
-  var TAIL = 64 * 1024, MAX_CHARS = 4 * 1024 * 1024;
+  /* -- the output viewer -------------------------------------------------------
+     Only the end of a stream is loaded (TAIL bytes, then live over SSE); earlier
+     bytes are loaded on demand, backwards from there or forwards from the start, a
+     CHUNK at a time. The output bound keeps a stream's head and tail and may drop
+     the range between: that range is marked where it was, never loaded. */
+  var TAIL = 64 * 1024, CHUNK = 64 * 1024, MAX_CHARS = 4 * 1024 * 1024;
   function b64bytes(b64) {
     var raw = atob(b64), out = new Uint8Array(raw.length);
     for (var i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
     return out;
   }
-  function note(pre, text, before) {
+  function marker(text, cls) {
     var el = document.createElement("span");
-    el.className = "marker";
+    el.className = "marker" + (cls ? " " + cls : "");
     el.textContent = text;
-    if (before) pre.insertBefore(el, before); else pre.appendChild(el);
     return el;
+  }
+  function num(n) { return Number(n).toLocaleString(); }
+  function rendered(bytes) {
+    var box = document.createElement("span");
+    new Ansi().render(new TextDecoder("utf-8").decode(bytes), box);
+    return box;
+  }
+  function dropped(r) {
+    var m = (r.headers.get("Taskyard-Dropped") || "").match(/^(\d+)-(\d+)$/);
+    return m ? { from: parseInt(m[1], 10), to: parseInt(m[2], 10) } : null;
   }
   function viewer(pre) {
     var base = root + "/api/v1/tasks/" + pre.dataset.task + "/output/" + pre.dataset.stream;
     var q = "?attempt=" + pre.dataset.attempt;
     var follow = document.querySelector("[data-follow]");
     var ansi = new Ansi(), decoder = new TextDecoder("utf-8");
-    var body = document.createElement("span");
-    var chars = 0, first = 0;
+    var head = document.createElement("span"), tail = document.createElement("span");
+    var bar = document.createElement("span");
+    bar.className = "gap-bar";
+    /* bytes [0, front) are shown in head, [back, ...) in tail; gap: a dropped range
+       (exact: its start is known too) */
+    var front = 0, back = 0, gap = null, trimmed = false, chars = 0, busy = false, started = false;
     function atBottom() { return pre.scrollHeight - pre.scrollTop - pre.clientHeight < 40; }
+    function stick() { if (follow && follow.checked) pre.scrollTop = pre.scrollHeight; }
+    if (follow) {
+      pre.addEventListener("scroll", function () { if (follow.checked && !atBottom() && !busy) follow.checked = false; });
+      follow.addEventListener("change", stick);
+    }
+    function button(label, action) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "earlier";
+      b.textContent = label;
+      b.addEventListener("click", function () {
+        if (busy) return;
+        busy = true;
+        bar.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
+        action().catch(function (err) { bar.appendChild(marker("could not load: " + err.message)); })
+          .then(function () { busy = false; update(); });
+      });
+      bar.appendChild(b);
+    }
+    function update() {
+      bar.textContent = "";
+      if (trimmed) { bar.appendChild(marker("⋯ earlier output trimmed from view: Download has it ⋯")); return; }
+      if (front >= back) { if (bar.parentNode) bar.remove(); return; }
+      if (gap && !gap.exact && back <= gap.to) {
+        bar.appendChild(marker("⋯ the output bound dropped bytes before byte " + num(gap.to) + " (it keeps a stream's first bytes and its last) ⋯", "dropped"));
+        button("Show the first bytes", forwards);
+      } else {
+        bar.appendChild(marker("⋯ " + num(back - front) + " earlier bytes not loaded ⋯"));
+        button("Load earlier", backwards);
+        if (front === 0) button("Load from the start", forwards);
+        else button("Load more", forwards);
+      }
+    }
+    function get(url, range) {
+      var opts = { credentials: "same-origin" };
+      if (range) opts.headers = { Range: range };
+      return fetch(url, opts).then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.arrayBuffer().then(function (buf) { return { r: r, data: new Uint8Array(buf) }; });
+      });
+    }
+    function markGap(into, before) {
+      var text = "⋯ " + num(gap.to - gap.from) + " bytes dropped by the output bound (bytes " + num(gap.from) + "–" + num(gap.to) + ") ⋯\n";
+      var el = marker(text, "dropped");
+      if (before) into.insertBefore(el, before); else into.appendChild(el);
+    }
+    function backwards() {  /* the CHUNK before back */
+      var end = back;
+      if (gap && gap.exact && end <= gap.to && end > gap.from) {  /* jump over a known gap */
+        markGap(tail, tail.firstChild);
+        back = end = gap.from;
+        if (front >= back) return Promise.resolve();
+      }
+      var start = Math.max(front, end - CHUNK);
+      return get(base + q, "bytes=" + start + "-" + (end - 1)).then(function (got) {
+        var d = dropped(got.r), data = got.data, first = start;
+        if (d) {  /* start lay in the dropped range: the data begins after it */
+          first = d.to;
+          data = data.subarray(0, Math.max(0, end - first));
+          gap = { from: d.from, to: d.to, exact: false };
+        }
+        var scroll = pre.scrollHeight - pre.scrollTop;
+        tail.insertBefore(rendered(data), tail.firstChild);
+        back = Math.min(back, d ? first : start);
+        pre.scrollTop = pre.scrollHeight - scroll;  /* keep what was in view in view */
+      });
+    }
+    function forwards() {  /* the CHUNK after front */
+      return get(base + q + "&offset=" + front + "&limit=" + CHUNK).then(function (got) {
+        var d = dropped(got.r), data = got.data, first = front;
+        if (d) {  /* front is where the kept head ends: the dropped range is known */
+          gap = { from: d.from, to: d.to, exact: true };
+          markGap(head);
+          first = d.to;
+        }
+        data = data.subarray(0, Math.max(0, back - first));
+        head.appendChild(rendered(data));
+        front = first + data.length;
+        if (gap && gap.exact && front >= gap.from && back <= gap.to) front = back;
+      });
+    }
     function append(bytes) {
-      var stick = follow && follow.checked && atBottom();
       var text = decoder.decode(bytes, { stream: true });
       chars += text.length;
-      ansi.render(text, body);
-      while (chars > MAX_CHARS && body.firstChild) {  /* keep the page light: trim the top */
-        chars -= (body.firstChild.textContent || "").length;
-        body.removeChild(body.firstChild);
-        if (!pre.querySelector(".trimmed")) note(pre, "⋯ earlier output trimmed from view: use Download for all of it ⋯\n", body).classList.add("trimmed");
+      ansi.render(text, tail);
+      while (chars > MAX_CHARS && tail.firstChild) {  /* keep the page light: trim the top */
+        chars -= (tail.firstChild.textContent || "").length;
+        tail.removeChild(tail.firstChild);
+        if (!trimmed) { trimmed = true; if (!bar.parentNode) pre.insertBefore(bar, tail); update(); }
       }
-      if (stick || (follow && follow.checked)) pre.scrollTop = pre.scrollHeight;
+      stick();
     }
-    function earlierButton(upto) {
-      if (upto <= 0) return;
-      var btn = document.createElement("button");
-      btn.type = "button";
-      btn.className = "earlier";
-      btn.textContent = "Load earlier output (" + upto.toLocaleString() + " bytes before)";
-      btn.addEventListener("click", function () {
-        var from = Math.max(0, upto - TAIL);
-        fetch(base + q, { headers: { Range: "bytes=" + from + "-" + (upto - 1) }, credentials: "same-origin" })
-          .then(function (r) { return r.arrayBuffer().then(function (buf) { return [r, buf]; }); })
-          .then(function (got) {
-            var chunk = document.createElement("span");
-            new Ansi().render(new TextDecoder("utf-8").decode(got[1]), chunk);
-            var range = got[0].headers.get("Content-Range") || "";
-            var start = parseInt((range.match(/bytes (\d+)-/) || [0, from])[1], 10);
-            btn.remove();
-            pre.insertBefore(chunk, pre.firstChild);
-            var dropped = got[0].headers.get("Taskyard-Dropped");
-            if (dropped && start > from) note(pre, "⋯ bytes " + dropped + " were dropped by the output bound ⋯\n", chunk.nextSibling);
-            earlierButtonAt(start);
-          });
-      });
-      pre.insertBefore(btn, pre.firstChild);
-    }
-    function earlierButtonAt(upto) { earlierButton(upto); }
-    fetch(base + q + "&limit=0", { credentials: "same-origin" }).then(function (r) {
-      if (!r.ok) throw new Error("HTTP " + r.status);
-      var total = parseInt(r.headers.get("Taskyard-Total") || "0", 10);
-      first = Math.max(0, total - TAIL);
+    get(base + q + "&limit=0").then(function (got) {
+      var total = parseInt(got.r.headers.get("Taskyard-Total") || "0", 10);
+      front = 0;
+      back = Math.max(0, total - TAIL);
       pre.textContent = "";
-      pre.appendChild(body);
-      earlierButton(first);
-      var source = new EventSource(base + "/live" + q + "&offset=" + first);
-      source.addEventListener("output", function (e) { append(b64bytes(JSON.parse(e.data).data)); });
+      pre.appendChild(head);
+      pre.appendChild(bar);
+      pre.appendChild(tail);
+      update();
+      var source = new EventSource(base + "/live" + q + "&offset=" + back);
+      source.addEventListener("output", function (e) { started = true; append(b64bytes(JSON.parse(e.data).data)); });
       source.addEventListener("dropped", function (e) {
         var d = JSON.parse(e.data);
-        note(body, "\n⋯ " + (d.to - d.from).toLocaleString() + " bytes dropped by the output bound (bytes " + d.from + "-" + d.to + ") ⋯\n");
+        if (!started && d.from === back) {  /* the tail began inside the dropped range */
+          gap = { from: d.from, to: d.to, exact: false };
+          back = d.to;
+          update();
+          return;
+        }
+        tail.appendChild(marker("\n⋯ " + num(d.to - d.from) + " bytes dropped by the output bound (bytes " + num(d.from) + "–" + num(d.to) + ") ⋯\n", "dropped"));
       });
       source.addEventListener("end", function (e) {
         source.close();
         append(new Uint8Array(0));
-        note(pre, "\n— end of output (" + JSON.parse(e.data).status + ") —");
-        if (follow && follow.checked) pre.scrollTop = pre.scrollHeight;
+        pre.appendChild(marker("\n— end of output (" + JSON.parse(e.data).status + ") —", "end"));
+        pre.dataset.ended = "1";
+        stick();
       });
     }).catch(function (err) { pre.textContent = "output unavailable: " + err.message; });
   }
