@@ -5,6 +5,7 @@ templates escape it (autoescape), and nothing a task wrote is ever marked safe."
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -98,6 +99,23 @@ def size(n: int) -> str:
     return f"{value:.1f} GiB"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def visible(text: object, lines: bool = False) -> str:
+    """Control characters shown as escapes (``\\x1b``, ``\\n``), as the CLI shows them,
+    in text a task or a user gave (names, progress messages, errors); ``lines`` keeps
+    line breaks."""
+    def escape(m: re.Match[str]) -> str:
+        char = m.group()
+        if lines and char == "\n":
+            return char
+        return _ESCAPES.get(char) or f"\\x{ord(char):02x}"
+
+    return _CONTROL.sub(escape, "" if text is None else str(text))
+
+
 def pretty(value: Any) -> str:
     """JSON for a <pre> (escaped by the template)."""
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
@@ -114,7 +132,7 @@ def when(ts: float | None) -> dict[str, str] | None:
 def what(task: Task) -> str:
     if task.function is not None:
         args = json.dumps(task.kwargs or {}, ensure_ascii=False)
-        return f"{task.function}({args[1:-1][:300]})"
+        return visible(f"{task.function}({args[1:-1][:300]})")
     import shlex
 
-    return shlex.join(task.argv)
+    return visible(shlex.join(task.argv))
