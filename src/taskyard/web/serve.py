@@ -26,7 +26,10 @@ def bind(listen: str) -> socket.socket:
     """A listening socket on ``HOST:PORT``; a clear error when that cannot be."""
     host, port = split_listen(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it every answer on a kept-alive connection waited 40 ms (Nagle's
+    # algorithm against the client's delayed ACK)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
