@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 
 from .. import access, cron, ops, validate
+from ..lifecycle import Status
 from ..model import Schedule, iso
 from . import schemas
 from .api_tasks import spec_of
@@ -43,7 +44,11 @@ def patch_queue(name: str, body: schemas.QueuePatch, store: Store, who: Admin) -
         ops.pause_queue(store, name)
     elif body.paused is False:
         ops.resume_queue(store, name)
-    return next(q for q in store.queue_table() if q["name"] == name)
+    found = next((q for q in store.queue_table() if q["name"] == name), None)
+    if found is None:  # no tasks and nothing set (an empty patch): it was a 500
+        found = {"name": name, "paused": False, "parallel": None,
+                 "tasks": {s.value: 0 for s in Status}}
+    return found
 
 
 # -- schedules ------------------------------------------------------------------------
