@@ -15,7 +15,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
@@ -32,6 +32,7 @@ router = APIRouter(prefix="/api/v1/tasks", tags=["output"],
 
 DEFAULT_LIMIT = 4 * 1024 * 1024
 MAX_LIMIT = 32 * 1024 * 1024
+MAX_OFFSET = 2**62  #: past any output
 LIVE_POLL = 0.02  #: seconds between reads of a live stream while nothing new came
 LIVE_CHUNK = 256 * 1024  #: bytes per event at most
 KEEPALIVE = 15.0  #: seconds between comments on an idle stream (proxies close idle ones)
@@ -65,18 +66,20 @@ def _parse_range(header: str, total: int) -> tuple[int, int]:
 @router.get("/{task_id}/output/{stream}", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}},
                        206: {"content": {"application/octet-stream": {}}}})
-def output(task_id: TaskId, stream: Stream, request: Request, store: Store, who: Viewer,
+def output(task_id: TaskId, stream: Stream, store: Store, who: Viewer,
            attempt: int | None = Query(None, ge=1, le=MAX_ID),
-           offset: int = Query(0, ge=0, le=2**62),
+           offset: int = Query(0, ge=0, le=MAX_OFFSET),
            limit: int = Query(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT),
            download: bool = Query(False, description="as an attachment (a file to save)"),
+           range_header: str | None = Header(None, alias="Range", description="bytes=A-B,"
+                                             " bytes=A- or bytes=-N: a 206"),
            ) -> Response:
     """Raw bytes of ``stdout`` or ``stderr`` (of the latest attempt, or ``attempt``) from
     ``offset``. Headers: ``Taskyard-Total`` (bytes written), ``Taskyard-Next-Offset``
     (where to read on), ``Taskyard-Dropped`` (``A-B``: bytes the output bound dropped).
     A ``Range: bytes=A-B`` header gets 206 with ``Content-Range``."""
     visible_task(store, who, task_id)
-    wanted = request.headers.get("range")
+    wanted = range_header
     if wanted is None:
         read = ops.read_output(store, task_id, stream, offset, limit, attempt)
         headers = _headers(read)
@@ -146,17 +149,20 @@ async def follow(store: SqlServerStore, who: Principal, task_id: int, stream: st
 
 @router.get("/{task_id}/output/{stream}/live", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-def live(task_id: TaskId, stream: Stream, request: Request, store: Store, who: Viewer,
+def live(task_id: TaskId, stream: Stream, store: Store, who: Viewer,
          attempt: int | None = Query(None, ge=1, le=MAX_ID),
-         offset: int = Query(0, ge=0, le=2**62)) -> StreamingResponse:
+         offset: int = Query(0, ge=0, le=MAX_OFFSET),
+         last_event_id: str | None = Header(None, alias="Last-Event-ID", description="the id"
+                                            " of the last event seen: resume after it"),
+         ) -> StreamingResponse:
     """Server-Sent Events of the stream as it is written (see ``follow``); a reconnect
     with ``Last-Event-ID`` resumes at that byte offset."""
     task = visible_task(store, who, task_id)
     if attempt is not None and not 1 <= attempt <= task.attempt:
         raise InvalidInput(f"task {task_id} has no attempt {attempt}", field="attempt")
-    last = request.headers.get("last-event-id")
+    last = last_event_id
     if last is not None:
-        if not last.isdigit() or len(last) > 19:
+        if not (last.isascii() and last.isdigit()) or len(last) > 19 or int(last) > MAX_OFFSET:
             raise InvalidInput("Last-Event-ID must be a byte offset", field="Last-Event-ID")
         offset = int(last)
     return StreamingResponse(follow(store, who, task_id, stream, attempt, offset),

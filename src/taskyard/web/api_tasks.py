@@ -8,7 +8,7 @@ import base64
 import time
 from typing import Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from .. import ops, retry, validate, why
@@ -35,6 +35,9 @@ router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], route_class=GatedRout
 
 #: How long a control waits for the owning server to apply it before answering 202.
 CONTROL_WAIT = 10.0
+RECORDED: dict[int | str, dict[str, Any]] = {202: {
+    "model": schemas.TaskOut, "description": "recorded: no server applied it within 10 s;"
+                                             " the one that owns the task will"}}
 
 
 def spec_of(body: schemas.SubmitBody, tenant: str | None) -> TaskSpec:
@@ -81,13 +84,15 @@ def spec_of(body: schemas.SubmitBody, tenant: str | None) -> TaskSpec:
              responses={200: {"model": schemas.TaskOut,
                               "description": "the task made by an earlier request with the"
                                              " same Idempotency-Key"}})
-def submit(body: schemas.SubmitBody, request: Request, response: Response, store: Store,
-           who: Operator) -> dict[str, Any]:
+def submit(body: schemas.SubmitBody, response: Response, store: Store, who: Operator,
+           idempotency_key: str | None = Header(None, description="retries with the same"
+                                                " key answer the first task (24 hours)"),
+           ) -> dict[str, Any]:
     """Submit a command or a function call (201). With an ``Idempotency-Key`` header, a
     retried request answers the task made the first time (200), for 24 hours."""
     spec = spec_of(body, who.tenant)
     _require_visible_after(store, who, spec.after)
-    key = request.headers.get("idempotency-key")
+    key = idempotency_key
     if key is None:
         task, new = ops.submit(store, spec, by=who.by), True
     else:
@@ -227,8 +232,7 @@ def _control(store: Store, task_id: int, apply: Any, response: Response,
     return task_json(store.get(task_id))
 
 
-@router.post("/{task_id}/kill", response_model=schemas.TaskOut,
-             responses={202: {"model": schemas.TaskOut, "description": "recorded, not applied"}})
+@router.post("/{task_id}/kill", response_model=schemas.TaskOut, responses=RECORDED)
 def kill(task_id: TaskId, store: Store, who: Operator, response: Response,
          body: schemas.KillBody | None = None) -> dict[str, Any]:
     """Signal the task's process group (TERM, then KILL after the grace period); a
@@ -243,13 +247,13 @@ def kill(task_id: TaskId, store: Store, who: Operator, response: Response,
                                                      timeout=CONTROL_WAIT), response, who)
 
 
-@router.post("/{task_id}/pause", response_model=schemas.TaskOut)
+@router.post("/{task_id}/pause", response_model=schemas.TaskOut, responses=RECORDED)
 def pause(task_id: TaskId, store: Store, who: Operator, response: Response) -> dict[str, Any]:
     return _control(store, task_id, lambda: ops.pause(store, task_id, by=who.by,
                                                       timeout=CONTROL_WAIT), response, who)
 
 
-@router.post("/{task_id}/resume", response_model=schemas.TaskOut)
+@router.post("/{task_id}/resume", response_model=schemas.TaskOut, responses=RECORDED)
 def resume(task_id: TaskId, store: Store, who: Operator, response: Response) -> dict[str, Any]:
     return _control(store, task_id, lambda: ops.resume(store, task_id, by=who.by,
                                                        timeout=CONTROL_WAIT), response, who)
@@ -262,7 +266,7 @@ def restart(task_id: TaskId, store: Store, who: Operator) -> dict[str, Any]:
     return task_json(ops.restart(store, task_id, by=who.by))
 
 
-@router.post("/{task_id}/stdin", response_model=schemas.TaskOut,
+@router.post("/{task_id}/stdin", response_model=schemas.TaskOut, responses=RECORDED,
              openapi_extra={"requestBody": {"content": {"application/octet-stream": {
                  "schema": {"type": "string", "format": "binary"}}}}})
 async def stdin(task_id: TaskId, request: Request, store: Store, who: Operator, response: Response,
@@ -276,7 +280,7 @@ async def stdin(task_id: TaskId, request: Request, store: Store, who: Operator, 
         response, who)
 
 
-@router.post("/{task_id}/signal")
+@router.post("/{task_id}/signal", response_model=schemas.SignalOut)
 def send_signal(task_id: TaskId, body: schemas.SignalBody, store: Store,
                 who: Operator) -> dict[str, Any]:
     """A custom signal the function task reads with ``ctx.signals()``."""

@@ -127,17 +127,48 @@ def asgi(settings: Settings, *, root_path: str = "",
     return Guard(create_app(settings, store=store), root_path.rstrip("/"))
 
 
+PROBLEM = {"description": "a problem (RFC 9457): what was wrong and, for bad input, the"
+                          " field (401 without a valid token, 403 when its role or tenant"
+                          " may not, 404, 409 in the wrong state, 413, 422...)",
+           "content": {"application/problem+json": {
+               "schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+def openapi_schema(app: FastAPI, root_path: str = "") -> dict[str, Any]:
+    """The OpenAPI document as the API answers: every error is a problem+json (FastAPI
+    documents a 422 with its own shape, which no route answers), every route but
+    /health needs a bearer token."""
+    from .schemas import Problem
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes, servers=[{"url": root_path}] if root_path else None)
+    components = schema.setdefault("components", {})
+    found = components.setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        found.pop(unused, None)
+    found["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    schema["security"] = [{"bearer": []}]
+    for item in schema["paths"].values():
+        for operation in item.values():
+            operation["responses"].pop("422", None)
+            operation["responses"]["default"] = PROBLEM
+    health = schema["paths"]["/health"]["get"]
+    health["security"] = []
+    health["responses"]["503"] = {"description": "the store does not answer (saying why)",
+                                  "content": {"application/json": {"schema": {
+                                      "type": "object"}}}}
+    health["responses"].pop("default")
+    return schema
+
+
 def _docs(app: FastAPI) -> None:
     schema: dict[str, Any] = {}
 
     @app.get("/api/v1/openapi.json", include_in_schema=False)
-    def openapi(who: Viewer) -> JSONResponse:
+    def openapi(request: Request, who: Viewer) -> JSONResponse:
         if not schema:
-            schema.update(get_openapi(title=app.title, version=app.version,
-                                      description=app.description, routes=app.routes))
-            schema.setdefault("components", {})["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer"}}
-            schema["security"] = [{"bearer": []}]
+            schema.update(openapi_schema(app, request.scope.get("root_path", "")))
         return JSONResponse(schema)
 
     @app.get("/api/v1/docs", include_in_schema=False)

@@ -291,6 +291,14 @@ class TokenCreated(Out):
     expires_at: str | None
 
 
+class SignalOut(Out):
+    id: int
+    task_id: int
+    name: str
+    data: Any
+    sent_at: str | None
+
+
 class ConfigOut(Out):
     config: dict[str, Any]
 
