@@ -118,12 +118,13 @@ def csp_violations(page: Any) -> list[str]:
     return list(page.evaluate("window.__csp || []"))
 
 
-def ticker(lines: int, every: float, *, progress_every: int = 0) -> list[str]:
-    """A command printing numbered green lines (and a yellow one every 7th), reporting
-    progress through ``taskyard progress`` every ``progress_every`` lines."""
+def ticker(lines: int, every: float, *, progress_every: int = 0, start: int = 0) -> list[str]:
+    """A command printing numbered green lines from ``start`` on (and a yellow one to
+    stderr every 7th), reporting progress through ``taskyard progress`` every
+    ``progress_every`` lines."""
     report = (f'[ $((i % {progress_every})) -eq 0 ] && {shlex.quote(PY)} -m taskyard progress'
               f' $i {lines} "chunk $i of {lines}"; ' if progress_every else "")
-    script = (f"i=0; while [ $i -lt {lines} ]; do i=$((i+1)); {report}"
+    script = (f"i={start}; while [ $i -lt {lines} ]; do i=$((i+1)); {report}"
               "printf '\\033[32mok\\033[0m   chunk %d \\033[2m(%d rows)\\033[0m\\n' $i $((i*137)); "
               "[ $((i % 7)) -eq 0 ] && printf '\\033[33mwarn\\033[0m slow shard %d\\n' $i >&2; "
               f"sleep {every}; done; echo done")

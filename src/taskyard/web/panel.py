@@ -87,15 +87,17 @@ def tasks_page(request: Request, status: str | None = None, queue: str | None = 
                meta: str | None = Query(None, description="key:value, space-separated"),
                ) -> Response:
     who = _sync_user(request)
-    if meta:  # the filter form's one metadata box: key:value pairs -> meta.KEY=VALUE
-        return _redirect_meta(request, meta)
+    if meta is not None or "" in request.query_params.values():
+        return _redirect_clean(request, meta or "")
     context = _tasks_context(request, who, status, queue, tenant, name, q, cursor)
     template = "tasks_live.html" if fragment == "live" else "tasks.html"
     return render(request, template, who, **context)
 
 
-def _redirect_meta(request: Request, meta: str) -> Response:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "meta"]
+def _redirect_clean(request: Request, meta: str) -> Response:
+    """The filter form's address made a deep link: its empty boxes left out, its one
+    metadata box (key:value pairs) as meta.KEY=VALUE parameters."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "meta" and v]
     for pair in meta.split():
         key, sep, value = pair.partition(":")
         if not sep or not key:
@@ -103,7 +105,8 @@ def _redirect_meta(request: Request, meta: str) -> Response:
         params.append((f"meta.{key}", value))
     from urllib.parse import urlencode
 
-    url = f"{request.scope.get('root_path', '')}/tasks?{urlencode(params)}"
+    query = urlencode(params)
+    url = f"{request.scope.get('root_path', '')}/tasks{'?' if query else ''}{query}"
     return RedirectResponse(url, status_code=303)
 
 

@@ -40,6 +40,8 @@ def duration(task: Task, now: float | None = None) -> str:
 
 
 def human(seconds: float) -> str:
+    if seconds < 1:
+        return f"{max(0.0, seconds) * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, sec = divmod(int(seconds), 60)
