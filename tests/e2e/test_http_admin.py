@@ -1,0 +1,145 @@
+"""The routes around tasks over real HTTP, on both stores: queues, schedules, tenants,
+servers, tokens, /metrics, /health, the OpenAPI document and its docs page, security
+headers, and the API under a reverse proxy's prefix."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from taskyard.testing import wait_for, web_process
+from tests.e2e.httpyard import STORES, Deployment, assert_problem, clean_env, deployment
+
+
+@pytest.fixture(scope="module", params=STORES)
+def yard(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         ) -> Iterator[Deployment]:
+    with deployment(request.param, tmp_path_factory.mktemp(request.param)) as d:
+        yield d
+
+
+def test_queues(yard: Deployment) -> None:
+    name = f"q-{uuid.uuid4().hex[:8]}"
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
+                       json={"parallel": 2, "paused": True})
+    assert answer.json() == {"name": name, "paused": True, "parallel": 2, "tasks": {
+        s: 0 for s in ("scheduled", "queued", "running", "paused", "succeeded", "failed",
+                       "stopped")}}
+    task = yard.submit("operator", argv=["true"], queue=name)
+    queues = {q["name"]: q for q in yard.call("viewer", "GET", "/api/v1/queues").json()}
+    assert queues[name]["tasks"]["queued"] == 1 and queues[name]["paused"] is True
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
+                       json={"paused": False, "parallel": None})
+    assert (answer.json()["paused"], answer.json()["parallel"]) == (False, None)
+    assert yard.wait(task["id"])["status"] == "succeeded"
+    wait_for(lambda: {q["name"]: q for q in yard.call("viewer", "GET", "/api/v1/queues")
+                      .json()}[name]["tasks"]["succeeded"] == 1, message="counted")
+
+
+def test_schedules(yard: Deployment) -> None:
+    name = f"sched-{uuid.uuid4().hex[:8]}"
+    made = yard.call("acme-admin", "POST", "/api/v1/schedules", json={
+        "name": name, "expr": "*/5 * * * *", "tz": "Europe/Berlin", "catch_up": "none",
+        "task": {"argv": ["echo", "tick"], "tenant": "rival", "meta": {"from": "cron"}}})
+    assert made.status_code == 201, made.text
+    data = made.json()
+    assert data["tenant"] == "acme" and len(data["next_five"]) == 5
+    assert data["last_task"] is None and data["tz"] == "Europe/Berlin"
+    assert_problem(yard.call("acme-admin", "POST", "/api/v1/schedules", json={
+        "name": name, "expr": "@daily", "task": {"argv": ["true"]}}), 409, "name")
+    assert_problem(yard.call("acme-operator", "POST", f"/api/v1/schedules/{name}/run"), 403)
+    ran = yard.call("acme-admin", "POST", f"/api/v1/schedules/{name}/run")
+    assert ran.status_code == 201 and ran.json()["schedule"] == name
+    assert ran.json()["tenant"] == "acme" and ran.json()["meta"] == {"from": "cron"}
+    yard.wait(ran.json()["id"])
+    got = yard.call("acme-viewer", "GET", f"/api/v1/schedules/{name}").json()
+    assert got["last_task"]["id"] == ran.json()["id"] and got["next_five"] == data["next_five"]
+    paused = yard.call("acme-admin", "PATCH", f"/api/v1/schedules/{name}",
+                       json={"paused": True}).json()
+    assert paused["paused"] is True and paused["next_five"] == []
+    assert name in [s["name"] for s in yard.call("viewer", "GET", "/api/v1/schedules").json()]
+    assert yard.call("acme-admin", "DELETE", f"/api/v1/schedules/{name}").status_code == 204
+    assert_problem(yard.call("admin", "GET", f"/api/v1/schedules/{name}"), 404, "name")
+    assert yard.task(ran.json()["id"])["schedule"] == name  # the tasks it fired stay
+
+
+def test_tenants(yard: Deployment) -> None:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    made = yard.call("admin", "POST", "/api/v1/tenants", json={"name": name, "parallel": 3})
+    assert made.status_code == 201 and made.json()["parallel"] == 3
+    assert_problem(yard.call("admin", "POST", "/api/v1/tenants", json={"name": name}), 409)
+    off = yard.call("admin", "PATCH", f"/api/v1/tenants/{name}", json={"enabled": False})
+    assert off.json()["enabled"] is False
+    task = yard.submit("admin", argv=["true"], tenant=name)
+    assert "tenant_disabled" in [w["code"] for w in yard.task(task["id"])["waiting"]]
+    on = yard.call("admin", "PATCH", f"/api/v1/tenants/{name}",
+                   json={"enabled": True, "parallel": None})
+    assert (on.json()["enabled"], on.json()["parallel"]) == (True, None)
+    assert yard.wait(task["id"])["tenant"] == name
+    listed = {t["name"]: t for t in yard.call("viewer", "GET", "/api/v1/tenants").json()}
+    assert {"default", "acme", "rival", name} <= set(listed)
+
+
+def test_servers_metrics_and_health(yard: Deployment) -> None:
+    servers = yard.call("viewer", "GET", "/api/v1/servers").json()
+    assert [s["alive"] for s in servers] == [True] and servers[0]["fenced"] is False
+    assert servers[0]["slots"] == 8
+    yard.wait(yard.submit("operator", argv=["true"], queue="metered")["id"])
+    metrics = yard.call("viewer", "GET", "/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert 'taskyard_tasks{queue="metered",status="succeeded",tenant="default"} 1.0' in (
+        metrics.text)
+    assert "taskyard_servers_alive 1.0" in metrics.text
+    health = httpx.get(yard.base + "/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert "postgres" not in health.text or "@" not in health.text  # no credentials
+
+
+def test_tokens(yard: Deployment) -> None:
+    made = yard.call("admin", "POST", "/api/v1/tokens", json={
+        "role": "operator", "tenant": "acme", "name": f"ci-{uuid.uuid4().hex[:6]}",
+        "expires": "1h"})
+    assert made.status_code == 201 and made.json()["token"].startswith("tyk_")
+    secret, token_id = made.json()["token"], made.json()["id"]
+    listed = yard.call("admin", "GET", "/api/v1/tokens")
+    assert secret not in listed.text and "hash" not in listed.text
+    mine = next(t for t in listed.json() if t["id"] == token_id)
+    assert (mine["role"], mine["tenant"], mine["revoked_at"]) == ("operator", "acme", None)
+    use = httpx.post(yard.base + "/api/v1/tasks", json={"argv": ["true"]},
+                     headers={"Authorization": f"Bearer {secret}"})
+    assert use.status_code == 201 and use.json()["tenant"] == "acme"
+    revoked = yard.call("admin", "DELETE", f"/api/v1/tokens/{token_id}").json()
+    assert revoked["revoked_at"] is not None
+    assert_problem(httpx.get(yard.base + "/api/v1/tasks",
+                             headers={"Authorization": f"Bearer {secret}"}), 401)
+    assert_problem(yard.call("admin", "DELETE", "/api/v1/tokens/999999"), 404, "token")
+
+
+def test_the_openapi_document_docs_and_security_headers(yard: Deployment) -> None:
+    schema = yard.call("viewer", "GET", "/api/v1/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    submit = schema["paths"]["/api/v1/tasks"]["post"]
+    assert {"201", "200", "default"} <= set(submit["responses"])
+    assert "application/problem+json" in submit["responses"]["default"]["content"]
+    assert "Idempotency-Key".lower() in [p["name"].lower() for p in submit["parameters"]]
+    docs = yard.call("viewer", "GET", "/api/v1/docs")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
+    assert "'unsafe-inline'" in docs.headers["content-security-policy"]
+    for answer in (docs, yard.call("viewer", "GET", "/api/v1/tasks"),
+                   yard.call(None, "GET", "/api/v1/tasks")):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert "default-src 'self'" in answer.headers["content-security-policy"]
+
+
+def test_the_api_under_a_prefix(yard: Deployment) -> None:
+    with web_process(yard.home, "--root-path", "/ty", env=clean_env()) as base:
+        assert base.endswith("/ty")
+        auth = {"Authorization": f"Bearer {yard.tokens['viewer']}"}
+        assert httpx.get(base + "/api/v1/tasks", headers=auth).status_code == 200
+        schema = httpx.get(base + "/api/v1/openapi.json", headers=auth).json()
+        assert schema["servers"] == [{"url": "/ty"}]
+        assert_problem(httpx.get(base + "/api/v1/tasks"), 401)
