@@ -116,6 +116,8 @@ BAD: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("GET", TASKS + "/{id}/output/stdout", {"headers": {"Range": "bytes=x-y"}}, 422, "Range"),
     ("GET", TASKS + "/{id}/output/stdout/live", {"headers": {"Last-Event-ID": "x"}}, 422,
      "Last-Event-ID"),
+    ("GET", TASKS + "/{id}/output/stdout/live", {"headers": {"Last-Event-ID": "9" * 19}}, 422,
+     "Last-Event-ID"),
     ("GET", TASKS + "/{id}/output/stdout/live?attempt=7", {}, 422, "attempt"),
     ("POST", TASKS + "/{id}/kill", {"json": {"signal": "SIGFOO"}}, 422, "signal"),
     ("POST", TASKS + "/{id}/kill", {"json": {"signal": 0}}, 422, "signal"),
