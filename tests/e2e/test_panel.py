@@ -1,20 +1,22 @@
 """The panel in headless chromium, as an operator uses it: log in through a one-time
 link, submit a command from the New task form, watch its output and progress live,
 pause, resume and kill it (destructive controls ask first), read its events, and
-see why a task behind a paused queue does not run. A viewer gets no controls."""
+see why a task behind a paused queue does not run. Function tasks are asked to stop,
+get custom signals and live config from the page. A viewer gets no controls."""
 
 from __future__ import annotations
 
 import re
 import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
 from taskyard import Yard
-from taskyard.testing import make_token
+from taskyard.testing import make_token, wait_for
 
 from .panelkit import (
     Site,
@@ -32,7 +34,8 @@ from .panelkit import (
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     require_chromium()
-    with deployment(tmp_path_factory.mktemp("panel"), "--slots", "6") as found:
+    with deployment(tmp_path_factory.mktemp("panel"), "--slots", "6", TASKYARD_IMPORTS="ty_tasks",
+                    TASKYARD_IMPORT_PATH=str(FUNCTIONS)) as found:
         yield found
 
 
@@ -64,6 +67,9 @@ def page(admin: Any) -> Iterator[Any]:
 def yard(site: Site) -> Iterator[Yard]:
     with Yard(site.home) as found:
         yield found
+
+
+FUNCTIONS = Path(__file__).parent.parent / "integration" / "tasks_pkg"
 
 
 def task_id_of(page: Any) -> int:
@@ -272,3 +278,49 @@ def test_a_viewer_sees_everything_and_can_change_nothing(site: Site, browser: An
     assert yard.get(task.id).status.value == "running"
     yard.kill(task.id)
     context.close()
+
+
+def test_function_tasks_are_steered_from_their_page(site: Site, page: Any, yard: Yard) -> None:
+    accept = lambda dialog: dialog.accept()  # noqa: E731
+    badge = page.locator("#task-live h1 .badge")
+    stopper = yard.submit_function("graceful", name="stopper")
+    page.goto(f"{site.base}/tasks/{stopper.id}")
+    expect(page.locator(".facts dd.mono").first).to_have_text("graceful()")
+    page.once("dialog", accept)
+    page.locator("button[data-verb=graceful]").click()
+    expect(badge).to_have_text("succeeded")  # the page reloads once it ended
+    expect(page.locator("#result")).to_contain_text('"stopped_after":')
+
+    waiter = yard.submit_function("wait_signal", name="waiter")
+    page.goto(f"{site.base}/tasks/{waiter.id}")
+    expect(badge).to_have_text("running")
+    page.fill("form.signal input[name=name]", "go")
+    page.fill("form.signal input[name=data]", '{"x": [1, "<b>"]}')
+    page.locator("form.signal").get_by_role("button", name="Send").click()
+    expect(badge).to_have_text("succeeded")
+    expect(page.locator("#result")).to_contain_text('"<b>"')
+    expect(page.get_by_role("cell", name="go", exact=True)).to_be_visible()
+
+    tuned = yard.submit_function("wait_config", name="tuned")
+    page.goto(f"{site.base}/tasks/{tuned.id}")
+    expect(page.locator(".progress .msg")).to_have_text("waiting for speed 2")
+    page.fill("form.config textarea[name=patch] >> nth=-1", '{"speed": 2}')
+    page.locator("form[action$=do\\/config]").get_by_role("button", name="Apply").click()
+    expect(badge).to_have_text("succeeded")
+    assert yard.get(tuned.id).config == {"speed": 2}
+
+    # the metadata of any task, and a chosen signal for a command's processes
+    page.locator("summary", has_text="Change the metadata").click()
+    page.fill("form[action$=do\\/meta] textarea", '{"owner": "ops", "speed": null}')
+    page.locator("form[action$=do\\/meta]").get_by_role("button", name="Apply").click()
+    expect(page.locator("#meta")).to_contain_text('"owner": "ops"')
+    sleeper = yard.submit(["sleep", "60"], name="interrupted")
+    wait_for(lambda: yard.get(sleeper.id).status.value == "running", timeout=20)
+    page.goto(f"{site.base}/tasks/{sleeper.id}")
+    page.locator("summary", has_text="Send a signal").click()
+    page.select_option("select[name=signal]", "INT")
+    page.once("dialog", accept)
+    page.locator("form[action$=do\\/kill].inline").get_by_role("button", name="Send").click()
+    expect(badge).to_have_text("stopped")
+    expect(page.locator(".facts")).to_contain_text("Signal")
+    assert yard.get(sleeper.id).signal == 2

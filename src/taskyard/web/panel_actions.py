@@ -125,6 +125,14 @@ def _task_verb(request: Request, who: Principal, task_id: int, verb: str,
     elif verb == "config":
         patch = validate.parse_json_object(form.get("patch") or "{}", "config")
         ops.set_config(store, task_id, patch)
+    elif verb == "meta":
+        ops.set_meta(store, task_id, validate.parse_json_object(form.get("patch") or "{}"))
+    elif verb == "graceful":
+        ops.ask_stop(store, task_id)
+    elif verb == "signal":
+        data = form.get("data", "").strip()
+        ops.send_signal(store, task_id, form.get("name", "").strip(),
+                        validate.parse_json_value(data, "data") if data else None, by=who.by)
     else:
         raise ApiError(404, f"no action {verb!r}")
     return None

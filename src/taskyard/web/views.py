@@ -71,21 +71,26 @@ def progress(task: Task, now: float | None = None) -> dict[str, Any] | None:
     return info
 
 
-def controls(task: Task, role: str) -> list[tuple[str, str, bool]]:
-    """The controls this task offers to this role: (verb, label, destructive)."""
+def controls(task: Task, role: str) -> list[tuple[str, str, str | None]]:
+    """The controls this task offers to this role: (verb, label, the question a
+    destructive one asks first, or None)."""
     if role == "viewer":
         return []
-    found: list[tuple[str, str, bool]] = []
-    status = task.status
+    found: list[tuple[str, str, str | None]] = []
+    status, n = task.status, task.id
+    if status is Status.RUNNING and task.function is not None:
+        found.append(("graceful", "Stop gracefully", f"Ask task {n} to stop by itself?"))
     if status is Status.RUNNING:
-        found.append(("pause", "Pause", False))
+        found.append(("pause", "Pause", None))
     if status is Status.PAUSED:
-        found.append(("resume", "Resume", False))
-    if status.active or status in (Status.QUEUED, Status.SCHEDULED):
-        found.append(("kill", "Kill" if status.active else "Cancel", True))
+        found.append(("resume", "Resume", None))
+    if status.active:
+        found.append(("kill", "Kill", f"Kill task {n}?"))
+    elif status in (Status.QUEUED, Status.SCHEDULED):
+        found.append(("kill", "Cancel", f"Cancel task {n}? It will not run."))
     if status.terminal:
-        found.append(("restart", "Restart", False))
-        found.append(("delete", "Delete", True))
+        found.append(("restart", "Restart", None))
+        found.append(("delete", "Delete", f"Delete task {n} and its output?"))
     return found
 
 

@@ -25,6 +25,7 @@
     var elt = e.detail && e.detail.elt;
     if (document.hidden && elt && elt.hasAttribute("data-live")) e.preventDefault();
   });
+  var TERMINAL = ["succeeded", "failed", "stopped"], loadedStatus = null;
   document.addEventListener("visibilitychange", function () {  /* catch up at once */
     if (!document.hidden && window.htmx) window.htmx.trigger(document.body, "taskyard:refresh");
   });
@@ -36,8 +37,9 @@
     if (live) {
       var pre = document.querySelector("pre[data-output][data-latest]");
       var now = parseInt(live.dataset.attempts || "0", 10);
-      if ((pre && now > parseInt(pre.dataset.attempt, 10)) || (document.querySelector("[data-no-output]") && now > 0)) {
-        window.location.reload();
+      var ended = TERMINAL.indexOf(live.dataset.status) >= 0 && TERMINAL.indexOf(loadedStatus) < 0;
+      if (ended || (pre && now > parseInt(pre.dataset.attempt, 10)) || (document.querySelector("[data-no-output]") && now > 0)) {
+        window.location.reload();  /* its result, attempts and forms as they are now */
       }
     }
   });
@@ -313,6 +315,8 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    var live = document.getElementById("task-live");
+    if (live) loadedStatus = live.dataset.status;
     localTimes(document);
     document.querySelectorAll("form[data-autosubmit]").forEach(function (f) { f.submit(); });
     document.querySelectorAll("pre[data-output]").forEach(viewer);
