@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from .. import ops
-from ..errors import InvalidInput
+from ..errors import InvalidInput, NotFound
 from ..model import OutputRead
 from ..store.sqlserver import SqlServerStore
 from .auth import Principal
@@ -110,9 +110,21 @@ async def follow(store: SqlServerStore, who: Principal, task_id: int, stream: st
                  attempt: int | None, offset: int) -> AsyncIterator[bytes]:
     """``output`` events (``data`` base64, ``offset`` of its first byte; the event id is
     the offset after it), ``dropped`` when the output bound skipped a range, and ``end``
-    once the attempt ended and everything was sent."""
-    idle = 0.0
+    once the attempt ended and everything was sent (status ``deleted`` when the task was
+    removed meanwhile: the stream had broken off in an exception). A comment every
+    KEEPALIVE seconds while nothing comes."""
     yield b"retry: 1000\n\n"
+    position = [offset]  # where the stream is, for the end of a task deleted meanwhile
+    try:
+        async for event in _follow(store, who, task_id, stream, attempt, position):
+            yield event
+    except NotFound:
+        yield _event("end", position[0], {"total": position[0], "status": "deleted"})
+
+
+async def _follow(store: SqlServerStore, who: Principal, task_id: int, stream: str,
+                  attempt: int | None, position: list[int]) -> AsyncIterator[bytes]:
+    idle, offset = 0.0, position[0]
     while attempt is None:  # the latest attempt, once there is one: then that one only
         task = await run_in_threadpool(visible_task, store, who, task_id)
         if task.attempt:
@@ -122,6 +134,10 @@ async def follow(store: SqlServerStore, who: Principal, task_id: int, stream: st
             return
         else:
             await asyncio.sleep(0.1)
+            idle += 0.1
+            if idle >= KEEPALIVE:  # a task scheduled for later: say we are here
+                idle = 0.0
+                yield b": keep-alive\n\n"
     while True:
         read = await run_in_threadpool(ops.read_output, store, task_id, stream, offset,
                                        LIVE_CHUNK, attempt)
@@ -133,7 +149,7 @@ async def follow(store: SqlServerStore, who: Principal, task_id: int, stream: st
             yield _event("output", read.next_offset,
                          {"offset": first, "data": base64.b64encode(read.data).decode()})
             idle = 0.0
-        offset = max(offset, read.next_offset)
+        offset = position[0] = max(offset, read.next_offset)
         if read.finished and offset >= read.total:
             task = await run_in_threadpool(visible_task, store, who, task_id)
             yield _event("end", offset, {"total": read.total, "status": task.status.value})
