@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,11 @@ def read_all(yard: Deployment, task_id: int, stream: str = "stdout",
 
 def events(yard: Deployment, task_id: int, *, stream: str = "stdout", who: str = "viewer",
            last_id: str | None = None, stop: int | None = None,
-           **params: Any) -> list[dict[str, Any]]:
-    """The live stream's events (kind, id, data) up to its end, or ``stop`` events."""
+           found: list[dict[str, Any]] | None = None, **params: Any) -> list[dict[str, Any]]:
+    """The live stream's events (kind, id, data) up to its end, or ``stop`` events (into
+    ``found`` as they come, when given)."""
     headers = {"Last-Event-ID": last_id} if last_id is not None else {}
-    found: list[dict[str, Any]] = []
+    found = [] if found is None else found
     with yard.client(who).stream("GET", url(task_id, stream, live=True), params=params,
                                  headers=headers, timeout=60) as answer:
         assert answer.status_code == 200, answer.read()
@@ -193,3 +195,22 @@ def test_a_task_stopped_before_it_started_ends_its_stream(yard: Deployment) -> N
                                          "data": {"total": 0, "status": "stopped"}}]
     empty = yard.call("viewer", "GET", url(task["id"]))
     assert empty.content == b"" and empty.headers["taskyard-total"] == "0"
+
+
+def test_a_stream_whose_task_is_deleted_ends(yard: Deployment) -> None:
+    """Killed and deleted (DELETE ?force) while a client follows it: the stream ends with
+    an end event, stopped or deleted, whichever it saw (it broke off in an exception
+    when the deletion came between its reads)."""
+    for _ in range(3):
+        task = yard.submit("operator", argv=["sh", "-c", "echo started; exec sleep 30"])
+        found: list[dict[str, Any]] = []
+        with ThreadPoolExecutor(1) as pool:
+            following = pool.submit(events, yard, task["id"], found=found)
+            wait_for(lambda f=found: f, message="the first event")
+            assert yard.call("operator", "DELETE", f"/api/v1/tasks/{task['id']}",
+                             params={"force": True}).status_code == 204
+            following.result(timeout=30)
+        assert joined(found) == b"started\n"
+        assert found[-1]["event"] == "end"
+        assert found[-1]["data"]["status"] in ("stopped", "deleted"), found[-1]
+    assert "Traceback" not in (yard.home / "web.log").read_text()
