@@ -137,6 +137,22 @@ def test_submit_a_command_watch_it_pause_resume_and_kill_it(site: Site, page: An
     badge = page.locator("#task-live h1 .badge")
     expect(badge).to_have_text("running")
 
+    # the pane follows the output while it is scrolled to the end; scrolled up, it stays
+    follow = page.locator("input[data-follow]")
+    expect(follow).to_be_checked()
+    page.wait_for_function("""() => { const p = document.querySelector('pre#output');
+        return p.scrollHeight > p.clientHeight + 200
+            && p.scrollHeight - p.scrollTop - p.clientHeight < 40; }""")
+    output.evaluate("p => { p.scrollTop = 0; }")
+    expect(follow).not_to_be_checked()
+    grown = output.evaluate("p => p.scrollHeight")
+    page.wait_for_function("h => document.querySelector('pre#output').scrollHeight > h + 100",
+                           arg=grown)
+    assert output.evaluate("p => p.scrollTop") == 0
+    follow.check()
+    page.wait_for_function("""() => { const p = document.querySelector('pre#output');
+        return p.scrollHeight - p.scrollTop - p.clientHeight < 40; }""")
+
     page.locator("button[data-verb=pause]").click()
     expect(badge).to_have_text("paused")
     expect(page.locator("#events li.to-paused")).to_have_count(1)
@@ -324,3 +340,28 @@ def test_function_tasks_are_steered_from_their_page(site: Site, page: Any, yard:
     expect(badge).to_have_text("stopped")
     expect(page.locator(".facts")).to_contain_text("Signal")
     assert yard.get(sleeper.id).signal == 2
+
+
+def test_a_tenants_operator_sees_and_submits_only_its_own(site: Site, browser: Any,
+                                                         yard: Yard) -> None:
+    yard.add_tenant("acme")
+    own = yard.submit(["true"], name="acme's", tenant="acme")
+    other = yard.submit(["true"], name="not acme's")
+    secret = make_token(site.home, "operator", "--tenant", "acme", env=site.env)
+    context = new_context(browser)
+    page = context.new_page()
+    page.goto(site.base + "/login")
+    page.fill("input[name=token]", secret)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".whoami")).to_contain_text("tenant acme")
+    expect(page.locator("table.tasks td.name")).to_have_text(["acme's"])
+    expect(page.locator("table.tasks th", has_text="Tenant")).to_have_count(0)
+    assert page.goto(f"{site.base}/tasks/{other.id}").status == 404
+    assert page.goto(f"{site.base}/tasks/{own.id}").status == 200
+    page.goto(site.base + "/tasks/new")
+    expect(page.locator("input[name=tenant]")).to_have_count(0)
+    page.fill("input[name=command]", "echo mine")
+    page.get_by_role("button", name="Submit").click()
+    expect(page).to_have_url(re.compile(r"/tasks/\d+$"))
+    assert yard.get(task_id_of(page)).tenant == "acme"
+    context.close()

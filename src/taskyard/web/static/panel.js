@@ -191,10 +191,12 @@
        (exact: its start is known too) */
     var front = 0, back = 0, gap = null, trimmed = false, chars = 0, busy = false, started = false;
     function atBottom() { return pre.scrollHeight - pre.scrollTop - pre.clientHeight < 40; }
-    function stick() { if (follow && follow.checked) pre.scrollTop = pre.scrollHeight; }
+    /* following: the pane stays at the end while it is there; scrolled up, it stays put */
+    function following() { return follow && follow.checked && atBottom(); }
+    function stick() { pre.scrollTop = pre.scrollHeight; }
     if (follow) {
       pre.addEventListener("scroll", function () { if (follow.checked && !atBottom() && !busy) follow.checked = false; });
-      follow.addEventListener("change", stick);
+      follow.addEventListener("change", function () { if (follow.checked) stick(); });
     }
     function button(label, action) {
       var b = document.createElement("button");
@@ -273,6 +275,7 @@
       });
     }
     function append(bytes) {
+      var keep = following();
       var text = decoder.decode(bytes, { stream: true });
       chars += text.length;
       ansi.render(text, tail);
@@ -281,7 +284,7 @@
         tail.removeChild(tail.firstChild);
         if (!trimmed) { trimmed = true; if (!bar.parentNode) pre.insertBefore(bar, tail); update(); }
       }
-      stick();
+      if (keep) stick();
     }
     get(base + q + "&limit=0").then(function (got) {
       var total = parseInt(got.r.headers.get("Taskyard-Total") || "0", 10);
@@ -307,9 +310,10 @@
       source.addEventListener("end", function (e) {
         source.close();
         append(new Uint8Array(0));
+        var keep = following();
         pre.appendChild(marker("\n— end of output (" + JSON.parse(e.data).status + ") —", "end"));
         pre.dataset.ended = "1";
-        stick();
+        if (keep) stick();
       });
     }).catch(function (err) { pre.textContent = "output unavailable: " + err.message; });
   }
