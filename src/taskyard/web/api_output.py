@@ -12,7 +12,8 @@ import asyncio
 import base64
 import json
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Literal
 
 from fastapi import APIRouter, Header, Query
@@ -36,6 +37,8 @@ MAX_OFFSET = 2**62  #: past any output
 LIVE_POLL = 0.02  #: seconds between reads of a live stream while nothing new came
 LIVE_CHUNK = 256 * 1024  #: bytes per event at most
 KEEPALIVE = 15.0  #: seconds between comments on an idle stream (proxies close idle ones)
+#: A stream ends this many seconds at most after its token was revoked or expired.
+TOKEN_CHECK = 1.0
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 Stream = Literal["stdout", "stderr"]
 
@@ -112,18 +115,35 @@ async def follow(store: SqlServerStore, who: Principal, task_id: int, stream: st
     the offset after it), ``dropped`` when the output bound skipped a range, and ``end``
     once the attempt ended and everything was sent (status ``deleted`` when the task was
     removed meanwhile: the stream had broken off in an exception). A comment every
-    KEEPALIVE seconds while nothing comes."""
+    KEEPALIVE seconds while nothing comes. The stream ends (without an end event)
+    within TOKEN_CHECK seconds of its token being revoked or expiring."""
     yield b"retry: 1000\n\n"
     position = [offset]  # where the stream is, for the end of a task deleted meanwhile
+    checked = time.monotonic()
+    events = _follow(store, who, task_id, stream, attempt, position)
     try:
-        async for event in _follow(store, who, task_id, stream, attempt, position):
-            yield event
+        async for event in events:
+            if event:  # b"": nothing new (a moment to check the token)
+                yield event
+            if time.monotonic() - checked > TOKEN_CHECK:
+                checked = time.monotonic()
+                if not await run_in_threadpool(_still_valid, store, who):
+                    return  # a reconnect is refused (401)
     except NotFound:
         yield _event("end", position[0], {"total": position[0], "status": "deleted"})
+    finally:
+        await events.aclose()
+
+
+def _still_valid(store: SqlServerStore, who: Principal) -> bool:
+    try:
+        return store.find_token(who.token.id).valid(time.time())
+    except NotFound:
+        return False
 
 
 async def _follow(store: SqlServerStore, who: Principal, task_id: int, stream: str,
-                  attempt: int | None, position: list[int]) -> AsyncIterator[bytes]:
+                  attempt: int | None, position: list[int]) -> AsyncGenerator[bytes, None]:
     idle, offset = 0.0, position[0]
     while attempt is None:  # the latest attempt, once there is one: then that one only
         task = await run_in_threadpool(visible_task, store, who, task_id)
@@ -134,6 +154,7 @@ async def _follow(store: SqlServerStore, who: Principal, task_id: int, stream: s
             return
         else:
             await asyncio.sleep(0.1)
+            yield b""
             idle += 0.1
             if idle >= KEEPALIVE:  # a task scheduled for later: say we are here
                 idle = 0.0
@@ -157,6 +178,7 @@ async def _follow(store: SqlServerStore, who: Principal, task_id: int, stream: s
         if read.data and len(read.data) >= LIVE_CHUNK:
             continue  # more is waiting
         await asyncio.sleep(LIVE_POLL)
+        yield b""
         idle += LIVE_POLL
         if idle >= KEEPALIVE:
             idle = 0.0
