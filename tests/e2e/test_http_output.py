@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from taskyard.testing import wait_for
@@ -214,3 +215,28 @@ def test_a_stream_whose_task_is_deleted_ends(yard: Deployment) -> None:
         assert found[-1]["event"] == "end"
         assert found[-1]["data"]["status"] in ("stopped", "deleted"), found[-1]
     assert "Traceback" not in (yard.home / "web.log").read_text()
+
+
+def test_a_stream_ends_when_its_token_is_revoked(yard: Deployment) -> None:
+    """A token revoked while it follows a task is refused from then on: its stream ends
+    (within a second or so) and reconnecting is a 401."""
+    task = yard.submit("operator", argv=["sh", "-c", "echo started; exec sleep 30"])
+    token_id, secret = yard.add_token("viewer")
+    headers = {"Authorization": f"Bearer {secret}"}
+    lines: list[str] = []
+
+    def follow() -> None:
+        with httpx.stream("GET", yard.base + url(task["id"], live=True), headers=headers,
+                          timeout=60) as answer:
+            for line in answer.iter_lines():
+                lines.append(line)
+
+    with ThreadPoolExecutor(1) as pool:
+        following = pool.submit(follow)
+        wait_for(lambda: any(line.startswith("event: output") for line in lines),
+                 message="the stream's first event")
+        assert yard.call("admin", "DELETE", f"/api/v1/tokens/{token_id}").status_code == 200
+        following.result(timeout=15)
+    assert "event: end" not in lines
+    assert_problem(httpx.get(yard.base + url(task["id"], live=True), headers=headers), 401)
+    yard.call("operator", "POST", f"/api/v1/tasks/{task['id']}/kill")
