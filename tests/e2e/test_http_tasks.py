@@ -214,3 +214,14 @@ def test_bulk_acts_on_exactly_the_dry_runs_set(yard: Deployment) -> None:
     post(yard, f"/{late}/kill")
     assert post(yard, "/bulk", json={"action": "delete", "filter": {"name": name}})["done"] == [
         late]
+
+
+def test_env_values_are_never_shown(yard: Deployment) -> None:
+    task = yard.submit("operator", argv=["sh", "-c", "true"], env={"API_KEY": "hunter2-secret"},
+                       name="with-secret")
+    yard.wait(task["id"])
+    assert task["env_keys"] == ["API_KEY"]
+    for path in (f"{TASKS}/{task['id']}", f"{TASKS}?name=with-secret",
+                 f"{TASKS}/{task['id']}/wait", "/metrics"):
+        answer = yard.call("admin", "GET", path)
+        assert answer.status_code == 200 and "hunter2" not in answer.text, path
