@@ -682,7 +682,7 @@ def fresh_submits(s: Section, n: int, repeat: int) -> None:
 def run(quick: bool, repeat: int, parts: tuple[str, ...] = ("browse", "submit", "loop")
         ) -> Section:
     n = 100_000 if quick else 1_000_000
-    samples = 30 if quick else 200
+    samples = 30 if quick else 100
     s = Section(f"web: taskyard web on {n:,}-task stores; 1 keep-alive client; ms p50"
                 " (lower is better) unless said")
     if "submit" in parts:
