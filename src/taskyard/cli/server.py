@@ -298,7 +298,7 @@ def _print_status(info: dict[str, Any], servers: list[Instance], s: Settings,
 
     error = last_error(s)
     panel = (f"panel {web['url']}/ (pid {web['pid']})" if web else
-             f"panel did not start: {error}" if error else
+             error if error else
              "panel not running (see web.log in the home)" if s.web_listen else "panel off")
     out.print(Text(f"server is running (pid {info['pid']}, {info['slots']} slots,"
                    f" {info['running_tasks']} task(s) running{others})\nhome {s.home}\n"

@@ -162,6 +162,8 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
         if settings.web_listen:
             web.start()
             server.on_heartbeat.append(web.check)
+        else:
+            web.record("the panel is off (--no-web, or listen = \"\" in [web])")
         _tell(ready, "ok\n" + web.ready_line() if settings.web_listen else "ok")
         server.run_forever()
         _patiently(lambda: store.unregister(instance_id, time.time()))

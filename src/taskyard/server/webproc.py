@@ -47,13 +47,16 @@ class WebProcess:
         except ConfigError as exc:
             self.error = str(exc)
             log.warning("the panel did not start: %s", exc)
-            from ..web.serve import state_file
-
-            state_file(self.settings).write_text(json.dumps({"error": self.error,
-                                                             "at": time.time()}))
+            self.record(f"the panel did not start: {exc}")
             return
         self.url = base_url(self.settings, self.sock)
         self._spawn()
+
+    def record(self, why: str) -> None:
+        """Say in ``web.json`` why this home's server runs no panel (server status)."""
+        from ..web.serve import state_file
+
+        state_file(self.settings).write_text(json.dumps({"error": why, "at": time.time()}))
 
     def _spawn(self) -> None:
         assert self.sock is not None
