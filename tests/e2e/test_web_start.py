@@ -46,8 +46,9 @@ def _login(base: str, ticket: str) -> tuple[int, str | None]:
         answer = opener.open(request, timeout=10)
     except urllib.error.HTTPError as exc:
         answer = exc
-    cookie = answer.headers.get("Set-Cookie")
-    return answer.status, cookie.split(";")[0] if cookie else None
+    with answer:
+        cookie = answer.headers.get("Set-Cookie")
+        return answer.status, cookie.split(";")[0] if cookie else None
 
 
 @pytest.fixture
