@@ -693,8 +693,9 @@ def run(quick: bool, repeat: int, parts: tuple[str, ...] = ("browse", "submit", 
         loop_section(s, 200 if quick else 1000, max(1, repeat), 20 if quick else 60)
     s.notes.append("round trip: against taskyard web as it is; TCP_NODELAY and in server:"
                    " the same requests to bench/web_timed.py with TCP_NODELAY on the"
-                   " listening socket (the fix proposed; Server-Timing from the"
-                   " application's start to the answer's start)")
+                   " listening socket (Server-Timing from the application's start to the"
+                   " answer's start); since 9ee8bb9 taskyard web sets TCP_NODELAY itself,"
+                   " so both passes have it")
     return s
 
 
