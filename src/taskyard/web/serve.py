@@ -76,6 +76,19 @@ def running(settings: Settings) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _fast_parts() -> dict[str, Any]:
+    """uvloop and httptools when installed (they are dependencies; without them uvicorn
+    falls back to asyncio and h11, about half as fast per request)."""
+    import importlib.util
+
+    parts: dict[str, Any] = {}
+    if importlib.util.find_spec("uvloop") is not None:
+        parts["loop"] = "uvloop"
+    if importlib.util.find_spec("httptools") is not None:
+        parts["http"] = "httptools"
+    return parts
+
+
 def serve(settings: Settings, *, listen: str | None = None, root_path: str | None = None,
           sock: socket.socket | None = None) -> int:
     """Serve the API and panel until SIGTERM/SIGINT."""
@@ -94,7 +107,7 @@ def serve(settings: Settings, *, listen: str | None = None, root_path: str | Non
                                  "started_at": time.time()}))
     config = uvicorn.Config(asgi(settings, root_path=root), log_level="warning",
                             access_log=False, proxy_headers=False, lifespan="off",
-                            timeout_graceful_shutdown=3)
+                            timeout_graceful_shutdown=3, **_fast_parts())
     server = uvicorn.Server(config)
     log.info("web: serving %s (pid %d)", url, os.getpid())
     print(f"taskyard web: serving {url}/ (API docs {url}/api/v1/docs)", flush=True)
