@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from .lifecycle import Status
 from .model import iso
-from .store.browse import Waiting
+from .store.browse import AHEAD_CAP, Waiting
 
 
 class Reason(NamedTuple):
@@ -19,6 +19,10 @@ class Reason(NamedTuple):
 
     def to_json(self) -> dict[str, str]:
         return {"code": self.code, "text": self.text}
+
+
+def _many(n: int) -> str:
+    return f"over {AHEAD_CAP:,}" if n > AHEAD_CAP else str(n)
 
 
 def _ids(ids: list[int], limit: int = 5) -> str:
@@ -60,7 +64,7 @@ def _queue(w: Waiting) -> list[Reason]:
                             f" (task {_ids(w.queue_active)})"))
     elif w.queue_parallel == 1 and w.queue_ahead:
         found.append(Reason("queue_order", f"queue {queue!r} runs one task at a time in"
-                            f" order: {w.queue_ahead} queued task(s) go first"))
+                            f" order: {_many(w.queue_ahead)} queued task(s) go first"))
     return found
 
 
@@ -81,7 +85,7 @@ def _otherwise(w: Waiting, now: float, lease: float) -> Reason:
         return Reason("slots", f"every slot is busy: {w.running} task(s) run in {slots}"
                       " slot(s)")
     if w.queue_ahead:
-        return Reason("ahead", f"{w.queue_ahead} task(s) of queue {w.task.queue!r} are"
+        return Reason("ahead", f"{_many(w.queue_ahead)} task(s) of queue {w.task.queue!r} are"
                       " claimed before it")
     return Reason("next", "nothing holds it back: a server claims it at its next tick")
 

@@ -20,6 +20,8 @@ from ..model import Task
 from . import rows
 from .sql import ACTIVE_IN, Cursor, SqlStoreBase
 
+#: Queued tasks ahead of a waiting one are counted up to this many (then: "over").
+AHEAD_CAP = 1000
 #: Tasks a metadata or free-text search looks at, newest first.
 SCAN_LIMIT = 100_000
 
@@ -53,7 +55,7 @@ class Waiting(NamedTuple):
     queue_paused: bool
     queue_parallel: int | None
     queue_active: list[int]  #: running or paused tasks of its queue
-    queue_ahead: int  #: queued tasks of its queue that are claimed before it
+    queue_ahead: int  #: queued tasks of its queue claimed before it (AHEAD_CAP + 1: more)
     tenant_enabled: bool
     tenant_parallel: int | None
     tenant_active: int
@@ -264,9 +266,13 @@ class BrowseStore(SqlStoreBase):
                         " ORDER BY id")
             active = [(int(i), q, t, m) for i, q, t, m in cur.fetchall()]
             queue_active = [i for i, q, _, _ in active if q == task.queue]
-            cur.execute("SELECT COUNT(*) FROM tasks WHERE queue=? AND status='queued' AND"
-                        " (priority > ? OR (priority = ? AND COALESCE(seq, id) < ?))",
-                        (task.queue, task.priority, task.priority, self._place(cur, task)))
+            # Counted up to AHEAD_CAP: past it, "over 1,000" says it all, and a queue of a
+            # million would cost the count of a million on every look at such a task.
+            cur.execute("SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE status='queued'"
+                        " AND queue=? AND (priority > ? OR (priority = ? AND"
+                        " COALESCE(seq, id) < ?)) LIMIT ?) ahead",
+                        (task.queue, task.priority, task.priority, self._place(cur, task),
+                         AHEAD_CAP + 1))
             ahead = int(cur.fetchone()[0])
             cur.execute("SELECT enabled, parallel FROM tenants WHERE name=?", (task.tenant,))
             tenant = cur.fetchone() or (1, None)
