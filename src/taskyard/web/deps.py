@@ -91,7 +91,13 @@ class GatedRoute(APIRoute):
 Viewer = Annotated[Principal, Depends(needs("viewer"))]
 Operator = Annotated[Principal, Depends(needs("operator"))]
 Admin = Annotated[Principal, Depends(needs("admin"))]
-Store = Annotated[SqlServerStore, Depends(store_of)]
+async def _store_dependency(request: Request) -> SqlServerStore:
+    """store_of as a dependency: async, because a plain function dependency costs a trip
+    through the thread pool (no I/O here to wait for)."""
+    return store_of(request)
+
+
+Store = Annotated[SqlServerStore, Depends(_store_dependency)]
 
 
 def visible_task(store: SqlServerStore, principal: Principal, task_id: int) -> Task:
