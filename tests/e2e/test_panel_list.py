@@ -13,7 +13,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import expect
 
 from taskyard import Yard
 from taskyard.testing import wait_for
@@ -23,6 +22,7 @@ from .panelkit import (
     chromium,
     csp_violations,
     deployment,
+    expect,
     log_in,
     new_context,
     require_chromium,

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
 
 from taskyard import Yard
 
@@ -21,6 +20,7 @@ from .panelkit import (
     chromium,
     csp_violations,
     deployment,
+    expect,
     log_in,
     new_context,
     require_chromium,

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
 
 from taskyard import Yard
 from taskyard.testing import free_port, make_token, wait_for
@@ -22,6 +21,7 @@ from .panelkit import (
     chromium,
     csp_violations,
     deployment,
+    expect,
     log_in,
     new_context,
     require_chromium,
