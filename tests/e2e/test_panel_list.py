@@ -211,6 +211,14 @@ def test_every_filter_is_in_the_address(site: Site, page: Any, context: Any,
                                                   "import orders #46", "import orders #18"])):
         page.goto(f"{site.base}/tasks?{query}")
         expect(names).to_have_text(expected)
+    # a value with a space, quoted as in a shell, and shown so again
+    page.goto(site.base + "/tasks")
+    page.fill("form.filters input[name=meta]", "customer:'c104' note:'two words'")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"meta\.customer=c104&meta\.note=two\+words$"))
+    expect(page.locator("td.empty")).to_be_visible()
+    expect(page.locator("form.filters input[name=meta]")).to_have_value(
+        "customer:c104 'note:two words'")
     page.get_by_role("link", name="Clear").click()
     expect(page).to_have_url(re.compile(r"/tasks$"))
 

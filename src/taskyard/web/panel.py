@@ -5,6 +5,7 @@ the API. Pages need a panel session (``/login``); their forms post to the routes
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,7 +77,7 @@ def _tasks_context(request: Request, who: Principal, status: str | None, queue: 
             "next_cursor": encode_cursor(page.next_before), "cursor": cursor,
             "progress": {t.id: views.progress(t) for t in page.items},
             "duration": {t.id: views.duration(t) for t in page.items},
-            "meta_text": " ".join(f"{k}:{v}" for k, v in f.meta),
+            "meta_text": " ".join(shlex.quote(f"{k}:{v}") for k, v in f.meta),
             "meta_json": json.dumps(dict(f.meta), ensure_ascii=False)}
 
 
@@ -96,9 +97,14 @@ def tasks_page(request: Request, status: str | None = None, queue: str | None = 
 
 def _redirect_clean(request: Request, meta: str) -> Response:
     """The filter form's address made a deep link: its empty boxes left out, its one
-    metadata box (key:value pairs) as meta.KEY=VALUE parameters."""
+    metadata box (key:value pairs, quoted as in a shell when a value has spaces) as
+    meta.KEY=VALUE parameters."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "meta" and v]
-    for pair in meta.split():
+    try:
+        pairs = shlex.split(meta)
+    except ValueError as exc:
+        raise ApiError(422, f"metadata filters: {str(exc).lower()}", field="meta") from None
+    for pair in pairs:
         key, sep, value = pair.partition(":")
         if not sep or not key:
             raise ApiError(422, f"metadata filters are key:value (got {pair!r})", field="meta")
