@@ -260,6 +260,13 @@ def test_restart_and_delete_a_finished_task(site: Site, page: Any, yard: Yard) -
     page.get_by_role("link", name="attempt 1").click()
     expect(page.locator("pre#output")).to_contain_text("attempt 1")
 
+    # Copy: the New task form filled in with its command and settings
+    page.get_by_role("link", name="Copy…").click()
+    expect(page.locator("input[name=command]")).to_have_value(
+        """sh -c 'echo "attempt $TASKYARD_ATTEMPT"'""")
+    expect(page.locator("input[name=name]")).to_have_value("twice")
+    page.go_back()
+
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("button[data-verb=delete]").click()
     expect(page).to_have_url(re.compile(r"/tasks\?note="))

@@ -93,6 +93,16 @@ def test_a_cross_origin_form_post_is_refused(site: Site, page: Any, yard: Yard) 
         assert "cross-site request refused" in answer.text()
     assert yard.get(victim).status.value == "running"
 
+    # nor is a task submitted from there
+    before = len(yard.list())
+    page.goto(evil_site(page, "127.0.0.1", f"""<!doctype html><form method="post"
+        action="{site.base}/tasks/new"><input type="hidden" name="csrf" value="{csrf}">
+        <input type="hidden" name="command" value="touch /tmp/pwned"><button>Run</button>
+        </form>"""))
+    with page.expect_response(lambda r: r.url == f"{site.base}/tasks/new") as answered:
+        page.get_by_role("button", name="Run").click()
+    assert answered.value.status == 403 and len(yard.list()) == before
+
     # from another site the browser does not even send the cookie: the login page
     page.goto(evil_site(page, "localhost", f"""<!doctype html><form method="post"
         action="{action}"><input type="hidden" name="csrf" value="{csrf}">

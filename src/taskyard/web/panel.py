@@ -26,7 +26,7 @@ from .problems import ApiError
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.globals.update(when=views.when, pretty=views.pretty, human=views.human,
                              query=views.query, what=views.what, size=views.size,
-                             visible=views.visible)
+                             copy_query=views.copy_query, visible=views.visible)
 TEMPLATES.env.filters["visible"] = views.visible
 PAGE = 50
 

@@ -123,6 +123,17 @@ def visible(text: object, lines: bool = False) -> str:
     return _CONTROL.sub(escape, "" if text is None else str(text))
 
 
+def copy_query(task: Task) -> str:
+    """The New task form's address, filled in with a command task's settings."""
+    import shlex
+
+    params = {"command": shlex.join(task.argv), "name": task.name, "queue": task.queue,
+              "tenant": task.tenant, "priority": str(task.priority) if task.priority else None,
+              "timeout": f"{task.timeout:g}" if task.timeout else None, "cwd": task.cwd,
+              "meta": json.dumps(task.meta, ensure_ascii=False) if task.meta else None}
+    return query({k: v for k, v in params.items() if v})
+
+
 def pretty(value: Any) -> str:
     """JSON for a <pre> (escaped by the template)."""
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
