@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 import ssl
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import count
@@ -107,10 +108,12 @@ def test_a_token_is_refused_at_its_next_request_once_revoked_or_expired(
         yard: Deployment) -> None:
     token_id, secret = yard.add_token("viewer")
     expiring_id, expiring = yard.add_token("viewer", expires="3s")
+    made = time.monotonic()
     for token in (secret, expiring):
         answer = _from_own_address(yard.base, "GET", "/api/v1/tasks",
                                    {"Authorization": f"Bearer {token}"})
-        assert answer.status_code == 200, answer.text
+        # (unless this machine stalled for the expiring token's 3 s)
+        assert answer.status_code == 200 or time.monotonic() - made > 2.5, answer.text
     assert yard.call("admin", "DELETE", f"/api/v1/tokens/{token_id}").json()["revoked_at"]
     answer = _from_own_address(yard.base, "GET", "/api/v1/tasks",
                                {"Authorization": f"Bearer {secret}"})
@@ -183,6 +186,11 @@ def _rival_objects(yard: Deployment) -> tuple[dict[str, Any], str]:
     return rival, name
 
 
+def _settled(yard: Deployment, who: str) -> bool:
+    counts = yard.call(who, "GET", "/api/v1/tasks/counts").json()["counts"]
+    return counts["queued"] + counts["running"] + counts["paused"] == 0
+
+
 def _no_rival(text: str, rival_id: int) -> None:
     assert "rival" not in text, text[:1000]
     assert not re.search(rf"\btasks? {rival_id}\b|, {rival_id}\b", text), text[:1000]
@@ -212,6 +220,7 @@ def test_another_tenants_objects_are_not_found_anywhere(yard: Deployment) -> Non
     assert yard.call("admin", "GET", f"/api/v1/schedules/{sched}").json()["paused"] is False
 
     viewer = "acme-viewer"
+    wait_for(lambda: _settled(yard, viewer), message="acme's earlier tasks ended")
     own = yard.submit("acme-operator", argv=["true"], queue="sharedq", tenant="rival",
                       mutex=f"shared-mutex-{yard.kind}")
     assert own["tenant"] == "acme"  # a tenant's token submits into its tenant only
