@@ -21,6 +21,17 @@ class Reason(NamedTuple):
         return {"code": self.code, "text": self.text}
 
 
+def _span(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3 h 05 min``, ``2 d 4 h``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours < 24 else f"{hours // 24} d {hours % 24} h"
+
+
 def _many(n: int) -> str:
     return f"over {AHEAD_CAP:,}" if n > AHEAD_CAP else str(n)
 
@@ -46,8 +57,9 @@ def explain(w: Waiting, now: float, lease: float) -> list[Reason]:
 def _scheduled(w: Waiting, now: float) -> list[Reason]:
     task, found = w.task, []
     if task.run_at is not None and task.run_at > now:
-        found.append(Reason("start_time", f"it starts at {iso(task.run_at)}"
-                            f" (in {task.run_at - now:.0f} s)"))
+        when = (iso(task.run_at) or "")[:19].replace("T", " ")
+        found.append(Reason("start_time", f"it starts at {when} UTC"
+                            f" (in {_span(task.run_at - now)})"))
     if w.after:
         waits = ", ".join(f"task {i} ({status})" for i, status in w.after[:5])
         found.append(Reason("dependencies", f"it runs after {waits} succeeded"))

@@ -66,8 +66,10 @@ def test_servers_missing_or_silent() -> None:
 
 
 def test_scheduled_tasks() -> None:
-    later = _task(Status.SCHEDULED, run_at=NOW + 60)
-    assert _codes(_waiting(later)) == ["start_time"]
+    later = _task(Status.SCHEDULED, run_at=NOW + 3725)
+    (reason,) = explain(_waiting(later), NOW, LEASE)
+    assert reason.code == "start_time"
+    assert reason.text == "it starts at 2027-01-15 09:02:05 UTC (in 1 h 02 min)"
     deps = explain(_waiting(_task(Status.SCHEDULED), after=[(3, "running")]), NOW, LEASE)
     assert deps[0].code == "dependencies" and "task 3 (running)" in deps[0].text
     assert _codes(_waiting(_task(Status.SCHEDULED))) == ["due"]

@@ -430,6 +430,9 @@ def send_wake(path: Path, payload: bytes = b"w") -> None:
         except OSError:
             return
         _wake_socket = sock
+        import atexit  # closed at exit, not left to the collector (a ResourceWarning)
+
+        atexit.register(sock.close)
     try:
         _wake_socket.sendto(payload, str(path))
     except OSError:
