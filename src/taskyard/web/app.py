@@ -100,7 +100,7 @@ def create_app(settings: Settings, *, store: SqlServerStore | None = None) -> Fa
     app.state.store = store or open_store(settings.store_location,
                                           synchronous=settings.synchronous,
                                           application_name="taskyard-web")
-    app.state.auth = Auth(app.state.store)
+    app.state.auth = Auth(app.state.store, _inline_store(settings, app.state.store))
     app.state.events = monitor.EventMetrics()
     problems.install(app)
     app.include_router(monitor.router)
@@ -118,6 +118,17 @@ def create_app(settings: Settings, *, store: SqlServerStore | None = None) -> Fa
     app.add_exception_handler(panel.LoginRequired, to_login)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _inline_store(settings: Settings, store: SqlServerStore) -> SqlServerStore | None:
+    """A second connection for token and session lookups on the event loop, when the
+    store is a local SQLite file (see ``Auth``); PostgreSQL lookups go over the network
+    and stay in the thread pool."""
+    from ..store.sqlite import SQLiteStore
+
+    if not isinstance(store, SQLiteStore):
+        return None
+    return SQLiteStore(store.path, synchronous=settings.synchronous)
 
 
 def asgi(settings: Settings, *, root_path: str = "",
