@@ -380,3 +380,12 @@ def test_a_paused_queue_is_not_claimed(store: SQLiteStore) -> None:
     assert listed["default"]["tasks"]["running"] == 1
     store.set_queue_paused("slow", False)
     assert [c.task_id for c in store.claim("s1", 5)] == [held.id]
+
+
+def test_unique_keys_are_each_tenants_own(store: SQLiteStore) -> None:
+    store.add_tenant("a")
+    store.add_tenant("b")
+    first = store.submit(SPEC._replace(unique="nightly", tenant="a"), by="t")
+    other = store.submit(SPEC._replace(unique="nightly", tenant="b"), by="t")
+    assert other.id != first.id and other.tenant == "b"
+    assert store.submit(SPEC._replace(unique="nightly", tenant="a"), by="t").id == first.id

@@ -135,7 +135,7 @@ class SqlStoreBase:
         now = time.time()
         later = spec.run_at is not None and spec.run_at > now
         if spec.unique is not None:
-            existing = self._live_with_key(cur, spec.unique)
+            existing = self._live_with_key(cur, spec.unique, spec.tenant)
             if existing is not None:
                 return existing
         if spec.tenant != "default":
@@ -168,13 +168,14 @@ class SqlStoreBase:
             raise NotFound(f"no tenant {name!r} (add it with: taskyard tenant add {name})",
                            field="tenant")
 
-    def _live_with_key(self, cur: Cursor, key: str) -> Task | None:
-        """The live task with unique ``key`` (writers of one key take turns: SQLite's
-        write lock, a transaction-scoped advisory lock on PostgreSQL)."""
+    def _live_with_key(self, cur: Cursor, key: str, tenant: str) -> Task | None:
+        """The tenant's live task with unique ``key``: each tenant has keys of its own
+        (writers of one key take turns: SQLite's write lock, a transaction-scoped
+        advisory lock on PostgreSQL)."""
         if self.KEY_LOCK:
-            cur.execute(self.KEY_LOCK, (key,))
-        cur.execute(f"SELECT {rows.TASK_COLUMNS} FROM tasks WHERE unique_key=?"
-                    f" AND status IN {LIVE_IN} ORDER BY id LIMIT 1", (key,))
+            cur.execute(self.KEY_LOCK, (f"unique:{tenant}:{key}",))
+        cur.execute(f"SELECT {rows.TASK_COLUMNS} FROM tasks WHERE unique_key=? AND tenant=?"
+                    f" AND status IN {LIVE_IN} ORDER BY id LIMIT 1", (key, tenant))
         row = cur.fetchone()
         return rows.task(row) if row else None
 

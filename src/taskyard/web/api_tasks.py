@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import ops, retry, validate, why
-from ..errors import InvalidInput, NotFound, TaskyardError, TransitionError
+from ..errors import InvalidInput, NotFound, TaskyardError
 from ..model import TaskSpec
 from ..store.browse import TaskFilter, Waiting
 from . import schemas
@@ -113,11 +113,6 @@ def _submit(body: schemas.SubmitBody, store: Store, who: Principal,
             raise InvalidInput("Idempotency-Key must be 1-255 printable characters",
                                field="Idempotency-Key")
         task, new = ops.submit_once(store, spec, by=who.by, token_id=who.token.id, key=key)
-    if not who.sees(task.tenant):
-        # --unique found another tenant's live task (keys are shared by every tenant):
-        # never answer it, nor anything about it
-        raise TransitionError(f"unique key {spec.unique!r} is held by a live task this"
-                              " token cannot see; choose another key", field="unique")
     return (201 if new else 200), task_json(task)
 
 
