@@ -158,3 +158,15 @@ def _two_web_processes(tmp_path: Path, pg_dsn: str) -> None:
         assert code == 303 and cookie is not None
         assert _get(b + "/tasks", cookie)[0] == 200, "a session opened on one serves on both"
         assert _login(b, ticket)[0] == 401, "and the ticket is spent for both"
+
+
+def test_panel_pages_answer_ids_that_are_no_ids_with_a_4xx(tmp_path: Path) -> None:
+    home = tmp_path / "a"
+    with web_process(home) as base:
+        link = cli(home, "web", "login-url").stdout.decode().strip()
+        _, cookie = _login(base, link.split("ticket=")[1])
+        assert cookie is not None
+        for path in ("/tasks/1180591620717411303424", "/tasks/0", "/tasks/abc",
+                     "/tasks/99999999999999999999/download/stdout", "/tasks/7"):
+            code, page = _get(base + path, cookie)
+            assert code in (404, 422) and "Traceback" not in page, (path, code)

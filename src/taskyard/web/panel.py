@@ -20,7 +20,15 @@ from .. import access, cron, why
 from ..model import iso
 from . import views
 from .auth import Principal
-from .deps import decode_cursor, encode_cursor, meta_params, store_of, task_filter, visible_task
+from .deps import (
+    TaskId,
+    decode_cursor,
+    encode_cursor,
+    meta_params,
+    store_of,
+    task_filter,
+    visible_task,
+)
 from .problems import ApiError
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -154,7 +162,7 @@ def new_task_page(request: Request) -> Response:
 
 
 @router.get("/tasks/{task_id}")
-def task_page(request: Request, task_id: int, attempt: int | None = None,
+def task_page(request: Request, task_id: TaskId, attempt: int | None = None,
               stream: str = "stdout", fragment: str | None = None) -> Response:
     who = _sync_user(request)
     store = store_of(request)
@@ -186,7 +194,7 @@ DOWNLOAD_CHUNK = 4 * 1024 * 1024
 
 
 @router.get("/tasks/{task_id}/download/{stream}")
-def download(request: Request, task_id: int, stream: str, attempt: int | None = None,
+def download(request: Request, task_id: TaskId, stream: str, attempt: int | None = None,
              ) -> Response:
     """Everything kept of a stream as a file, read from the store a few MiB at a time;
     where the output bound dropped bytes, a line says which."""

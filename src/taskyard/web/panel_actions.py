@@ -17,7 +17,7 @@ from ..model import TaskSpec
 from . import schemas
 from .auth import SESSION_COOKIE, Principal, check_csrf, client_of, own_origin, require_role
 from .bulk import run_bulk
-from .deps import store_of, visible_task
+from .deps import TaskId, store_of, visible_task
 from .panel import _sync_user, new_task_context, render
 from .problems import ApiError
 
@@ -139,7 +139,7 @@ def _task_verb(request: Request, who: Principal, task_id: int, verb: str,
 
 
 @router.post("/tasks/{task_id}/do/{verb}")
-async def task_action(request: Request, task_id: int, verb: str) -> Response:
+async def task_action(request: Request, task_id: TaskId, verb: str) -> Response:
     who, form = await _posted(request, "operator")
     try:
         gone = await run_in_threadpool(_task_verb, request, who, task_id, verb, form)
