@@ -172,6 +172,18 @@ class BrowseStore(SqlStoreBase):
                         " GROUP BY tenant, queue, status ORDER BY tenant, queue, status")
             return [(t, q, s, int(n)) for t, q, s, n in cur.fetchall()]
 
+    def stream_state(self, task_id: int, epoch: int, stream: str) -> tuple[int, bool]:
+        """(bytes written, attempt ended) of one stream: one indexed read, for a live
+        follower to look whether there is anything new before reading it."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT a.finished_at, s.total FROM attempts a LEFT JOIN streams s"
+                        " ON s.task_id = a.task_id AND s.epoch = a.epoch AND s.stream = ?"
+                        " WHERE a.task_id = ? AND a.epoch = ?", (stream, task_id, epoch))
+            row = cur.fetchone()
+        if row is None:
+            return 0, True
+        return int(row[1] or 0), row[0] is not None
+
     def last_event(self) -> int:
         with self._read_tx() as cur:
             cur.execute("SELECT COALESCE(MAX(id), 0) FROM events")

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
@@ -34,7 +34,8 @@ router = APIRouter(prefix="/api/v1/tasks", tags=["output"],
 DEFAULT_LIMIT = 4 * 1024 * 1024
 MAX_LIMIT = 32 * 1024 * 1024
 MAX_OFFSET = 2**62  #: past any output
-LIVE_POLL = 0.02  #: seconds between reads of a live stream while nothing new came
+LIVE_POLL = 0.02  #: seconds between looks at a live stream while nothing new came ...
+LIVE_POLL_MAX = 0.04  #: ... growing to this while it stays quiet
 LIVE_CHUNK = 256 * 1024  #: bytes per event at most
 KEEPALIVE = 15.0  #: seconds between comments on an idle stream (proxies close idle ones)
 #: A stream ends this many seconds at most after its token was revoked or expired.
@@ -110,7 +111,8 @@ def _event(kind: str, event_id: int | None, data: dict[str, object]) -> bytes:
 
 
 async def follow(store: SqlServerStore, who: Principal, task_id: int, stream: str,
-                 attempt: int | None, offset: int) -> AsyncIterator[bytes]:
+                 attempt: int | None, offset: int,
+                 probe: SqlServerStore | None = None) -> AsyncIterator[bytes]:
     """``output`` events (``data`` base64, ``offset`` of its first byte; the event id is
     the offset after it), ``dropped`` when the output bound skipped a range, and ``end``
     once the attempt ended and everything was sent (status ``deleted`` when the task was
@@ -120,7 +122,7 @@ async def follow(store: SqlServerStore, who: Principal, task_id: int, stream: st
     yield b"retry: 1000\n\n"
     position = [offset]  # where the stream is, for the end of a task deleted meanwhile
     checked = time.monotonic()
-    events = _follow(store, who, task_id, stream, attempt, position)
+    events = _follow(store, who, task_id, stream, attempt, position, probe)
     try:
         async for event in events:
             if event:  # b"": nothing new (a moment to check the token)
@@ -142,9 +144,41 @@ def _still_valid(store: SqlServerStore, who: Principal) -> bool:
         return False
 
 
+def _news(probe: SqlServerStore, task_id: int, attempt: int, stream: str,
+          offset: int) -> bool:
+    """Whether the stream has bytes past ``offset`` or its attempt ended (on the event
+    loop, with the web process's own SQLite connection: a look costs microseconds, a
+    read through the thread pool a tenth of a millisecond)."""
+    total, ended = probe.stream_state(task_id, attempt, stream)
+    return total > offset or ended
+
+
+class _Pace:
+    """The rests between looks at a stream with nothing new: from ``first`` seconds
+    growing to ``most``; a keep-alive comment every KEEPALIVE seconds of quiet."""
+
+    def __init__(self, first: float = LIVE_POLL, most: float = LIVE_POLL_MAX) -> None:
+        self.first, self.most = first, most
+        self.pause, self.idle = first, 0.0
+
+    def news(self) -> None:
+        self.pause, self.idle = self.first, 0.0
+
+    async def rest(self) -> bytes:
+        """Sleep; b"" (a moment to check the token) or a keep-alive comment."""
+        await asyncio.sleep(self.pause)
+        self.idle += self.pause
+        self.pause = min(self.pause * 1.5, self.most)
+        if self.idle >= KEEPALIVE:
+            self.idle = 0.0
+            return b": keep-alive\n\n"
+        return b""
+
+
 async def _follow(store: SqlServerStore, who: Principal, task_id: int, stream: str,
-                  attempt: int | None, position: list[int]) -> AsyncGenerator[bytes, None]:
-    idle, offset = 0.0, position[0]
+                  attempt: int | None, position: list[int],
+                  probe: SqlServerStore | None = None) -> AsyncGenerator[bytes, None]:
+    offset, waiting = position[0], _Pace(0.1, 0.1)
     while attempt is None:  # the latest attempt, once there is one: then that one only
         task = await run_in_threadpool(visible_task, store, who, task_id)
         if task.attempt:
@@ -152,13 +186,9 @@ async def _follow(store: SqlServerStore, who: Principal, task_id: int, stream: s
         elif task.terminal:  # stopped before it ever started
             yield _event("end", offset, {"total": 0, "status": task.status.value})
             return
-        else:
-            await asyncio.sleep(0.1)
-            yield b""
-            idle += 0.1
-            if idle >= KEEPALIVE:  # a task scheduled for later: say we are here
-                idle = 0.0
-                yield b": keep-alive\n\n"
+        else:  # a task scheduled for later: say we are here now and then
+            yield await waiting.rest()
+    pace = _Pace()
     while True:
         read = await run_in_threadpool(ops.read_output, store, task_id, stream, offset,
                                        LIVE_CHUNK, attempt)
@@ -169,7 +199,7 @@ async def _follow(store: SqlServerStore, who: Principal, task_id: int, stream: s
             first = read.next_offset - len(read.data)
             yield _event("output", read.next_offset,
                          {"offset": first, "data": base64.b64encode(read.data).decode()})
-            idle = 0.0
+            pace.news()
         offset = position[0] = max(offset, read.next_offset)
         if read.finished and offset >= read.total:
             task = await run_in_threadpool(visible_task, store, who, task_id)
@@ -177,17 +207,15 @@ async def _follow(store: SqlServerStore, who: Principal, task_id: int, stream: s
             return
         if read.data and len(read.data) >= LIVE_CHUNK:
             continue  # more is waiting
-        await asyncio.sleep(LIVE_POLL)
-        yield b""
-        idle += LIVE_POLL
-        if idle >= KEEPALIVE:
-            idle = 0.0
-            yield b": keep-alive\n\n"
+        while True:  # look cheaply until there is something to read
+            yield await pace.rest()
+            if probe is None or _news(probe, task_id, attempt, stream, offset):
+                break
 
 
 @router.get("/{task_id}/output/{stream}/live", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-def live(task_id: TaskId, stream: Stream, store: Store, who: Viewer,
+def live(task_id: TaskId, stream: Stream, request: Request, store: Store, who: Viewer,
          attempt: int | None = Query(None, ge=1, le=MAX_ID),
          offset: int = Query(0, ge=0, le=MAX_OFFSET),
          last_event_id: str | None = Header(None, alias="Last-Event-ID", description="the id"
@@ -203,6 +231,7 @@ def live(task_id: TaskId, stream: Stream, store: Store, who: Viewer,
         if not (last.isascii() and last.isdigit()) or len(last) > 19 or int(last) > MAX_OFFSET:
             raise InvalidInput("Last-Event-ID must be a byte offset", field="Last-Event-ID")
         offset = int(last)
-    return StreamingResponse(follow(store, who, task_id, stream, attempt, offset),
+    probe = request.app.state.auth.inline
+    return StreamingResponse(follow(store, who, task_id, stream, attempt, offset, probe),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
