@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from .. import access, cron, why
 from ..model import iso
+from ..store.browse import Page
 from . import views
 from .auth import Principal
 from .deps import (
@@ -72,15 +73,22 @@ async def home(request: Request) -> Response:
 
 def _tasks_context(request: Request, who: Principal, status: str | None, queue: str | None,
                    tenant: str | None, name: str | None, q: str | None,
-                   cursor: str | None) -> dict[str, Any]:
+                   cursor: str | None, fragment: str | None) -> dict[str, Any]:
     store = store_of(request)
     f = task_filter(who, status=[status] if status else None, queue=queue, tenant=tenant,
                     name=name, meta=meta_params(request), q=q)
-    page = store.browse(f, before=decode_cursor(cursor), limit=PAGE)
-    counts, partial = store.count_tasks(f)
+    # A metadata or text search reads the newest 100,000 tasks to count its matches:
+    # the list comes first, its counts in a request of their own once the page shows.
+    counts: dict[str, int] | None = None
+    partial = False
+    if fragment == "tabs" or not f.scans:
+        counts, partial = store.count_tasks(f)
+    page = (store.browse(f, before=decode_cursor(cursor), limit=PAGE) if fragment != "tabs"
+            else Page([], None, partial))
     shown_tenant = f.tenant if who.tenant is None else None
     return {"f": f, "page": page, "counts": counts, "partial": partial or page.partial,
-            "total": sum(counts.values()), "statuses": views.STATUSES,
+            "total": sum(counts.values()) if counts is not None else None,
+            "statuses": views.STATUSES,
             "params": views.filter_params(f, tenant=shown_tenant),
             "next_cursor": encode_cursor(page.next_before), "cursor": cursor,
             "progress": {t.id: views.progress(t) for t in page.items},
@@ -98,8 +106,9 @@ def tasks_page(request: Request, status: str | None = None, queue: str | None = 
     who = _sync_user(request)
     if meta is not None or "" in request.query_params.values():
         return _redirect_clean(request, meta or "")
-    context = _tasks_context(request, who, status, queue, tenant, name, q, cursor)
-    template = "tasks_live.html" if fragment == "live" else "tasks.html"
+    context = _tasks_context(request, who, status, queue, tenant, name, q, cursor, fragment)
+    template = {"live": "tasks_live.html", "tabs": "tasks_tabs.html"}.get(fragment or "",
+                                                                         "tasks.html")
     return render(request, template, who, **context)
 
 
