@@ -19,7 +19,6 @@ from taskyard.testing import make_token, wait_for
 
 from .panelkit import (
     Site,
-    chromium,
     csp_violations,
     deployment,
     expect,
@@ -40,12 +39,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 @pytest.fixture(scope="module")
-def browser(site: Site) -> Iterator[Any]:
-    with chromium() as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
 def admin(site: Site, browser: Any) -> Iterator[Any]:
     """A browser context holding an admin session (shared by the module's tests)."""
     context = new_context(browser)
@@ -61,12 +54,6 @@ def page(admin: Any) -> Iterator[Any]:
     yield found
     assert csp_violations(found) == []
     found.close()
-
-
-@pytest.fixture(scope="module")
-def yard(site: Site) -> Iterator[Yard]:
-    with Yard(site.home) as found:
-        yield found
 
 
 FUNCTIONS = Path(__file__).parent.parent / "integration" / "tasks_pkg"

@@ -19,7 +19,6 @@ from taskyard.testing import wait_for
 
 from .panelkit import (
     Site,
-    chromium,
     csp_violations,
     deployment,
     expect,
@@ -47,12 +46,6 @@ class Store:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     require_chromium()
     with deployment(tmp_path_factory.mktemp("list"), "--slots", "8") as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
-def yard(site: Site) -> Iterator[Yard]:
-    with Yard(site.home) as found:
         yield found
 
 
@@ -103,12 +96,6 @@ def store(site: Site, yard: Yard) -> Store:
     wait_for(lambda: (yard.get(found.running).progress.done or 0) >= 15, timeout=30,
              message="the running task is some way in")
     return found
-
-
-@pytest.fixture(scope="module")
-def browser(site: Site) -> Iterator[Any]:
-    with chromium() as found:
-        yield found
 
 
 @pytest.fixture(scope="module")

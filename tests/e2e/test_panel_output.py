@@ -50,12 +50,6 @@ def page(site: Site) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def yard(site: Site) -> Iterator[Yard]:
-    with Yard(site.home) as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
 def big(yard: Yard) -> int:
     """A finished task that wrote LINES numbered lines of LINE bytes to stdout."""
     code = (f"import sys\nfor i in range({LINES}):\n"

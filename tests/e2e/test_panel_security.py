@@ -18,7 +18,6 @@ from taskyard.testing import free_port, make_token, wait_for
 from .panelkit import (
     PY,
     Site,
-    chromium,
     csp_violations,
     deployment,
     expect,
@@ -32,18 +31,6 @@ from .panelkit import (
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     require_chromium()
     with deployment(tmp_path_factory.mktemp("security"), "--slots", "4") as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
-def browser(site: Site) -> Iterator[Any]:
-    with chromium() as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
-def yard(site: Site) -> Iterator[Yard]:
-    with Yard(site.home) as found:
         yield found
 
 
