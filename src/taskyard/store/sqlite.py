@@ -86,7 +86,7 @@ class SQLiteStore(SqlServerStore):
     a write lock held long elsewhere as the store out of reach for now."""
 
     def __init__(self, path: Path | str, *, synchronous: str = "normal",
-                 server: bool = False) -> None:
+                 server: bool = False, impatient: bool = False) -> None:
         self.path = Path(path)
         self.location = str(self.path)
         self.checkpointer: Checkpointer | None = None
@@ -99,6 +99,12 @@ class SQLiteStore(SqlServerStore):
         #: and enforcing their deadlines, and tries again. A client waits it out.
         self._server = server
         self._lock_wait = SERVER_LOCK_WAIT if server else BUSY_TIMEOUT_MS / 1000
+        #: ``impatient``: a write that would wait for the lock raises StoreUnavailable at
+        #: once, and commits never checkpoint (for a caller that must not block: the web
+        #: process's event loop, which then writes from a thread instead)
+        self._impatient = impatient
+        if impatient:
+            self._lock_wait = 0.0
         self._fail_after = fault_budget()
         self._lose_every = fault_budget("store-lost-answer-every")
         try:
@@ -111,9 +117,10 @@ class SQLiteStore(SqlServerStore):
             self._migrate()
             self._db.execute("PRAGMA busy_timeout=0")  # see the module's docstring
             self._identity = file_identity(self.path)
+            if server or impatient:
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
             if server:
                 self.checkpointer = Checkpointer(self.path)
-                self._db.execute("PRAGMA wal_autocheckpoint=0")
                 self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
@@ -194,7 +201,7 @@ class SQLiteStore(SqlServerStore):
         try:
             _begin(cur, begin, self._lock_wait)
         except LockWaitExceeded as exc:
-            if self._server:
+            if self._server or self._impatient:
                 raise StoreUnavailable(f"store {self.path}: {exc}") from exc
             raise StoreError(f"store {self.path}: {exc}") from exc
         except sqlite3.Error as exc:
@@ -225,6 +232,16 @@ class SQLiteStore(SqlServerStore):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error:
             pass  # tried again once the checkpointer finds the WAL big again
+
+    def checkpoint_wal(self) -> None:
+        """Copy the WAL into the database file as far as no reader needs it (PASSIVE:
+        never waits), for writers whose commits do not checkpoint (``impatient``)."""
+        with self._lock:
+            self._open()
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"store {self.path}: {exc}") from exc
 
     def _rollback(self) -> None:
         try:

@@ -22,6 +22,7 @@ from ..store.sqlserver import SqlServerStore
 from . import problems
 from .auth import Auth
 from .deps import GatedRoute, Viewer
+from .inline import per_thread
 
 STATIC = Path(__file__).parent / "static"
 #: Bodies larger than this are refused (413) before they are read in full.
@@ -97,10 +98,11 @@ def create_app(settings: Settings, *, store: SqlServerStore | None = None) -> Fa
                   openapi_url=None, description=__doc__)
     app.router.route_class = GatedRoute  # the docs' routes: token first
     app.state.settings = settings
-    app.state.store = store or open_store(settings.store_location,
-                                          synchronous=settings.synchronous,
-                                          application_name="taskyard-web")
-    app.state.auth = Auth(app.state.store, _inline_store(settings, app.state.store))
+    opened = store or open_store(settings.store_location, synchronous=settings.synchronous,
+                                 application_name="taskyard-web")
+    app.state.store, app.state.inline = per_thread(opened, settings.synchronous)
+    app.state.auth = Auth(app.state.store,
+                          app.state.inline.store if app.state.inline is not None else None)
     app.state.events = monitor.EventMetrics()
     problems.install(app)
     app.include_router(monitor.router)
@@ -118,17 +120,6 @@ def create_app(settings: Settings, *, store: SqlServerStore | None = None) -> Fa
     app.add_exception_handler(panel.LoginRequired, to_login)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-
-
-def _inline_store(settings: Settings, store: SqlServerStore) -> SqlServerStore | None:
-    """A second connection for token and session lookups on the event loop, when the
-    store is a local SQLite file (see ``Auth``); PostgreSQL lookups go over the network
-    and stay in the thread pool."""
-    from ..store.sqlite import SQLiteStore
-
-    if not isinstance(store, SQLiteStore):
-        return None
-    return SQLiteStore(store.path, synchronous=settings.synchronous)
 
 
 def asgi(settings: Settings, *, root_path: str = "",
