@@ -55,7 +55,8 @@ class Yard:
                retry_delay: float = 1.0, backoff: str = "exponential",
                retry_on: Sequence[str] = ("exit", "signal", "timeout", "exception"),
                after: Sequence[int] = (), unique: str | None = None,
-               mutex: str | None = None, tenant: str = "default") -> Task:
+               mutex: str | None = None, tenant: str = "default",
+               fds: Mapping[int, bytes] | None = None) -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
 
         ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
@@ -66,7 +67,8 @@ class Yard:
         ``dependency``) if one of them fails or is stopped. With ``unique``, while a
         task with that key is scheduled, queued, running or paused, that task is
         returned instead of a new one. With ``mutex``, at most one task with that
-        key runs at a time. It runs only while its ``tenant`` is enabled.
+        key runs at a time. It runs only while its ``tenant`` is enabled. ``fds`` gives
+        it data to read on descriptors 3-255 (``{3: b"params"}``).
         """
         run_at = _start_time(run_at, delay)
         spec = TaskSpec(argv=v.strings(argv, "argv"), name=name, queue=queue,
@@ -75,7 +77,9 @@ class Yard:
                         priority=priority, run_at=run_at, retries=retries,
                         retry_delay=retry_delay, backoff=backoff,
                         retry_on=v.strings(retry_on, "retry_on"), after=_ids(after),
-                        unique=unique, mutex=mutex, tenant=tenant)
+                        unique=unique, mutex=mutex, tenant=tenant,
+                        fds=v.check_fds(dict(fds) if isinstance(fds, Mapping) else
+                                        ({} if fds is None else fds)))
         return ops.submit(self._store, spec)
 
     def submit_function(self, function: str, kwargs: Mapping[str, JSON] | None = None, *,

@@ -42,6 +42,9 @@ class TaskSpec(NamedTuple):
     tenant: str = "default"  #: whose task it is: runs only while its tenant is enabled
     function: str | None = None  #: a registered Python function to call instead of argv
     kwargs: dict[str, JSON] | None = None  #: its JSON keyword arguments
+    #: data the task reads on file descriptors past 2 (``--fd 3=@FILE``), as LongTask
+    #: programs read their parameters on the third descriptor
+    fds: dict[int, bytes] = {}
 
 
 class Progress(NamedTuple):
@@ -140,6 +143,7 @@ class Task(NamedTuple):
     created_at: float
     started_at: float | None
     finished_at: float | None
+    fds: tuple[int, ...] = ()  #: the descriptors past 2 it was given data on
 
     @property
     def terminal(self) -> bool:
@@ -181,6 +185,7 @@ class Task(NamedTuple):
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
+            "fds": list(self.fds),
         }
 
 

@@ -313,7 +313,43 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
         raise InvalidInput("--stdin-file and --stdin-open exclude each other", field="stdin")
     if spec.stdin is not None and len(spec.stdin) > MAX_STDIN_BYTES:
         raise InvalidInput(f"stdin is over {MAX_STDIN_BYTES} bytes", field="stdin")
+    check_fds(spec.fds)
+    if spec.fds and spec.function is not None:
+        raise InvalidInput("--fd gives data to a command; a function takes kwargs",
+                           field="fds")
     return spec
+
+
+#: The descriptors --fd may give data on: past stdin, stdout and stderr, and few enough
+#: that every program's select() can take them.
+FD_RANGE = (3, 255)
+
+
+def check_fds(fds: object) -> dict[int, bytes]:
+    """Data for descriptors 3-255 (``--fd N=...``), at most MAX_STDIN_BYTES in all."""
+    if not isinstance(fds, dict):
+        raise InvalidInput("fds must map descriptor numbers to bytes", field="fds")
+    total = 0
+    for number, data in fds.items():
+        if (not isinstance(number, int) or isinstance(number, bool)
+                or not FD_RANGE[0] <= number <= FD_RANGE[1]):
+            raise InvalidInput(f"--fd: {number!r} is not a descriptor from {FD_RANGE[0]} to"
+                               f" {FD_RANGE[1]} (0-2 are stdin, stdout and stderr)", field="fds")
+        if not isinstance(data, bytes):
+            raise InvalidInput(f"--fd {number}: the data must be bytes", field="fds")
+        total += len(data)
+    if total > MAX_STDIN_BYTES:
+        raise InvalidInput(f"--fd: the data is over {MAX_STDIN_BYTES} bytes in all", field="fds")
+    return fds
+
+
+def parse_fd(text: str) -> tuple[int, str]:
+    """``N=@FILE`` or ``N=TEXT`` to (N, the rest): the caller reads a file."""
+    number, sep, rest = text.partition("=")
+    if not sep or not number.isascii() or not number.isdigit() or len(number) > 4:
+        raise InvalidInput(f"--fd {text!r}: give N=@FILE or N=TEXT (N from {FD_RANGE[0]} to"
+                           f" {FD_RANGE[1]})", field="fds")
+    return int(number), rest
 
 
 def parse_signal(value: str | int) -> int:

@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 #: Arguments taken as bytes, which need not be UTF-8: file names, and ``send``'s data
 #: for a task's stdin (``signal --data`` is JSON, checked as such). Every other one is
 #: text that may be stored or looked up, and a store holds only valid Unicode.
-_BYTES_ARGS = frozenset({"home", "store", "stdin_file", "data"})
+_BYTES_ARGS = frozenset({"home", "store", "stdin_file", "data", "fd"})
 
 
 def _check_text(args: argparse.Namespace) -> None:

@@ -38,6 +38,9 @@ def register(sub: Any) -> None:
     stdin.add_argument("--stdin-file", metavar="F", help="feed the task this file on stdin")
     stdin.add_argument("--stdin-open", action="store_true",
                        help="keep stdin open for `taskyard send`")
+    p.add_argument("--fd", action="append", metavar="N=@FILE|N=TEXT",
+                   help="give the task this data to read on file descriptor N (3-255;"
+                        " repeatable), as LongTask programs read their parameters on fd 3")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--at", metavar="TIME",
                       help="do not start before TIME (ISO 8601; no zone means local time)")
@@ -156,6 +159,12 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
             if args.meta is not None else {})
     stdin_file = getattr(args, "stdin_file", None)
     stdin = read_file_bytes(stdin_file, "stdin-file") if stdin_file else None
+    fds: dict[int, bytes] = {}
+    for given in getattr(args, "fd", None) or []:
+        number, rest = validate.parse_fd(given)
+        if number in fds:
+            raise InvalidInput(f"--fd {number} is given twice", field="fds")
+        fds[number] = read_file_bytes(rest[1:], "fd") if rest.startswith("@") else os.fsencode(rest)
     cwd = os.path.abspath(args.cwd) if args.cwd else os.getcwd()
     run_at = None
     if getattr(args, "at", None) is not None:
@@ -170,7 +179,7 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
                     retry_on=tuple(r.value for r in retry.parse_on(args.retry_on)),
                     after=_after(args), unique=args.unique,
                     mutex=args.mutex, tenant=args.tenant, function=args.function,
-                    kwargs=kwargs)
+                    kwargs=kwargs, fds=fds)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

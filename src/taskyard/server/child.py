@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..lifecycle import Reason, Status
 from ..store.base import Claim, Outcome
+from ..validate import FD_RANGE
 from .output import StreamBuffer
 
 F_SETPIPE_SZ = 1031
@@ -173,11 +174,12 @@ class Spawner:
             if self.spare is None:  # see _pidfd
                 self.spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             stdin, keep = self._stdin(claim, opened)
+            extra = self._fds(claim, opened)
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             opened += (out_r, out_w)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
             opened += (err_r, err_w)
-            pid = self._start(claim, stdin, out_w, err_w)
+            pid = self._start(claim, stdin, out_w, err_w, extra)
             pidfd = self._pidfd(pid)
         except (OSError, ValueError, TypeError) as exc:
             # OSError: no such program, too many open files... ValueError, TypeError: a
@@ -192,6 +194,8 @@ class Spawner:
             return _failed(claim, exc)
         if stdin != self.devnull:
             os.close(stdin)
+        for fd, _ in extra:
+            os.close(fd)
         fcntl.fcntl(out_r, fcntl.F_SETFL, os.O_NONBLOCK)  # one call (set_blocking makes two)
         fcntl.fcntl(err_r, fcntl.F_SETFL, os.O_NONBLOCK)
         streams = {out_r: StreamBuffer(claim.task_id, claim.epoch, "stdout", self.head, self.tail),
@@ -229,7 +233,30 @@ class Spawner:
             return fd, None
         return self.devnull, None
 
-    def _start(self, claim: Claim, stdin: int, out: int, err: int) -> int:
+    def _fds(self, claim: Claim, opened: list[int]) -> list[tuple[int, int]]:
+        """(memfd, descriptor number in the child) for each --fd the task was given."""
+        if not claim.fds:
+            return []
+        import base64
+        import json
+
+        found = []
+        for number, data in json.loads(claim.fds).items():
+            made = os.memfd_create(f"taskyard-fd{number}", os.MFD_CLOEXEC)
+            try:
+                # Above every descriptor a task may be given: the child's dup2s in turn
+                # must never overwrite a source not yet placed.
+                fd = fcntl.fcntl(made, fcntl.F_DUPFD_CLOEXEC, FD_RANGE[1] + 1)
+            finally:
+                os.close(made)
+            opened.append(fd)
+            os.write(fd, base64.b64decode(data))
+            os.lseek(fd, 0, os.SEEK_SET)
+            found.append((fd, int(number)))
+        return found
+
+    def _start(self, claim: Claim, stdin: int, out: int, err: int,
+               extra: list[tuple[int, int]]) -> int:
         env = dict(self.base_env)
         for key, value in claim.env.items():
             env[key.encode()] = value.encode("utf-8", "surrogateescape")
@@ -246,6 +273,7 @@ class Spawner:
             path, argv = self._as_user(claim.run_as, path, argv, env)
         actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, out, 1),
                    (os.POSIX_SPAWN_DUP2, err, 2)]
+        actions += [(os.POSIX_SPAWN_DUP2, fd, number) for fd, number in extra]
         try:
             return os.posix_spawn(path, argv, env, file_actions=actions, setpgroup=0,
                                   setsigdef=_DEFAULT_SIGNALS, setsigmask=())

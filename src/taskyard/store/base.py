@@ -31,6 +31,7 @@ class Claim(NamedTuple):
     run_as: str | None = None  #: user to run it as (its tenant's login), None: the server's
     function: str | None = None  #: a registered function to call (argv is empty then)
     kwargs: str | None = None  #: its keyword arguments, as stored JSON text
+    fds: str | None = None  #: data for descriptors past 2, as stored (JSON of base64)
 
 
 class Spawned(NamedTuple):

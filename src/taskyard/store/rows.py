@@ -25,7 +25,7 @@ TASK_COLUMNS = (
     "id, name, queue, status, reason, exit_code, signal, error, argv, env, cwd, meta, "
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
     "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key,"
-    " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps"
+    " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at"
@@ -76,7 +76,21 @@ def task(row: Row) -> Task:
         created_at=row[18],
         started_at=row[19],
         finished_at=row[20],
+        fds=tuple(int(n) for n in row[36].split(",")) if row[36] else (),
     )
+
+
+def fds_json(fds: dict[int, bytes]) -> str | None:
+    """Descriptor data as stored: JSON of base64 (None for none)."""
+    if not fds:
+        return None
+    import base64
+
+    return dumps({str(n): base64.b64encode(data).decode() for n, data in sorted(fds.items())})
+
+
+def fds_list(fds: dict[int, bytes]) -> str | None:
+    return ",".join(str(n) for n in sorted(fds)) if fds else None
 
 
 def attempt(row: Row) -> Attempt:

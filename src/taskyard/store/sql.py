@@ -146,7 +146,8 @@ class SqlStoreBase:
             "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
             " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, unique_key,"
             " mutex, tenant, schedule, fire_at, function, kwargs, created_at, changed_by,"
-            " changed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " changed_at, fds, fd_list) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+            "?,?,?)"
             f" RETURNING {rows.TASK_COLUMNS}",
             (spec.name, spec.queue, lifecycle.target(verb).value,
              rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
@@ -154,7 +155,8 @@ class SqlStoreBase:
              spec.priority, spec.run_at, spec.retries, spec.retry_delay, spec.backoff,
              ",".join(spec.retry_on), spec.unique, spec.mutex, spec.tenant, schedule,
              fire_at, spec.function,
-             rows.dumps(spec.kwargs) if spec.kwargs is not None else None, now, by, now),
+             rows.dumps(spec.kwargs) if spec.kwargs is not None else None, now, by, now,
+             rows.fds_json(spec.fds), rows.fds_list(spec.fds)),
         )
         task = rows.task(cur.fetchone())
         if spec.after:

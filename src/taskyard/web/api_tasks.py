@@ -56,6 +56,7 @@ def spec_of(body: schemas.SubmitBody, tenant: str | None) -> TaskSpec:
             stdin = base64.b64decode(body.stdin_base64, validate=True)
         except ValueError:
             raise InvalidInput("stdin_base64 is not base64", field="stdin_base64") from None
+    fds = _fds(body)
     if body.cwd is not None and not body.cwd.startswith("/"):
         raise InvalidInput("cwd must be an absolute path", field="cwd")
     if body.at is not None and body.delay is not None:
@@ -79,7 +80,24 @@ def spec_of(body: schemas.SubmitBody, tenant: str | None) -> TaskSpec:
                     unique=body.unique, mutex=body.mutex,
                     tenant=tenant or body.tenant or "default", function=body.function,
                     kwargs=dict(body.kwargs) if body.kwargs is not None else (
-                        {} if body.function is not None else None))
+                        {} if body.function is not None else None), fds=fds)
+
+
+def _fds(body: schemas.SubmitBody) -> dict[int, bytes]:
+    """``fds`` (text) and ``fds_base64``, keyed by descriptor number."""
+    found: dict[int, bytes] = {}
+    given = [(k, v.encode("utf-8", "surrogatepass")) for k, v in body.fds.items()]
+    for key, text in body.fds_base64.items():
+        try:
+            given.append((key, base64.b64decode(text, validate=True)))
+        except ValueError:
+            raise InvalidInput(f"fds_base64 {key}: not base64", field="fds_base64") from None
+    for key, data in given:
+        if not (key.isascii() and key.isdigit()) or len(key) > 4 or int(key) in found:
+            raise InvalidInput(f"fds: {key!r} is not a descriptor number (3-255), or is"
+                               " given twice", field="fds")
+        found[int(key)] = data
+    return validate.check_fds(found)
 
 
 @router.post("", status_code=201, response_model=schemas.TaskOut,

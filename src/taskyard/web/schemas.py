@@ -35,6 +35,9 @@ class SubmitBody(Body):
     stdin: str | None = Field(default=None, description="fixed stdin contents, as text")
     stdin_base64: str | None = Field(default=None, description="fixed stdin contents, base64")
     stdin_open: bool = Field(default=False, description="keep stdin open for POST .../stdin")
+    fds: dict[str, str] = Field(default={}, description="descriptor (3-255) -> data to read"
+                                " on it, as text")
+    fds_base64: dict[str, str] = Field(default={}, description="the same, base64")
     priority: int = 0
     at: str | None = Field(default=None, description="start time, ISO 8601 (no zone: UTC)")
     delay: str | float | None = Field(default=
@@ -160,6 +163,7 @@ class TaskOut(Out):
     created_at: str
     started_at: str | None
     finished_at: str | None
+    fds: list[int] = Field(default=[], description="descriptors past 2 it was given data on")
 
 
 class AttemptOut(Out):
