@@ -116,6 +116,19 @@ class Context:
             self._pending_signals = 0
         return found
 
+    def report_error(self, message: str) -> None:
+        """The task's own verdict: it failed, whatever it returns (reason ``reported``
+        with ``message`` if it returns normally; the message is kept on the attempt)."""
+        from .ops import report
+
+        report(self.store, self.task_id, self.attempt, False, message)
+
+    def report_ok(self) -> None:
+        """Take back an earlier report_error: this attempt's last report counts."""
+        from .ops import report
+
+        report(self.store, self.task_id, self.attempt, True, None)
+
     def should_stop(self) -> bool:
         """True once a graceful stop was asked (``taskyard kill ID --graceful``): clean
         up and return."""

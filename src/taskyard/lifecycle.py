@@ -67,6 +67,7 @@ class Reason(StrEnum):
     KILLED = "killed"  #: a user killed it (stopped)
     SHUTDOWN = "shutdown"  #: its server stopped it while shutting down (stopped)
     EXCEPTION = "exception"  #: a function task raised; error holds type and message
+    REPORTED = "reported"  #: it reported an error itself, then exited 0; error holds it
 
 
 class Verb(StrEnum):
@@ -112,7 +113,7 @@ TRANSITIONS: dict[Verb, tuple[frozenset[Status], Status]] = {
 REASONS: dict[Verb, frozenset[Reason | None]] = {
     Verb.SUCCEED: frozenset({None}),
     Verb.FAIL: frozenset({Reason.EXIT, Reason.SIGNAL, Reason.SPAWN, Reason.TIMEOUT,
-                          Reason.EXCEPTION}),
+                          Reason.EXCEPTION, Reason.REPORTED}),
     Verb.STOP: frozenset({Reason.KILLED, Reason.SHUTDOWN}),
     Verb.CANCEL: frozenset({Reason.KILLED, Reason.SHUTDOWN}),
     Verb.CRASH: frozenset({Reason.CRASHED}),

@@ -70,6 +70,8 @@ class Attempt(NamedTuple):
     error: str | None
     started_at: float
     finished_at: float | None
+    report: str | None = None  #: ok | error: what the task last reported of itself
+    report_message: str | None = None
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -83,6 +85,8 @@ class Attempt(NamedTuple):
             "error": self.error,
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
+            "report": self.report,
+            "report_message": self.report_message,
         }
 
 

@@ -212,6 +212,19 @@ def report_progress(store: Store, task_id: int, epoch: int, done: float,
         raise TransitionError(f"cannot report progress: {exc}") from None
 
 
+def report(store: Store, task_id: int, epoch: int, ok: bool, message: str | None) -> None:
+    """A running attempt's own verdict (``taskyard report ok|error MESSAGE``)."""
+    if message is not None:
+        validate.check_unicode(message, "message")
+        if len(message) > validate.MAX_MESSAGE:
+            raise InvalidInput(f"the message is over {validate.MAX_MESSAGE} characters",
+                               field="message")
+    try:
+        store.report(task_id, epoch, ok, message)
+    except StaleAttempt as exc:
+        raise TransitionError(f"cannot report: {exc}") from None
+
+
 def pause_queue(store: Store, name: str) -> None:
     """Claim nothing more from queue ``name``; its running tasks go on."""
     store.set_queue_paused(name, True)

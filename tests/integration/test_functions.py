@@ -181,3 +181,13 @@ def test_workers_are_recycled_after_max_tasks(home: Path) -> None:
     finally:
         stop_server(proc)
     assert [len(set(pids[i:i + 3])) for i in (0, 3)] == [1, 1] and len(set(pids)) == 3
+
+
+def test_a_function_that_reports_an_error_ends_failed_reported(yard: Yard) -> None:
+    from taskyard import Reason
+
+    task = yard.submit_function("reports_error", {"message": "upstream said 503"})
+    done = _ended(yard, task.id)
+    assert (done.status, done.reason, done.error) == (Status.FAILED, Reason.REPORTED,
+                                                      "upstream said 503")
+    assert yard.attempts(task.id)[0].report == "error"

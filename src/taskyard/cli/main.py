@@ -67,7 +67,8 @@ def envvar(parser: argparse.ArgumentParser | Any, *flags: str, env: str, help: s
 MODULES = ("tasks", "controls", "functions", "queues", "cron", "tenants", "server", "web",
            "tokens", "db")
 VERBS = {
-    **dict.fromkeys(("submit", "ls", "show", "logs", "wait", "progress", "meta"), "tasks"),
+    **dict.fromkeys(("submit", "ls", "show", "logs", "wait", "progress", "report", "meta"),
+                    "tasks"),
     **dict.fromkeys(("kill", "pause", "resume", "restart", "send", "rm"), "controls"),
     **dict.fromkeys(("result", "signal", "config", "watch"), "functions"),
     "queue": "queues", "cron": "cron", "tenant": "tenants", "server": "server", "db": "db",

@@ -161,6 +161,10 @@ def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]
     fields.add_column(overflow="fold")
     for key, value in _fields(task, utc, now):
         fields.add_row(key, value)
+    latest = attempts[-1] if attempts else None
+    if latest is not None and latest.report is not None:  # the task's own verdict
+        said = f": {latest.report_message}" if latest.report_message else ""
+        fields.add_row("reported", safe(f"{latest.report}{said}"))
     console.print(fields)
     if isinstance(task.steps, dict) and task.steps.get("steps"):
         table([Col("STEP", CUT, floor=8), Col("STATUS"), Col("CHUNKS", right=True),

@@ -95,6 +95,13 @@ def register(sub: Any) -> None:
     json_flag(p)
     p.set_defaults(handler=cmd_progress)
 
+    p = sub.add_parser("report", help="inside a task: report its own outcome (an error"
+                                      " then an exit 0 ends it failed, reason reported)")
+    p.add_argument("verdict", choices=("ok", "error"))
+    p.add_argument("message", nargs="?", help="what went wrong (with error)")
+    json_flag(p)
+    p.set_defaults(handler=cmd_report)
+
     p = sub.add_parser("meta", help="merge-patch a task's metadata (RFC 7396)")
     p.add_argument("id", type=task_id)
     p.add_argument("patch", metavar="JSON", help="a JSON object (or @FILE)")
@@ -300,14 +307,31 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return 0 if task.status is Status.SUCCEEDED else 1
 
 
-def cmd_progress(args: argparse.Namespace) -> int:
+def _running_task(verb: str) -> tuple[int, int]:
+    """The task and attempt this process runs in (set by the server in its environment)."""
     tid, epoch = os.environ.get("TASKYARD_TASK_ID"), os.environ.get("TASKYARD_ATTEMPT")
     if not tid or not epoch or not tid.isdigit() or not epoch.isdigit():
-        raise UserError("taskyard progress runs inside a task (TASKYARD_TASK_ID and"
+        raise UserError(f"taskyard {verb} runs inside a task (TASKYARD_TASK_ID and"
                         " TASKYARD_ATTEMPT, set by the server, are missing or not numbers)")
-    ops.report_progress(store(args), int(tid), int(epoch), args.done, args.total, args.message)
+    return int(tid), int(epoch)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    tid, epoch = _running_task("report")
+    if args.verdict == "ok" and args.message is not None:
+        raise InvalidInput("report ok takes no message", field="message")
+    ops.report(store(args), tid, epoch, args.verdict == "ok", args.message)
     if args.json:
-        print_json({"id": int(tid), "attempt": int(epoch), "done": args.done,
+        print_json({"id": tid, "attempt": epoch, "report": args.verdict,
+                    "message": args.message})
+    return 0
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    tid, epoch = _running_task("progress")
+    ops.report_progress(store(args), tid, epoch, args.done, args.total, args.message)
+    if args.json:
+        print_json({"id": tid, "attempt": epoch, "done": args.done,
                     "total": args.total, "message": args.message})
     return 0
 

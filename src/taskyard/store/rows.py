@@ -28,7 +28,8 @@ TASK_COLUMNS = (
     " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list"
 )
 ATTEMPT_COLUMNS = (
-    "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at"
+    "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at,"
+    " report, report_message"
 )
 EVENT_COLUMNS = "task_id, at, from_status, to_status, by, attempt, detail"
 SCHEDULE_COLUMNS = ("name, expr, tz, tenant, catch_up, max_lag, spec, paused, last_tick, next_at,"
@@ -106,6 +107,8 @@ def attempt(row: Row) -> Attempt:
         error=row[8],
         started_at=row[9],
         finished_at=row[10],
+        report=row[11],
+        report_message=row[12],
     )
 
 

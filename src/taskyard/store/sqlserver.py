@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Sequence
 from itertools import groupby
+from typing import Any
 
 from .. import lifecycle, retry
 from ..errors import Fenced, StaleAttempt
@@ -19,9 +20,11 @@ from ..lifecycle import Reason, Status, Verb
 from ..model import Request
 from . import rows
 from .access import AccessStore
+from .admin import AdminStore
 from .admit import Candidate, Usage
 from .base import Batch, BatchResult, Claim, Instance, LostAttempt, Outcome, OutputWrite, Spawned
 from .browse import BrowseStore
+from .intask import InTaskStore
 from .sql import ACTIVE_IN, Cursor, in_list
 
 _VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.STOPPED: Verb.STOP,
@@ -38,7 +41,7 @@ _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, s
                      " stop_request")
 
 
-class SqlServerStore(AccessStore, BrowseStore):
+class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore):
     """Client operations (tasks; access and browsing from their mixins) plus the fenced
     operations a server performs."""
 
@@ -230,7 +233,7 @@ class SqlServerStore(AccessStore, BrowseStore):
             "UPDATE tasks SET status=?, epoch=epoch+1, owner=?, pid=NULL, started_at=?,"
             " finished_at=NULL, reason=NULL, exit_code=NULL, signal=NULL, error=NULL,"
             " progress_done=NULL, progress_total=NULL, progress_message=NULL, result=NULL,"
-            " stop_asked=0,"
+            " stop_asked=0, reported=NULL,"
             f" changed_by=?, changed_at=? WHERE id IN ({','.join('?' * len(ids))})"
             f" AND status IN {_CLAIM_FROM}"
             " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout, priority, tenant,"
@@ -300,24 +303,38 @@ class SqlServerStore(AccessStore, BrowseStore):
         """Record one outcome; None if fenced off, else whether tasks wait for this one
         (``--after``: they may start now, or fail)."""
         lifecycle.check_reason(_VERB_FOR[o.status], o.reason)
-        pid = spawned.pid if spawned else None
         if o.status is Status.QUEUED:
             return False if self._yield_one(cur, owner, o, now, by, spawned) else None
-        cur.execute(
-            "UPDATE tasks SET status=?, reason=?, exit_code=?, signal=?, error=?, result=?,"
-            " finished_at=?, changed_by=?, changed_at=?, pid=COALESCE(?, pid)"
-            f" WHERE id=? AND epoch=? AND owner=? AND status IN {ACTIVE_IN}"
-            " RETURNING EXISTS (SELECT 1 FROM deps WHERE deps.after_id = tasks.id)",
-            (o.status.value, _v(o.reason), o.exit_code, o.signal, _text(o.error), o.result, now, by,
-             now, pid, o.task_id, o.epoch, owner),
-        )
-        row = cur.fetchone()
+        row = self._end(cur, owner, o, now, by, spawned)
+        if row is None and o.status is Status.SUCCEEDED:
+            # It reported an error itself, then exited 0 (rare: looked up only then)
+            cur.execute(f"SELECT reported FROM tasks WHERE id=? AND epoch=? AND owner=?"
+                        f" AND status IN {ACTIVE_IN}", (o.task_id, o.epoch, owner))
+            found = cur.fetchone()
+            if found is not None and found[0] is not None:
+                o = o._replace(status=Status.FAILED, reason=Reason.REPORTED, error=found[0])
+                row = self._end(cur, owner, o, now, by, spawned)
         if row is None:
             return None
         self._close_attempt(cur, o, now, spawned)
         if o.status is Status.FAILED and o.reason is not None:
             self._maybe_retry(cur, o.task_id, o.epoch, o.reason, now, by)
         return bool(row[0])
+
+    def _end(self, cur: Cursor, owner: str, o: Outcome, now: float, by: str,
+             spawned: Spawned | None) -> Any:
+        """The guarded UPDATE of an ending; the row (whether tasks wait for it) or None. A
+        success does not apply to an attempt that reported an error of its own."""
+        guard = " AND reported IS NULL" if o.status is Status.SUCCEEDED else ""
+        cur.execute(
+            "UPDATE tasks SET status=?, reason=?, exit_code=?, signal=?, error=?, result=?,"
+            " finished_at=?, changed_by=?, changed_at=?, pid=COALESCE(?, pid)"
+            f" WHERE id=? AND epoch=? AND owner=? AND status IN {ACTIVE_IN}{guard}"
+            " RETURNING EXISTS (SELECT 1 FROM deps WHERE deps.after_id = tasks.id)",
+            (o.status.value, _v(o.reason), o.exit_code, o.signal, _text(o.error), o.result, now,
+             by, now, spawned.pid if spawned else None, o.task_id, o.epoch, owner),
+        )
+        return cur.fetchone()
 
     def _yield_one(self, cur: Cursor, owner: str, o: Outcome, now: float, by: str,
                    spawned: Spawned | None) -> bool:

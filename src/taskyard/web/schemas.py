@@ -177,6 +177,8 @@ class AttemptOut(Out):
     error: str | None
     started_at: str | None
     finished_at: str | None
+    report: str | None = Field(default=None, description="ok | error: its own last report")
+    report_message: str | None = None
 
 
 class EventOut(Out):

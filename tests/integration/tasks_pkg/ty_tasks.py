@@ -140,3 +140,10 @@ class Long(taskyard.Step):
 @app.steps(name="pipeline", chunk=0.2)
 class Pipeline(taskyard.Steps):
     steps = [Flaky, Skipped, Long]
+
+
+@app.task(name="reports_error")
+def reports_error(ctx: taskyard.Context, message: str) -> str:
+    """Says it failed, then returns normally: it ends failed, reason reported."""
+    ctx.report_error(message)
+    return "returned anyway"
