@@ -46,6 +46,10 @@ class Settings(NamedTuple):
     flush_interval: float = 0.05  #: max seconds output waits in memory before it is stored
     synchronous: str = "normal"  #: SQLite synchronous: normal survives process crashes, full power loss
     log_level: str = "info"
+    #: a directory of status files, one a task (the LongTask convention); "" for none
+    status_dir: str = ""
+    #: also export a task's status file path under this name (MGR_LT_PID for LongTask)
+    status_file_env: str = ""
     #: where the HTTP API and panel listen (HOST:PORT; "" for none), behind which prefix
     web_listen: str = "127.0.0.1:8470"
     web_root_path: str = ""
@@ -120,6 +124,24 @@ def env_name(key: str) -> str:
     return "TASKYARD_" + key.upper()
 
 
+def _status_dir(value: Any, source: str) -> str:
+    text = str(value)
+    if not text:
+        return ""
+    if "\0" in text:
+        raise ConfigError(f"{source}: status_dir must be a directory", field="status_dir")
+    return str(Path(text).expanduser().absolute())
+
+
+def _env_name(value: Any, source: str) -> str:
+    text = str(value)
+    if text and not (text.isascii() and text.replace("_", "a").isalnum()
+                     and not text[0].isdigit()):
+        raise ConfigError(f"{source}: status_file_env must be an environment variable name",
+                          field="status_file_env")
+    return text
+
+
 def _public_url(value: Any, source: str) -> str:
     text = str(value).rstrip("/")
     if text and not text.startswith(("http://", "https://")):
@@ -132,7 +154,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     special: dict[str, Callable[[Any, str], Any]] = {"store": _store, "imports": _imports, "web_root_path": _root_path,
                "web_public_url": _public_url,
                "web_listen": lambda v, src: check_listen(str(v), src),
-               "import_path": lambda v, src: str(Path(str(v)).expanduser().absolute())}
+               "import_path": lambda v, src: str(Path(str(v)).expanduser().absolute()),
+               "status_dir": _status_dir, "status_file_env": _env_name}
     if key in special:
         return special[key](value, source)
     if key in _NUMERIC:

@@ -242,6 +242,19 @@ def set_queue_parallel(store: Store, name: str, parallel: int | None) -> None:
     store.wake()
 
 
+def set_queue_status_dir(store: Store, name: str, directory: str | None) -> None:
+    """Status files of the queue's tasks go to DIRECTORY/<queue>/<task id> (None: to the
+    server's status_dir). A directory that cannot be written is refused now."""
+    validate.required_name(name, "queue")
+    if directory is not None:
+        from .server.statusfiles import check_dir
+
+        directory = os.path.abspath(directory)
+        check_dir(os.path.join(directory, name), "status-dir")
+    store.set_queue_status_dir(name, directory)
+    store.wake()
+
+
 def add_tenant(store: Store, name: str, *, enabled: bool = True, run_as: str | None = None,
                parallel: int | None = None) -> dict[str, JSON]:
     validate.required_name(name, "tenant")

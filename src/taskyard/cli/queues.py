@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from .. import ops, validate
+from ..errors import UserError
 from .common import json_flag, parallel, print_json, store, verb_group
 
 
@@ -15,11 +16,14 @@ def register(sub: Any) -> None:
     p = verbs.add_parser("ls", help="queues with their task counts")
     json_flag(p)
     p.set_defaults(handler=cmd_ls)
-    p = verbs.add_parser("set", help="set a queue's parallel limit")
+    p = verbs.add_parser("set", help="set a queue's parallel limit or status directory")
     p.add_argument("name")
-    p.add_argument("--parallel", required=True, type=parallel, metavar="N|unlimited",
+    p.add_argument("--parallel", type=parallel, metavar="N|unlimited", default=argparse.SUPPRESS,
                    help="run at most N of its tasks at a time (1: one after another, in"
                         " submit order)")
+    p.add_argument("--status-dir", metavar="DIR", default=argparse.SUPPRESS,
+                   help="status files of its tasks in DIR/<queue>/<task id> ('' : back to"
+                        " the server's status_dir)")
     json_flag(p)
     p.set_defaults(handler=cmd_set)
     for verb, text in (("pause", "claim nothing more from the queue (running tasks go on)"),
@@ -64,9 +68,18 @@ def _done(args: argparse.Namespace, text: str) -> int:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    ops.set_queue_parallel(store(args), args.name, args.parallel)
-    limit = "unlimited" if args.parallel is None else args.parallel
-    return _done(args, f"queue {args.name}: parallel {limit}")
+    given = vars(args)
+    if "parallel" not in given and "status_dir" not in given:
+        raise UserError("queue set: give --parallel N|unlimited and/or --status-dir DIR")
+    db, said = store(args), []
+    if "status_dir" in given:
+        ops.set_queue_status_dir(db, args.name, args.status_dir or None)
+        said.append(f"status files in {args.status_dir}/{args.name}" if args.status_dir
+                    else "status files in the server's status_dir")
+    if "parallel" in given:
+        ops.set_queue_parallel(db, args.name, args.parallel)
+        said.append(f"parallel {'unlimited' if args.parallel is None else args.parallel}")
+    return _done(args, f"queue {args.name}: {', '.join(said)}")
 
 
 def cmd_pause(args: argparse.Namespace) -> int:

@@ -106,6 +106,10 @@ def cmd_start(args: argparse.Namespace) -> int:
     from ..store import require_driver
 
     require_driver(s.store_location)  # said here, not in the log of a server that died
+    if s.status_dir:
+        from ..server.statusfiles import check_dir
+
+        check_dir(s.status_dir)
     if args.foreground:
         from ..server.daemon import serve
 

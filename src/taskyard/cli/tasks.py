@@ -245,12 +245,22 @@ def cmd_show(args: argparse.Namespace) -> int:
         data = task.to_json()
         data["attempts"] = [a.to_json() for a in attempts]
         data["events"] = [e.to_json() for e in events]
+        data["status_file"] = _status_file(args, s, task)
         print_json(data)
     else:
         from .render import task_detail
 
         task_detail(task, attempts, events, utc(args))
     return 0
+
+
+def _status_file(args: argparse.Namespace, db: Store, task: Task) -> str | None:
+    """Where the task's status file is (on the servers' host), if status files are on."""
+    own = db.queue_status_dirs().get(task.queue)
+    if own:
+        return os.path.join(own, task.queue, str(task.id))
+    root = settings(args).status_dir
+    return os.path.join(root, str(task.id)) if root else None
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

@@ -11,7 +11,9 @@ import os
 import pwd
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..lifecycle import Reason, Status
 from ..store.base import Claim, Outcome
@@ -164,6 +166,10 @@ class Spawner:
         #: gives the rest of the batch back and caps its running tasks (Server.fd_cap)
         self.starved = False
         self._paths: dict[tuple[str, bytes], str] = {}
+        #: a task's status file (None: no status files), exported as TASKYARD_STATUS_FILE
+        #: and, for old programs, under ``status_env`` too
+        self.status_path: Callable[[int, str], Path | None] | None = None
+        self.status_env = b""
 
     def spawn(self, claim: Claim) -> Child | Outcome:
         """Start ``claim`` in a new process group. An OS error (no such program, too many
@@ -263,6 +269,11 @@ class Spawner:
         env[b"TASKYARD_TASK_ID"] = str(claim.task_id).encode()
         env[b"TASKYARD_ATTEMPT"] = str(claim.epoch).encode()
         env[b"TASKYARD_RUN"] = claim.run_tag.encode()
+        status = self.status_path(claim.task_id, claim.queue) if self.status_path else None
+        if status is not None:
+            env[b"TASKYARD_STATUS_FILE"] = os.fsencode(status)
+            if self.status_env:
+                env[self.status_env] = os.fsencode(status)
         if claim.cwd is not None:
             # Every time (not only when it changed): the directory may have been removed
             # or replaced by a new one of the same name since the last task ran there.

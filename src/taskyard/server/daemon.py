@@ -142,6 +142,10 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
     store = open_store(settings.store_location, synchronous=settings.synchronous,
                        application_name="taskyard-server", hold_limit=settings.lease / 4,
                        server=True)
+    if settings.status_dir:  # a status dir that cannot be written: say so now
+        from .statusfiles import check_dir
+
+        check_dir(settings.status_dir)
     host, boot = procs.hostname(), procs.boot_id()
     now = time.time()
     _patiently(lambda: store.register(Instance(instance_id, host, boot, os.getpid(),
@@ -153,8 +157,11 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
     server.listen()
     _Signals(server)
     try:
+        server.status.queue_dirs = store.queue_status_dirs()
+        crashed = server.status_crashed if server.status.enabled else None
         recovered = _patiently(lambda: recovery.recover(store, instance_id, host, boot,
-                                                        time.time(), settings.lease))
+                                                        time.time(), settings.lease,
+                                                        on_crashed=crashed))
         log.info("server %s started: pid %d, %d slot(s), home %s%s", instance_id, os.getpid(),
                  server.slots, settings.home,
                  f", {recovered} crashed attempt(s) recorded" if recovered else "")
@@ -180,6 +187,7 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
         _tell(ready, f"error: store failure: {exc}")
         return 1
     finally:
+        server.status.close()
         if web is not None:
             web.stop()
         server.unlisten()

@@ -29,6 +29,7 @@ from ..lifecycle import Reason, Status
 from ..store.base import (
     Batch,
     Claim,
+    LostAttempt,
     Outcome,
     OutputWrite,
     ServerStore,
@@ -42,6 +43,7 @@ from .child import Child
 from .output import StreamBuffer
 from .poller import Poller
 from .pool import FunctionRun, Pool
+from .statusfiles import Ending, StatusFiles, params
 
 log = logging.getLogger("taskyard.server")
 
@@ -104,6 +106,9 @@ class Server:
         if settings.store:  # `taskyard progress` in a task must find the store we run from
             env["TASKYARD_STORE"] = settings.store
         self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
+        self.status = StatusFiles(settings)
+        self.spawner.status_path = self.status.path_for
+        self.spawner.status_env = settings.status_file_env.encode()
         worker_env = dict(self.spawner.base_env)
         for key, value in (("TASKYARD_WORKER_IMPORTS", settings.imports),
                            ("TASKYARD_IMPORT_PATH", settings.import_path),
@@ -336,7 +341,26 @@ class Server:
             self.promote_hint = True  # tasks waiting for these may start, or fail
         if len(result.claims) < batch.claim:
             self.queue_hint = False
+        if self.status.live:
+            self._status_ended(batch, result.stale)
         self._start(result.claims)
+
+    def status_crashed(self, attempt: LostAttempt) -> None:
+        """``ERR crashed`` for an attempt of a dead server of this host."""
+        task = self.store.get(attempt.task_id)
+        self.status.put(task.id, task.queue, Ending(task.status, task.reason),
+                        params(task.argv, task.function, task.kwargs))
+
+    def _status_ended(self, batch: Batch, stale: list[int]) -> None:
+        """Final lines of the status files of attempts whose ending was recorded (as the
+        store has the task now: a reported error, a retry scheduled)."""
+        for task_id in stale:  # not ours any more: whoever took it over says so
+            self.status.abandon(task_id)
+        for o in batch.outcomes:
+            if o.task_id in self.status.live and o.task_id not in stale:
+                task = self.store.get(o.task_id)
+                self.status.ended(o.task_id, Ending(task.status, task.reason, task.exit_code,
+                                                    task.signal, task.error))
 
     def _start(self, claims: list[Claim]) -> None:
         self.spawner.starved = False
@@ -360,6 +384,9 @@ class Server:
                 continue
             self._adopt(spawned)
             self.unrecorded[claim.task_id] = Spawned(claim.task_id, claim.epoch, spawned.pid, None)
+            if self.status.enabled:
+                self.status.running(claim.task_id, claim.queue,
+                                    params(claim.argv, claim.function, claim.kwargs))
         if self.unrecorded and self.next_flush_spawned == float("inf"):
             # Off the hot path: most short tasks end first and their pid rides on the
             # outcome. Recovery does not need the pid in time: it finds a crashed
@@ -443,12 +470,16 @@ class Server:
         self.last_beat = beat
         self._check_home()
         recovery.recover(self.store, self.me, self.host, self.boot_id, time.time(),
-                         self.settings.lease, judge_silence=beat >= self.judge_silence_at)
+                         self.settings.lease, judge_silence=beat >= self.judge_silence_at,
+                         on_crashed=self.status_crashed if self.status.enabled else None)
         leader = self.store.hold_lease("cron", self.me, time.time(), self.settings.lease)
         if leader and not self.cron_leader:
             log.info("holding the cron lease: this server fires the schedules")
             self.cron_hint = True
         self.cron_leader = leader
+        self.status.queue_dirs = self.store.queue_status_dirs()
+        if leader and self.status.enabled:  # what clients changed, into the status files
+            self.status.sync(self.store, time.time())
         if self.wake is None:
             self.listen()
         self._record_start_times()

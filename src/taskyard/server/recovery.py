@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 from ..store.base import LostAttempt, ServerStore
 from . import procs
@@ -57,7 +58,8 @@ def _alive(pid: int) -> bool:
 
 
 def recover(store: ServerStore, me: str, host: str, boot_id: str, now: float,
-            lease: float, judge_silence: bool = True) -> int:
+            lease: float, judge_silence: bool = True,
+            on_crashed: Callable[[LostAttempt], None] | None = None) -> int:
     """Fence dead servers and record their unfinished attempts crashed (killing what is
     left of them on this host); returns how many attempts. See dead_peers for
     ``judge_silence``."""
@@ -72,6 +74,8 @@ def recover(store: ServerStore, me: str, host: str, boot_id: str, now: float,
         store.crash(attempt, by=f"server:{me}")
         log.warning("task %d attempt %d: its server %s died; recorded as crashed",
                     attempt.task_id, attempt.epoch, attempt.owner)
+        if on_crashed is not None and attempt.host in (None, host):
+            on_crashed(attempt)
     if killed:
         log.warning("killed %d leftover process(es) of crashed attempts", killed)
     return len(lost)

@@ -36,6 +36,18 @@ class AdminStore(SqlStoreBase):
                         " ON CONFLICT (name) DO UPDATE SET parallel = excluded.parallel",
                         (name, parallel))
 
+    def set_queue_status_dir(self, name: str, directory: str | None) -> None:
+        """The queue's own status directory (None: the server's ``status_dir``)."""
+        with self._tx() as cur:
+            cur.execute("INSERT INTO queues (name, status_dir) VALUES (?, ?)"
+                        " ON CONFLICT (name) DO UPDATE SET status_dir = excluded.status_dir",
+                        (name, directory))
+
+    def queue_status_dirs(self) -> dict[str, str]:
+        with self._read_tx() as cur:
+            cur.execute("SELECT name, status_dir FROM queues WHERE status_dir IS NOT NULL")
+            return {str(n): str(d) for n, d in cur.fetchall()}
+
     def queues(self) -> list[dict[str, JSON]]:
         """Every queue that has tasks or settings, with its task count per status."""
         with self._read_tx() as cur:

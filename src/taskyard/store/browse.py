@@ -184,6 +184,41 @@ class BrowseStore(SqlStoreBase):
             return 0, True
         return int(row[1] or 0), row[0] is not None
 
+    def changed_since(self, after: int, limit: int = 5000
+                      ) -> tuple[int, list[tuple[Any, ...]]]:
+        """Tasks with events after id ``after`` (at most ``limit`` events): the last event
+        id read, and (id, queue, status, reason, exit_code, signal, error, argv, function,
+        kwargs) of each such task still stored (status files follow them)."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT id, task_id FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                        (after, limit))
+            found = cur.fetchall()
+            if not found:
+                return after, []
+            ids = sorted({int(r[1]) for r in found})
+            cur.execute("SELECT id, queue, status, reason, exit_code, signal, error, argv,"
+                        f" function, kwargs FROM tasks WHERE id IN ({','.join('?' * len(ids))})",
+                        ids)
+            return int(found[-1][0]), [tuple(r) for r in cur.fetchall()]
+
+    def waiting_tasks(self) -> list[tuple[Any, ...]]:
+        """(id, queue, argv, function, kwargs) of every scheduled or queued task."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT id, queue, argv, function, kwargs FROM tasks"
+                        " WHERE status IN ('scheduled', 'queued') ORDER BY id")
+            return [tuple(r) for r in cur.fetchall()]
+
+    def existing(self, ids: list[int]) -> set[int]:
+        """Which of ``ids`` are tasks still stored."""
+        found: set[int] = set()
+        with self._read_tx() as cur:
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                cur.execute(f"SELECT id FROM tasks WHERE id IN ({','.join('?' * len(part))})",
+                            part)
+                found.update(int(r[0]) for r in cur.fetchall())
+        return found
+
     def last_event(self) -> int:
         with self._read_tx() as cur:
             cur.execute("SELECT COALESCE(MAX(id), 0) FROM events")

@@ -237,14 +237,14 @@ class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore):
             f" changed_by=?, changed_at=? WHERE id IN ({','.join('?' * len(ids))})"
             f" AND status IN {_CLAIM_FROM}"
             " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout, priority, tenant,"
-            " function, kwargs, fds",
+            " function, kwargs, fds, queue",
             (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now, *ids),
         )
         order = {task_id: n for n, task_id in enumerate(ids)}
         got = sorted(cur.fetchall(), key=lambda r: order[r[0]])  # the order to start them
         claims = [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4],
                         r[5], bool(r[6]), f"{owner}.{r[0]}.{r[1]}", r[7], run_as.get(r[9]),
-                        r[10], r[11], r[12])
+                        r[10], r[11], r[12], r[13])
                   for r in got]
         cur.executemany(
             "INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at) VALUES (?,?,?,?,?)",
@@ -432,13 +432,13 @@ class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore):
         with self._read_tx() as cur:
             cur.execute(
                 "SELECT t.id, t.epoch, t.argv, t.env, t.cwd, t.stdin, t.stdin_open, a.run_tag,"
-                " t.timeout, n.run_as, t.function, t.kwargs, t.fds FROM attempts a"
+                " t.timeout, n.run_as, t.function, t.kwargs, t.fds, t.queue FROM attempts a"
                 " JOIN tasks t ON t.id = a.task_id AND t.epoch = a.epoch"
                 " LEFT JOIN tenants n ON n.name = t.tenant AND n.enabled <> 0"
                 f" WHERE a.owner=? AND a.finished_at IS NULL AND t.status IN {ACTIVE_IN}"
                 " ORDER BY t.id", (owner,))
             return [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4], r[5],
-                          bool(r[6]), r[7], r[8], r[9], r[10], r[11], r[12])
+                          bool(r[6]), r[7], r[8], r[9], r[10], r[11], r[12], r[13])
                     for r in cur.fetchall()]
 
     def hold_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:

@@ -1,0 +1,129 @@
+"""Status files, the LongTask convention: QUE, RUN (locked while it runs), OK, ERR
+<message>, then the start parameters; replaced atomically; gone with their task."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import sys
+from pathlib import Path
+
+from taskyard import Yard
+from taskyard.testing import cli, server_process, stop_server, wait_for
+
+REPORT = f"{sys.executable} -m taskyard report"
+
+
+def _read(path: Path) -> list[str]:
+    try:
+        return path.read_text().split("\n")[:-1]
+    except FileNotFoundError:
+        return []
+
+
+def _locked(path: Path) -> bool:
+    with open(path, "rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
+
+
+def _env(status: Path) -> dict[str, str]:
+    return dict(os.environ, TASKYARD_STATUS_DIR=str(status),
+                TASKYARD_STATUS_FILE_ENV="MGR_LT_PID", TASKYARD_HEARTBEAT_INTERVAL="0.2",
+                TASKYARD_LEASE="2")
+
+
+def test_every_state_of_a_task_in_its_status_file(home: Path, tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    with Yard(home) as y:
+        queued = y.submit(["sh", "-c", "echo \"$TASKYARD_STATUS_FILE $MGR_LT_PID\"; sleep 30"])
+        proc = server_process(home, "--slots", "2", env=_env(status))
+        try:
+            path = status / str(queued.id)
+            wait_for(lambda: _read(path)[:1] == ["RUN"], message="RUN")
+            assert _read(path)[1:] == ["sh", "-c",
+                                       "echo \"$TASKYARD_STATUS_FILE $MGR_LT_PID\"; sleep 30"]
+            assert _locked(path), "the server holds a lock while it runs"
+            wait_for(lambda: y.logs(queued.id).data, message="it printed")
+            assert y.logs(queued.id).data == f"{path} {path}\n".encode()
+            y.kill(queued.id)
+            wait_for(lambda: _read(path)[:1] == ["ERR killed"], message="ERR killed")
+            assert not _locked(path)
+            endings = {
+                "OK": ["true"],
+                "ERR exit 3": ["sh", "-c", "exit 3"],
+                "ERR signal KILL": ["sh", "-c", "kill -9 $$"],
+                "ERR disk full": ["sh", "-c", f"{REPORT} error 'disk full'"],
+            }
+            made = {line: y.submit(argv).id for line, argv in endings.items()}
+            for line, task_id in made.items():
+                wait_for(lambda t=task_id, want=line: _read(status / str(t))[:1] == [want],
+                         timeout=30, message=line)
+            later = y.submit(["true"], delay=3600)  # a client's submit: QUE from the events
+            wait_for(lambda: _read(status / str(later.id))[:1] == ["QUE"], message="QUE")
+            y.kill(later.id)  # a client's cancel
+            wait_for(lambda: _read(status / str(later.id))[:1] == ["ERR killed"],
+                     message="a cancel")
+            y.rm(later.id)
+            wait_for(lambda: not (status / str(later.id)).exists(), timeout=30,
+                     message="the file of a removed task goes")
+            fn = y.submit_function("nothing-registered", {"a": 1})
+            wait_for(lambda: _read(status / str(fn.id))[1:] == ["nothing-registered",
+                                                                '{"a":1}'],
+                     timeout=30, message="a function's parameters")
+        finally:
+            stop_server(proc)
+    assert not [p for p in status.iterdir() if p.name.startswith(".")], "no temp files left"
+
+
+def test_a_crash_is_err_crashed_and_its_lock_is_gone_at_once(home: Path,
+                                                             tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    proc = server_process(home, "--slots", "1", env=_env(status))
+    with Yard(home) as y:
+        task = y.submit(["sleep", "60"])
+        path = status / str(task.id)
+        wait_for(lambda: _read(path)[:1] == ["RUN"] and _locked(path), message="RUN")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert _read(path)[:1] == ["RUN"] and not _locked(path), \
+            "RUN that nobody locks: a task whose server died, the classic way"
+        proc = server_process(home, "--slots", "1", env=_env(status))
+        try:
+            wait_for(lambda: _read(path)[:1] == ["ERR crashed"], timeout=30,
+                     message="ERR crashed")
+        finally:
+            stop_server(proc)
+
+
+def test_a_queue_of_its_own_and_directories_that_cannot_be_written(home: Path,
+                                                                   tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    assert cli(home, "queue", "set", "imports", "--status-dir", str(mine)).returncode == 0
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    out = cli(home, "queue", "set", "q2", "--status-dir", str(blocked))
+    assert out.returncode == 2 and out.stderr.count(b"\n") == 1, out.stderr
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "taskyard", "--home", str(home), "server",
+                          "start", "--no-web"], capture_output=True, timeout=60,
+                         env=dict(os.environ, TASKYARD_STATUS_DIR=str(blocked / "x")))
+    assert out.returncode == 2 and b"status_dir" in out.stderr, out.stderr
+    proc = server_process(home, "--slots", "1", env=_env(tmp_path / "status"))
+    try:
+        with Yard(home) as y:
+            task = y.submit(["true"], queue="imports")
+            wait_for(lambda: _read(mine / "imports" / str(task.id))[:1] == ["OK"],
+                     message="OK in the queue's own directory")
+            assert not (tmp_path / "status" / str(task.id)).exists()
+        import json
+
+        shown = json.loads(cli(home, "show", str(task.id), "--json").stdout)
+        assert shown["status_file"] == str(mine / "imports" / str(task.id))
+    finally:
+        stop_server(proc)
