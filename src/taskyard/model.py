@@ -72,6 +72,9 @@ class Attempt(NamedTuple):
     finished_at: float | None
     report: str | None = None  #: ok | error: what the task last reported of itself
     report_message: str | None = None
+    cpu_user: float | None = None  #: seconds of user CPU it used (None: not known)
+    cpu_system: float | None = None
+    max_rss_kib: int | None = None  #: its peak resident memory
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -87,6 +90,8 @@ class Attempt(NamedTuple):
             "finished_at": iso(self.finished_at),
             "report": self.report,
             "report_message": self.report_message,
+            "usage": ({"cpu_user": self.cpu_user, "cpu_system": self.cpu_system,
+                       "max_rss_kib": self.max_rss_kib} if self.cpu_user is not None else None),
         }
 
 

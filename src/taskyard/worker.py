@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import sys
 import traceback
@@ -108,6 +109,7 @@ class Worker:
         from .steps import Yielded
 
         ctx = Context(self.store, task_id, attempt, job.get("deadline"))
+        before = resource.getrusage(resource.RUSAGE_SELF)
         try:
             value = fn.run(ctx, json.loads(job["kwargs"] or "{}"))
             out.update(ok=True, result=check_json(value, "result"))
@@ -125,6 +127,11 @@ class Worker:
                 ctx.close()
             except Exception as exc:  # a stale attempt's last progress: not the task's fault
                 sys.stderr.write(f"taskyard: {exc}\n")
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        # CPU is the task's own; the peak memory is the worker's so far (a process's peak
+        # cannot be reset between two tasks)
+        out["usage"] = [after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime,
+                        after.ru_maxrss]
         self._finish(out)
 
     def _finish(self, out: dict[str, Any]) -> None:

@@ -191,3 +191,11 @@ def test_a_function_that_reports_an_error_ends_failed_reported(yard: Yard) -> No
     assert (done.status, done.reason, done.error) == (Status.FAILED, Reason.REPORTED,
                                                       "upstream said 503")
     assert yard.attempts(task.id)[0].report == "error"
+
+
+def test_a_function_attempt_records_its_cpu(yard: Yard) -> None:
+    task = yard.submit_function("add", {"a": 1, "b": 2})
+    _ended(yard, task.id)
+    (attempt,) = yard.attempts(task.id)
+    assert attempt.cpu_user is not None and attempt.cpu_system is not None
+    assert attempt.max_rss_kib is not None and attempt.max_rss_kib > 1024

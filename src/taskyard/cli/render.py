@@ -149,6 +149,12 @@ def _fields(task: Task, utc: bool, now: float) -> list[tuple[str, str]]:
     return [(key, safe(value)) for key, value in rows if value]
 
 
+def usage(a: Attempt) -> str:
+    """``0.52s user, 0.10s system CPU, 23.4 MiB peak``."""
+    peak = f", {(a.max_rss_kib or 0) / 1024:.1f} MiB peak" if a.max_rss_kib else ""
+    return f"{a.cpu_user or 0:.2f}s user, {a.cpu_system or 0:.2f}s system CPU{peak}"
+
+
 def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event],
                 utc: bool = False) -> None:
     """``show``: the task's fields, then its steps, attempts and events."""
@@ -165,6 +171,8 @@ def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]
     if latest is not None and latest.report is not None:  # the task's own verdict
         said = f": {latest.report_message}" if latest.report_message else ""
         fields.add_row("reported", safe(f"{latest.report}{said}"))
+    if latest is not None and latest.cpu_user is not None:
+        fields.add_row("used", usage(latest))
     console.print(fields)
     if isinstance(task.steps, dict) and task.steps.get("steps"):
         table([Col("STEP", CUT, floor=8), Col("STATUS"), Col("CHUNKS", right=True),

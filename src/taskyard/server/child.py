@@ -37,6 +37,7 @@ class Child:
     stdin_buf: bytearray = field(default_factory=bytearray)
     stdin_eof: bool = False  #: close stdin once stdin_buf is written
     returncode: int | None = None
+    usage: tuple[float, float, int] | None = None  #: CPU user, system (s); peak RSS (KiB)
     exited_at: float | None = None
     drain_deadline: float | None = None
     stop_reason: Reason | None = None  #: set when a user or a shutdown asked it to stop
@@ -84,8 +85,9 @@ class Child:
         before reaping, while the group id is still certainly ours, then reap."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
-        _, status = os.waitpid(self.pid, 0)
+        _, status, used = os.wait4(self.pid, 0)  # what it used, its waited children's too
         self.returncode = os.waitstatus_to_exitcode(status)
+        self.usage = (used.ru_utime, used.ru_stime, used.ru_maxrss)
         self.exited_at = now
         self.drain_deadline = now + drain_grace
         self.kill_deadline = None
@@ -97,6 +99,9 @@ class Child:
         self.close_stdin()
 
     def outcome(self) -> Outcome:
+        return self._ending()._replace(usage=self.usage)
+
+    def _ending(self) -> Outcome:
         code = self.returncode
         assert code is not None
         if self.stop_reason is not None:

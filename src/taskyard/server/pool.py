@@ -50,6 +50,13 @@ class FunctionRun(Child):
         raise AssertionError("a function run is ended by its worker, not reaped")
 
     def outcome(self) -> Outcome:
+        ended = self._reported()
+        used = self.report.get("usage") if self.report is not None else None
+        if isinstance(used, list) and len(used) == 3:
+            return ended._replace(usage=(float(used[0]), float(used[1]), int(used[2])))
+        return ended
+
+    def _reported(self) -> Outcome:
         report = self.report
         if report is None:  # the worker died: killed, timed out, or crashed
             outcome = super().outcome()

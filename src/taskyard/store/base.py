@@ -53,6 +53,8 @@ class Outcome(NamedTuple):
     signal: int | None = None
     error: str | None = None
     result: str | None = None  #: a function's return value, JSON text
+    #: what it used: CPU seconds (user, system) and peak resident memory (KiB)
+    usage: tuple[float, float, int] | None = None
 
 
 class OutputWrite(NamedTuple):

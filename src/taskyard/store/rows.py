@@ -29,7 +29,7 @@ TASK_COLUMNS = (
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at,"
-    " report, report_message"
+    " report, report_message, cpu_user, cpu_system, max_rss_kib"
 )
 EVENT_COLUMNS = "task_id, at, from_status, to_status, by, attempt, detail"
 SCHEDULE_COLUMNS = ("name, expr, tz, tenant, catch_up, max_lag, spec, paused, last_tick, next_at,"
@@ -109,6 +109,9 @@ def attempt(row: Row) -> Attempt:
         finished_at=row[10],
         report=row[11],
         report_message=row[12],
+        cpu_user=row[13],
+        cpu_system=row[14],
+        max_rss_kib=row[15],
     )
 
 

@@ -370,13 +370,15 @@ class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore):
                        spawned: Spawned | None = None) -> None:
         """Record the attempt's outcome. Requests still pending for it are rejected by
         its server's next ``pending_requests`` pass (not here: off the hot path)."""
+        used = o.usage or (None, None, None)
         cur.execute(
             "UPDATE attempts SET status=?, reason=?, exit_code=?, signal=?, error=?,"
-            " finished_at=?, pid=COALESCE(?, pid), pid_start=COALESCE(?, pid_start)"
+            " finished_at=?, pid=COALESCE(?, pid), pid_start=COALESCE(?, pid_start),"
+            " cpu_user=?, cpu_system=?, max_rss_kib=?"
             " WHERE task_id=? AND epoch=? AND finished_at IS NULL",
             (o.status.value, _v(o.reason), o.exit_code, o.signal, _text(o.error), now,
              spawned.pid if spawned else None, spawned.pid_start if spawned else None,
-             o.task_id, o.epoch),
+             *used, o.task_id, o.epoch),
         )
 
     def _reject_requests(self, cur: Cursor, o: Outcome, now: float) -> None:

@@ -179,6 +179,8 @@ class AttemptOut(Out):
     finished_at: str | None
     report: str | None = Field(default=None, description="ok | error: its own last report")
     report_message: str | None = None
+    usage: dict[str, Any] | None = Field(default=None, description="cpu_user, cpu_system"
+                                         " (seconds), max_rss_kib: what it used")
 
 
 class EventOut(Out):
