@@ -56,7 +56,8 @@ class Yard:
                retry_on: Sequence[str] = ("exit", "signal", "timeout", "exception"),
                after: Sequence[int] = (), unique: str | None = None,
                mutex: str | None = None, tenant: str = "default",
-               fds: Mapping[int, bytes] | None = None) -> Task:
+               fds: Mapping[int, bytes] | None = None,
+               on_finish: Sequence[str] | None = None) -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
 
         ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
@@ -68,7 +69,9 @@ class Yard:
         task with that key is scheduled, queued, running or paused, that task is
         returned instead of a new one. With ``mutex``, at most one task with that
         key runs at a time. It runs only while its ``tenant`` is enabled. ``fds`` gives
-        it data to read on descriptors 3-255 (``{3: b"params"}``).
+        it data to read on descriptors 3-255 (``{3: b"params"}``). ``on_finish`` is
+        the command run when it ends (its finish hook; ``[]``: none, not even the
+        queue's or the server's).
         """
         run_at = _start_time(run_at, delay)
         spec = TaskSpec(argv=v.strings(argv, "argv"), name=name, queue=queue,
@@ -79,7 +82,8 @@ class Yard:
                         retry_on=v.strings(retry_on, "retry_on"), after=_ids(after),
                         unique=unique, mutex=mutex, tenant=tenant,
                         fds=v.check_fds(dict(fds) if isinstance(fds, Mapping) else
-                                        ({} if fds is None else fds)))
+                                        ({} if fds is None else fds)),
+                        on_finish=None if on_finish is None else v.check_hook(on_finish))
         return ops.submit(self._store, spec)
 
     def submit_function(self, function: str, kwargs: Mapping[str, JSON] | None = None, *,
@@ -90,7 +94,8 @@ class Yard:
                         retry_delay: float = 1.0, backoff: str = "exponential",
                         retry_on: Sequence[str] = ("exit", "signal", "timeout", "exception"),
                         after: Sequence[int] = (), unique: str | None = None,
-                        mutex: str | None = None, tenant: str = "default") -> Task:
+                        mutex: str | None = None, tenant: str = "default",
+                        on_finish: Sequence[str] | None = None) -> Task:
         """Submit a call of the registered function ``function`` with JSON ``kwargs``;
         the same scheduling options as :meth:`submit`."""
         run_at = _start_time(run_at, delay)
@@ -102,7 +107,8 @@ class Yard:
                         priority=priority, run_at=run_at, retries=retries,
                         retry_delay=retry_delay, backoff=backoff,
                         retry_on=v.strings(retry_on, "retry_on"), after=_ids(after),
-                        unique=unique, mutex=mutex, tenant=tenant)
+                        unique=unique, mutex=mutex, tenant=tenant,
+                        on_finish=None if on_finish is None else v.check_hook(on_finish))
         return ops.submit(self._store, spec)
 
     def result(self, task_id: int) -> JSON:

@@ -50,6 +50,13 @@ class Settings(NamedTuple):
     status_dir: str = ""
     #: also export a task's status file path under this name (MGR_LT_PID for LongTask)
     status_file_env: str = ""
+    #: finish hooks: a command (argv) run when a task ends, and/or a URL the task's JSON
+    #: is POSTed to (signed with HMAC-SHA256 under on_finish_secret); queues and tasks
+    #: may set their own
+    on_finish: tuple[str, ...] = ()
+    on_finish_url: str = ""
+    on_finish_secret: str = ""
+    on_finish_timeout: float = 60.0  #: seconds a hook command may run
     #: where the HTTP API and panel listen (HOST:PORT; "" for none), behind which prefix
     web_listen: str = "127.0.0.1:8470"
     web_root_path: str = ""
@@ -101,6 +108,7 @@ _NUMERIC = {
     "output_head_mib": float,
     "output_tail_mib": float,
     "flush_interval": float,
+    "on_finish_timeout": float,
 }
 #: Allowed ranges: an interval of 0 would spin the server's loop at 100 % CPU, a
 #: huge output bound overflows.
@@ -115,6 +123,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "output_head_mib": (0, 1024),
     "output_tail_mib": (0, 2**20),
     "flush_interval": (0.001, 60),
+    "on_finish_timeout": (0.1, 86400),
 }
 _KIND_NAMES = {int: "an integer", float: "a number"}
 _CHOICES = {"synchronous": ("normal", "full"), "log_level": ("debug", "info", "warning", "error")}
@@ -142,6 +151,29 @@ def _env_name(value: Any, source: str) -> str:
     return text
 
 
+def _hook_argv(value: Any, source: str) -> tuple[str, ...]:
+    """An argv list (TOML), or its JSON (the environment)."""
+    from .errors import InvalidInput
+    from .validate import check_hook, parse_hook
+
+    try:
+        if isinstance(value, str):
+            return parse_hook(value, "on_finish") if value.strip() else ()
+        return check_hook(value, "on_finish")
+    except InvalidInput as exc:
+        raise ConfigError(f"{source}: {exc}", field="on_finish") from None
+
+
+def _hook_url(value: Any, source: str) -> str:
+    from .errors import InvalidInput
+    from .validate import check_hook_url
+
+    try:
+        return check_hook_url(str(value), "on_finish_url")
+    except InvalidInput as exc:
+        raise ConfigError(f"{source}: {exc}", field="on_finish_url") from None
+
+
 def _public_url(value: Any, source: str) -> str:
     text = str(value).rstrip("/")
     if text and not text.startswith(("http://", "https://")):
@@ -155,7 +187,9 @@ def _coerce(key: str, value: Any, source: str) -> Any:
                "web_public_url": _public_url,
                "web_listen": lambda v, src: check_listen(str(v), src),
                "import_path": lambda v, src: str(Path(str(v)).expanduser().absolute()),
-               "status_dir": _status_dir, "status_file_env": _env_name}
+               "status_dir": _status_dir, "status_file_env": _env_name,
+               "on_finish": _hook_argv, "on_finish_url": _hook_url,
+               "on_finish_secret": lambda v, src: str(v)}
     if key in special:
         return special[key](value, source)
     if key in _NUMERIC:

@@ -45,6 +45,9 @@ class TaskSpec(NamedTuple):
     #: data the task reads on file descriptors past 2 (``--fd 3=@FILE``), as LongTask
     #: programs read their parameters on the third descriptor
     fds: dict[int, bytes] = {}
+    #: the command run when it ends (its finish hook; () for none, not even the queue's
+    #: or the server's; None: the queue's, else the server's)
+    on_finish: tuple[str, ...] | None = None
 
 
 class Progress(NamedTuple):
@@ -153,6 +156,8 @@ class Task(NamedTuple):
     started_at: float | None
     finished_at: float | None
     fds: tuple[int, ...] = ()  #: the descriptors past 2 it was given data on
+    on_finish: tuple[str, ...] | None = None  #: its own finish hook (see TaskSpec)
+    hook_for: tuple[int, int] | None = None  #: a hook run: (task, attempt) it reports on
 
     @property
     def terminal(self) -> bool:
@@ -195,7 +200,16 @@ class Task(NamedTuple):
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
             "fds": list(self.fds),
+            "on_finish": list(self.on_finish) if self.on_finish is not None else None,
+            "hook_for": ({"task": self.hook_for[0], "attempt": self.hook_for[1]}
+                         if self.hook_for else None),
         }
+
+
+def hook_json(hook: Task) -> dict[str, JSON]:
+    """A hook run, as the task it reported on lists it."""
+    return {"id": hook.id, "attempt": hook.hook_for[1] if hook.hook_for else None,
+            "status": hook.status, "reason": hook.reason, "exit_code": hook.exit_code}
 
 
 class OutputRead(NamedTuple):
@@ -234,7 +248,7 @@ class Request(NamedTuple):
 #: time, no dependencies: each tick is a fresh, independent task).
 SCHEDULE_SPEC_FIELDS = ("argv", "name", "queue", "env", "cwd", "meta", "timeout", "priority",
                         "retries", "retry_delay", "backoff", "retry_on", "unique", "mutex",
-                        "function", "kwargs")
+                        "function", "kwargs", "on_finish")
 
 
 class Schedule(NamedTuple):

@@ -7,10 +7,12 @@ owning server applies; nothing here signals a process.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal as _signal
 import time
 from collections.abc import Callable
+from types import EllipsisType
 from typing import TypeVar
 
 from . import lifecycle, validate
@@ -253,6 +255,22 @@ def set_queue_status_dir(store: Store, name: str, directory: str | None) -> None
         check_dir(os.path.join(directory, name), "status-dir")
     store.set_queue_status_dir(name, directory)
     store.wake()
+
+
+def set_queue_hooks(store: Store, name: str, *, on_finish: str | None = None,
+                    url: str | None = None) -> None:
+    """The queue's own finish hook: ``on_finish`` a JSON argv (``'[]'``: none, not even
+    the server's; ``''``: the server's again), ``url`` a webhook URL (``'none'``: none;
+    ``''``: the server's again). None leaves a setting as it is."""
+    validate.required_name(name, "queue")
+    argv: str | None | EllipsisType = ...
+    if on_finish is not None:
+        argv = (json.dumps(list(validate.parse_hook(on_finish, "on-finish-json")))
+                if on_finish.strip() else None)
+    target: str | None | EllipsisType = ...
+    if url is not None:
+        target = "" if url == "none" else (validate.check_hook_url(url, "on-finish-url") or None)
+    store.set_queue_hooks(name, on_finish=argv, url=target)
 
 
 def add_tenant(store: Store, name: str, *, enabled: bool = True, run_as: str | None = None,

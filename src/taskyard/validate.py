@@ -294,6 +294,8 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
     check_meta(spec.meta)
     check_name(spec.name)
     required_name(spec.queue, "queue")
+    if spec.queue == "_hooks":
+        raise InvalidInput("queue _hooks is the finish hooks' own", field="queue")
     check_name(spec.unique, "unique")
     check_name(spec.mutex, "mutex")
     required_name(spec.tenant, "tenant")
@@ -314,10 +316,47 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
     if spec.stdin is not None and len(spec.stdin) > MAX_STDIN_BYTES:
         raise InvalidInput(f"stdin is over {MAX_STDIN_BYTES} bytes", field="stdin")
     check_fds(spec.fds)
+    if spec.on_finish is not None:
+        check_hook(spec.on_finish)
     if spec.fds and spec.function is not None:
         raise InvalidInput("--fd gives data to a command; a function takes kwargs",
                            field="fds")
     return spec
+
+
+def check_hook(argv: object, what: str = "on_finish") -> tuple[str, ...]:
+    """A finish hook's argv: a list of strings (``[]``: no hook at all)."""
+    if not isinstance(argv, (list, tuple)) or not all(isinstance(a, str) for a in argv):
+        raise InvalidInput(f"{what} must be a JSON list of strings (the hook's argv)",
+                           field=what)
+    if argv:
+        try:
+            return check_argv(argv)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{what}: {exc}", field=what) from None
+    return ()
+
+
+def parse_hook(text: str, what: str = "on_finish") -> tuple[str, ...]:
+    """``--on-finish-json '["notify", "--all"]'``."""
+    return check_hook(parse_json_value(text, what), what)
+
+
+def check_hook_url(url: str, what: str = "on_finish_url") -> str:
+    """An http(s) URL a webhook is POSTed to ('' for none)."""
+    from urllib.parse import urlsplit
+
+    if url == "":
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or not url.isprintable() or " " in url):
+        raise InvalidInput(f"{what} must be an http:// or https:// URL, not {url!r}",
+                           field=what)
+    return url
 
 
 #: The descriptors --fd may give data on: past stdin, stdout and stderr, and few enough

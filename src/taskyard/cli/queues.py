@@ -16,7 +16,8 @@ def register(sub: Any) -> None:
     p = verbs.add_parser("ls", help="queues with their task counts")
     json_flag(p)
     p.set_defaults(handler=cmd_ls)
-    p = verbs.add_parser("set", help="set a queue's parallel limit or status directory")
+    p = verbs.add_parser("set", help="set a queue's parallel limit, status directory or"
+                         " finish hooks")
     p.add_argument("name")
     p.add_argument("--parallel", type=parallel, metavar="N|unlimited", default=argparse.SUPPRESS,
                    help="run at most N of its tasks at a time (1: one after another, in"
@@ -24,6 +25,12 @@ def register(sub: Any) -> None:
     p.add_argument("--status-dir", metavar="DIR", default=argparse.SUPPRESS,
                    help="status files of its tasks in DIR/<queue>/<task id> ('' : back to"
                         " the server's status_dir)")
+    p.add_argument("--on-finish-json", metavar="JSON", default=argparse.SUPPRESS,
+                   help="a command run when each of its tasks ends, a JSON argv list"
+                        " ('[]': none, not even the server's on_finish; '': the server's)")
+    p.add_argument("--on-finish-url", metavar="URL", default=argparse.SUPPRESS,
+                   help="POST each ended task's JSON there, signed (none: no webhook, not"
+                        " even the server's on_finish_url; '': the server's)")
     json_flag(p)
     p.set_defaults(handler=cmd_set)
     for verb, text in (("pause", "claim nothing more from the queue (running tasks go on)"),
@@ -69,9 +76,15 @@ def _done(args: argparse.Namespace, text: str) -> int:
 
 def cmd_set(args: argparse.Namespace) -> int:
     given = vars(args)
-    if "parallel" not in given and "status_dir" not in given:
-        raise UserError("queue set: give --parallel N|unlimited and/or --status-dir DIR")
+    hooks = [k for k in ("on_finish_json", "on_finish_url") if k in given]
+    if "parallel" not in given and "status_dir" not in given and not hooks:
+        raise UserError("queue set: give --parallel N|unlimited, --status-dir DIR,"
+                        " --on-finish-json JSON or --on-finish-url URL")
     db, said = store(args), []
+    if hooks:
+        ops.set_queue_hooks(db, args.name, on_finish=given.get("on_finish_json"),
+                            url=given.get("on_finish_url"))
+        said.append("finish hooks set")
     if "status_dir" in given:
         ops.set_queue_status_dir(db, args.name, args.status_dir or None)
         said.append(f"status files in {args.status_dir}/{args.name}" if args.status_dir

@@ -138,7 +138,10 @@ def _fields(task: Task, utc: bool, now: float) -> list[tuple[str, str]]:
             ("duration", duration(task)), ("priority", str(task.priority or "")),
             ("tenant", task.tenant if task.tenant != "default" else ""),
             ("mutex", task.mutex or ""), ("unique", task.unique or ""),
-            ("schedule", task.schedule or ""), ("tick", clock(task.fire_at, utc, now=now))]
+            ("schedule", task.schedule or ""), ("tick", clock(task.fire_at, utc, now=now)),
+            ("on finish", json.dumps(list(task.on_finish)) if task.on_finish is not None else ""),
+            ("hook for", f"task {task.hook_for[0]}, attempt {task.hook_for[1]}"
+             if task.hook_for else "")]
     if task.function is not None and task.status is Status.SUCCEEDED:
         rows.append(("result", json.dumps(task.result, ensure_ascii=False)[:2000]))
     if task.config:
@@ -155,8 +158,14 @@ def usage(a: Attempt) -> str:
     return f"{a.cpu_user or 0:.2f}s user, {a.cpu_system or 0:.2f}s system CPU{peak}"
 
 
+def _hook_run(hook: Task) -> str:
+    """``task 18 (attempt 1): succeeded``."""
+    attempt = hook.hook_for[1] if hook.hook_for else "?"
+    return f"task {hook.id} (attempt {attempt}): {outcome(hook)}"
+
+
 def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event],
-                utc: bool = False) -> None:
+                utc: bool = False, hooks: Sequence[Task] = ()) -> None:
     """``show``: the task's fields, then its steps, attempts and events."""
     from rich.table import Table
 
@@ -173,6 +182,8 @@ def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]
         fields.add_row("reported", safe(f"{latest.report}{said}"))
     if latest is not None and latest.cpu_user is not None:
         fields.add_row("used", usage(latest))
+    if hooks:
+        fields.add_row("hooks", ", ".join(_hook_run(h) for h in hooks))
     console.print(fields)
     if isinstance(task.steps, dict) and task.steps.get("steps"):
         table([Col("STEP", CUT, floor=8), Col("STATUS"), Col("CHUNKS", right=True),
@@ -191,4 +202,5 @@ def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]
     table([Col("AT", TIME), Col("FROM"), Col("TO"), Col("BY", WRAP, floor=19), Col("ATTEMPT"),
            Col("DETAIL")],
           [[clock(e.at, utc, now=now), str(e.from_status or ""), str(e.to_status), safe(e.by),
-            str(e.attempt), e.detail or ""] for e in events], title="events", out=console)
+            str(e.attempt), safe(e.detail or "")] for e in events], title="events",
+          out=console)

@@ -11,7 +11,7 @@ from typing import Any
 from .. import ops, retry, validate
 from ..errors import InvalidInput, UserError
 from ..lifecycle import Status
-from ..model import Task, TaskSpec
+from ..model import Task, TaskSpec, hook_json
 from ..store.base import ClientStore as Store
 from .common import (
     json_arg,
@@ -144,6 +144,9 @@ def task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=positive_seconds, metavar="S",
                    help="kill it after S seconds of running (TERM, then KILL after the grace);"
                         " it ends failed with reason timeout")
+    p.add_argument("--on-finish-json", metavar="JSON",
+                   help="a command run when it ends, as a JSON argv list (instead of the"
+                        " queue's or the server's on_finish; '[]': none at all)")
 
 
 def spec_from(args: argparse.Namespace) -> TaskSpec:
@@ -186,7 +189,9 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
                     retry_on=tuple(r.value for r in retry.parse_on(args.retry_on)),
                     after=_after(args), unique=args.unique,
                     mutex=args.mutex, tenant=args.tenant, function=args.function,
-                    kwargs=kwargs, fds=fds)
+                    kwargs=kwargs, fds=fds,
+                    on_finish=(validate.parse_hook(args.on_finish_json)
+                               if args.on_finish_json is not None else None))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -240,17 +245,18 @@ def _warn_if_orphaned(args: argparse.Namespace, db: Store, tasks: list[Task]) ->
 def cmd_show(args: argparse.Namespace) -> int:
     s = store(args)
     task = s.get(args.id)
-    attempts, events = s.attempts(args.id), s.events(args.id)
+    attempts, events, hooks = s.attempts(args.id), s.events(args.id), s.hooks_of(args.id)
     if args.json:
         data = task.to_json()
         data["attempts"] = [a.to_json() for a in attempts]
         data["events"] = [e.to_json() for e in events]
         data["status_file"] = _status_file(args, s, task)
+        data["hooks"] = [hook_json(h) for h in hooks]
         print_json(data)
     else:
         from .render import task_detail
 
-        task_detail(task, attempts, events, utc(args))
+        task_detail(task, attempts, events, utc(args), hooks)
     return 0
 
 

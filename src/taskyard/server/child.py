@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..lifecycle import Reason, Status
 from ..store.base import Claim, Outcome
+from ..store.hooks import HOOK_QUEUE, REPORTED_KEYS
 from ..validate import FD_RANGE
 from .output import StreamBuffer
 
@@ -279,6 +280,10 @@ class Spawner:
             env[b"TASKYARD_STATUS_FILE"] = os.fsencode(status)
             if self.status_env:
                 env[self.status_env] = os.fsencode(status)
+        if claim.queue == HOOK_QUEUE:  # a hook speaks of the task it reports on
+            for key in REPORTED_KEYS:
+                if key in claim.env:
+                    env[key.encode()] = claim.env[key].encode("utf-8", "surrogateescape")
         if claim.cwd is not None:
             # Every time (not only when it changed): the directory may have been removed
             # or replaced by a new one of the same name since the last task ran there.

@@ -158,6 +158,7 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
     _Signals(server)
     try:
         server.status.queue_dirs = store.queue_status_dirs()
+        _patiently(server.hooks.publish_defaults)
         crashed = server.status_crashed if server.status.enabled else None
         recovered = _patiently(lambda: recovery.recover(store, instance_id, host, boot,
                                                         time.time(), settings.lease,
@@ -188,6 +189,7 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
         return 1
     finally:
         server.status.close()
+        server.hooks.close()
         if web is not None:
             web.stop()
         server.unlisten()

@@ -40,6 +40,7 @@ from ..store.sqlite import file_identity
 from . import child as childmod
 from . import controls, procs, recovery
 from .child import Child
+from .hooks import Hooks
 from .output import StreamBuffer
 from .poller import Poller
 from .pool import FunctionRun, Pool
@@ -109,6 +110,7 @@ class Server:
         self.status = StatusFiles(settings)
         self.spawner.status_path = self.status.path_for
         self.spawner.status_env = settings.status_file_env.encode()
+        self.hooks = Hooks(settings, store, instance_id, self.status)
         worker_env = dict(self.spawner.base_env)
         for key, value in (("TASKYARD_WORKER_IMPORTS", settings.imports),
                            ("TASKYARD_IMPORT_PATH", settings.import_path),
@@ -157,7 +159,8 @@ class Server:
 
     def wait_events(self) -> None:
         now = time.monotonic()
-        deadlines = [self.next_poll, self.next_heartbeat, self.next_flush_spawned]
+        deadlines = [self.next_poll, self.next_heartbeat, self.next_flush_spawned,
+                     self.hooks.next_check]
         for at in (self.next_due, self.next_tick):
             if at is not None:
                 deadlines.append(now + at - time.time())
@@ -255,6 +258,8 @@ class Server:
         if batch:
             self.commit(batch)
         self.heartbeat(now)
+        if now >= self.hooks.next_check or not self.hooks.sender.idle():
+            self.hooks.run(now, self.settings.heartbeat_interval)
 
     def fire_schedules(self) -> None:
         """Submit the tasks of due cron ticks. One server at a time does (the holder of
@@ -335,6 +340,7 @@ class Server:
             self._lost_ownership(task_id)
         if batch.outcomes:
             self.queue_hint = True
+            self.hooks.ended_some(time.monotonic())
             if any(o.status is Status.FAILED for o in batch.outcomes):
                 self.due_hint = True  # it may have been scheduled for a retry
         if result.dependents:

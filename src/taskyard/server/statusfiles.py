@@ -59,10 +59,10 @@ def first_line(end: Ending) -> str:
         return "RUN"
     if end.status is Status.SUCCEEDED:
         return "OK"
-    return "ERR " + _one_line(_message(end))
+    return "ERR " + _one_line(message(end))
 
 
-def _message(end: Ending) -> str:
+def message(end: Ending) -> str:
     reason = end.reason
     if reason in (Reason.REPORTED, Reason.EXCEPTION) and end.error:
         return end.error

@@ -3,6 +3,7 @@ Mixed into the SQL stores."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from types import EllipsisType
@@ -53,12 +54,14 @@ class AdminStore(SqlStoreBase):
         with self._read_tx() as cur:
             cur.execute("SELECT queue, status, COUNT(*) FROM tasks GROUP BY queue, status")
             counts = cur.fetchall()
-            cur.execute("SELECT name, paused, parallel FROM queues")
-            settings = {row[0]: (bool(row[1]), row[2]) for row in cur.fetchall()}
+            cur.execute("SELECT name, paused, parallel, on_finish, on_finish_url FROM queues")
+            settings = {row[0]: (bool(row[1]), row[2], row[3], row[4]) for row in cur.fetchall()}
         found: dict[str, dict[str, JSON]] = {}
         for name in sorted({row[0] for row in counts} | set(settings)):
-            paused, parallel = settings.get(name, (False, None))
+            paused, parallel, hook, url = settings.get(name, (False, None, None, None))
             found[name] = {"name": name, "paused": paused, "parallel": parallel,
+                           "on_finish": json.loads(hook) if hook is not None else None,
+                           "on_finish_url": url,
                            "tasks": {s.value: 0 for s in Status}}
         for queue, status, count in counts:
             found[queue]["tasks"][status] = count

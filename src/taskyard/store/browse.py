@@ -240,6 +240,7 @@ class BrowseStore(SqlStoreBase):
                 " (SELECT a.started_at FROM attempts a WHERE a.task_id = e.task_id"
                 "  AND a.epoch = e.attempt) END"
                 " FROM events e JOIN tasks t ON t.id = e.task_id WHERE e.id > ?"
+                " AND (e.from_status IS NULL OR e.from_status <> e.to_status)"  # not notes
                 " ORDER BY e.id LIMIT ?", (after, limit))
             return [(int(i), t, q, f, to, float(d) if d is not None else None)
                     for i, t, q, f, to, d in cur.fetchall()]

@@ -25,7 +25,8 @@ TASK_COLUMNS = (
     "id, name, queue, status, reason, exit_code, signal, error, argv, env, cwd, meta, "
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
     "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key,"
-    " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list"
+    " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list,"
+    " on_finish, hook_for, hook_attempt"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at,"
@@ -78,6 +79,8 @@ def task(row: Row) -> Task:
         started_at=row[19],
         finished_at=row[20],
         fds=tuple(int(n) for n in row[36].split(",")) if row[36] else (),
+        on_finish=tuple(json.loads(row[37])) if row[37] is not None else None,
+        hook_for=(row[38], row[39]) if row[38] is not None else None,
     )
 
 
@@ -151,7 +154,8 @@ def schedule_spec(spec: TaskSpec) -> str:
 
 
 def schedule(row: Row) -> Schedule:
-    fields: dict[str, Any] = {k: tuple(v) if k in ("argv", "retry_on") else v
+    fields: dict[str, Any] = {k: tuple(v) if k in ("argv", "retry_on", "on_finish")
+                              and v is not None else v
                               for k, v in json.loads(row[6]).items() if k in SCHEDULE_SPEC_FIELDS}
     spec = TaskSpec(**fields, tenant=row[3])
     return Schedule(name=row[0], expr=row[1], tz=row[2], tenant=row[3], catch_up=row[4],

@@ -127,7 +127,7 @@ class SqlStoreBase:
             return self._submit(cur, spec, by=by)
 
     def _submit(self, cur: Cursor, spec: TaskSpec, *, by: str, schedule: str | None = None,
-                fire_at: float | None = None) -> Task:
+                fire_at: float | None = None, hook_for: tuple[int, int] | None = None) -> Task:
         now = time.time()
         later = spec.run_at is not None and spec.run_at > now
         if spec.unique is not None:
@@ -142,8 +142,8 @@ class SqlStoreBase:
             "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
             " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, unique_key,"
             " mutex, tenant, schedule, fire_at, function, kwargs, created_at, changed_by,"
-            " changed_at, fds, fd_list) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-            "?,?,?)"
+            " changed_at, fds, fd_list, on_finish, hook_for, hook_attempt)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             f" RETURNING {rows.TASK_COLUMNS}",
             (spec.name, spec.queue, lifecycle.target(verb).value,
              rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
@@ -152,7 +152,9 @@ class SqlStoreBase:
              ",".join(spec.retry_on), spec.unique, spec.mutex, spec.tenant, schedule,
              fire_at, spec.function,
              rows.dumps(spec.kwargs) if spec.kwargs is not None else None, now, by, now,
-             rows.fds_json(spec.fds), rows.fds_list(spec.fds)),
+             rows.fds_json(spec.fds), rows.fds_list(spec.fds),
+             rows.dumps(list(spec.on_finish)) if spec.on_finish is not None else None,
+             *(hook_for or (None, None))),
         )
         task = rows.task(cur.fetchone())
         if spec.after:

@@ -24,6 +24,7 @@ from .admin import AdminStore
 from .admit import Candidate, Usage
 from .base import Batch, BatchResult, Claim, Instance, LostAttempt, Outcome, OutputWrite, Spawned
 from .browse import BrowseStore
+from .hooks import HookStore
 from .intask import InTaskStore
 from .sql import ACTIVE_IN, Cursor, in_list
 
@@ -41,7 +42,7 @@ _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, s
                      " stop_request")
 
 
-class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore):
+class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore, HookStore):
     """Client operations (tasks; access and browsing from their mixins) plus the fenced
     operations a server performs."""
 

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import ops, retry, validate, why
 from ..errors import InvalidInput, NotFound, TaskyardError
-from ..model import TaskSpec
+from ..model import TaskSpec, hook_json
 from ..store.browse import TaskFilter, Waiting
 from ..store.sqlserver import SqlServerStore
 from . import schemas
@@ -80,7 +80,9 @@ def spec_of(body: schemas.SubmitBody, tenant: str | None) -> TaskSpec:
                     unique=body.unique, mutex=body.mutex,
                     tenant=tenant or body.tenant or "default", function=body.function,
                     kwargs=dict(body.kwargs) if body.kwargs is not None else (
-                        {} if body.function is not None else None), fds=fds)
+                        {} if body.function is not None else None), fds=fds,
+                    on_finish=(validate.check_hook(body.on_finish)
+                               if body.on_finish is not None else None))
 
 
 def _fds(body: schemas.SubmitBody) -> dict[int, bytes]:
@@ -200,6 +202,7 @@ def get_task(task_id: TaskId, store: Store, who: Viewer, request: Request) -> di
     data = task_json(task)
     data["attempts"] = [a.to_json() for a in store.attempts(task_id)]
     data["events"] = [e.to_json() for e in store.events(task_id)]
+    data["hooks"] = [hook_json(h) for h in store.hooks_of(task_id)]
     data["waiting"] = []
     if task.status.value in ("queued", "scheduled"):
         lease = request.app.state.settings.lease

@@ -194,7 +194,8 @@ def task_page(request: Request, task_id: TaskId, attempt: int | None = None,
                "reasons": reasons, "progress": views.progress(task),
                "duration": views.duration(task), "controls": views.controls(task, who.role),
                "signals": store.signal_log(task_id), "steps": steps,
-               "current_step": current_step, "command": views.what(task)}
+               "current_step": current_step, "command": views.what(task),
+               "hooks": store.hooks_of(task_id)}
     template = "task_fragment.html" if fragment == "live" else "task.html"
     return render(request, template, who, **context)
 

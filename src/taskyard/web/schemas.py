@@ -52,6 +52,8 @@ class SubmitBody(Body):
     retry_delay: float = 1.0
     backoff: Literal["fixed", "exponential"] = "exponential"
     retry_on: list[str] | None = None
+    on_finish: list[str] | None = Field(default=None, description="a command run when it ends"
+                                        " (its finish hook); [] for none at all")
 
 
 class KillBody(Body):
@@ -164,6 +166,9 @@ class TaskOut(Out):
     started_at: str | None
     finished_at: str | None
     fds: list[int] = Field(default=[], description="descriptors past 2 it was given data on")
+    on_finish: list[str] | None = Field(default=None, description="its own finish hook")
+    hook_for: dict[str, int] | None = Field(default=None, description="a hook run: the task"
+                                            " and attempt it reports on")
 
 
 class AttemptOut(Out):
@@ -202,6 +207,8 @@ class WhyOut(Out):
 class TaskDetail(TaskOut):
     attempts: list[AttemptOut]
     events: list[EventOut]
+    hooks: list[dict[str, Any]] = Field(default=[], description="its finish hook runs: id,"
+                                        " attempt reported on, status, reason, exit_code")
     waiting: list[WhyOut] = Field(description="why it is not running (queued/scheduled)")
 
 
@@ -235,6 +242,8 @@ class QueueOut(Out):
     name: str
     paused: bool
     parallel: int | None
+    on_finish: list[str] | None = Field(default=None, description="its own finish hook")
+    on_finish_url: str | None = Field(default=None, description="its own webhook ('': none)")
     tasks: dict[str, int]
 
 
