@@ -57,7 +57,7 @@ class Yard:
                after: Sequence[int] = (), unique: str | None = None,
                mutex: str | None = None, tenant: str = "default",
                fds: Mapping[int, bytes] | None = None,
-               on_finish: Sequence[str] | None = None) -> Task:
+               on_finish: Sequence[str] | None = None, keep: bool = False) -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
 
         ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
@@ -83,7 +83,8 @@ class Yard:
                         unique=unique, mutex=mutex, tenant=tenant,
                         fds=v.check_fds(dict(fds) if isinstance(fds, Mapping) else
                                         ({} if fds is None else fds)),
-                        on_finish=None if on_finish is None else v.check_hook(on_finish))
+                        on_finish=None if on_finish is None else v.check_hook(on_finish),
+                        keep=bool(keep))
         return ops.submit(self._store, spec)
 
     def submit_function(self, function: str, kwargs: Mapping[str, JSON] | None = None, *,
@@ -95,7 +96,7 @@ class Yard:
                         retry_on: Sequence[str] = ("exit", "signal", "timeout", "exception"),
                         after: Sequence[int] = (), unique: str | None = None,
                         mutex: str | None = None, tenant: str = "default",
-                        on_finish: Sequence[str] | None = None) -> Task:
+                        on_finish: Sequence[str] | None = None, keep: bool = False) -> Task:
         """Submit a call of the registered function ``function`` with JSON ``kwargs``;
         the same scheduling options as :meth:`submit`."""
         run_at = _start_time(run_at, delay)
@@ -108,7 +109,8 @@ class Yard:
                         retry_delay=retry_delay, backoff=backoff,
                         retry_on=v.strings(retry_on, "retry_on"), after=_ids(after),
                         unique=unique, mutex=mutex, tenant=tenant,
-                        on_finish=None if on_finish is None else v.check_hook(on_finish))
+                        on_finish=None if on_finish is None else v.check_hook(on_finish),
+                        keep=bool(keep))
         return ops.submit(self._store, spec)
 
     def result(self, task_id: int) -> JSON:

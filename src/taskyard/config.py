@@ -57,6 +57,10 @@ class Settings(NamedTuple):
     on_finish_url: str = ""
     on_finish_secret: str = ""
     on_finish_timeout: float = 60.0  #: seconds a hook command may run
+    #: retention: finished tasks older than this many seconds ("30d"), and beyond the
+    #: newest N per queue, are pruned (0: no such limit); queues may set their own
+    retain: float = 0.0
+    retain_count: int = 0
     #: where the HTTP API and panel listen (HOST:PORT; "" for none), behind which prefix
     web_listen: str = "127.0.0.1:8470"
     web_root_path: str = ""
@@ -109,6 +113,7 @@ _NUMERIC = {
     "output_tail_mib": float,
     "flush_interval": float,
     "on_finish_timeout": float,
+    "retain_count": int,
 }
 #: Allowed ranges: an interval of 0 would spin the server's loop at 100 % CPU, a
 #: huge output bound overflows.
@@ -124,6 +129,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "output_tail_mib": (0, 2**20),
     "flush_interval": (0.001, 60),
     "on_finish_timeout": (0.1, 86400),
+    "retain_count": (0, 2**31 - 1),
 }
 _KIND_NAMES = {int: "an integer", float: "a number"}
 _CHOICES = {"synchronous": ("normal", "full"), "log_level": ("debug", "info", "warning", "error")}
@@ -174,6 +180,23 @@ def _hook_url(value: Any, source: str) -> str:
         raise ConfigError(f"{source}: {exc}", field="on_finish_url") from None
 
 
+def _age(value: Any, source: str) -> float:
+    """``30d``, ``12h``, a number of seconds; 0 or "" for none."""
+    from .errors import InvalidInput
+    from .validate import parse_duration
+
+    if isinstance(value, bool):
+        raise ConfigError(f"{source}: retain must be a duration like 30d", field="retain")
+    if isinstance(value, (int, float)):
+        text = str(value)
+    else:
+        text = str(value).strip() or "0"
+    try:
+        return parse_duration(text, "retain")
+    except InvalidInput as exc:
+        raise ConfigError(f"{source}: {exc}", field="retain") from None
+
+
 def _public_url(value: Any, source: str) -> str:
     text = str(value).rstrip("/")
     if text and not text.startswith(("http://", "https://")):
@@ -189,7 +212,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
                "import_path": lambda v, src: str(Path(str(v)).expanduser().absolute()),
                "status_dir": _status_dir, "status_file_env": _env_name,
                "on_finish": _hook_argv, "on_finish_url": _hook_url,
-               "on_finish_secret": lambda v, src: str(v)}
+               "on_finish_secret": lambda v, src: str(v), "retain": _age}
     if key in special:
         return special[key](value, source)
     if key in _NUMERIC:

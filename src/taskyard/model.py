@@ -48,6 +48,7 @@ class TaskSpec(NamedTuple):
     #: the command run when it ends (its finish hook; () for none, not even the queue's
     #: or the server's; None: the queue's, else the server's)
     on_finish: tuple[str, ...] | None = None
+    keep: bool = False  #: never pruned by retention
 
 
 class Progress(NamedTuple):
@@ -158,6 +159,7 @@ class Task(NamedTuple):
     fds: tuple[int, ...] = ()  #: the descriptors past 2 it was given data on
     on_finish: tuple[str, ...] | None = None  #: its own finish hook (see TaskSpec)
     hook_for: tuple[int, int] | None = None  #: a hook run: (task, attempt) it reports on
+    keep: bool = False  #: never pruned by retention
 
     @property
     def terminal(self) -> bool:
@@ -203,6 +205,7 @@ class Task(NamedTuple):
             "on_finish": list(self.on_finish) if self.on_finish is not None else None,
             "hook_for": ({"task": self.hook_for[0], "attempt": self.hook_for[1]}
                          if self.hook_for else None),
+            "keep": self.keep,
         }
 
 
@@ -248,7 +251,7 @@ class Request(NamedTuple):
 #: time, no dependencies: each tick is a fresh, independent task).
 SCHEDULE_SPEC_FIELDS = ("argv", "name", "queue", "env", "cwd", "meta", "timeout", "priority",
                         "retries", "retry_delay", "backoff", "retry_on", "unique", "mutex",
-                        "function", "kwargs", "on_finish")
+                        "function", "kwargs", "on_finish", "keep")
 
 
 class Schedule(NamedTuple):

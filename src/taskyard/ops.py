@@ -273,6 +273,25 @@ def set_queue_hooks(store: Store, name: str, *, on_finish: str | None = None,
     store.set_queue_hooks(name, on_finish=argv, url=target)
 
 
+def set_queue_retention(store: Store, name: str, *, retain: str | None = None,
+                        retain_count: str | None = None) -> None:
+    """The queue's own retention: ``retain`` an age (``30d``; ``0``: never by age; ``''``:
+    the server's again), ``retain_count`` the newest finished tasks it keeps (``0``: no
+    count limit; ``''``: the server's). None leaves a setting as it is."""
+    validate.required_name(name, "queue")
+    age: float | None | EllipsisType = ...
+    if retain is not None:
+        age = validate.parse_duration(retain, "retain") if retain.strip() else None
+    count: int | None | EllipsisType = ...
+    if retain_count is not None:
+        text = retain_count.strip()
+        if text and not (text.isascii() and text.isdigit() and len(text) < 10):
+            raise InvalidInput(f"--retain-count must be a whole number, not {retain_count!r}",
+                               field="retain_count")
+        count = int(text) if text else None
+    store.set_queue_retention(name, retain=age, retain_count=count)
+
+
 def add_tenant(store: Store, name: str, *, enabled: bool = True, run_as: str | None = None,
                parallel: int | None = None) -> dict[str, JSON]:
     validate.required_name(name, "tenant")

@@ -156,7 +156,7 @@ def test_a_writer_tries_for_the_lock_often_at_first_then_every_few_ms(
 
     monkeypatch.setattr(sqlite_store.time, "sleep", sleep)
     holder.execute("BEGIN IMMEDIATE")
-    hold = sqlite_store.SHORT_WAIT * 3
+    hold = sqlite_store.SHORT_WAIT * 5
     released = threading.Timer(hold, lambda: holder.execute("COMMIT"))
     t0 = time.monotonic()
     released.start()
@@ -167,8 +167,9 @@ def test_a_writer_tries_for_the_lock_often_at_first_then_every_few_ms(
         released.join()
         holder.close()
         store.close()
-    early = [p for at, p in pauses if at < sqlite_store.SHORT_WAIT * 0.9]
-    late = [p for at, p in pauses if at > sqlite_store.SHORT_WAIT * 1.1]
+    # Wide margins: on a loaded machine a pause is recorded a few ms after the loop chose it.
+    early = [p for at, p in pauses if at < sqlite_store.SHORT_WAIT * 0.5]
+    late = [p for at, p in pauses if at > sqlite_store.SHORT_WAIT * 2]
     assert early and max(early) <= sqlite_store.LOCK_PAUSES[-1]
     assert late and set(late) == {sqlite_store.LONG_PAUSE}
 

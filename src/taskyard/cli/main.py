@@ -72,7 +72,7 @@ VERBS = {
     **dict.fromkeys(("kill", "pause", "resume", "restart", "send", "rm"), "controls"),
     **dict.fromkeys(("result", "signal", "config", "watch"), "functions"),
     "queue": "queues", "cron": "cron", "tenant": "tenants", "server": "server", "db": "db",
-    "web": "web", "token": "tokens",
+    "web": "web", "token": "tokens", "prune": "db",
 }
 _GLOBAL_WITH_VALUE = ("--home", "--store")
 _GLOBAL_FLAGS = ("--utc",)

@@ -31,6 +31,12 @@ def register(sub: Any) -> None:
     p.add_argument("--on-finish-url", metavar="URL", default=argparse.SUPPRESS,
                    help="POST each ended task's JSON there, signed (none: no webhook, not"
                         " even the server's on_finish_url; '': the server's)")
+    p.add_argument("--retain", metavar="AGE", default=argparse.SUPPRESS,
+                   help="prune its tasks finished longer ago than AGE (30d; 0: never by age;"
+                        " '': the server's retain)")
+    p.add_argument("--retain-count", metavar="N", default=argparse.SUPPRESS,
+                   help="keep only its newest N finished tasks (0: no count limit; '': the"
+                        " server's retain_count)")
     json_flag(p)
     p.set_defaults(handler=cmd_set)
     for verb, text in (("pause", "claim nothing more from the queue (running tasks go on)"),
@@ -77,10 +83,16 @@ def _done(args: argparse.Namespace, text: str) -> int:
 def cmd_set(args: argparse.Namespace) -> int:
     given = vars(args)
     hooks = [k for k in ("on_finish_json", "on_finish_url") if k in given]
-    if "parallel" not in given and "status_dir" not in given and not hooks:
+    kept = [k for k in ("retain", "retain_count") if k in given]
+    if "parallel" not in given and "status_dir" not in given and not hooks and not kept:
         raise UserError("queue set: give --parallel N|unlimited, --status-dir DIR,"
-                        " --on-finish-json JSON or --on-finish-url URL")
+                        " --on-finish-json JSON, --on-finish-url URL, --retain AGE or"
+                        " --retain-count N")
     db, said = store(args), []
+    if kept:
+        ops.set_queue_retention(db, args.name, retain=given.get("retain"),
+                                retain_count=given.get("retain_count"))
+        said.append("retention set")
     if hooks:
         ops.set_queue_hooks(db, args.name, on_finish=given.get("on_finish_json"),
                             url=given.get("on_finish_url"))

@@ -144,6 +144,8 @@ def task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=positive_seconds, metavar="S",
                    help="kill it after S seconds of running (TERM, then KILL after the grace);"
                         " it ends failed with reason timeout")
+    p.add_argument("--keep", action="store_true",
+                   help="never prune it (retention and taskyard prune pass it by)")
     p.add_argument("--on-finish-json", metavar="JSON",
                    help="a command run when it ends, as a JSON argv list (instead of the"
                         " queue's or the server's on_finish; '[]': none at all)")
@@ -191,7 +193,8 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
                     mutex=args.mutex, tenant=args.tenant, function=args.function,
                     kwargs=kwargs, fds=fds,
                     on_finish=(validate.parse_hook(args.on_finish_json)
-                               if args.on_finish_json is not None else None))
+                               if args.on_finish_json is not None else None),
+                    keep=args.keep)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from ..config import Settings
 from ..errors import StoreUnavailable, TransitionError
 from ..lifecycle import Reason, Status
+from ..retention import Retention, server_rule
 from ..store.base import (
     Batch,
     Claim,
@@ -111,6 +112,7 @@ class Server:
         self.spawner.status_path = self.status.path_for
         self.spawner.status_env = settings.status_file_env.encode()
         self.hooks = Hooks(settings, store, instance_id, self.status)
+        self.retention = Retention(store, server_rule(settings.retain, settings.retain_count))
         worker_env = dict(self.spawner.base_env)
         for key, value in (("TASKYARD_WORKER_IMPORTS", settings.imports),
                            ("TASKYARD_IMPORT_PATH", settings.import_path),
@@ -486,6 +488,10 @@ class Server:
         self.status.queue_dirs = self.store.queue_status_dirs()
         if leader and self.status.enabled:  # what clients changed, into the status files
             self.status.sync(self.store, time.time())
+        if leader and self.retention.due(now):
+            removed = self.retention.run(now)
+            if removed:
+                log.info("retention: %d finished task(s) pruned", len(removed))
         if self.wake is None:
             self.listen()
         self._record_start_times()

@@ -54,12 +54,15 @@ class AdminStore(SqlStoreBase):
         with self._read_tx() as cur:
             cur.execute("SELECT queue, status, COUNT(*) FROM tasks GROUP BY queue, status")
             counts = cur.fetchall()
-            cur.execute("SELECT name, paused, parallel, on_finish, on_finish_url FROM queues")
-            settings = {row[0]: (bool(row[1]), row[2], row[3], row[4]) for row in cur.fetchall()}
+            cur.execute("SELECT name, paused, parallel, on_finish, on_finish_url, retain,"
+                        " retain_count FROM queues")
+            settings = {row[0]: (bool(row[1]), *row[2:]) for row in cur.fetchall()}
         found: dict[str, dict[str, JSON]] = {}
         for name in sorted({row[0] for row in counts} | set(settings)):
-            paused, parallel, hook, url = settings.get(name, (False, None, None, None))
+            paused, parallel, hook, url, retain, retain_count = settings.get(
+                name, (False, None, None, None, None, None))
             found[name] = {"name": name, "paused": paused, "parallel": parallel,
+                           "retain": retain, "retain_count": retain_count,
                            "on_finish": json.loads(hook) if hook is not None else None,
                            "on_finish_url": url,
                            "tasks": {s.value: 0 for s in Status}}

@@ -29,7 +29,7 @@ from .sqlserver import SqlServerStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 #: Channel of the wake hint; the payload is the kind (``w``, ``r``, ``s``).
 WAKE_CHANNEL = "taskyard_wake"
@@ -237,6 +237,20 @@ class PostgresStore(SqlServerStore):
             if _connection_lost(exc):
                 raise StoreUnavailable(f"store {self.location}: connection lost: {exc}") from exc
             raise StoreError(f"store {self.location}: {exc}") from exc
+
+    def compact(self, full: bool = False) -> str:
+        """VACUUM (ANALYZE) taskyard's tables: their free space is reused (PostgreSQL
+        gives it back to the file system only with VACUUM FULL, which locks each table
+        while it rewrites it: run that yourself in a quiet hour if you need it)."""
+        tables = ("tasks", "attempts", "events", "chunks", "streams", "requests", "signals",
+                  "deps", "hook_outbox", "idempotency")
+        try:
+            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+                for table in tables:
+                    conn.execute(f"VACUUM (ANALYZE) {table}".encode())
+        except psycopg.Error as exc:
+            raise StoreError(f"store {self.location}: VACUUM failed: {exc}") from exc
+        return f"vacuumed {len(tables)} tables: their free space will be reused"
 
     def close(self) -> None:
         self._pool.close()

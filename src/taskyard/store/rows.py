@@ -26,7 +26,7 @@ TASK_COLUMNS = (
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
     "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key,"
     " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list,"
-    " on_finish, hook_for, hook_attempt"
+    " on_finish, hook_for, hook_attempt, keep"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at,"
@@ -81,6 +81,7 @@ def task(row: Row) -> Task:
         fds=tuple(int(n) for n in row[36].split(",")) if row[36] else (),
         on_finish=tuple(json.loads(row[37])) if row[37] is not None else None,
         hook_for=(row[38], row[39]) if row[38] is not None else None,
+        keep=bool(row[40]),
     )
 
 

@@ -35,6 +35,9 @@ def in_list(statuses: frozenset[Status]) -> str:
     return "(" + ",".join(f"'{s.value}'" for s in sorted(statuses)) + ")"
 
 
+#: tables whose rows belong to a task, removed with it
+OWNED = ("chunks", "streams", "requests", "events", "attempts", "signals", "hook_outbox",
+         "idempotency")
 ACTIVE_IN = in_list(lifecycle.ACTIVE)
 WAITING_IN = in_list(lifecycle.sources(Verb.CANCEL))
 TERMINAL_IN = in_list(lifecycle.sources(Verb.RESTART))
@@ -142,8 +145,8 @@ class SqlStoreBase:
             "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
             " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, unique_key,"
             " mutex, tenant, schedule, fire_at, function, kwargs, created_at, changed_by,"
-            " changed_at, fds, fd_list, on_finish, hook_for, hook_attempt)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " changed_at, fds, fd_list, on_finish, hook_for, hook_attempt, keep)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             f" RETURNING {rows.TASK_COLUMNS}",
             (spec.name, spec.queue, lifecycle.target(verb).value,
              rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
@@ -154,7 +157,7 @@ class SqlStoreBase:
              rows.dumps(spec.kwargs) if spec.kwargs is not None else None, now, by, now,
              rows.fds_json(spec.fds), rows.fds_list(spec.fds),
              rows.dumps(list(spec.on_finish)) if spec.on_finish is not None else None,
-             *(hook_for or (None, None))),
+             *(hook_for or (None, None)), int(spec.keep)),
         )
         task = rows.task(cur.fetchone())
         if spec.after:
@@ -337,7 +340,7 @@ class SqlStoreBase:
             if waiting is not None:
                 raise TransitionError(f"cannot rm task {task_id}: task {waiting} waits for"
                                       " it (--after)")
-            for table in ("chunks", "streams", "requests", "events", "attempts", "deps"):
+            for table in (*OWNED, "deps"):
                 cur.execute(f"DELETE FROM {table} WHERE task_id=?", (task_id,))
             cur.execute("DELETE FROM tasks WHERE id=?", (task_id,))
 

@@ -50,6 +50,7 @@ from .sql import Cursor, fault_budget
 from .sqlserver import SqlServerStore
 
 BUSY_TIMEOUT_MS = 30_000
+COMPACT_PAGES = 256  #: pages a db compact gives back per transaction (~1 MiB)
 SERVER_LOCK_WAIT = 1.0  #: seconds; see SQLiteStore._lock_wait
 #: Pauses between tries for the write lock (seconds), the last one repeated until
 #: SHORT_WAIT has passed, then LONG_PAUSE until BUSY_TIMEOUT_MS. A client submitting
@@ -71,7 +72,7 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 #: The version the numbered migrations lead to (a test checks it matches them); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -112,6 +113,9 @@ class SQLiteStore(SqlServerStore):
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                                        check_same_thread=False)
             self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # A new store can give freed pages back (db compact); this must come before
+            # WAL mode is set. On a store that has tables it changes nothing.
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
             self._migrate()
@@ -147,6 +151,46 @@ class SQLiteStore(SqlServerStore):
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    def compact(self, full: bool = False) -> str:
+        """Give the file's free pages back to the file system. A store made with
+        incremental auto-vacuum (every store since schema 17) does it a few hundred
+        pages per transaction, never holding the write lock long; an older one needs
+        one full VACUUM (``full``: only with no server on it), which also switches it."""
+        free_before = self._pragma("freelist_count")
+        if self._pragma("auto_vacuum") != 2:
+            if not full:
+                raise TaskyardError(
+                    f"store {self.path} predates incremental vacuum: stop its server, then"
+                    " run taskyard db compact again (one full VACUUM switches it)")
+            with self._patient():
+                self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                self._db.execute("VACUUM")
+        else:
+            while self._pragma("freelist_count") > 0:
+                with self._tx() as cur:
+                    cur.execute(f"PRAGMA incremental_vacuum({COMPACT_PAGES})")
+                    cur.fetchall()
+        with self._patient():
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        size = self._pragma("page_size") * free_before
+        return f"gave {free_before} free pages ({size / 1048576:.1f} MiB) back"
+
+    @contextmanager
+    def _patient(self) -> Iterator[None]:
+        """Outside any transaction, waiting for other writers as a client does."""
+        with self._lock:
+            self._open()
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise StoreError(f"store {self.path}: {exc}") from exc
+            finally:
+                self._db.execute("PRAGMA busy_timeout=0")
+
+    def _pragma(self, name: str) -> int:
+        return int(self._db.execute(f"PRAGMA {name}").fetchone()[0])
 
     def gone(self) -> str | None:
         if file_identity(self.path) != self._identity:

@@ -26,6 +26,7 @@ from .base import Batch, BatchResult, Claim, Instance, LostAttempt, Outcome, Out
 from .browse import BrowseStore
 from .hooks import HookStore
 from .intask import InTaskStore
+from .retention import RetentionStore
 from .sql import ACTIVE_IN, Cursor, in_list
 
 _VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.STOPPED: Verb.STOP,
@@ -42,7 +43,8 @@ _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, s
                      " stop_request")
 
 
-class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore, HookStore):
+class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore, HookStore,
+                     RetentionStore):
     """Client operations (tasks; access and browsing from their mixins) plus the fenced
     operations a server performs."""
 

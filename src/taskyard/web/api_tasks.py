@@ -82,7 +82,7 @@ def spec_of(body: schemas.SubmitBody, tenant: str | None) -> TaskSpec:
                     kwargs=dict(body.kwargs) if body.kwargs is not None else (
                         {} if body.function is not None else None), fds=fds,
                     on_finish=(validate.check_hook(body.on_finish)
-                               if body.on_finish is not None else None))
+                               if body.on_finish is not None else None), keep=body.keep)
 
 
 def _fds(body: schemas.SubmitBody) -> dict[int, bytes]:

@@ -54,6 +54,7 @@ class SubmitBody(Body):
     retry_on: list[str] | None = None
     on_finish: list[str] | None = Field(default=None, description="a command run when it ends"
                                         " (its finish hook); [] for none at all")
+    keep: bool = Field(default=False, description="never pruned by retention")
 
 
 class KillBody(Body):
@@ -169,6 +170,7 @@ class TaskOut(Out):
     on_finish: list[str] | None = Field(default=None, description="its own finish hook")
     hook_for: dict[str, int] | None = Field(default=None, description="a hook run: the task"
                                             " and attempt it reports on")
+    keep: bool = Field(default=False, description="never pruned by retention")
 
 
 class AttemptOut(Out):
@@ -244,6 +246,8 @@ class QueueOut(Out):
     parallel: int | None
     on_finish: list[str] | None = Field(default=None, description="its own finish hook")
     on_finish_url: str | None = Field(default=None, description="its own webhook ('': none)")
+    retain: float | None = Field(default=None, description="its own retention age, seconds")
+    retain_count: int | None = Field(default=None, description="its own retention count")
     tasks: dict[str, int]
 
 
