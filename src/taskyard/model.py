@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .lifecycle import Reason, Status
+from .limits import NONE, Limits
 
 JSON = Any  # a value made only of dict, list, str, int, float, bool and None
 
@@ -45,6 +46,7 @@ class TaskSpec(NamedTuple):
     #: data the task reads on file descriptors past 2 (``--fd 3=@FILE``), as LongTask
     #: programs read their parameters on the third descriptor
     fds: dict[int, bytes] = {}
+    limits: Limits = NONE  #: resource limits; its queue's apply where it sets none
 
 
 class Progress(NamedTuple):
@@ -153,6 +155,7 @@ class Task(NamedTuple):
     started_at: float | None
     finished_at: float | None
     fds: tuple[int, ...] = ()  #: the descriptors past 2 it was given data on
+    limits: Limits = NONE  #: its own resource limits (its queue's apply where unset)
 
     @property
     def terminal(self) -> bool:
@@ -195,6 +198,7 @@ class Task(NamedTuple):
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
             "fds": list(self.fds),
+            "limits": self.limits.to_json(),
         }
 
 
@@ -234,7 +238,7 @@ class Request(NamedTuple):
 #: time, no dependencies: each tick is a fresh, independent task).
 SCHEDULE_SPEC_FIELDS = ("argv", "name", "queue", "env", "cwd", "meta", "timeout", "priority",
                         "retries", "retry_delay", "backoff", "retry_on", "unique", "mutex",
-                        "function", "kwargs")
+                        "function", "kwargs", "limits")
 
 
 class Schedule(NamedTuple):
@@ -266,6 +270,13 @@ class Schedule(NamedTuple):
             "last_tick": iso(self.last_tick),
             "fired": self.fired,
             "created_at": iso(self.created_at),
-            "task": {k: (list(v) if isinstance(v, tuple) else v)
-                     for k, v in self.spec._asdict().items() if k in SCHEDULE_SPEC_FIELDS},
+            "task": {k: spec_value(v) for k, v in self.spec._asdict().items()
+                     if k in SCHEDULE_SPEC_FIELDS},
         }
+
+
+def spec_value(value: Any) -> Any:
+    """A TaskSpec field as JSON takes it (tuples as lists, limits as an object)."""
+    if isinstance(value, Limits):
+        return value.to_json()
+    return list(value) if isinstance(value, tuple) else value

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from . import lifecycle, validate
+from . import lifecycle, limits, validate
 from .errors import (
     InvalidInput,
     NotFound,
@@ -23,6 +23,7 @@ from .errors import (
     UserError,
 )
 from .lifecycle import Status, Verb
+from .limits import Limits
 from .model import JSON, OutputRead, Request, Schedule, Task, TaskSpec
 from .store.base import ClientStore as Store
 
@@ -253,6 +254,19 @@ def set_queue_status_dir(store: Store, name: str, directory: str | None) -> None
         check_dir(os.path.join(directory, name), "status-dir")
     store.set_queue_status_dir(name, directory)
     store.wake()
+
+
+def set_queue_limits(store: Store, name: str, given: dict[str, object]) -> Limits:
+    """Change the resource limits of the queue's tasks: each kind given (``memory``,
+    ``cpu``, ``files``, ``procs``) is set, or cleared by None, ``none`` or ``''``; the
+    others stay. A task's own limits override its queue's. Returns the queue's limits."""
+    validate.required_name(name, "queue")
+    cleared = {k for k, v in given.items() if v is None or str(v).strip().lower() in ("", "none")}
+    changed = limits.parse({k: v for k, v in given.items() if k not in cleared})
+    now = store.queue_limits(name)._replace(**{k: None for k in cleared})
+    merged = limits.merge(changed, now)
+    store.set_queue_limits(name, merged)
+    return merged
 
 
 def add_tenant(store: Store, name: str, *, enabled: bool = True, run_as: str | None = None,

@@ -314,6 +314,10 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
     if spec.stdin is not None and len(spec.stdin) > MAX_STDIN_BYTES:
         raise InvalidInput(f"stdin is over {MAX_STDIN_BYTES} bytes", field="stdin")
     check_fds(spec.fds)
+    if spec.limits.any:
+        from .limits import check
+
+        check(spec.limits)
     if spec.fds and spec.function is not None:
         raise InvalidInput("--fd gives data to a command; a function takes kwargs",
                            field="fds")

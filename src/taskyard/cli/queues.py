@@ -8,7 +8,15 @@ from typing import Any
 
 from .. import ops, validate
 from ..errors import UserError
-from .common import json_flag, parallel, print_json, store, verb_group
+from .common import (
+    json_flag,
+    limit_flags,
+    limits_given,
+    parallel,
+    print_json,
+    store,
+    verb_group,
+)
 
 
 def register(sub: Any) -> None:
@@ -16,7 +24,8 @@ def register(sub: Any) -> None:
     p = verbs.add_parser("ls", help="queues with their task counts")
     json_flag(p)
     p.set_defaults(handler=cmd_ls)
-    p = verbs.add_parser("set", help="set a queue's parallel limit or status directory")
+    p = verbs.add_parser("set", help="set a queue's parallel limit, status directory or"
+                                     " its tasks' resource limits")
     p.add_argument("name")
     p.add_argument("--parallel", type=parallel, metavar="N|unlimited", default=argparse.SUPPRESS,
                    help="run at most N of its tasks at a time (1: one after another, in"
@@ -24,6 +33,7 @@ def register(sub: Any) -> None:
     p.add_argument("--status-dir", metavar="DIR", default=argparse.SUPPRESS,
                    help="status files of its tasks in DIR/<queue>/<task id> ('' : back to"
                         " the server's status_dir)")
+    limit_flags(p, clearable=True)
     json_flag(p)
     p.set_defaults(handler=cmd_set)
     for verb, text in (("pause", "claim nothing more from the queue (running tasks go on)"),
@@ -68,10 +78,14 @@ def _done(args: argparse.Namespace, text: str) -> int:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    given = vars(args)
-    if "parallel" not in given and "status_dir" not in given:
-        raise UserError("queue set: give --parallel N|unlimited and/or --status-dir DIR")
+    given, limits = vars(args), limits_given(args)
+    if "parallel" not in given and "status_dir" not in given and not limits:
+        raise UserError("queue set: give --parallel N|unlimited, --status-dir DIR and/or"
+                        " --memory-limit, --cpu-limit, --files-limit, --procs-limit")
     db, said = store(args), []
+    if limits:
+        now = ops.set_queue_limits(db, args.name, limits)
+        said.append(f"limits {now.describe() or 'none'}")
     if "status_dir" in given:
         ops.set_queue_status_dir(db, args.name, args.status_dir or None)
         said.append(f"status files in {args.status_dir}/{args.name}" if args.status_dir

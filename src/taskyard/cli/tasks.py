@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from .. import ops, retry, validate
+from .. import limits, ops, retry, validate
 from ..errors import InvalidInput, UserError
 from ..lifecycle import Status
 from ..model import Task, TaskSpec
@@ -16,6 +16,8 @@ from ..store.base import ClientStore as Store
 from .common import (
     json_arg,
     json_flag,
+    limit_flags,
+    limits_given,
     non_negative_int,
     number,
     positive_seconds,
@@ -138,12 +140,13 @@ def task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-delay", type=seconds, default=1.0, metavar="S",
                    help="seconds before the first retry (default 1)")
     p.add_argument("--retry-on", default="exit,signal,timeout,exception", metavar="REASONS",
-                   help="failures to retry: exit,signal,timeout,exception,crashed,spawn"
+                   help="failures to retry: exit,signal,timeout,exception,crashed,spawn,limit"
                         " (default exit,signal,timeout,exception; crashed makes it"
                         " at-least-once)")
     p.add_argument("--timeout", type=positive_seconds, metavar="S",
                    help="kill it after S seconds of running (TERM, then KILL after the grace);"
                         " it ends failed with reason timeout")
+    limit_flags(p)
 
 
 def spec_from(args: argparse.Namespace) -> TaskSpec:
@@ -186,7 +189,7 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
                     retry_on=tuple(r.value for r in retry.parse_on(args.retry_on)),
                     after=_after(args), unique=args.unique,
                     mutex=args.mutex, tenant=args.tenant, function=args.function,
-                    kwargs=kwargs, fds=fds)
+                    kwargs=kwargs, fds=fds, limits=limits.parse(limits_given(args)))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from types import EllipsisType
 from typing import Any, NamedTuple, Protocol
 
 from ..lifecycle import Reason, Status
+from ..limits import Limits
 from ..model import JSON, Attempt, Event, OutputRead, Request, Schedule, Task, TaskSpec
 
 
@@ -33,6 +34,7 @@ class Claim(NamedTuple):
     kwargs: str | None = None  #: its keyword arguments, as stored JSON text
     fds: str | None = None  #: data for descriptors past 2, as stored (JSON of base64)
     queue: str = "default"
+    limits: Limits | None = None  #: what it may use, its own and its queue's (None: no limit)
 
 
 class Spawned(NamedTuple):
@@ -140,6 +142,8 @@ class ClientStore(Protocol):
     def report(self, task_id: int, epoch: int, ok: bool, message: str | None) -> None: ...
     def set_queue_status_dir(self, name: str, directory: str | None) -> None: ...
     def queue_status_dirs(self) -> dict[str, str]: ...
+    def set_queue_limits(self, name: str, given: Limits) -> None: ...
+    def queue_limits(self, name: str) -> Limits: ...
     def get(self, task_id: int) -> Task: ...
     def list_tasks(self, *, status: Sequence[Status] = (), queue: str | None = None,
              limit: int | None = None) -> list[Task]: ...

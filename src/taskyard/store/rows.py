@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from .. import limits
 from ..lifecycle import Reason, Status
 from ..model import (
     SCHEDULE_SPEC_FIELDS,
@@ -17,6 +18,7 @@ from ..model import (
     Schedule,
     Task,
     TaskSpec,
+    spec_value,
 )
 
 Row = Sequence[Any]
@@ -25,7 +27,7 @@ TASK_COLUMNS = (
     "id, name, queue, status, reason, exit_code, signal, error, argv, env, cwd, meta, "
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
     "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key,"
-    " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list"
+    " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list, limits"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at,"
@@ -78,6 +80,7 @@ def task(row: Row) -> Task:
         started_at=row[19],
         finished_at=row[20],
         fds=tuple(int(n) for n in row[36].split(",")) if row[36] else (),
+        limits=limits.loads(row[37]),
     )
 
 
@@ -146,13 +149,15 @@ def dumps(value: Any) -> str:
 
 
 def schedule_spec(spec: TaskSpec) -> str:
-    return dumps({k: (list(v) if isinstance(v, tuple) else v)
-                  for k, v in spec._asdict().items() if k in SCHEDULE_SPEC_FIELDS})
+    return dumps({k: spec_value(v) for k, v in spec._asdict().items()
+                  if k in SCHEDULE_SPEC_FIELDS})
 
 
 def schedule(row: Row) -> Schedule:
     fields: dict[str, Any] = {k: tuple(v) if k in ("argv", "retry_on") else v
                               for k, v in json.loads(row[6]).items() if k in SCHEDULE_SPEC_FIELDS}
+    if "limits" in fields:
+        fields["limits"] = limits.loads(dumps(fields["limits"]))
     spec = TaskSpec(**fields, tenant=row[3])
     return Schedule(name=row[0], expr=row[1], tz=row[2], tenant=row[3], catch_up=row[4],
                     max_lag=row[5], spec=spec, paused=bool(row[7]), last_tick=row[8],

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from .. import lifecycle
+from .. import lifecycle, limits
 from ..errors import NotFound, StoreError, StoreUnavailable, TransitionError
 from ..lifecycle import Reason, Status, Verb
 from ..model import JSON, Attempt, Event, OutputRead, Request, Task, TaskSpec
@@ -142,8 +142,8 @@ class SqlStoreBase:
             "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
             " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, unique_key,"
             " mutex, tenant, schedule, fire_at, function, kwargs, created_at, changed_by,"
-            " changed_at, fds, fd_list) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-            "?,?,?)"
+            " changed_at, fds, fd_list, limits) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+            "?,?,?,?,?,?,?)"
             f" RETURNING {rows.TASK_COLUMNS}",
             (spec.name, spec.queue, lifecycle.target(verb).value,
              rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
@@ -152,7 +152,7 @@ class SqlStoreBase:
              ",".join(spec.retry_on), spec.unique, spec.mutex, spec.tenant, schedule,
              fire_at, spec.function,
              rows.dumps(spec.kwargs) if spec.kwargs is not None else None, now, by, now,
-             rows.fds_json(spec.fds), rows.fds_list(spec.fds)),
+             rows.fds_json(spec.fds), rows.fds_list(spec.fds), limits.dumps(spec.limits)),
         )
         task = rows.task(cur.fetchone())
         if spec.after:
