@@ -21,6 +21,8 @@ from . import validate as v
 from .config import Settings, load
 from .errors import InvalidInput
 from .lifecycle import Status
+from .limits import NONE, Limits
+from .limits import parse as parse_limits
 from .model import JSON, Attempt, Event, OutputRead, Schedule, Task, TaskSpec
 from .store import open_store
 from .store.access import Token
@@ -56,7 +58,8 @@ class Yard:
                retry_on: Sequence[str] = ("exit", "signal", "timeout", "exception"),
                after: Sequence[int] = (), unique: str | None = None,
                mutex: str | None = None, tenant: str = "default",
-               fds: Mapping[int, bytes] | None = None) -> Task:
+               fds: Mapping[int, bytes] | None = None,
+               limits: Mapping[str, int | float | str] | None = None) -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
 
         ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
@@ -68,7 +71,9 @@ class Yard:
         task with that key is scheduled, queued, running or paused, that task is
         returned instead of a new one. With ``mutex``, at most one task with that
         key runs at a time. It runs only while its ``tenant`` is enabled. ``fds`` gives
-        it data to read on descriptors 3-255 (``{3: b"params"}``).
+        it data to read on descriptors 3-255 (``{3: b"params"}``). ``limits`` are what
+        it may use: ``{"memory": "512M", "cpu": "60s", "files": 64, "procs": 100}``
+        (memory also in bytes, cpu in seconds); its queue's apply where it sets none.
         """
         run_at = _start_time(run_at, delay)
         spec = TaskSpec(argv=v.strings(argv, "argv"), name=name, queue=queue,
@@ -79,7 +84,8 @@ class Yard:
                         retry_on=v.strings(retry_on, "retry_on"), after=_ids(after),
                         unique=unique, mutex=mutex, tenant=tenant,
                         fds=v.check_fds(dict(fds) if isinstance(fds, Mapping) else
-                                        ({} if fds is None else fds)))
+                                        ({} if fds is None else fds)),
+                        limits=_limits(limits))
         return ops.submit(self._store, spec)
 
     def submit_function(self, function: str, kwargs: Mapping[str, JSON] | None = None, *,
@@ -90,9 +96,11 @@ class Yard:
                         retry_delay: float = 1.0, backoff: str = "exponential",
                         retry_on: Sequence[str] = ("exit", "signal", "timeout", "exception"),
                         after: Sequence[int] = (), unique: str | None = None,
-                        mutex: str | None = None, tenant: str = "default") -> Task:
+                        mutex: str | None = None, tenant: str = "default",
+                        limits: Mapping[str, int | float | str] | None = None) -> Task:
         """Submit a call of the registered function ``function`` with JSON ``kwargs``;
-        the same scheduling options as :meth:`submit`."""
+        the same scheduling options and ``limits`` as :meth:`submit` (applied to the
+        worker that runs it, which then leaves)."""
         run_at = _start_time(run_at, delay)
         if not isinstance(function, str):
             raise InvalidInput("function must be the name a function was registered with",
@@ -102,7 +110,7 @@ class Yard:
                         priority=priority, run_at=run_at, retries=retries,
                         retry_delay=retry_delay, backoff=backoff,
                         retry_on=v.strings(retry_on, "retry_on"), after=_ids(after),
-                        unique=unique, mutex=mutex, tenant=tenant)
+                        unique=unique, mutex=mutex, tenant=tenant, limits=_limits(limits))
         return ops.submit(self._store, spec)
 
     def result(self, task_id: int) -> JSON:
@@ -181,6 +189,14 @@ class Yard:
         """Run at most ``parallel`` tasks of queue ``name`` at a time (None: no limit);
         with 1, one after another in submit order (within a priority)."""
         ops.set_queue_parallel(self._store, _name(name, "queue"), parallel)
+
+    def set_queue_limits(self, name: str, limits: Mapping[str, int | float | str | None]
+                         ) -> Limits:
+        """Resource limits of the queue's tasks (each kind given is set, or cleared by
+        None); a task's own override them. Returns the queue's limits."""
+        if not isinstance(limits, Mapping):
+            raise InvalidInput("limits must be a mapping", field="limits")
+        return ops.set_queue_limits(self._store, name, dict(limits))
 
     def queues(self) -> list[dict[str, JSON]]:
         """Every queue with its paused state, parallel limit and task count per status."""
@@ -311,3 +327,11 @@ def _start_time(run_at: float | None, delay: float | None) -> float | None:
     if delay is not None:
         return time.time() + v.real(delay, "delay", high=v.MAX_TIME)
     return run_at
+
+
+def _limits(given: object) -> Limits:
+    if given is None:
+        return NONE
+    if not isinstance(given, Mapping):
+        raise InvalidInput("limits must be a mapping such as {'memory': '512M'}", field="limits")
+    return parse_limits(dict(given))
