@@ -256,13 +256,14 @@ def set_queue_status_dir(store: Store, name: str, directory: str | None) -> None
     store.wake()
 
 
-def set_queue_limits(store: Store, name: str, given: dict[str, object]) -> Limits:
+def set_queue_limits(store: Store, name: str, given: dict[str, object],
+                     prefix: str = "") -> Limits:
     """Change the resource limits of the queue's tasks: each kind given (``memory``,
     ``cpu``, ``files``, ``procs``) is set, or cleared by None, ``none`` or ``''``; the
     others stay. A task's own limits override its queue's. Returns the queue's limits."""
     validate.required_name(name, "queue")
     cleared = {k for k, v in given.items() if v is None or str(v).strip().lower() in ("", "none")}
-    changed = limits.parse({k: v for k, v in given.items() if k not in cleared})
+    changed = limits.parse({k: v for k, v in given.items() if k not in cleared}, prefix)
     now = store.queue_limits(name)._replace(**{k: None for k in cleared})
     merged = limits.merge(changed, now)
     store.set_queue_limits(name, merged)

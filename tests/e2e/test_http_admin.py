@@ -25,7 +25,7 @@ def test_queues(yard: Deployment) -> None:
     name = f"q-{uuid.uuid4().hex[:8]}"
     answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
                        json={"parallel": 2, "paused": True})
-    assert answer.json() == {"name": name, "paused": True, "parallel": 2, "tasks": {
+    assert answer.json() == {"name": name, "paused": True, "parallel": 2, "limits": {}, "tasks": {
         s: 0 for s in ("scheduled", "queued", "running", "paused", "succeeded", "failed",
                        "stopped")}}
     task = yard.submit("operator", argv=["true"], queue=name)
@@ -34,6 +34,17 @@ def test_queues(yard: Deployment) -> None:
     answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
                        json={"paused": False, "parallel": None})
     assert (answer.json()["paused"], answer.json()["parallel"]) == (False, None)
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
+                       json={"limits": {"memory": "512M", "cpu": 60}})
+    assert answer.json()["limits"] == {"memory": 512 << 20, "cpu": 60}
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
+                       json={"limits": {"cpu": None, "files": 64}})
+    assert answer.json()["limits"] == {"memory": 512 << 20, "files": 64}
+    bad = yard.call("admin", "PATCH", f"/api/v1/queues/{name}", json={"limits": {"cpu": "x"}})
+    assert_problem(bad, 422, "limits.cpu")
+    limited = yard.submit("operator", argv=["true"], limits={"memory": "1G", "procs": 100})
+    assert limited["limits"] == {"memory": 1 << 30, "procs": 100}
+    assert yard.wait(limited["id"])["status"] == "succeeded"
     assert yard.wait(task["id"])["status"] == "succeeded"
     wait_for(lambda: {q["name"]: q for q in yard.call("viewer", "GET", "/api/v1/queues")
                       .json()}[name]["tasks"]["succeeded"] == 1, message="counted")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from .. import limits
 from ..errors import InvalidInput
 from ..lifecycle import Status
 from ..model import Task
@@ -255,13 +256,14 @@ class BrowseStore(SqlStoreBase):
             cur.execute(f"SELECT queue, status, SUM(n) FROM {self.COUNTS} WHERE {where}"
                         " GROUP BY queue, status", params)
             counts = cur.fetchall()
-            cur.execute("SELECT name, paused, parallel FROM queues")
-            settings = {row[0]: (bool(row[1]), row[2]) for row in cur.fetchall()}
+            cur.execute("SELECT name, paused, parallel, limits FROM queues")
+            settings = {row[0]: (bool(row[1]), row[2], row[3]) for row in cur.fetchall()}
         found: dict[str, dict[str, Any]] = {}
         names = {row[0] for row in counts} | (set(settings) if tenant is None else set())
         for name in sorted(names):
-            paused, parallel = settings.get(name, (False, None))
+            paused, parallel, stored = settings.get(name, (False, None, None))
             found[name] = {"name": name, "paused": paused, "parallel": parallel,
+                           "limits": limits.loads(stored).to_json(),
                            "tasks": {s.value: 0 for s in Status}}
         for queue, status, n in counts:
             if queue in found and status in found[queue]["tasks"]:

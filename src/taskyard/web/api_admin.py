@@ -38,6 +38,10 @@ def patch_queue(name: str, body: schemas.QueuePatch, store: Store, who: Admin) -
     """Set ``parallel`` (null: no limit) and/or ``paused``."""
     who.require_global()
     validate.required_name(name, "name")
+    if body.limits is not None:
+        given = body.limits
+        ops.set_queue_limits(store, name, {k: getattr(given, k) for k in given.model_fields_set},
+                             "limits.")
     if "parallel" in body.model_fields_set:
         ops.set_queue_parallel(store, name, body.parallel)
     if body.paused is True:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from .. import ops, retry, validate, why
+from .. import limits, ops, retry, validate, why
 from ..errors import InvalidInput, NotFound, TaskyardError
 from ..model import TaskSpec
 from ..store.browse import TaskFilter, Waiting
@@ -80,7 +80,9 @@ def spec_of(body: schemas.SubmitBody, tenant: str | None) -> TaskSpec:
                     unique=body.unique, mutex=body.mutex,
                     tenant=tenant or body.tenant or "default", function=body.function,
                     kwargs=dict(body.kwargs) if body.kwargs is not None else (
-                        {} if body.function is not None else None), fds=fds)
+                        {} if body.function is not None else None), fds=fds,
+                    limits=limits.parse(body.limits.model_dump(exclude_none=True), "limits.")
+                    if body.limits is not None else limits.NONE)
 
 
 def _fds(body: schemas.SubmitBody) -> dict[int, bytes]:

@@ -52,6 +52,7 @@ class SubmitBody(Body):
     retry_delay: float = 1.0
     backoff: Literal["fixed", "exponential"] = "exponential"
     retry_on: list[str] | None = None
+    limits: LimitsIn | None = Field(default=None, description="its queue's apply where unset")
 
 
 class KillBody(Body):
@@ -80,9 +81,21 @@ class BulkBody(Body):
     snapshot: str | None = Field(default=None, description="from a dry run: act on exactly that set")
 
 
+class LimitsIn(Body):
+    """Resource limits (a task stopped by one ends failed, reason limit); null or
+    absent: no limit of that kind."""
+
+    memory: str | int | None = Field(default=None, description="512M, 1.5G, or bytes")
+    cpu: str | float | None = Field(default=None, description="CPU time: 60s, 2m, or seconds")
+    files: int | None = Field(default=None, description="open files")
+    procs: int | None = Field(default=None, description="processes of its user")
+
+
 class QueuePatch(Body):
     parallel: int | None = Field(default=None, description="null: no limit")
     paused: bool | None = None
+    limits: LimitsIn | None = Field(default=None, description="the kinds given are set"
+                                    " (null: cleared); a task's own override them")
 
 
 class ScheduleBody(Body):
@@ -164,6 +177,8 @@ class TaskOut(Out):
     started_at: str | None
     finished_at: str | None
     fds: list[int] = Field(default=[], description="descriptors past 2 it was given data on")
+    limits: dict[str, int] = Field(default={}, description="its own resource limits (memory"
+                                   " in bytes, cpu in seconds, files, procs)")
 
 
 class AttemptOut(Out):
@@ -235,6 +250,7 @@ class QueueOut(Out):
     name: str
     paused: bool
     parallel: int | None
+    limits: dict[str, int] = {}
     tasks: dict[str, int]
 
 
