@@ -232,10 +232,8 @@ class Spawner:
                      watch=errors if isinstance(errors, TailWatch) else None)
 
     def stderr_buffer(self, claim: Claim) -> StreamBuffer:
-        """Its stderr's buffer: one that keeps the end too with a memory or files limit."""
-        if rlimits.watched(claim.limits):
-            return TailWatch(claim.task_id, claim.epoch, "stderr", self.head, self.tail)
-        return StreamBuffer(claim.task_id, claim.epoch, "stderr", self.head, self.tail)
+        return rlimits.stderr_buffer(claim.task_id, claim.epoch, claim.limits, self.head,
+                                     self.tail)
 
     def _pidfd(self, pid: int) -> int:
         """A pidfd for a child just started. Out of file descriptors, the spare one kept

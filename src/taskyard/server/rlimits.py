@@ -133,9 +133,13 @@ def _read_all(fd: int) -> bytes:
         data += chunk
 
 
-def watched(limits: Limits | None) -> bool:
-    """Whether the end of the task's stderr is kept (to tell what stopped it)."""
-    return limits is not None and (limits.memory is not None or limits.files is not None)
+def stderr_buffer(task_id: int, epoch: int, limits: Limits | None, head: int,
+                  tail: int) -> StreamBuffer:
+    """A task's stderr buffer: one that keeps the end too (to tell what stopped it)
+    with a memory or files limit."""
+    if limits is not None and (limits.memory is not None or limits.files is not None):
+        return TailWatch(task_id, epoch, "stderr", head, tail)
+    return StreamBuffer(task_id, epoch, "stderr", head, tail)
 
 
 class TailWatch(StreamBuffer):
