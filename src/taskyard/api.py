@@ -21,6 +21,8 @@ from . import validate as v
 from .config import Settings, load
 from .errors import InvalidInput
 from .lifecycle import Status
+from .limits import NONE, Limits
+from .limits import parse as parse_limits
 from .model import JSON, Attempt, Event, OutputRead, Schedule, Task, TaskSpec
 from .store import open_store
 from .store.access import Token
@@ -57,7 +59,8 @@ class Yard:
                after: Sequence[int] = (), unique: str | None = None,
                mutex: str | None = None, tenant: str = "default",
                fds: Mapping[int, bytes] | None = None,
-               on_finish: Sequence[str] | None = None, keep: bool = False) -> Task:
+               on_finish: Sequence[str] | None = None, keep: bool = False,
+               limits: Mapping[str, int | float | str] | None = None) -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
 
         ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
@@ -71,7 +74,9 @@ class Yard:
         key runs at a time. It runs only while its ``tenant`` is enabled. ``fds`` gives
         it data to read on descriptors 3-255 (``{3: b"params"}``). ``on_finish`` is
         the command run when it ends (its finish hook; ``[]``: none, not even the
-        queue's or the server's).
+        queue's or the server's). ``keep``: never pruned by retention. ``limits`` are what
+        it may use: ``{"memory": "512M", "cpu": "60s", "files": 64, "procs": 100}``
+        (memory also in bytes, cpu in seconds); its queue's apply where it sets none.
         """
         run_at = _start_time(run_at, delay)
         spec = TaskSpec(argv=v.strings(argv, "argv"), name=name, queue=queue,
@@ -84,7 +89,7 @@ class Yard:
                         fds=v.check_fds(dict(fds) if isinstance(fds, Mapping) else
                                         ({} if fds is None else fds)),
                         on_finish=None if on_finish is None else v.check_hook(on_finish),
-                        keep=bool(keep))
+                        keep=bool(keep), limits=_limits(limits))
         return ops.submit(self._store, spec)
 
     def submit_function(self, function: str, kwargs: Mapping[str, JSON] | None = None, *,
@@ -96,9 +101,11 @@ class Yard:
                         retry_on: Sequence[str] = ("exit", "signal", "timeout", "exception"),
                         after: Sequence[int] = (), unique: str | None = None,
                         mutex: str | None = None, tenant: str = "default",
-                        on_finish: Sequence[str] | None = None, keep: bool = False) -> Task:
+                        on_finish: Sequence[str] | None = None, keep: bool = False,
+                        limits: Mapping[str, int | float | str] | None = None) -> Task:
         """Submit a call of the registered function ``function`` with JSON ``kwargs``;
-        the same scheduling options as :meth:`submit`."""
+        the same scheduling options and ``limits`` as :meth:`submit` (applied to the
+        worker that runs it, which then leaves)."""
         run_at = _start_time(run_at, delay)
         if not isinstance(function, str):
             raise InvalidInput("function must be the name a function was registered with",
@@ -110,7 +117,7 @@ class Yard:
                         retry_on=v.strings(retry_on, "retry_on"), after=_ids(after),
                         unique=unique, mutex=mutex, tenant=tenant,
                         on_finish=None if on_finish is None else v.check_hook(on_finish),
-                        keep=bool(keep))
+                        keep=bool(keep), limits=_limits(limits))
         return ops.submit(self._store, spec)
 
     def result(self, task_id: int) -> JSON:
@@ -189,6 +196,14 @@ class Yard:
         """Run at most ``parallel`` tasks of queue ``name`` at a time (None: no limit);
         with 1, one after another in submit order (within a priority)."""
         ops.set_queue_parallel(self._store, _name(name, "queue"), parallel)
+
+    def set_queue_limits(self, name: str, limits: Mapping[str, int | float | str | None]
+                         ) -> Limits:
+        """Resource limits of the queue's tasks (each kind given is set, or cleared by
+        None); a task's own override them. Returns the queue's limits."""
+        if not isinstance(limits, Mapping):
+            raise InvalidInput("limits must be a mapping", field="limits")
+        return ops.set_queue_limits(self._store, name, dict(limits))
 
     def queues(self) -> list[dict[str, JSON]]:
         """Every queue with its paused state, parallel limit and task count per status."""
@@ -319,3 +334,11 @@ def _start_time(run_at: float | None, delay: float | None) -> float | None:
     if delay is not None:
         return time.time() + v.real(delay, "delay", high=v.MAX_TIME)
     return run_at
+
+
+def _limits(given: object) -> Limits:
+    if given is None:
+        return NONE
+    if not isinstance(given, Mapping):
+        raise InvalidInput("limits must be a mapping such as {'memory': '512M'}", field="limits")
+    return parse_limits(dict(given))

@@ -12,7 +12,7 @@ transition. Pure: no I/O.
         └─────cancel───────┴──► stopped ◄────┤ finish (killed | shutdown)
                                              ├──► succeeded      (finish)
                                              └──► failed         (finish: exit | signal |
-                                                                  spawn | timeout; crash)
+                                                                  spawn | timeout | limit; crash)
     restart: succeeded | failed | stopped ──► queued (the next claim is a new attempt)
     retry:   failed ──► scheduled (retries left; starts again after the backoff)
     abandon: scheduled ──► failed (reason dependency: a task it runs --after failed)
@@ -68,6 +68,7 @@ class Reason(StrEnum):
     SHUTDOWN = "shutdown"  #: its server stopped it while shutting down (stopped)
     EXCEPTION = "exception"  #: a function task raised; error holds type and message
     REPORTED = "reported"  #: it reported an error itself, then exited 0; error holds it
+    LIMIT = "limit"  #: stopped by a resource limit; error names it (``cpu limit 60s``)
 
 
 class Verb(StrEnum):
@@ -113,7 +114,7 @@ TRANSITIONS: dict[Verb, tuple[frozenset[Status], Status]] = {
 REASONS: dict[Verb, frozenset[Reason | None]] = {
     Verb.SUCCEED: frozenset({None}),
     Verb.FAIL: frozenset({Reason.EXIT, Reason.SIGNAL, Reason.SPAWN, Reason.TIMEOUT,
-                          Reason.EXCEPTION, Reason.REPORTED}),
+                          Reason.EXCEPTION, Reason.REPORTED, Reason.LIMIT}),
     Verb.STOP: frozenset({Reason.KILLED, Reason.SHUTDOWN}),
     Verb.CANCEL: frozenset({Reason.KILLED, Reason.SHUTDOWN}),
     Verb.CRASH: frozenset({Reason.CRASHED}),

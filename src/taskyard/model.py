@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .lifecycle import Reason, Status
+from .limits import NONE, Limits
 
 JSON = Any  # a value made only of dict, list, str, int, float, bool and None
 
@@ -49,6 +50,7 @@ class TaskSpec(NamedTuple):
     #: or the server's; None: the queue's, else the server's)
     on_finish: tuple[str, ...] | None = None
     keep: bool = False  #: never pruned by retention
+    limits: Limits = NONE  #: resource limits; its queue's apply where it sets none
 
 
 class Progress(NamedTuple):
@@ -160,6 +162,7 @@ class Task(NamedTuple):
     on_finish: tuple[str, ...] | None = None  #: its own finish hook (see TaskSpec)
     hook_for: tuple[int, int] | None = None  #: a hook run: (task, attempt) it reports on
     keep: bool = False  #: never pruned by retention
+    limits: Limits = NONE  #: its own resource limits (its queue's apply where unset)
 
     @property
     def terminal(self) -> bool:
@@ -206,6 +209,7 @@ class Task(NamedTuple):
             "hook_for": ({"task": self.hook_for[0], "attempt": self.hook_for[1]}
                          if self.hook_for else None),
             "keep": self.keep,
+            "limits": self.limits.to_json(),
         }
 
 
@@ -251,7 +255,7 @@ class Request(NamedTuple):
 #: time, no dependencies: each tick is a fresh, independent task).
 SCHEDULE_SPEC_FIELDS = ("argv", "name", "queue", "env", "cwd", "meta", "timeout", "priority",
                         "retries", "retry_delay", "backoff", "retry_on", "unique", "mutex",
-                        "function", "kwargs", "on_finish", "keep")
+                        "function", "kwargs", "on_finish", "keep", "limits")
 
 
 class Schedule(NamedTuple):
@@ -283,6 +287,13 @@ class Schedule(NamedTuple):
             "last_tick": iso(self.last_tick),
             "fired": self.fired,
             "created_at": iso(self.created_at),
-            "task": {k: (list(v) if isinstance(v, tuple) else v)
-                     for k, v in self.spec._asdict().items() if k in SCHEDULE_SPEC_FIELDS},
+            "task": {k: spec_value(v) for k, v in self.spec._asdict().items()
+                     if k in SCHEDULE_SPEC_FIELDS},
         }
+
+
+def spec_value(value: Any) -> Any:
+    """A TaskSpec field as JSON takes it (tuples as lists, limits as an object)."""
+    if isinstance(value, Limits):
+        return value.to_json()
+    return list(value) if isinstance(value, tuple) else value

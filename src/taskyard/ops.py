@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import EllipsisType
 from typing import TypeVar
 
-from . import lifecycle, validate
+from . import lifecycle, limits, validate
 from .errors import (
     InvalidInput,
     NotFound,
@@ -25,6 +25,7 @@ from .errors import (
     UserError,
 )
 from .lifecycle import Status, Verb
+from .limits import Limits
 from .model import JSON, OutputRead, Request, Schedule, Task, TaskSpec
 from .store.base import ClientStore as Store
 
@@ -290,6 +291,18 @@ def set_queue_retention(store: Store, name: str, *, retain: str | None = None,
                                field="retain_count")
         count = int(text) if text else None
     store.set_queue_retention(name, retain=age, retain_count=count)
+def set_queue_limits(store: Store, name: str, given: dict[str, object],
+                     prefix: str = "") -> Limits:
+    """Change the resource limits of the queue's tasks: each kind given (``memory``,
+    ``cpu``, ``files``, ``procs``) is set, or cleared by None, ``none`` or ``''``; the
+    others stay. A task's own limits override its queue's. Returns the queue's limits."""
+    validate.required_name(name, "queue")
+    cleared = {k for k, v in given.items() if v is None or str(v).strip().lower() in ("", "none")}
+    changed = limits.parse({k: v for k, v in given.items() if k not in cleared}, prefix)
+    now = store.queue_limits(name)._replace(**{k: None for k in cleared})
+    merged = limits.merge(changed, now)
+    store.set_queue_limits(name, merged)
+    return merged
 
 
 def add_tenant(store: Store, name: str, *, enabled: bool = True, run_as: str | None = None,

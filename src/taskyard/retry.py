@@ -14,7 +14,7 @@ from .lifecycle import Reason
 
 BACKOFFS = ("fixed", "exponential")
 RETRYABLE = frozenset({Reason.EXIT, Reason.SIGNAL, Reason.TIMEOUT, Reason.CRASHED, Reason.SPAWN,
-                       Reason.EXCEPTION, Reason.REPORTED})
+                       Reason.EXCEPTION, Reason.REPORTED, Reason.LIMIT})
 DEFAULT_ON = (Reason.EXIT, Reason.SIGNAL, Reason.TIMEOUT, Reason.EXCEPTION)
 MAX_DELAY = 86400.0
 MAX_RETRIES = 1000

@@ -318,6 +318,10 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
     check_fds(spec.fds)
     if spec.on_finish is not None:
         check_hook(spec.on_finish)
+    if spec.limits.any:
+        from .limits import check
+
+        check(spec.limits)
     if spec.fds and spec.function is not None:
         raise InvalidInput("--fd gives data to a command; a function takes kwargs",
                            field="fds")

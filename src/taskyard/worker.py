@@ -26,7 +26,10 @@ import resource
 import signal
 import sys
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .limits import Limits
 
 REPORT_FD = 3
 MEMORY_EVERY = 16  #: look at the worker's memory after every this many tasks
@@ -60,6 +63,7 @@ class Worker:
         self.max_mib = float(os.environ.get("TASKYARD_WORKER_MAX_MIB", "0") or 0)
         self.done = 0
         self.base_mib = 0.0
+        self.leave = False  #: a task put limits on it: leave after that task
         self._settings: Any = None
 
     def send(self, message: dict[str, Any]) -> None:
@@ -110,18 +114,15 @@ class Worker:
 
         ctx = Context(self.store, task_id, attempt, job.get("deadline"))
         before = resource.getrusage(resource.RUSAGE_SELF)
+        limited = self._limit(job.get("limits"), before)
         try:
             value = fn.run(ctx, json.loads(job["kwargs"] or "{}"))
             out.update(ok=True, result=check_json(value, "result"))
         except Yielded as why:
             out.update(yielded=str(why))
         except BaseException as exc:  # SystemExit and KeyboardInterrupt end the task only
-            try:
-                traceback.print_exc()
-                error = f"{type(exc).__name__}: {exc}"
-            except Exception:  # its __str__ raised in turn: the worker must not die of it
-                error = f"{type(exc).__name__} (its message could not be turned into text)"
-            out.update(reason="exception", error=error[:2000])
+            memory = limited.memory if limited is not None else None
+            out.update(self._failed(exc, memory if isinstance(exc, MemoryError) else None))
         finally:
             try:
                 ctx.close()
@@ -134,11 +135,38 @@ class Worker:
                         after.ru_maxrss]
         self._finish(out)
 
+    def _limit(self, given: Any, before: resource.struct_rusage) -> Limits | None:
+        """Put the task's limits on this worker (its CPU limit counted from the CPU time
+        used so far); the worker leaves after the task (they cannot all be lifted)."""
+        if not given:
+            return None
+        from .limits import parse
+        from .server.rlimits import apply
+
+        found = parse(given)
+        self.leave = True
+        apply(found, before.ru_utime + before.ru_stime)
+        return found
+
+    def _failed(self, exc: BaseException, memory: int | None) -> dict[str, Any]:
+        """The report of a task that raised ``exc``: reason limit for a MemoryError under
+        a memory limit of ``memory`` bytes."""
+        try:
+            traceback.print_exc()
+            error = f"{type(exc).__name__}: {exc}"
+        except Exception:  # its __str__ raised in turn: the worker must not die of it
+            error = f"{type(exc).__name__} (its message could not be turned into text)"
+        if memory is None:
+            return {"reason": "exception", "error": error[:2000]}
+        from .limits import size_text
+
+        return {"reason": "limit", "error": f"memory limit {size_text(memory)} ({error})"[:2000]}
+
     def _finish(self, out: dict[str, Any]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         self.done += 1
-        recycle = (self.max_tasks > 0 and self.done >= self.max_tasks) or (
+        recycle = self.leave or (self.max_tasks > 0 and self.done >= self.max_tasks) or (
             self.max_mib > 0 and self.done % MEMORY_EVERY == 0
             and _rss_mib() - self.base_mib > self.max_mib)
         out["recycle"] = recycle

@@ -25,15 +25,45 @@ def test_queues(yard: Deployment) -> None:
     name = f"q-{uuid.uuid4().hex[:8]}"
     answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
                        json={"parallel": 2, "paused": True})
-    assert answer.json() == {"name": name, "paused": True, "parallel": 2, "tasks": {
+    assert answer.json() == {"name": name, "paused": True, "parallel": 2, "limits": {},
+                             "on_finish": None, "on_finish_url": None, "retain": None,
+                             "retain_count": None, "tasks": {
         s: 0 for s in ("scheduled", "queued", "running", "paused", "succeeded", "failed",
                        "stopped")}}
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
+                       json={"on_finish": ["notify", "--q"], "on_finish_url": "",
+                             "retain": "7d", "retain_count": 100})
+    got = answer.json()
+    assert (got["on_finish"], got["on_finish_url"], got["retain"], got["retain_count"]) == (
+        ["notify", "--q"], "", 7 * 86400, 100)
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
+                       json={"on_finish": None, "on_finish_url": None, "retain": None,
+                             "retain_count": None})
+    got = answer.json()
+    assert (got["on_finish"], got["on_finish_url"], got["retain"], got["retain_count"]) == (
+        None, None, None, None)
+    for bad, field in (({"on_finish": [""]}, "on_finish"), ({"retain": "soon"}, "retain"),
+                       ({"on_finish_url": "ftp://x"}, "on_finish_url")):
+        answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}", json=bad)
+        assert answer.status_code == 422, answer.text
+        assert field.replace("_", "") in answer.text.replace("-", "").replace("_", "")
     task = yard.submit("operator", argv=["true"], queue=name)
     queues = {q["name"]: q for q in yard.call("viewer", "GET", "/api/v1/queues").json()}
     assert queues[name]["tasks"]["queued"] == 1 and queues[name]["paused"] is True
     answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
                        json={"paused": False, "parallel": None})
     assert (answer.json()["paused"], answer.json()["parallel"]) == (False, None)
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
+                       json={"limits": {"memory": "512M", "cpu": 60}})
+    assert answer.json()["limits"] == {"memory": 512 << 20, "cpu": 60}
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
+                       json={"limits": {"cpu": None, "files": 64}})
+    assert answer.json()["limits"] == {"memory": 512 << 20, "files": 64}
+    bad = yard.call("admin", "PATCH", f"/api/v1/queues/{name}", json={"limits": {"cpu": "x"}})
+    assert_problem(bad, 422, "limits.cpu")
+    limited = yard.submit("operator", argv=["true"], limits={"memory": "1G", "procs": 100})
+    assert limited["limits"] == {"memory": 1 << 30, "procs": 100}
+    assert yard.wait(limited["id"])["status"] == "succeeded"
     assert yard.wait(task["id"])["status"] == "succeeded"
     wait_for(lambda: {q["name"]: q for q in yard.call("viewer", "GET", "/api/v1/queues")
                       .json()}[name]["tasks"]["succeeded"] == 1, message="counted")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -359,3 +360,14 @@ def test_a_tenants_operator_sees_and_submits_only_its_own(site: Site, browser: A
     expect(page).to_have_url(re.compile(r"/tasks/\d+$"))
     assert yard.get(task_id_of(page)).tenant == "acme"
     context.close()
+
+
+def test_a_task_stopped_by_its_memory_limit_shows_which(site: Site, page: Any) -> None:
+    with Yard(site.home) as y:
+        task = y.submit([sys.executable, "-c", "b = bytearray(1 << 30)"],
+                        limits={"memory": "256M", "files": 64})
+        assert y.wait(task.id, timeout=60) is not None
+    page.goto(f"{site.base}/tasks/{task.id}")
+    expect(page.locator("h1 .reason")).to_have_text("limit")
+    expect(page.locator("dd", has_text="memory 256M, files 64")).to_be_visible()
+    expect(page.locator("dd", has_text="memory limit 256M").first).to_be_visible()

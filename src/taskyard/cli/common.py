@@ -116,3 +116,27 @@ def json_arg(text: str, what: str) -> str | bytes:
     if text.startswith("@"):
         return read_file_bytes(text[1:], what)
     return text
+
+
+_LIMIT_HELP = (
+    ("memory", "SIZE", "address space of each of its processes: 512M, 1.5G, 100K or bytes"
+                       " (an allocation past it fails)"),
+    ("cpu", "DURATION", "CPU time: 60s, 2m, 1h (whole seconds): SIGXCPU, then SIGKILL 2 s later"),
+    ("files", "N", "open files of each of its processes (RLIMIT_NOFILE)"),
+    ("procs", "N", "processes of its user (RLIMIT_NPROC; not enforced for root)"),
+)
+
+
+def limit_flags(p: argparse.ArgumentParser, clearable: bool = False) -> None:
+    """``--memory-limit``, ``--cpu-limit``, ``--files-limit``, ``--procs-limit``; a task
+    stopped by one ends failed, reason limit."""
+    for kind, metavar, text in _LIMIT_HELP:
+        p.add_argument(f"--{kind}-limit", metavar=metavar, default=argparse.SUPPRESS,
+                       help=text + (" ('none': no limit)" if clearable else ""))
+
+
+def limits_given(args: argparse.Namespace) -> dict[str, object]:
+    """The limit flags given, by kind (as typed: checked by ``limits.parse``)."""
+    given = vars(args)
+    return {kind: given[f"{kind}_limit"] for kind, _, _ in _LIMIT_HELP
+            if f"{kind}_limit" in given}

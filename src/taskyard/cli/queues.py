@@ -8,7 +8,15 @@ from typing import Any
 
 from .. import ops, validate
 from ..errors import UserError
-from .common import json_flag, parallel, print_json, store, verb_group
+from .common import (
+    json_flag,
+    limit_flags,
+    limits_given,
+    parallel,
+    print_json,
+    store,
+    verb_group,
+)
 
 
 def register(sub: Any) -> None:
@@ -16,8 +24,8 @@ def register(sub: Any) -> None:
     p = verbs.add_parser("ls", help="queues with their task counts")
     json_flag(p)
     p.set_defaults(handler=cmd_ls)
-    p = verbs.add_parser("set", help="set a queue's parallel limit, status directory or"
-                         " finish hooks")
+    p = verbs.add_parser("set", help="set a queue's parallel limit, status directory, finish"
+                         " hooks, retention or its tasks' resource limits")
     p.add_argument("name")
     p.add_argument("--parallel", type=parallel, metavar="N|unlimited", default=argparse.SUPPRESS,
                    help="run at most N of its tasks at a time (1: one after another, in"
@@ -37,6 +45,7 @@ def register(sub: Any) -> None:
     p.add_argument("--retain-count", metavar="N", default=argparse.SUPPRESS,
                    help="keep only its newest N finished tasks (0: no count limit; '': the"
                         " server's retain_count)")
+    limit_flags(p, clearable=True)
     json_flag(p)
     p.set_defaults(handler=cmd_set)
     for verb, text in (("pause", "claim nothing more from the queue (running tasks go on)"),
@@ -81,14 +90,18 @@ def _done(args: argparse.Namespace, text: str) -> int:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    given = vars(args)
+    given, limits = vars(args), limits_given(args)
     hooks = [k for k in ("on_finish_json", "on_finish_url") if k in given]
     kept = [k for k in ("retain", "retain_count") if k in given]
-    if "parallel" not in given and "status_dir" not in given and not hooks and not kept:
+    if not ({"parallel", "status_dir"} & set(given) or hooks or kept or limits):
         raise UserError("queue set: give --parallel N|unlimited, --status-dir DIR,"
-                        " --on-finish-json JSON, --on-finish-url URL, --retain AGE or"
-                        " --retain-count N")
+                        " --on-finish-json JSON, --on-finish-url URL, --retain AGE,"
+                        " --retain-count N, --memory-limit, --cpu-limit, --files-limit or"
+                        " --procs-limit")
     db, said = store(args), []
+    if limits:
+        now = ops.set_queue_limits(db, args.name, limits)
+        said.append(f"limits {now.describe() or 'none'}")
     if kept:
         ops.set_queue_retention(db, args.name, retain=given.get("retain"),
                                 retain_count=given.get("retain_count"))

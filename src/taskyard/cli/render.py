@@ -8,7 +8,7 @@ import shlex
 import time
 from collections.abc import Sequence
 
-from ..lifecycle import Status
+from ..lifecycle import Reason, Status
 from ..model import Attempt, Event, Task, TaskSpec, iso
 from .tables import CUT, TIME, WRAP, Col, table
 from .tables import console as _console
@@ -56,7 +56,9 @@ def outcome(task: Task) -> str:
     if task.reason is None:
         return str(task.status)
     detail = task.reason.value
-    if task.exit_code is not None:
+    if task.reason is Reason.LIMIT and task.error:  # which one: "memory limit 512M"
+        detail += f" {task.error.split()[0]}"
+    elif task.exit_code is not None:
         detail += f" {task.exit_code}"
     elif task.signal is not None:
         detail += f" {task.signal}"
@@ -141,7 +143,8 @@ def _fields(task: Task, utc: bool, now: float) -> list[tuple[str, str]]:
             ("schedule", task.schedule or ""), ("tick", clock(task.fire_at, utc, now=now)),
             ("on finish", json.dumps(list(task.on_finish)) if task.on_finish is not None else ""),
             ("hook for", f"task {task.hook_for[0]}, attempt {task.hook_for[1]}"
-             if task.hook_for else "")]
+             if task.hook_for else ""),
+            ("limits", task.limits.describe())]
     if task.function is not None and task.status is Status.SUCCEEDED:
         rows.append(("result", json.dumps(task.result, ensure_ascii=False)[:2000]))
     if task.config:

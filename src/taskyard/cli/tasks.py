@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from .. import ops, retry, validate
+from .. import limits, ops, retry, validate
 from ..errors import InvalidInput, UserError
 from ..lifecycle import Status
 from ..model import Task, TaskSpec, hook_json
@@ -16,6 +16,8 @@ from ..store.base import ClientStore as Store
 from .common import (
     json_arg,
     json_flag,
+    limit_flags,
+    limits_given,
     non_negative_int,
     number,
     positive_seconds,
@@ -138,7 +140,7 @@ def task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-delay", type=seconds, default=1.0, metavar="S",
                    help="seconds before the first retry (default 1)")
     p.add_argument("--retry-on", default="exit,signal,timeout,exception", metavar="REASONS",
-                   help="failures to retry: exit,signal,timeout,exception,crashed,spawn"
+                   help="failures to retry: exit,signal,timeout,exception,crashed,spawn,limit"
                         " (default exit,signal,timeout,exception; crashed makes it"
                         " at-least-once)")
     p.add_argument("--timeout", type=positive_seconds, metavar="S",
@@ -149,6 +151,7 @@ def task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-finish-json", metavar="JSON",
                    help="a command run when it ends, as a JSON argv list (instead of the"
                         " queue's or the server's on_finish; '[]': none at all)")
+    limit_flags(p)
 
 
 def spec_from(args: argparse.Namespace) -> TaskSpec:
@@ -194,7 +197,7 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
                     kwargs=kwargs, fds=fds,
                     on_finish=(validate.parse_hook(args.on_finish_json)
                                if args.on_finish_json is not None else None),
-                    keep=args.keep)
+                    keep=args.keep, limits=limits.parse(limits_given(args)))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -19,7 +19,9 @@ from ..lifecycle import Reason, Status
 from ..store.base import Claim, Outcome
 from ..store.hooks import HOOK_QUEUE, REPORTED_KEYS
 from ..validate import FD_RANGE
+from . import rlimits
 from .output import StreamBuffer
+from .rlimits import TailWatch, judge
 
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1024 * 1024
@@ -46,6 +48,7 @@ class Child:
     deadline: float | None = None  #: when it has run past its timeout (monotonic)
     paused: bool = False
     write_ends: list[int] = field(default_factory=list)  #: our copies of the pipes' write ends
+    watch: TailWatch | None = None  #: the end of its stderr, with a memory limit
 
     @property
     def task_id(self) -> int:
@@ -100,7 +103,18 @@ class Child:
         self.close_stdin()
 
     def outcome(self) -> Outcome:
-        return self._ending()._replace(usage=self.usage)
+        return self._limited(self._ending())._replace(usage=self.usage)
+
+    def _limited(self, ended: Outcome) -> Outcome:
+        """``ended`` as a failure of reason limit if one of its limits stopped it."""
+        limits = self.claim.limits
+        if limits is None or ended.reason not in (Reason.EXIT, Reason.SIGNAL):
+            return ended
+        assert self.returncode is not None
+        cpu = self.usage[0] + self.usage[1] if self.usage is not None else None
+        which = judge(limits, self.returncode, cpu,
+                      bytes(self.watch.last) if self.watch is not None else b"")
+        return ended if which is None else ended._replace(reason=Reason.LIMIT, error=which)
 
     def _ending(self) -> Outcome:
         code = self.returncode
@@ -210,11 +224,17 @@ class Spawner:
             os.close(fd)
         fcntl.fcntl(out_r, fcntl.F_SETFL, os.O_NONBLOCK)  # one call (set_blocking makes two)
         fcntl.fcntl(err_r, fcntl.F_SETFL, os.O_NONBLOCK)
+        errors = self.stderr_buffer(claim)
         streams = {out_r: StreamBuffer(claim.task_id, claim.epoch, "stdout", self.head, self.tail),
-                   err_r: StreamBuffer(claim.task_id, claim.epoch, "stderr", self.head, self.tail)}
+                   err_r: errors}
         # The write ends stay open until the leader is reaped: closing them here, while
         # the child execs and runs on the other CPU, measured ~30x dearer than later.
-        return Child(claim, pid, pidfd, None, streams, stdin_fd=keep, write_ends=[out_w, err_w])
+        return Child(claim, pid, pidfd, None, streams, stdin_fd=keep, write_ends=[out_w, err_w],
+                     watch=errors if isinstance(errors, TailWatch) else None)
+
+    def stderr_buffer(self, claim: Claim) -> StreamBuffer:
+        return rlimits.stderr_buffer(claim.task_id, claim.epoch, claim.limits, self.head,
+                                     self.tail)
 
     def _pidfd(self, pid: int) -> int:
         """A pidfd for a child just started. Out of file descriptors, the spare one kept
@@ -295,6 +315,9 @@ class Spawner:
         actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, out, 1),
                    (os.POSIX_SPAWN_DUP2, err, 2)]
         actions += [(os.POSIX_SPAWN_DUP2, fd, number) for fd, number in extra]
+        if claim.limits is not None:  # see rlimits.py: only these pay for a fork
+            dups = [(fd, number) for _, fd, number in actions]
+            return rlimits.spawn(path, argv, env, dups, _DEFAULT_SIGNALS, claim.limits)
         try:
             return os.posix_spawn(path, argv, env, file_actions=actions, setpgroup=0,
                                   setsigdef=_DEFAULT_SIGNALS, setsigmask=())

@@ -26,6 +26,7 @@ from ..store.base import Claim, Outcome
 from . import procs
 from .child import _DEFAULT_SIGNALS, Child, kill_and_reap
 from .output import StreamBuffer
+from .rlimits import TailWatch
 
 if TYPE_CHECKING:
     from .loop import Server
@@ -68,7 +69,8 @@ class FunctionRun(Child):
             return Outcome(self.task_id, self.epoch, Status.QUEUED)
         if report.get("ok"):
             return Outcome(self.task_id, self.epoch, Status.SUCCEEDED, result=report["result"])
-        reason = Reason.SPAWN if report.get("reason") == "spawn" else Reason.EXCEPTION
+        reason = {"spawn": Reason.SPAWN, "limit": Reason.LIMIT}.get(str(report.get("reason")),
+                                                                  Reason.EXCEPTION)
         return Outcome(self.task_id, self.epoch, Status.FAILED, reason,
                        error=str(report.get("error", "")))
 
@@ -187,14 +189,19 @@ class Pool:
             return Outcome(claim.task_id, claim.epoch, Status.FAILED, Reason.SPAWN,
                            error=f"no worker could start: {self.failed}")
         deadline = time.time() + claim.timeout if claim.timeout else None
-        message = {"run": {"task": claim.task_id, "attempt": claim.epoch,
-                           "function": claim.function, "kwargs": claim.kwargs,
-                           "deadline": deadline}}
-        head, tail = self.server.spawner.head, self.server.spawner.tail
+        job: dict[str, Any] = {"task": claim.task_id, "attempt": claim.epoch,
+                               "function": claim.function, "kwargs": claim.kwargs,
+                               "deadline": deadline}
+        if claim.limits is not None:  # applied by the worker, which leaves after the task
+            job["limits"] = claim.limits.to_json()
+        message = {"run": job}
+        spawner = self.server.spawner
+        errors = spawner.stderr_buffer(claim)
         run = FunctionRun(claim, worker.pid, -1, worker.pid_start, {
-            worker.out: StreamBuffer(claim.task_id, claim.epoch, "stdout", head, tail),
-            worker.err: StreamBuffer(claim.task_id, claim.epoch, "stderr", head, tail)},
-            worker=worker)
+            worker.out: StreamBuffer(claim.task_id, claim.epoch, "stdout", spawner.head,
+                                     spawner.tail),
+            worker.err: errors}, worker=worker,
+            watch=errors if isinstance(errors, TailWatch) else None)
         worker.run = run
         worker.outgoing += (json.dumps(message) + "\n").encode()
         self._send(worker)

@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from types import EllipsisType
 from typing import Any
 
+from .. import limits
 from ..errors import NotFound, TransitionError
 from ..lifecycle import Status
+from ..limits import Limits
 from ..model import JSON, Schedule, Task, iso
 from . import rows
 from .base import Instance, Owner
@@ -44,6 +46,19 @@ class AdminStore(SqlStoreBase):
                         " ON CONFLICT (name) DO UPDATE SET status_dir = excluded.status_dir",
                         (name, directory))
 
+    def set_queue_limits(self, name: str, given: Limits) -> None:
+        """The resource limits of the queue's tasks (a task's own override them)."""
+        with self._tx() as cur:
+            cur.execute("INSERT INTO queues (name, limits) VALUES (?, ?)"
+                        " ON CONFLICT (name) DO UPDATE SET limits = excluded.limits",
+                        (name, limits.dumps(given)))
+
+    def queue_limits(self, name: str) -> Limits:
+        with self._read_tx() as cur:
+            cur.execute("SELECT limits FROM queues WHERE name=?", (name,))
+            row = cur.fetchone()
+        return limits.loads(row[0] if row else None)
+
     def queue_status_dirs(self) -> dict[str, str]:
         with self._read_tx() as cur:
             cur.execute("SELECT name, status_dir FROM queues WHERE status_dir IS NOT NULL")
@@ -55,16 +70,17 @@ class AdminStore(SqlStoreBase):
             cur.execute("SELECT queue, status, COUNT(*) FROM tasks GROUP BY queue, status")
             counts = cur.fetchall()
             cur.execute("SELECT name, paused, parallel, on_finish, on_finish_url, retain,"
-                        " retain_count FROM queues")
+                        " retain_count, limits FROM queues")
             settings = {row[0]: (bool(row[1]), *row[2:]) for row in cur.fetchall()}
         found: dict[str, dict[str, JSON]] = {}
         for name in sorted({row[0] for row in counts} | set(settings)):
-            paused, parallel, hook, url, retain, retain_count = settings.get(
-                name, (False, None, None, None, None, None))
+            paused, parallel, hook, url, retain, retain_count, stored = settings.get(
+                name, (False, None, None, None, None, None, None))
             found[name] = {"name": name, "paused": paused, "parallel": parallel,
                            "retain": retain, "retain_count": retain_count,
                            "on_finish": json.loads(hook) if hook is not None else None,
                            "on_finish_url": url,
+                           "limits": limits.loads(stored).to_json(),
                            "tasks": {s.value: 0 for s in Status}}
         for queue, status, count in counts:
             found[queue]["tasks"][status] = count

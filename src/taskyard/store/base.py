@@ -13,6 +13,7 @@ from types import EllipsisType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..lifecycle import Reason, Status
+from ..limits import Limits
 from ..model import JSON, Attempt, Event, OutputRead, Request, Schedule, Task, TaskSpec
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class Claim(NamedTuple):
     kwargs: str | None = None  #: its keyword arguments, as stored JSON text
     fds: str | None = None  #: data for descriptors past 2, as stored (JSON of base64)
     queue: str = "default"
+    limits: Limits | None = None  #: what it may use, its own and its queue's (None: no limit)
 
 
 class Spawned(NamedTuple):
@@ -158,6 +160,8 @@ class ClientStore(Protocol):
                          limit: int | None = ...) -> list[int]: ...
     def purge(self, ids: Sequence[int]) -> list[Pruned]: ...
     def compact(self, full: bool = ...) -> str: ...
+    def set_queue_limits(self, name: str, given: Limits) -> None: ...
+    def queue_limits(self, name: str) -> Limits: ...
     def get(self, task_id: int) -> Task: ...
     def list_tasks(self, *, status: Sequence[Status] = (), queue: str | None = None,
              limit: int | None = None) -> list[Task]: ...

@@ -11,9 +11,11 @@ store. A metadata or free-text filter cannot use an index: it looks at the newes
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from .. import limits
 from ..errors import InvalidInput
 from ..lifecycle import Status
 from ..model import Task
@@ -256,13 +258,18 @@ class BrowseStore(SqlStoreBase):
             cur.execute(f"SELECT queue, status, SUM(n) FROM {self.COUNTS} WHERE {where}"
                         " GROUP BY queue, status", params)
             counts = cur.fetchall()
-            cur.execute("SELECT name, paused, parallel FROM queues")
-            settings = {row[0]: (bool(row[1]), row[2]) for row in cur.fetchall()}
+            cur.execute("SELECT name, paused, parallel, limits, on_finish, on_finish_url,"
+                        " retain, retain_count FROM queues")
+            settings = {row[0]: (bool(row[1]), *row[2:]) for row in cur.fetchall()}
         found: dict[str, dict[str, Any]] = {}
         names = {row[0] for row in counts} | (set(settings) if tenant is None else set())
         for name in sorted(names):
-            paused, parallel = settings.get(name, (False, None))
+            paused, parallel, stored, hook, url, retain, retain_count = settings.get(
+                name, (False, None, None, None, None, None, None))
             found[name] = {"name": name, "paused": paused, "parallel": parallel,
+                           "limits": limits.loads(stored).to_json(),
+                           "on_finish": json.loads(hook) if hook is not None else None,
+                           "on_finish_url": url, "retain": retain, "retain_count": retain_count,
                            "tasks": {s.value: 0 for s in Status}}
         for queue, status, n in counts:
             if queue in found and status in found[queue]["tasks"]:

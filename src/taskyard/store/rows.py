@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from .. import limits
 from ..lifecycle import Reason, Status
 from ..model import (
     SCHEDULE_SPEC_FIELDS,
@@ -17,6 +18,7 @@ from ..model import (
     Schedule,
     Task,
     TaskSpec,
+    spec_value,
 )
 
 Row = Sequence[Any]
@@ -26,7 +28,7 @@ TASK_COLUMNS = (
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
     "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key,"
     " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list,"
-    " on_finish, hook_for, hook_attempt, keep"
+    " on_finish, hook_for, hook_attempt, keep, limits"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at,"
@@ -82,6 +84,7 @@ def task(row: Row) -> Task:
         on_finish=tuple(json.loads(row[37])) if row[37] is not None else None,
         hook_for=(row[38], row[39]) if row[38] is not None else None,
         keep=bool(row[40]),
+        limits=limits.loads(row[41]),
     )
 
 
@@ -150,14 +153,16 @@ def dumps(value: Any) -> str:
 
 
 def schedule_spec(spec: TaskSpec) -> str:
-    return dumps({k: (list(v) if isinstance(v, tuple) else v)
-                  for k, v in spec._asdict().items() if k in SCHEDULE_SPEC_FIELDS})
+    return dumps({k: spec_value(v) for k, v in spec._asdict().items()
+                  if k in SCHEDULE_SPEC_FIELDS})
 
 
 def schedule(row: Row) -> Schedule:
     fields: dict[str, Any] = {k: tuple(v) if k in ("argv", "retry_on", "on_finish")
                               and v is not None else v
                               for k, v in json.loads(row[6]).items() if k in SCHEDULE_SPEC_FIELDS}
+    if "limits" in fields:
+        fields["limits"] = limits.loads(dumps(fields["limits"]))
     spec = TaskSpec(**fields, tenant=row[3])
     return Schedule(name=row[0], expr=row[1], tz=row[2], tenant=row[3], catch_up=row[4],
                     max_lag=row[5], spec=spec, paused=bool(row[7]), last_tick=row[8],

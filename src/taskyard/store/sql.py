@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from .. import lifecycle
+from .. import lifecycle, limits
 from ..errors import NotFound, StoreError, StoreUnavailable, TransitionError
 from ..lifecycle import Reason, Status, Verb
 from ..model import JSON, Attempt, Event, OutputRead, Request, Task, TaskSpec
@@ -145,8 +145,8 @@ class SqlStoreBase:
             "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
             " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, unique_key,"
             " mutex, tenant, schedule, fire_at, function, kwargs, created_at, changed_by,"
-            " changed_at, fds, fd_list, on_finish, hook_for, hook_attempt, keep)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " changed_at, fds, fd_list, on_finish, hook_for, hook_attempt, keep, limits)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             f" RETURNING {rows.TASK_COLUMNS}",
             (spec.name, spec.queue, lifecycle.target(verb).value,
              rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
@@ -157,7 +157,7 @@ class SqlStoreBase:
              rows.dumps(spec.kwargs) if spec.kwargs is not None else None, now, by, now,
              rows.fds_json(spec.fds), rows.fds_list(spec.fds),
              rows.dumps(list(spec.on_finish)) if spec.on_finish is not None else None,
-             *(hook_for or (None, None)), int(spec.keep)),
+             *(hook_for or (None, None)), int(spec.keep), limits.dumps(spec.limits)),
         )
         task = rows.task(cur.fetchone())
         if spec.after:

@@ -17,6 +17,7 @@ from typing import Any
 from .. import lifecycle, retry
 from ..errors import Fenced, StaleAttempt
 from ..lifecycle import Reason, Status, Verb
+from ..limits import effective
 from ..model import Request
 from . import rows
 from .access import AccessStore
@@ -216,7 +217,7 @@ class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore, HookStor
         claim order: priority, then submit order."""
         if self.CLAIM_SERIALIZE:
             cur.execute(self.CLAIM_SERIALIZE)
-        usage, run_as = self._usage(cur)
+        usage, run_as, queue_limits = self._usage(cur)
         ids: list[int] = []
         for _ in range(4):  # each round excludes what the previous one found blocked
             want = limit - len(ids)
@@ -240,14 +241,14 @@ class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore, HookStor
             f" changed_by=?, changed_at=? WHERE id IN ({','.join('?' * len(ids))})"
             f" AND status IN {_CLAIM_FROM}"
             " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout, priority, tenant,"
-            " function, kwargs, fds, queue",
+            " function, kwargs, fds, queue, limits",
             (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now, *ids),
         )
         order = {task_id: n for n, task_id in enumerate(ids)}
         got = sorted(cur.fetchall(), key=lambda r: order[r[0]])  # the order to start them
         claims = [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4],
                         r[5], bool(r[6]), f"{owner}.{r[0]}.{r[1]}", r[7], run_as.get(r[9]),
-                        r[10], r[11], r[12], r[13])
+                        r[10], r[11], r[12], r[13], effective(r[14], queue_limits.get(r[13])))
                   for r in got]
         cur.executemany(
             "INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at) VALUES (?,?,?,?,?)",
@@ -255,18 +256,21 @@ class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore, HookStor
         )
         return claims
 
-    def _usage(self, cur: Cursor) -> tuple[Usage, dict[str, str]]:
+    def _usage(self, cur: Cursor) -> tuple[Usage, dict[str, str], dict[str, str]]:
         """The limits that apply (and, when there are any, what runs now); the run_as
-        login per tenant. One round trip when nothing is limited."""
-        cur.execute("SELECT 'q', name, parallel, NULL FROM queues WHERE parallel IS NOT NULL"
+        login per tenant; the resource limits per queue. One round trip when nothing is
+        limited."""
+        cur.execute("SELECT 'q', name, parallel, limits FROM queues"
+                    " WHERE parallel IS NOT NULL OR limits IS NOT NULL"
                     " UNION ALL SELECT 't', name, parallel, run_as FROM tenants"
                     " WHERE enabled <> 0 AND (parallel IS NOT NULL OR run_as IS NOT NULL)")
         found = cur.fetchall()
-        usage = Usage(None, {r[1]: int(r[2]) for r in found if r[0] == "q"},
+        usage = Usage(None, {r[1]: int(r[2]) for r in found if r[0] == "q" and r[2] is not None},
                       {r[1]: int(r[2]) for r in found if r[0] == "t" and r[2] is not None})
         if usage.queue_limits or usage.tenant_limits:
             self._count_active(cur, usage)
-        return usage, {r[1]: r[3] for r in found if r[0] == "t" and r[3] is not None}
+        return (usage, {r[1]: r[3] for r in found if r[0] == "t" and r[3] is not None},
+                {r[1]: r[3] for r in found if r[0] == "q" and r[3] is not None})
 
     def _count_active(self, cur: Cursor, usage: Usage) -> None:
         cur.execute(f"SELECT queue, tenant, mutex FROM tasks WHERE status IN {ACTIVE_IN}")
@@ -437,13 +441,15 @@ class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore, HookStor
         with self._read_tx() as cur:
             cur.execute(
                 "SELECT t.id, t.epoch, t.argv, t.env, t.cwd, t.stdin, t.stdin_open, a.run_tag,"
-                " t.timeout, n.run_as, t.function, t.kwargs, t.fds, t.queue FROM attempts a"
-                " JOIN tasks t ON t.id = a.task_id AND t.epoch = a.epoch"
+                " t.timeout, n.run_as, t.function, t.kwargs, t.fds, t.queue, t.limits, q.limits"
+                " FROM attempts a JOIN tasks t ON t.id = a.task_id AND t.epoch = a.epoch"
+                " LEFT JOIN queues q ON q.name = t.queue"
                 " LEFT JOIN tenants n ON n.name = t.tenant AND n.enabled <> 0"
                 f" WHERE a.owner=? AND a.finished_at IS NULL AND t.status IN {ACTIVE_IN}"
                 " ORDER BY t.id", (owner,))
             return [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4], r[5],
-                          bool(r[6]), r[7], r[8], r[9], r[10], r[11], r[12], r[13])
+                          bool(r[6]), r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+                          effective(r[14], r[15]))
                     for r in cur.fetchall()]
 
     def hold_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:

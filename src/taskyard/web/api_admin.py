@@ -7,6 +7,7 @@ so changing them, and seeing servers and tokens, needs an admin token without a 
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated, Any
 
@@ -38,6 +39,11 @@ def patch_queue(name: str, body: schemas.QueuePatch, store: Store, who: Admin) -
     """Set ``parallel`` (null: no limit) and/or ``paused``."""
     who.require_global()
     validate.required_name(name, "name")
+    if body.limits is not None:
+        given = body.limits
+        ops.set_queue_limits(store, name, {k: getattr(given, k) for k in given.model_fields_set},
+                             "limits.")
+    _hooks_and_retention(store, name, body)
     if "parallel" in body.model_fields_set:
         ops.set_queue_parallel(store, name, body.parallel)
     if body.paused is True:
@@ -49,6 +55,27 @@ def patch_queue(name: str, body: schemas.QueuePatch, store: Store, who: Admin) -
         found = {"name": name, "paused": False, "parallel": None,
                  "tasks": {s.value: 0 for s in Status}}
     return found
+
+
+def _hooks_and_retention(store: Store, name: str, body: schemas.QueuePatch) -> None:
+    """The fields given, as queue set takes them (null: back to the server's)."""
+    given = body.model_fields_set
+    if "on_finish" in given or "on_finish_url" in given:
+        argv = None
+        if "on_finish" in given:
+            argv = json.dumps(body.on_finish) if body.on_finish is not None else ""
+        url = None
+        if "on_finish_url" in given:
+            url = ("none" if body.on_finish_url == "" else body.on_finish_url or "")
+        ops.set_queue_hooks(store, name, on_finish=argv, url=url)
+    if "retain" in given or "retain_count" in given:
+        retain = None
+        if "retain" in given:
+            retain = "" if body.retain is None else str(body.retain)
+        count = None
+        if "retain_count" in given:
+            count = "" if body.retain_count is None else str(body.retain_count)
+        ops.set_queue_retention(store, name, retain=retain, retain_count=count)
 
 
 # -- schedules ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from .. import ops, retry, validate, why
+from .. import limits, ops, retry, validate, why
 from ..errors import InvalidInput, NotFound, TaskyardError
 from ..model import TaskSpec, hook_json
 from ..store.browse import TaskFilter, Waiting
@@ -82,7 +82,9 @@ def spec_of(body: schemas.SubmitBody, tenant: str | None) -> TaskSpec:
                     kwargs=dict(body.kwargs) if body.kwargs is not None else (
                         {} if body.function is not None else None), fds=fds,
                     on_finish=(validate.check_hook(body.on_finish)
-                               if body.on_finish is not None else None), keep=body.keep)
+                               if body.on_finish is not None else None), keep=body.keep,
+                    limits=limits.parse(body.limits.model_dump(exclude_none=True), "limits.")
+                    if body.limits is not None else limits.NONE)
 
 
 def _fds(body: schemas.SubmitBody) -> dict[int, bytes]:

@@ -55,6 +55,7 @@ class SubmitBody(Body):
     on_finish: list[str] | None = Field(default=None, description="a command run when it ends"
                                         " (its finish hook); [] for none at all")
     keep: bool = Field(default=False, description="never pruned by retention")
+    limits: LimitsIn | None = Field(default=None, description="its queue's apply where unset")
 
 
 class KillBody(Body):
@@ -83,9 +84,30 @@ class BulkBody(Body):
     snapshot: str | None = Field(default=None, description="from a dry run: act on exactly that set")
 
 
+class LimitsIn(Body):
+    """Resource limits (a task stopped by one ends failed, reason limit); null or
+    absent: no limit of that kind."""
+
+    memory: str | int | None = Field(default=None, description="512M, 1.5G, or bytes")
+    cpu: str | float | None = Field(default=None, description="CPU time: 60s, 2m, or seconds")
+    files: int | None = Field(default=None, description="open files")
+    procs: int | None = Field(default=None, description="processes of its user")
+
+
 class QueuePatch(Body):
     parallel: int | None = Field(default=None, description="null: no limit")
     paused: bool | None = None
+    limits: LimitsIn | None = Field(default=None, description="the kinds given are set"
+                                    " (null: cleared); a task's own override them")
+    on_finish: list[str] | None = Field(default=None, description="its finish hook command;"
+                                        " []: none, not even the server's; null: the server's")
+    on_finish_url: str | None = Field(default=None, description="its webhook URL; '': none;"
+                                      " null: the server's")
+    retain: str | float | None = Field(default=None, description="prune its tasks finished"
+                                       " longer ago (30d, or seconds; 0: never; null: the"
+                                       " server's retain)")
+    retain_count: int | None = Field(default=None, description="keep its newest N finished"
+                                     " tasks (0: no count limit; null: the server's)")
 
 
 class ScheduleBody(Body):
@@ -171,6 +193,8 @@ class TaskOut(Out):
     hook_for: dict[str, int] | None = Field(default=None, description="a hook run: the task"
                                             " and attempt it reports on")
     keep: bool = Field(default=False, description="never pruned by retention")
+    limits: dict[str, int] = Field(default={}, description="its own resource limits (memory"
+                                   " in bytes, cpu in seconds, files, procs)")
 
 
 class AttemptOut(Out):
@@ -248,6 +272,7 @@ class QueueOut(Out):
     on_finish_url: str | None = Field(default=None, description="its own webhook ('': none)")
     retain: float | None = Field(default=None, description="its own retention age, seconds")
     retain_count: int | None = Field(default=None, description="its own retention count")
+    limits: dict[str, int] = {}
     tasks: dict[str, int]
 
 

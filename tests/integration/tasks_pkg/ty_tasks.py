@@ -147,3 +147,16 @@ def reports_error(ctx: taskyard.Context, message: str) -> str:
     """Says it failed, then returns normally: it ends failed, reason reported."""
     ctx.report_error(message)
     return "returned anyway"
+
+
+@app.task(name="hog")
+def hog(mib: int) -> int:
+    """Allocates ``mib`` MiB at once (past a memory limit: MemoryError)."""
+    return len(bytearray(mib * 1024 * 1024))
+
+
+@app.task(name="spin")
+def spin() -> None:
+    """Burns CPU until something stops it."""
+    while True:
+        pass
