@@ -26,6 +26,7 @@ from collections.abc import Callable
 from ..config import Settings
 from ..errors import StoreUnavailable, TransitionError
 from ..lifecycle import Reason, Status
+from ..logs import log_event
 from ..store.base import (
     Batch,
     Claim,
@@ -44,6 +45,7 @@ from .output import StreamBuffer
 from .poller import Poller
 from .pool import FunctionRun, Pool
 from .statusfiles import Ending, StatusFiles, params
+from .translog import TransitionLog
 
 log = logging.getLogger("taskyard.server")
 
@@ -107,6 +109,7 @@ class Server:
             env["TASKYARD_STORE"] = settings.store
         self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
         self.status = StatusFiles(settings)
+        self.transitions = TransitionLog(instance_id)  #: the log's lines of transitions
         self.spawner.status_path = self.status.path_for
         self.spawner.status_env = settings.status_file_env.encode()
         worker_env = dict(self.spawner.base_env)
@@ -165,6 +168,8 @@ class Server:
             deadlines.append(self.next_flush)
         if self.stop_deadline is not None:
             deadlines.append(self.stop_deadline)
+        if self.transitions.pending:
+            deadlines.append(self.transitions.due)
         for c in self.children.values():
             if c.kill_deadline is not None:
                 deadlines.append(c.kill_deadline)
@@ -255,6 +260,7 @@ class Server:
         if batch:
             self.commit(batch)
         self.heartbeat(now)
+        self.transitions.tick(self.store, self.cron_leader, now)
 
     def fire_schedules(self) -> None:
         """Submit the tasks of due cron ticks. One server at a time does (the holder of
@@ -331,6 +337,7 @@ class Server:
         self.inflight = batch
         result = self.store.apply(self.me, batch)
         self.inflight = None
+        self.transitions.pending = True
         for task_id in result.stale:
             self._lost_ownership(task_id)
         if batch.outcomes:
@@ -538,7 +545,9 @@ class Server:
         if self.stopping == "now":
             return
         if self.stopping != mode:
-            log.info("stopping (%s): %d task(s) running", mode, len(self.children))
+            log_event(log, "server.stopping", f"stopping ({mode}): {len(self.children)} task(s)"
+                      " running", server=self.me, host=self.host, pid=os.getpid(), mode=mode,
+                      running=len(self.children))
         self.stopping = mode
         if mode == "now":
             deadline = time.monotonic() + self.settings.kill_grace

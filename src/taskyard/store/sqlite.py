@@ -85,6 +85,8 @@ class SQLiteStore(SqlServerStore):
     A server's store (``server``) checkpoints its WAL from a thread of its own and takes
     a write lock held long elsewhere as the store out of reach for now."""
 
+    events_in_commit_order = True  #: one writer at a time: ids are visible in order
+
     def __init__(self, path: Path | str, *, synchronous: str = "normal",
                  server: bool = False, impatient: bool = False) -> None:
         self.path = Path(path)
