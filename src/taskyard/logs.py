@@ -181,7 +181,9 @@ def setup(kind: str, level: str, log_file: str, *, max_mib: float = 0, backups: 
     handler.setFormatter(formatter(kind))
     handler.set_name("taskyard-setup")
     root = logging.getLogger(LOGGER)
-    root.handlers[:] = [h for h in root.handlers if h.get_name() != "taskyard-setup"]
+    for earlier in [h for h in root.handlers if h.get_name() == "taskyard-setup"]:
+        root.removeHandler(earlier)
+        earlier.close()
     root.addHandler(handler)
     root.setLevel(level.upper())
     return handler
