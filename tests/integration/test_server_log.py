@@ -190,3 +190,29 @@ def test_the_yard_logs_to_the_logger_it_was_given(home: Path) -> None:
     assert [(r.event, r.fields["task"]) for r in seen] == [  # type: ignore[attr-defined]
         ("client.submit", task.id), ("client.rm", task.id)]
     assert seen[0].getMessage() == f'submit task {task.id} name="n"'
+
+
+def test_two_servers_on_postgres_log_each_transition_once(tmp_path: Path, pg_dsn: str) -> None:
+    """Each server logs what it did; the cron-lease holder also what clients did."""
+    env = dict(os.environ, TASKYARD_STORE=pg_dsn, TASKYARD_HEARTBEAT_INTERVAL="0.3",
+               TASKYARD_LEASE="3", TASKYARD_POLL_INTERVAL="0.5")
+    homes = [tmp_path / "a", tmp_path / "b"]
+    procs = [server_process(h, "--slots", "2", "--log-format", "json", env=env) for h in homes]
+
+    def logged() -> list[tuple[object, object, object]]:
+        return [(r["task"], r["from"], r["to"]) for h in homes
+                for r in _json_lines(h / "server.log") if r.get("event") == "transition"]
+
+    try:
+        with Yard(tmp_path / "client", store=pg_dsn) as yard:
+            ids = [yard.submit(["true"]).id for _ in range(20)]
+            for task_id in ids:
+                assert yard.wait(task_id, timeout=30) is not None
+            wait_for(lambda: len(logged()) >= 60, timeout=20, message="60 transition lines")
+    finally:
+        for proc in procs:
+            stop_server(proc)
+    lines = logged()
+    assert sorted(lines, key=str) == sorted(
+        [(i, f, t) for i in ids for f, t in ((None, "queued"), ("queued", "running"),
+                                             ("running", "succeeded"))], key=str)
