@@ -11,6 +11,7 @@ b'hi\\n'
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -23,20 +24,40 @@ from .errors import InvalidInput
 from .lifecycle import Status
 from .limits import NONE, Limits
 from .limits import parse as parse_limits
+from .logs import log_event, quote
 from .model import JSON, Attempt, Event, OutputRead, Schedule, Task, TaskSpec
 from .store import open_store
 from .store.access import Token
 
+#: seconds; a change that took longer (the store's lock held elsewhere) is a warning
+SLOW_CALL = 1.0
+
 
 class Yard:
     """A client of one taskyard home. Cheap to create; safe to share between threads
-    (their calls take turns on its one connection)."""
+    (their calls take turns on its one connection). What it changes is logged to
+    ``logger`` (default ``taskyard.client``) at DEBUG, and a change that waited long
+    for the store at WARNING."""
 
     def __init__(self, home: str | Path | None = None, *, store: str | None = None,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, logger: logging.Logger | None = None
+                 ) -> None:
         self.settings = settings or load(home, store=store)
+        self.log = logger or logging.getLogger("taskyard.client")
         self._store = open_store(self.settings.store_location,
                                  synchronous=self.settings.synchronous)
+
+    def _changed(self, verb: str, task: Task | int, started: float) -> None:
+        """The line of one change this client made."""
+        seconds = time.monotonic() - started
+        task_id = task.id if isinstance(task, Task) else task
+        name = task.name if isinstance(task, Task) else None
+        slow = seconds >= SLOW_CALL
+        log_event(self.log, f"client.{verb}", f"{verb} task {task_id}"
+                  + (f" name={quote(name)}" if name is not None else "")
+                  + (f": took {seconds:.1f}s (the store was busy)" if slow else ""),
+                  level=logging.WARNING if slow else logging.DEBUG, verb=verb, task=task_id,
+                  name=name, seconds=round(seconds, 6))
 
     def close(self) -> None:
         self._store.close()
@@ -90,7 +111,10 @@ class Yard:
                                         ({} if fds is None else fds)),
                         on_finish=None if on_finish is None else v.check_hook(on_finish),
                         keep=bool(keep), limits=_limits(limits))
-        return ops.submit(self._store, spec)
+        started = time.monotonic()
+        task = ops.submit(self._store, spec)
+        self._changed("submit", task, started)
+        return task
 
     def submit_function(self, function: str, kwargs: Mapping[str, JSON] | None = None, *,
                         name: str | None = None, queue: str = "default",
@@ -118,7 +142,10 @@ class Yard:
                         unique=unique, mutex=mutex, tenant=tenant,
                         on_finish=None if on_finish is None else v.check_hook(on_finish),
                         keep=bool(keep), limits=_limits(limits))
-        return ops.submit(self._store, spec)
+        started = time.monotonic()
+        task = ops.submit(self._store, spec)
+        self._changed("submit", task, started)
+        return task
 
     def result(self, task_id: int) -> JSON:
         """A succeeded function task's return value."""
@@ -166,13 +193,22 @@ class Yard:
     # -- controls -------------------------------------------------------------
 
     def kill(self, task_id: int, signal: str | int = "TERM") -> Task:
-        return ops.kill(self._store, v.task_id(task_id), signal)
+        started = time.monotonic()
+        task = ops.kill(self._store, v.task_id(task_id), signal)
+        self._changed("kill", task, started)
+        return task
 
     def pause(self, task_id: int) -> Task:
-        return ops.pause(self._store, v.task_id(task_id))
+        started = time.monotonic()
+        task = ops.pause(self._store, v.task_id(task_id))
+        self._changed("pause", task, started)
+        return task
 
     def resume(self, task_id: int) -> Task:
-        return ops.resume(self._store, v.task_id(task_id))
+        started = time.monotonic()
+        task = ops.resume(self._store, v.task_id(task_id))
+        self._changed("resume", task, started)
+        return task
 
     def send(self, task_id: int, data: bytes, *, eof: bool = False) -> None:
         if not isinstance(data, bytes | bytearray):
@@ -180,10 +216,15 @@ class Yard:
         ops.send(self._store, v.task_id(task_id), bytes(data), eof=eof)
 
     def restart(self, task_id: int) -> Task:
-        return ops.restart(self._store, v.task_id(task_id))
+        started = time.monotonic()
+        task = ops.restart(self._store, v.task_id(task_id))
+        self._changed("restart", task, started)
+        return task
 
     def rm(self, task_id: int, *, force: bool = False) -> None:
+        started = time.monotonic()
         ops.remove(self._store, v.task_id(task_id), force=force)
+        self._changed("rm", task_id, started)
 
     def pause_queue(self, name: str) -> None:
         """Claim nothing more from queue ``name`` (its running tasks go on)."""

@@ -46,6 +46,12 @@ class Settings(NamedTuple):
     flush_interval: float = 0.05  #: max seconds output waits in memory before it is stored
     synchronous: str = "normal"  #: SQLite synchronous: normal survives process crashes, full power loss
     log_level: str = "info"
+    log_format: str = "text"  #: text (readable) or json (one object a line)
+    #: the server's log: a file, "-" for standard error; "" for server.log in the home
+    #: when daemonized, standard error in the foreground (systemd)
+    log_file: str = ""
+    log_max_mib: float = 0.0  #: rotate the log file past this size (0: leave it to logrotate)
+    log_backups: int = 5  #: rotated files kept (server.log.1 ...)
     #: a directory of status files, one a task (the LongTask convention); "" for none
     status_dir: str = ""
     #: also export a task's status file path under this name (MGR_LT_PID for LongTask)
@@ -86,7 +92,8 @@ class Settings(NamedTuple):
 
     @property
     def logfile(self) -> Path:
-        return self.home / "server.log"
+        """The log file a daemonized server writes (``log_file``, else server.log)."""
+        return Path(self.log_file) if self.log_file not in ("", "-") else self.home / "server.log"
 
     @property
     def effective_slots(self) -> int:
@@ -114,6 +121,8 @@ _NUMERIC = {
     "flush_interval": float,
     "on_finish_timeout": float,
     "retain_count": int,
+    "log_max_mib": float,
+    "log_backups": int,
 }
 #: Allowed ranges: an interval of 0 would spin the server's loop at 100 % CPU, a
 #: huge output bound overflows.
@@ -130,9 +139,12 @@ _RANGES: dict[str, tuple[float, float]] = {
     "flush_interval": (0.001, 60),
     "on_finish_timeout": (0.1, 86400),
     "retain_count": (0, 2**31 - 1),
+    "log_max_mib": (0, 2**20),
+    "log_backups": (0, 1000),
 }
 _KIND_NAMES = {int: "an integer", float: "a number"}
-_CHOICES = {"synchronous": ("normal", "full"), "log_level": ("debug", "info", "warning", "error")}
+_CHOICES = {"synchronous": ("normal", "full"), "log_level": ("debug", "info", "warning", "error"),
+            "log_format": ("text", "json")}
 
 
 def env_name(key: str) -> str:
@@ -145,6 +157,16 @@ def _status_dir(value: Any, source: str) -> str:
         return ""
     if "\0" in text:
         raise ConfigError(f"{source}: status_dir must be a directory", field="status_dir")
+    return str(Path(text).expanduser().absolute())
+
+
+def _log_file(value: Any, source: str) -> str:
+    text = str(value)
+    if text in ("", "-"):
+        return text
+    if "\0" in text or text.endswith("/"):
+        raise ConfigError(f"{source}: log_file must be a file path or - (standard error)",
+                          field="log_file")
     return str(Path(text).expanduser().absolute())
 
 
@@ -212,7 +234,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
                "import_path": lambda v, src: str(Path(str(v)).expanduser().absolute()),
                "status_dir": _status_dir, "status_file_env": _env_name,
                "on_finish": _hook_argv, "on_finish_url": _hook_url,
-               "on_finish_secret": lambda v, src: str(v), "retain": _age}
+               "on_finish_secret": lambda v, src: str(v), "retain": _age,
+               "log_file": _log_file}
     if key in special:
         return special[key](value, source)
     if key in _NUMERIC:

@@ -381,9 +381,9 @@ def test_stale_pidfile_never_blocks_a_start(home: Path, kind: str, daemons: None
 def test_failed_store_write_stops_the_server_cleanly(home: Path) -> None:
     with Yard(home) as y:
         ids = [y.submit(["sleep", "30"]).id for _ in range(3)]
-        # Writes: register, heartbeat, cron lease, claim (spawns 3), record pids; the 6th
-        # (a heartbeat) fails.
-        env = dict(os.environ, TASKYARD_FAULT="store-write-fail-after:5")
+        # The first writes (register, the finish hook settings, heartbeat, cron lease,
+        # claim: spawns 3, record pids) go through; the next one fails.
+        env = dict(os.environ, TASKYARD_FAULT="store-write-fail-after:7")
         proc = server_process(home, "--slots", "3", env=env)
         try:
             code = proc.wait(timeout=20)

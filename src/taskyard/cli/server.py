@@ -72,6 +72,11 @@ def _start_flags(p: argparse.ArgumentParser) -> None:
            help="MiB kept from the end of each output stream (default 32)")
     envvar(p, "--log-level", env="TASKYARD_LOG_LEVEL",
            choices=("debug", "info", "warning", "error"), help="server log level")
+    envvar(p, "--log-format", env="TASKYARD_LOG_FORMAT", choices=("text", "json"),
+           help="server log lines: text (default) or json (one object a line)")
+    envvar(p, "--log-file", env="TASKYARD_LOG_FILE", metavar="PATH",
+           help="the server's log file, - for standard error (default: server.log in the"
+                " home; standard error with --foreground)")
     p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
                    help="a module of task functions for the workers to import (repeatable;"
                         " looked up from the current directory too) [env TASKYARD_IMPORTS]")
@@ -93,7 +98,7 @@ def _stop_flags(p: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> Settings:
     s = settings(args, slots=args.slots, poll_interval=args.poll_interval,
                  kill_grace=args.kill_grace, output_tail_mib=args.output_tail_mib,
-                 log_level=args.log_level,
+                 log_level=args.log_level, log_format=args.log_format, log_file=args.log_file,
                  imports=",".join(args.imports) if args.imports else None,
                  web_listen="" if args.no_web else args.web_listen)
     if not s.import_path:  # task modules are found where the server was started from
@@ -110,6 +115,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         from ..server.statusfiles import check_dir
 
         check_dir(s.status_dir)
+    if args.foreground or s.log_file not in ("", "-"):
+        _check_log_file(s.log_file if args.foreground else str(s.logfile))
     if args.foreground:
         from ..server.daemon import serve
 
@@ -124,6 +131,18 @@ def cmd_start(args: argparse.Namespace) -> int:
     return _daemonize(args, s)
 
 
+def _check_log_file(path: str) -> None:
+    """A log file that cannot be written is said here, in one line."""
+    if path in ("", "-"):
+        return
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"log_file {path} cannot be written: {exc.strerror or exc}",
+                          field="log_file") from None
+
+
 def _daemonize(args: argparse.Namespace, s: Settings) -> int:
     s.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
@@ -131,7 +150,12 @@ def _daemonize(args: argparse.Namespace, s: Settings) -> int:
     if s.store:
         argv += ["--store", s.store]
     argv += ["server", "start", "--foreground"]
-    for flag in ("slots", "poll_interval", "kill_grace", "output_tail_mib", "log_level"):
+    if s.log_file == "-":
+        raise ConfigError("log_file - (standard error) needs --foreground: a daemon has no"
+                          " terminal to write to", field="log_file")
+    argv += ["--log-file", str(s.logfile)]  # opened by the server: reopened when moved
+    for flag in ("slots", "poll_interval", "kill_grace", "output_tail_mib", "log_level",
+                 "log_format"):
         value = getattr(args, flag)
         if value is not None:
             argv += ["--" + flag.replace("_", "-"), str(value)]

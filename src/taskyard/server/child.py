@@ -11,6 +11,7 @@ import os
 import pwd
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class Child:
     deadline: float | None = None  #: when it has run past its timeout (monotonic)
     paused: bool = False
     write_ends: list[int] = field(default_factory=list)  #: our copies of the pipes' write ends
+    started: float = field(default_factory=time.monotonic)
     watch: TailWatch | None = None  #: the end of its stderr, with a memory limit
 
     @property

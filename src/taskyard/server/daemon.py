@@ -16,10 +16,11 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
+from .. import logs
 from ..config import Settings
-from ..errors import Fenced, StoreError, StoreUnavailable, TaskyardError
+from ..errors import ConfigError, Fenced, StoreError, StoreUnavailable, TaskyardError
 from ..store import open_store
 from ..store.base import Instance
 from ..store.sqlite import BUSY_TIMEOUT_MS
@@ -32,11 +33,15 @@ log = logging.getLogger("taskyard.server")
 
 
 def _setup_logging(settings: Settings, stream: IO[str]) -> None:
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger("taskyard")
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
+    """The log goes to ``log_file``; in the foreground with none set (systemd), to
+    ``stream``."""
+    target = settings.log_file or "-"
+    try:
+        logs.setup(settings.log_format, settings.log_level, target, stream=stream,
+                   max_mib=settings.log_max_mib, backups=settings.log_backups)
+    except OSError as exc:
+        raise ConfigError(f"log_file {target} cannot be written: {exc.strerror or exc}",
+                          field="log_file") from None
 
 
 class _Signals:
@@ -82,8 +87,8 @@ def serve(settings: Settings, ready: IO[bytes] | None = None) -> int:
     except AlreadyRunning as exc:
         _tell(ready, f"error: {exc}")
         raise
-    _setup_logging(settings, sys.stderr)
     try:
+        _setup_logging(settings, sys.stderr)
         return _serve_locked(settings, lock, ready)
     except TaskyardError as exc:
         _tell(ready, f"error: {exc}")
@@ -130,6 +135,15 @@ def _patiently(write: Callable[[], T], limit: float = BUSY_TIMEOUT_MS / 1000) ->
             time.sleep(0.2)
 
 
+def _last_transitions(server: Server) -> None:
+    """The transitions of the stop into the log; a store out of reach at this point is
+    no reason to make a clean stop a failed one."""
+    try:
+        server.transitions.follow(server.store, server.cron_leader)
+    except StoreError as exc:
+        log.warning("the last transitions were not logged: %s", exc)
+
+
 def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) -> int:
     instance_id = secrets.token_hex(6)
     _write_pidfile(lock, str(os.getpid()))
@@ -159,13 +173,16 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
     try:
         server.status.queue_dirs = store.queue_status_dirs()
         _patiently(server.hooks.publish_defaults)
+        server.transitions.start(store)  # crashes recorded next are logged
         crashed = server.status_crashed if server.status.enabled else None
         recovered = _patiently(lambda: recovery.recover(store, instance_id, host, boot,
                                                         time.time(), settings.lease,
                                                         on_crashed=crashed))
-        log.info("server %s started: pid %d, %d slot(s), home %s%s", instance_id, os.getpid(),
-                 server.slots, settings.home,
-                 f", {recovered} crashed attempt(s) recorded" if recovered else "")
+        me: dict[str, Any] = {"server": instance_id, "host": host, "pid": os.getpid()}
+        logs.log_event(log, "server.start", f"server {instance_id} started: pid {os.getpid()},"
+                       f" {server.slots} slot(s), home {settings.home}"
+                       + (f", {recovered} crashed attempt(s) recorded" if recovered else ""),
+                       **me, slots=server.slots, home=str(settings.home), crashed=recovered)
         web = WebProcess(settings)
         if settings.web_listen:
             web.start()
@@ -174,16 +191,21 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
             web.record("the panel is off (--no-web, or listen = \"\" in [web])")
         _tell(ready, "ok\n" + web.ready_line() if settings.web_listen else "ok")
         server.run_forever()
+        _last_transitions(server)
         _patiently(lambda: store.unregister(instance_id, time.time()))
-        log.info("server %s stopped", instance_id)
+        logs.log_event(log, "server.stop", f"server {instance_id} stopped", **me)
         return 0
     except Fenced as exc:
-        log.critical("fenced off, stopping and killing every task this server ran: %s", exc)
+        logs.log_event(log, "server.fenced", "fenced off, stopping and killing every task this"
+                       f" server ran: {exc}", level=logging.CRITICAL, server=instance_id,
+                       host=host, pid=os.getpid(), error=str(exc))
         server.kill_all()
         _tell(ready, f"error: {exc}")
         return 1
     except StoreError as exc:
-        log.critical("store write failed, stopping so memory and disk cannot diverge: %s", exc)
+        logs.log_event(log, "server.store_failed", "store write failed, stopping so memory and"
+                       f" disk cannot diverge: {exc}", level=logging.CRITICAL,
+                       server=instance_id, host=host, pid=os.getpid(), error=str(exc))
         server.kill_all()
         _tell(ready, f"error: store failure: {exc}")
         return 1

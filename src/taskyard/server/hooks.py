@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import queue
+import shlex
 import threading
 import time
 import urllib.error
@@ -30,8 +31,9 @@ from typing import NamedTuple
 from ..config import Settings
 from ..errors import NotFound
 from ..lifecycle import Status
+from ..logs import log_hook_run, quote
 from ..model import Attempt, Task, TaskSpec
-from ..store.base import ServerStore
+from ..store.base import Claim, Outcome, ServerStore
 from ..store.hooks import HOOK_QUEUE, DueHook
 from .statusfiles import Ending, StatusFiles, message
 
@@ -50,6 +52,7 @@ class Delivery(NamedTuple):
     hook: DueHook
     ok: bool
     said: str  #: HTTP 200, or what went wrong
+    seconds: float = 0.0  #: how long the POST took
 
 
 class Hooks:
@@ -108,8 +111,8 @@ class Hooks:
             self.store.drop_hook(hook.id, by=self.by, note=f"hook: not run: {exc}")
             return
         if made is not None:
-            log.info("hook task=%d attempt=%d: task %d runs %s", hook.task_id, hook.attempt,
-                     made.id, json.dumps(list(spec.argv)))
+            log.info("hook for task %d attempt %d: task %d runs %s", hook.task_id,
+                     hook.attempt, made.id, quote(shlex.join(spec.argv)))
 
     def _attempt(self, task: Task, epoch: int) -> Attempt | None:
         return next((a for a in self.store.attempts(task.id) if a.epoch == epoch), None)
@@ -164,8 +167,8 @@ class Hooks:
             if done.ok:
                 self.store.drop_hook(hook.id, by=self.by,
                                      note=f"webhook: delivered to {url} ({done.said})")
-                log.info("hook task=%d attempt=%d: webhook delivered to %s (%s)",
-                         hook.task_id, hook.attempt, url, done.said)
+                log_hook_run(task=hook.task_id, attempt=hook.attempt, hook=url, outcome="ok",
+                             seconds=done.seconds, error=None)
                 continue
             wall = time.time()
             if wall - hook.created_at >= WEBHOOK_GIVE_UP:
@@ -178,9 +181,19 @@ class Hooks:
             self.store.webhook_failed(hook.id, self.me, retry_at=wall + delay, error=done.said,
                                       by=self.by, note=f"webhook: to {url} failed"
                                       f" ({done.said}); next try in {delay:g} s")
-            log.warning("hook task=%d attempt=%d: webhook to %s failed (%s); next try in"
-                        " %g s", hook.task_id, hook.attempt, url, done.said, delay)
+            log_hook_run(task=hook.task_id, attempt=hook.attempt, hook=url, outcome="failed",
+                         seconds=done.seconds, error=f"{done.said}; next try in {delay:g} s")
             self.next_check = min(self.next_check, time.monotonic() + delay)
+
+
+def log_hook_ran(claim: Claim, outcome: Outcome, seconds: float) -> None:
+    """The server log's line of a hook task that ended on this server."""
+    outcome_word = ("ok" if outcome.status is Status.SUCCEEDED else
+                    outcome.reason.value if outcome.reason else str(outcome.status))
+    log_hook_run(task=int(claim.env.get("TASKYARD_TASK_ID", "0")),
+                 attempt=int(claim.env.get("TASKYARD_ATTEMPT", "0")),
+                 hook=shlex.join(claim.argv), outcome=outcome_word, seconds=seconds,
+                 exit_code=outcome.exit_code, error=outcome.error)
 
 
 def hook_env(task: Task, attempt: Attempt | None, epoch: int) -> dict[str, str]:
@@ -242,7 +255,9 @@ class _Sender:
     def _work(self) -> None:
         while (item := self.todo.get()) is not None:
             hook, body = item
-            self.done.put(self._post(hook, body))
+            started = time.monotonic()
+            done = self._post(hook, body)
+            self.done.put(done._replace(seconds=time.monotonic() - started))
 
     def _post(self, hook: DueHook, body: bytes) -> Delivery:
         headers = {"Content-Type": "application/json", "User-Agent": "taskyard-webhook",

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from ..config import Settings
 from ..errors import StoreUnavailable, TransitionError
 from ..lifecycle import Reason, Status
+from ..logs import log_event
 from ..retention import Retention, server_rule
 from ..store.base import (
     Batch,
@@ -37,15 +38,17 @@ from ..store.base import (
     Spawned,
     WakeListener,
 )
+from ..store.hooks import HOOK_QUEUE
 from ..store.sqlite import file_identity
 from . import child as childmod
 from . import controls, procs, recovery
 from .child import Child
-from .hooks import Hooks
+from .hooks import Hooks, log_hook_ran
 from .output import StreamBuffer
 from .poller import Poller
 from .pool import FunctionRun, Pool
 from .statusfiles import Ending, StatusFiles, params
+from .translog import TransitionLog
 
 log = logging.getLogger("taskyard.server")
 
@@ -109,6 +112,7 @@ class Server:
             env["TASKYARD_STORE"] = settings.store
         self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
         self.status = StatusFiles(settings)
+        self.transitions = TransitionLog(instance_id)  #: the log's lines of transitions
         self.spawner.status_path = self.status.path_for
         self.spawner.status_env = settings.status_file_env.encode()
         self.hooks = Hooks(settings, store, instance_id, self.status)
@@ -170,6 +174,8 @@ class Server:
             deadlines.append(self.next_flush)
         if self.stop_deadline is not None:
             deadlines.append(self.stop_deadline)
+        if self.transitions.pending:
+            deadlines.append(self.transitions.due)
         for c in self.children.values():
             if c.kill_deadline is not None:
                 deadlines.append(c.kill_deadline)
@@ -262,6 +268,7 @@ class Server:
         self.heartbeat(now)
         if now >= self.hooks.next_check or not self.hooks.sender.idle():
             self.hooks.run(now, self.settings.heartbeat_interval)
+        self.transitions.tick(self.store, self.cron_leader, now)
 
     def fire_schedules(self) -> None:
         """Submit the tasks of due cron ticks. One server at a time does (the holder of
@@ -296,6 +303,8 @@ class Server:
                 batch.spawned.append(spawned)
             log.debug("task %d attempt %d %s%s", c.task_id, c.epoch, outcome.status,
                       f" ({outcome.reason})" if outcome.reason else "")
+            if c.claim.queue == HOOK_QUEUE:
+                log_hook_ran(c.claim, outcome, time.monotonic() - c.started)
         self.done = []
         if self.closed:
             batch.output.extend(self._take(self.closed))
@@ -338,6 +347,7 @@ class Server:
         self.inflight = batch
         result = self.store.apply(self.me, batch)
         self.inflight = None
+        self.transitions.pending = True
         for task_id in result.stale:
             self._lost_ownership(task_id)
         if batch.outcomes:
@@ -550,7 +560,9 @@ class Server:
         if self.stopping == "now":
             return
         if self.stopping != mode:
-            log.info("stopping (%s): %d task(s) running", mode, len(self.children))
+            log_event(log, "server.stopping", f"stopping ({mode}): {len(self.children)} task(s)"
+                      " running", server=self.me, host=self.host, pid=os.getpid(), mode=mode,
+                      running=len(self.children))
         self.stopping = mode
         if mode == "now":
             deadline = time.monotonic() + self.settings.kill_grace

@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 
+from ..logs import log_event
 from ..store.base import LostAttempt, ServerStore
 from . import procs
 
@@ -64,8 +65,9 @@ def recover(store: ServerStore, me: str, host: str, boot_id: str, now: float,
     left of them on this host); returns how many attempts. See dead_peers for
     ``judge_silence``."""
     for peer in dead_peers(store, me, host, boot_id, now, lease, judge_silence):
-        log.warning("server %s is gone (silent past its %gs lease, or its process"
-                    " ended); taking over its attempts", peer, lease)
+        log_event(log, "server.fence", f"server {peer} is gone (silent past its {lease:g}s"
+                  " lease, or its process ended); taking over its attempts",
+                  level=logging.WARNING, server=me, host=host, pid=os.getpid(), peer=peer)
     lost = store.lost_attempts(me, now - lease if judge_silence else float("-inf"))
     if not lost:
         return 0

@@ -221,6 +221,21 @@ class BrowseStore(SqlStoreBase):
                 found.update(int(r[0]) for r in cur.fetchall())
         return found
 
+    #: whether a reader sees events in id order (a single writer: SQLite), or may see a
+    #: higher id before a lower one whose transaction commits later (PostgreSQL)
+    events_in_commit_order = False
+
+    def transitions_since(self, after: int, limit: int = 5000) -> list[tuple[Any, ...]]:
+        """Events with an id above ``after``, oldest first, at most ``limit``, for the
+        server log: (id, task, at, from, to, by, attempt, reason, name, queue); name and
+        queue are None for a task removed since."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT e.id, e.task_id, e.at, e.from_status, e.to_status, e.by,"
+                        " e.attempt, e.detail, t.name, t.queue FROM events e"
+                        " LEFT JOIN tasks t ON t.id = e.task_id WHERE e.id > ?"
+                        " ORDER BY e.id LIMIT ?", (after, limit))
+            return [tuple(r) for r in cur.fetchall()]
+
     def last_event(self) -> int:
         with self._read_tx() as cur:
             cur.execute("SELECT COALESCE(MAX(id), 0) FROM events")

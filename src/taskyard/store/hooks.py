@@ -111,7 +111,12 @@ class HookStore(SqlStoreBase):
     def claim_webhooks(self, holder: str, now: float, hold: float,
                        limit: int = 20) -> list[DueHook]:
         """Due webhooks, held by ``holder`` for ``hold`` seconds (another server takes
-        them over after that if this one dies)."""
+        them over after that if this one dies). No write when none is due."""
+        with self._read_tx() as cur:
+            cur.execute("SELECT 1 FROM hook_outbox WHERE kind='url' AND next_at <= ? LIMIT 1",
+                        (now,))
+            if cur.fetchone() is None:
+                return []
         with self._tx() as cur:
             cur.execute(
                 "UPDATE hook_outbox SET holder=?, next_at=? WHERE id IN (SELECT id FROM"

@@ -51,7 +51,7 @@ from .sqlserver import SqlServerStore
 
 BUSY_TIMEOUT_MS = 30_000
 COMPACT_PAGES = 256  #: pages a db compact gives back per transaction (~1 MiB)
-SERVER_LOCK_WAIT = 1.0  #: seconds; see SQLiteStore._lock_wait
+SERVER_LOCK_WAIT = 0.5  #: seconds; see SQLiteStore._lock_wait (a loop stalled for it reads no pipe)
 #: Pauses between tries for the write lock (seconds), the last one repeated until
 #: SHORT_WAIT has passed, then LONG_PAUSE until BUSY_TIMEOUT_MS. A client submitting
 #: in a loop holds the lock more than half the time; a server that had backed off to
@@ -85,6 +85,8 @@ class SQLiteStore(SqlServerStore):
     """A store in one SQLite file. Threads may share one: its transactions take turns.
     A server's store (``server``) checkpoints its WAL from a thread of its own and takes
     a write lock held long elsewhere as the store out of reach for now."""
+
+    events_in_commit_order = True  #: one writer at a time: ids are visible in order
 
     def __init__(self, path: Path | str, *, synchronous: str = "normal",
                  server: bool = False, impatient: bool = False) -> None:
