@@ -68,7 +68,8 @@ class Yard:
         task with that key is scheduled, queued, running or paused, that task is
         returned instead of a new one. With ``mutex``, at most one task with that
         key runs at a time. It runs only while its ``tenant`` is enabled. ``fds`` gives
-        it data to read on descriptors 3-255 (``{3: b"params"}``).
+        it data to read on descriptors 3-255 (``{3: b"params"}``). Without ``cwd`` it
+        runs in its server's directory (the ``cwd`` setting), not the caller's.
         """
         run_at = _start_time(run_at, delay)
         spec = TaskSpec(argv=v.strings(argv, "argv"), name=name, queue=queue,
@@ -295,9 +296,11 @@ def _name(name: str | None, what: str) -> str:
     return v.required_name(name, what)
 
 
-def _cwd(cwd: object) -> str:
+def _cwd(cwd: object) -> str | None:
+    """A directory named by the caller (relative: to the caller's); none named: the
+    task runs where its server runs (its ``cwd`` setting), as over HTTP."""
     if cwd is None or cwd == "":
-        return os.getcwd()
+        return None
     if not isinstance(cwd, str):
         raise InvalidInput("cwd must be a string (a directory path)", field="cwd")
     return os.path.abspath(cwd)

@@ -95,6 +95,7 @@ class Server:
         self.judge_silence_at = 0.0  #: peers are judged by their silence from then on
         #: called at every heartbeat (the web process's keeper, say)
         self.on_heartbeat: list[Callable[[], None]] = []
+        self.on_stop: list[Callable[[str], None]] = []  #: called with the mode at stop()
         self.stop_deadline: float | None = None
         now = time.monotonic()
         self.next_poll = now
@@ -540,6 +541,8 @@ class Server:
         if self.stopping != mode:
             log.info("stopping (%s): %d task(s) running", mode, len(self.children))
         self.stopping = mode
+        for hook in self.on_stop:
+            hook(mode)
         if mode == "now":
             deadline = time.monotonic() + self.settings.kill_grace
             for c in self.children.values():

@@ -114,6 +114,7 @@ class Pool:
             env[b"TASKYARD_RUN"] = f"{self.server.me}.w{self.started}".encode()
             actions = [(os.POSIX_SPAWN_DUP2, control_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
                        (os.POSIX_SPAWN_DUP2, err_w, 2), (os.POSIX_SPAWN_DUP2, report_w, 3)]
+            os.chdir(self.server.spawner.cwd)  # function tasks run in the server's directory
             pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "taskyard.worker"], env,
                                  file_actions=actions, setpgroup=0, setsigdef=_DEFAULT_SIGNALS,
                                  setsigmask=())
