@@ -39,11 +39,15 @@ def _need_root() -> None:
 
 def _need_python_for_nobody() -> None:
     _need_root()
-    probe = subprocess.run([sys.executable, "-c", "import taskyard"], user=NOBODY,
-                           group=NOBODY, extra_groups=[], cwd="/", capture_output=True,
-                           timeout=60, check=False)
-    if probe.returncode != 0:
-        _required(f"nobody cannot run {sys.executable}: {probe.stderr.decode()[-200:]}")
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import taskyard"], user=NOBODY,
+                               group=NOBODY, extra_groups=[], cwd="/", capture_output=True,
+                               timeout=60, check=False)
+        failure = probe.stderr.decode()[-200:] if probe.returncode != 0 else ""
+    except PermissionError as exc:  # a directory above the interpreter is closed to it
+        failure = str(exc)
+    if failure:
+        _required(f"nobody cannot run {sys.executable}: {failure}")
 
 
 @pytest.fixture
