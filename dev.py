@@ -91,10 +91,39 @@ def ensure_chromium() -> None:
         run("apt-get", "install", "-y", "-q", "chromium")
 
 
+def ensure_systemd_analyze() -> None:
+    """In CI, the generated systemd unit must be checked: Debian's systemd package has
+    systemd-analyze (only the tool is used; nothing is started)."""
+    if shutil.which("systemd-analyze") or os.environ.get("CI") != "true":
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        run("apt-get", "update", "-q")
+        run("apt-get", "install", "-y", "-q", "--no-install-recommends", "systemd")
+
+
+def ensure_run_as_python() -> None:
+    """In CI, the run_as tests drop a root server to nobody, who must be able to run
+    this Python: a pyenv under /root (0700) is closed to it. Each directory on the way
+    to the interpreter, its standard library and the checkout gets o+x (traverse only:
+    nothing can be listed or read that was not readable before)."""
+    if os.environ.get("CI") != "true" or os.geteuid() != 0:
+        return
+    real = Path(os.path.realpath(VENV / "bin" / "python"))
+    base = Path(subprocess.run([str(real), "-c", "import os; print(os.__file__)"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    for target in (real, base, ROOT):
+        for folder in target.parents:
+            mode = folder.stat().st_mode
+            if not mode & 0o001:
+                folder.chmod(mode | 0o001)
+
+
 def cmd_test(args: list[str]) -> int:
     install()
     ensure_postgres()
     ensure_chromium()
+    ensure_systemd_analyze()
+    ensure_run_as_python()
     bin_ = VENV / "bin"
     run(bin_ / "ruff", "check", *[p for p in ("src", "tests", "bench", "dev.py") if (ROOT / p).exists()])
     run(bin_ / "mypy")

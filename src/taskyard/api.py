@@ -98,6 +98,8 @@ class Yard:
         queue's or the server's). ``keep``: never pruned by retention. ``limits`` are what
         it may use: ``{"memory": "512M", "cpu": "60s", "files": 64, "procs": 100}``
         (memory also in bytes, cpu in seconds); its queue's apply where it sets none.
+        Without ``cwd`` it runs in its server's directory (the ``cwd`` setting), not the
+        caller's.
         """
         run_at = _start_time(run_at, delay)
         spec = TaskSpec(argv=v.strings(argv, "argv"), name=name, queue=queue,
@@ -359,9 +361,11 @@ def _name(name: str | None, what: str) -> str:
     return v.required_name(name, what)
 
 
-def _cwd(cwd: object) -> str:
+def _cwd(cwd: object) -> str | None:
+    """A directory named by the caller (relative: to the caller's); none named: the
+    task runs where its server runs (its ``cwd`` setting), as over HTTP."""
     if cwd is None or cwd == "":
-        return os.getcwd()
+        return None
     if not isinstance(cwd, str):
         raise InvalidInput("cwd must be a string (a directory path)", field="cwd")
     return os.path.abspath(cwd)

@@ -52,6 +52,11 @@ class Settings(NamedTuple):
     log_file: str = ""
     log_max_mib: float = 0.0  #: rotate the log file past this size (0: leave it to logrotate)
     log_backups: int = 5  #: rotated files kept (server.log.1 ...)
+    debug: bool = False  #: true is log_level = "debug" (read back: whether it is)
+    #: the user the server drops to when started as root (its tasks run as that user)
+    run_as: str = ""
+    #: the directory the server changes into at start; tasks that name none run there
+    cwd: str = ""
     #: a directory of status files, one a task (the LongTask convention); "" for none
     status_dir: str = ""
     #: also export a task's status file path under this name (MGR_LT_PID for LongTask)
@@ -219,6 +224,47 @@ def _age(value: Any, source: str) -> float:
         raise ConfigError(f"{source}: {exc}", field="retain") from None
 
 
+def _cwd(value: Any, source: str) -> str:
+    text = str(value)
+    if not text:
+        return ""
+    path = Path(text).expanduser().absolute() if "\0" not in text else None
+    if path is None or not path.is_dir():
+        raise ConfigError(f"{source}: cwd must be an existing directory, not {text!r}",
+                          field="cwd")
+    return str(path)
+
+
+def _run_as(value: Any, source: str) -> str:
+    text = str(value)
+    if text and (len(text) > 64 or text.startswith("-")
+                 or not all(c.isascii() and (c.isalnum() or c in "._-") for c in text)):
+        raise ConfigError(f"{source}: run_as: {text!r} is not a valid user name",
+                          field="run_as")
+    return text
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}
+
+
+def _debug(value: Any, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    found = _BOOLEANS.get(str(value).strip().lower())
+    if found is None:
+        raise ConfigError(f"{source}: debug must be true or false, got {value!r}",
+                          field="debug")
+    return found
+
+
+def _fold_debug(values: dict[str, Any]) -> dict[str, Any]:
+    """``debug = true`` is ``log_level = "debug"`` in the layer that says it."""
+    if values.pop("debug", False):
+        values["log_level"] = "debug"
+    return values
+
+
 def _public_url(value: Any, source: str) -> str:
     text = str(value).rstrip("/")
     if text and not text.startswith(("http://", "https://")):
@@ -235,7 +281,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
                "status_dir": _status_dir, "status_file_env": _env_name,
                "on_finish": _hook_argv, "on_finish_url": _hook_url,
                "on_finish_secret": lambda v, src: str(v), "retain": _age,
-               "log_file": _log_file}
+               "log_file": _log_file, "cwd": _cwd, "run_as": _run_as,
+               "debug": _debug}
     if key in special:
         return special[key](value, source)
     if key in _NUMERIC:
@@ -365,12 +412,12 @@ def load(home: Path | str | None = None, **flags: Any) -> Settings:
     if root.exists() and not root.is_dir():
         raise ConfigError(f"home {root} is not a directory", field="home")
     values: dict[str, Any] = {}
-    values.update(_from_toml(root / "taskyard.toml"))
-    values.update(_from_env())
-    for key, value in flags.items():
-        if value is not None:
-            values[key] = _coerce(key, value, "--" + key.replace("_", "-"))
+    values.update(_fold_debug(_from_toml(root / "taskyard.toml")))
+    values.update(_fold_debug(_from_env()))
+    values.update(_fold_debug({key: _coerce(key, value, "--" + key.replace("_", "-"))
+                               for key, value in flags.items() if value is not None}))
     settings = Settings(home=root)._replace(**values)
+    settings = settings._replace(debug=settings.log_level == "debug")
     if settings.lease <= settings.heartbeat_interval:
         raise ConfigError("lease must be longer than heartbeat_interval", field="lease")
     return settings

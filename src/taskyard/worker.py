@@ -20,6 +20,7 @@ they registered. It dies with its server (``PR_SET_PDEATHSIG``) and leaves after
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -65,6 +66,7 @@ class Worker:
         self.base_mib = 0.0
         self.leave = False  #: a task put limits on it: leave after that task
         self._settings: Any = None
+        self.cwd = os.environ.get("TASKYARD_WORKER_CWD", "")
 
     def send(self, message: dict[str, Any]) -> None:
         self.report.write(json.dumps(message, separators=(",", ":")) + "\n")
@@ -74,7 +76,8 @@ class Worker:
         extra = os.environ.get("TASKYARD_IMPORT_PATH")
         if extra:
             sys.path.insert(0, extra)
-            os.chdir(extra)  # function tasks run where the server was started from
+        if self.cwd:  # the server's cwd setting, else where it was started
+            os.chdir(self.cwd)
         import importlib
 
         for name in filter(None, os.environ.get("TASKYARD_WORKER_IMPORTS", "").split(",")):
@@ -112,6 +115,9 @@ class Worker:
             return
         from .steps import Yielded
 
+        if self.cwd:  # each call starts there, whatever the last one did
+            with contextlib.suppress(OSError):
+                os.chdir(self.cwd)
         ctx = Context(self.store, task_id, attempt, job.get("deadline"))
         before = resource.getrusage(resource.RUSAGE_SELF)
         limited = self._limit(job.get("limits"), before)

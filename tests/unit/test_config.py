@@ -59,3 +59,48 @@ def test_an_empty_home_or_a_file_as_home_is_refused(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
     with pytest.raises(ConfigError, match="not a directory"):
         config.load(tmp_path / "afile")
+
+
+def test_debug_is_log_level_debug_in_the_layer_that_says_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "taskyard.toml").write_text("[server]\ndebug = true\n")
+    s = config.load(tmp_path)
+    assert (s.log_level, s.debug) == ("debug", True)
+    s = config.load(tmp_path, log_level="warning")  # a later layer wins, as for any setting
+    assert (s.log_level, s.debug) == ("warning", False)
+    (tmp_path / "taskyard.toml").write_text("[server]\nlog_level = \"error\"\n")
+    monkeypatch.setenv("TASKYARD_DEBUG", "1")
+    assert config.load(tmp_path).log_level == "debug"
+    monkeypatch.setenv("TASKYARD_DEBUG", "0")
+    assert config.load(tmp_path).log_level == "error"
+    assert config.load(tmp_path, debug=True).log_level == "debug"
+    monkeypatch.setenv("TASKYARD_DEBUG", "maybe")
+    with pytest.raises(ConfigError, match="TASKYARD_DEBUG: debug must be true or false") as err:
+        config.load(tmp_path)
+    assert err.value.field == "debug"
+
+
+def test_cwd_must_be_an_existing_directory(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert config.load(tmp_path, cwd="work").cwd == str(work)  # made absolute
+    assert config.load(tmp_path).cwd == ""
+    for bad in ("missing", "taskyard.toml", "a\0b"):
+        (tmp_path / "taskyard.toml").write_text("")
+        with pytest.raises(ConfigError, match="cwd must be an existing directory") as err:
+            config.load(tmp_path, cwd=bad)
+        assert err.value.field == "cwd"
+    (tmp_path / "taskyard.toml").write_text(f"[server]\ncwd = \"{tmp_path / 'nope'}\"\n")
+    with pytest.raises(ConfigError, match="taskyard.toml: cwd must be an existing directory"):
+        config.load(tmp_path)
+
+
+def test_run_as_is_a_user_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASKYARD_RUN_AS", "nobody")
+    assert config.load(tmp_path).run_as == "nobody"
+    for bad in ("-root", "a b", "x" * 65, "ünï"):
+        with pytest.raises(ConfigError, match="run_as: .* is not a valid user name") as err:
+            config.load(tmp_path, run_as=bad)
+        assert err.value.field == "run_as"

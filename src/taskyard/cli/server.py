@@ -56,9 +56,9 @@ def register(sub: Any) -> None:
     json_flag(p)
     p.set_defaults(handler=cmd_status)
 
-    p = verbs.add_parser("unit", help="print a systemd unit for this home")
-    json_flag(p)
-    p.set_defaults(handler=cmd_unit)
+    from . import bootfiles
+
+    bootfiles.register(verbs)
 
 
 def _start_flags(p: argparse.ArgumentParser) -> None:
@@ -81,6 +81,14 @@ def _start_flags(p: argparse.ArgumentParser) -> None:
                    help="a module of task functions for the workers to import (repeatable;"
                         " looked up from the current directory too) [env TASKYARD_IMPORTS]")
     p.add_argument("--foreground", action="store_true", help="run in this process (for systemd)")
+    envvar(p, "--run-as", env="TASKYARD_RUN_AS", metavar="USER",
+           help="started as root: drop to USER (uid, gid, groups) before claiming anything;"
+                " tasks run as USER")
+    envvar(p, "--cwd", env="TASKYARD_CWD", metavar="DIR",
+           help="change into DIR at start: function tasks, and command tasks submitted"
+                " without a directory, run there")
+    p.add_argument("--debug", action="store_true", default=None,
+                   help="log at debug level (--log-level debug) [env TASKYARD_DEBUG]")
     envvar(p, "--web-listen", env="TASKYARD_WEB_LISTEN", metavar="HOST:PORT",
            help="where the panel and HTTP API listen (default 127.0.0.1:8470; [web] listen)")
     p.add_argument("--no-web", action="store_true",
@@ -99,10 +107,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     s = settings(args, slots=args.slots, poll_interval=args.poll_interval,
                  kill_grace=args.kill_grace, output_tail_mib=args.output_tail_mib,
                  log_level=args.log_level, log_format=args.log_format, log_file=args.log_file,
+                 run_as=args.run_as, cwd=args.cwd, debug=args.debug,
                  imports=",".join(args.imports) if args.imports else None,
                  web_listen="" if args.no_web else args.web_listen)
-    if not s.import_path:  # task modules are found where the server was started from
-        s = s._replace(import_path=os.getcwd())
+    if not s.import_path:  # task modules are found where the server runs (or was started)
+        s = s._replace(import_path=s.cwd or os.getcwd())
     return s
 
 
@@ -117,6 +126,9 @@ def cmd_start(args: argparse.Namespace) -> int:
         check_dir(s.status_dir)
     if args.foreground or s.log_file not in ("", "-"):
         _check_log_file(s.log_file if args.foreground else str(s.logfile))
+    from ..server.privileges import identity_for
+
+    identity_for(s)  # an unknown user, or run_as without root: said here, exit 2
     if args.foreground:
         from ..server.daemon import serve
 
@@ -155,10 +167,14 @@ def _daemonize(args: argparse.Namespace, s: Settings) -> int:
                           " terminal to write to", field="log_file")
     argv += ["--log-file", str(s.logfile)]  # opened by the server: reopened when moved
     for flag in ("slots", "poll_interval", "kill_grace", "output_tail_mib", "log_level",
-                 "log_format"):
+                 "log_format", "run_as"):
         value = getattr(args, flag)
         if value is not None:
             argv += ["--" + flag.replace("_", "-"), str(value)]
+    if args.cwd is not None:  # made absolute here: the server starts in /
+        argv += ["--cwd", s.cwd]
+    if args.debug:
+        argv += ["--debug"]
     for module in args.imports or ():
         argv += ["--import", module]
     if args.no_web:
@@ -168,7 +184,9 @@ def _daemonize(args: argparse.Namespace, s: Settings) -> int:
     import subprocess
 
     env = dict(os.environ, TASKYARD_READY_FD=str(write_end), TASKYARD_IMPORT_PATH=s.import_path)
-    with open(s.logfile, "ab") as log:
+    # Never through a link: with run_as, the home belongs to the server's user.
+    log_fd = os.open(s.logfile, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    with open(log_fd, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 env=env, pass_fds=(write_end,), start_new_session=True, cwd="/")
     os.close(write_end)
@@ -339,28 +357,3 @@ def _print_status(info: dict[str, Any], servers: list[Instance], s: Settings,
     table([Col("SERVER"), Col("HOST", WRAP, floor=12), Col("PID", right=True),
            Col("SLOTS", right=True), Col("STARTED", TIME), Col("HEARD", right=True),
            Col("STATE")], rows, out=out)
-
-
-def cmd_unit(args: argparse.Namespace) -> int:
-    s = settings(args)
-    text = f"""[Unit]
-Description=taskyard background task server ({s.home})
-After=network.target
-
-[Service]
-Type=simple
-ExecStart={sys.executable} -m taskyard --home {s.home} server start --foreground
-# SIGTERM asks for a warm stop (running tasks finish); a second one stops them.
-KillSignal=SIGTERM
-KillMode=mixed
-TimeoutStopSec=300
-Restart=on-failure
-
-[Install]
-WantedBy=multi-user.target
-"""
-    if args.json:
-        print_json({"home": str(s.home), "unit": text})
-    else:
-        sys.stdout.write(text)
-    return 0

@@ -192,6 +192,8 @@ class Spawner:
         #: and, for old programs, under ``status_env`` too
         self.status_path: Callable[[int, str], Path | None] | None = None
         self.status_env = b""
+        #: the server's own directory (the ``cwd`` setting): where tasks that name none run
+        self.cwd = os.getcwd()
 
     def spawn(self, claim: Claim) -> Child | Outcome:
         """Start ``claim`` in a new process group. An OS error (no such program, too many
@@ -306,10 +308,9 @@ class Spawner:
             for key in REPORTED_KEYS:
                 if key in claim.env:
                     env[key.encode()] = claim.env[key].encode("utf-8", "surrogateescape")
-        if claim.cwd is not None:
-            # Every time (not only when it changed): the directory may have been removed
-            # or replaced by a new one of the same name since the last task ran there.
-            os.chdir(claim.cwd)
+        # Every time (not only when it changed): the directory may have been removed
+        # or replaced by a new one of the same name since the last task ran there.
+        os.chdir(claim.cwd if claim.cwd is not None else self.cwd)
         argv = list(claim.argv)
         path = self._resolve(argv[0], env.get(b"PATH"))
         if claim.run_as is not None:

@@ -20,13 +20,14 @@ from typing import IO, Any, TypeVar
 
 from .. import logs
 from ..config import Settings
-from ..errors import ConfigError, Fenced, StoreError, StoreUnavailable, TaskyardError
+from ..errors import ConfigError, Fenced, StoreError, StoreUnavailable, TaskyardError, UserError
 from ..store import open_store
 from ..store.base import Instance
 from ..store.sqlite import BUSY_TIMEOUT_MS
-from . import procs, recovery
+from . import privileges, procs, recovery
 from .loop import Server
-from .pidfile import AlreadyRunning, lock_pidfile
+from .pidfile import lock_pidfile
+from .sdnotify import Notifier
 from .webproc import WebProcess
 
 log = logging.getLogger("taskyard.server")
@@ -80,16 +81,20 @@ def serve(settings: Settings, ready: IO[bytes] | None = None) -> int:
     """Run a server in this process until it is stopped. Returns the exit code.
 
     ``ready`` (the daemonizing parent's pipe) gets ``ok`` once the server runs,
-    or ``error: ...`` if it could not start.
+    or ``error: ...`` if it could not start; systemd (``Type=notify``) gets
+    ``READY=1`` then.
     """
+    notifier = Notifier()
     try:
+        who = privileges.identity_for(settings)
         lock = lock_pidfile(settings.pidfile)
-    except AlreadyRunning as exc:
+    except UserError as exc:  # already running, an unknown run_as user
         _tell(ready, f"error: {exc}")
         raise
     try:
         _setup_logging(settings, sys.stderr)
-        return _serve_locked(settings, lock, ready)
+        _become(settings, who)
+        return _serve_locked(settings, lock, ready, notifier)
     except TaskyardError as exc:
         _tell(ready, f"error: {exc}")
         raise
@@ -103,6 +108,20 @@ def serve(settings: Settings, ready: IO[bytes] | None = None) -> int:
             lock.seek(0)
             lock.truncate()
         lock.close()
+
+
+def _become(settings: Settings, who: privileges.Identity | None) -> None:
+    """With the home's lock held: drop to the ``run_as`` user (before anything is
+    opened or claimed), then change into the ``cwd`` setting."""
+    if who is not None:
+        privileges.give_home(settings, who)
+        privileges.drop(who)
+        privileges.check_usable(settings, who)
+    if settings.cwd:
+        try:
+            os.chdir(settings.cwd)
+        except OSError as exc:
+            raise ConfigError(f"cwd {settings.cwd}: {exc.strerror}", field="cwd") from None
 
 
 def _tell(ready: IO[bytes] | None, message: str) -> None:
@@ -144,7 +163,8 @@ def _last_transitions(server: Server) -> None:
         log.warning("the last transitions were not logged: %s", exc)
 
 
-def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) -> int:
+def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None,
+                  notifier: Notifier) -> int:
     instance_id = secrets.token_hex(6)
     _write_pidfile(lock, str(os.getpid()))
     settings = settings._replace(slots=procs.slots_within_fd_limit(settings.effective_slots,
@@ -190,6 +210,8 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None) ->
         else:
             web.record("the panel is off (--no-web, or listen = \"\" in [web])")
         _tell(ready, "ok\n" + web.ready_line() if settings.web_listen else "ok")
+        notifier.ready()
+        server.on_stop.append(notifier.stopping)
         server.run_forever()
         _last_transitions(server)
         _patiently(lambda: store.unregister(instance_id, time.time()))

@@ -100,6 +100,7 @@ class Server:
         self.judge_silence_at = 0.0  #: peers are judged by their silence from then on
         #: called at every heartbeat (the web process's keeper, say)
         self.on_heartbeat: list[Callable[[], None]] = []
+        self.on_stop: list[Callable[[str], None]] = []  #: called with the mode at stop()
         self.stop_deadline: float | None = None
         now = time.monotonic()
         self.next_poll = now
@@ -564,6 +565,8 @@ class Server:
                       " running", server=self.me, host=self.host, pid=os.getpid(), mode=mode,
                       running=len(self.children))
         self.stopping = mode
+        for hook in self.on_stop:
+            hook(mode)
         if mode == "now":
             deadline = time.monotonic() + self.settings.kill_grace
             for c in self.children.values():

@@ -38,7 +38,8 @@ def read_pidfile(path: Path) -> tuple[int | None, str | None]:
 def lock_pidfile(path: Path) -> IO[str]:
     """Take the home's server lock or raise :class:`AlreadyRunning`."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    # Never through a link: a root server (run_as) opens this in a home its user owns.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     handle = os.fdopen(fd, "r+")
     # A client probing with a shared lock (server_running) holds it for microseconds:
     # retry briefly so a probe never makes a start fail; a server holds it for good.

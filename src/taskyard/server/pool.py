@@ -114,6 +114,9 @@ class Pool:
             self.started += 1
             env = dict(self.env)
             env[b"TASKYARD_RUN"] = f"{self.server.me}.w{self.started}".encode()
+            # function tasks run in the cwd setting, else where the server was started
+            settings = self.server.settings
+            env[b"TASKYARD_WORKER_CWD"] = os.fsencode(settings.cwd or settings.import_path)
             actions = [(os.POSIX_SPAWN_DUP2, control_r, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
                        (os.POSIX_SPAWN_DUP2, err_w, 2), (os.POSIX_SPAWN_DUP2, report_w, 3)]
             pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "taskyard.worker"], env,
