@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import access, ops
 from . import validate as v
@@ -24,6 +26,9 @@ from .lifecycle import Status
 from .model import JSON, Attempt, Event, OutputRead, Schedule, Task, TaskSpec
 from .store import open_store
 from .store.access import Token
+
+if TYPE_CHECKING:
+    from .stats import Stats
 
 
 class Yard:
@@ -277,6 +282,18 @@ class Yard:
         return f"{base}/login?ticket={access.login_ticket(self._store, by=ops.actor())}"
 
     # Defined last: inside the class body, the name ``list`` would shadow the builtin.
+    def stats(self, since: str | float | timedelta = "1h", *, queue: str | None = None,
+              tenant: str | None = None) -> Stats:
+        """Statistics of the last ``since`` (``30s``, ``10m``, ``1h``, ``1d``, seconds or a
+        timedelta): tasks by status now; submitted, started and finished per minute; queue
+        wait and run time p50/p95/max; failures by reason; running tasks' memory; in all,
+        per queue and per tenant (``queue``/``tenant`` narrow it to one)."""
+        from . import stats
+
+        return stats.collect(self._store, stats.window_of(since),
+                             queue=v.check_name(queue, "queue"),
+                             tenant=v.check_name(tenant, "tenant"))
+
     def list(self, *, status: str | Sequence[str] = (), queue: str | None = None,
              limit: int | None = None) -> list[Task]:
         """Tasks, oldest first; ``limit`` keeps the newest N."""

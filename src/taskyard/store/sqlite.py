@@ -71,7 +71,7 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 #: The version the numbered migrations lead to (a test checks it matches them); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 
 def migrations() -> list[tuple[int, str]]:

@@ -26,6 +26,7 @@ from .base import Batch, BatchResult, Claim, Instance, LostAttempt, Outcome, Out
 from .browse import BrowseStore
 from .intask import InTaskStore
 from .sql import ACTIVE_IN, Cursor, in_list
+from .stats import StatsStore
 
 _VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.STOPPED: Verb.STOP,
              Status.QUEUED: Verb.YIELD}
@@ -41,7 +42,7 @@ _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, s
                      " stop_request")
 
 
-class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore):
+class SqlServerStore(StatsStore, AccessStore, BrowseStore, InTaskStore, AdminStore):
     """Client operations (tasks; access and browsing from their mixins) plus the fenced
     operations a server performs."""
 

@@ -1,0 +1,122 @@
+"""What ``taskyard stats`` reads: the kept counts per status, and the rows of one time
+window, each found through an index on its time (schema 16), so that the cost is the
+window's rows, not the store's.
+
+* tasks submitted: ``tasks_created`` (``tasks.created_at``);
+* starts and ends: ``events_stats``, a partial index on ``events.at`` of the events into
+  ``running`` and into an end status (a claim is ``queued -> running``; a resume is
+  ``paused -> running`` and is left out by the caller). An event's wait (a claim) is its
+  time minus the event before it, which put the task in ``queued``; a run's time is the
+  end minus its attempt's start, as the metrics read them;
+* memory: the running and paused tasks (``tasks_by_status``) and their attempts'
+  ``rss_kib``, which the owning server samples at every heartbeat (``record_rss``).
+
+Aggregating (per minute, percentiles, per queue and tenant) is ``taskyard/stats.py``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from .browse import BrowseStore
+
+#: the events ``events_stats`` holds (its WHERE, word for word, so planners use it)
+STATS_EVENTS = "('running', 'succeeded', 'failed', 'stopped')"
+
+
+class StatsRows(NamedTuple):
+    """The raw material of one window, ``queue``/``tenant`` filters applied."""
+
+    #: (tenant, queue, status, tasks now)
+    counts: list[tuple[str, str, str, int]]
+    #: (created_at, queue, tenant) of tasks submitted in the window
+    submitted: list[tuple[float, str, str]]
+    #: (at, queue, tenant, from_status, to_status, reason, seconds): claims and ends in
+    #: the window; seconds is a claim's wait or an ended run's time, else None
+    events: list[tuple[float, str, str, str | None, str, str | None, float | None]]
+    #: (task id, queue, tenant, rss_kib, rss_at) of every running or paused task
+    running: list[tuple[int, str, str, int | None, float | None]]
+
+
+class StatsStore(BrowseStore):
+    """Statistics of a window (mixed into the SQL stores)."""
+
+    def stats_rows(self, since: float, until: float, *, queue: str | None = None,
+                   tenant: str | None = None) -> StatsRows:
+        """Everything ``stats`` needs of ``[since, until)``, in one read transaction."""
+        with self._read_tx() as cur:
+            return StatsRows(self._stats_counts(cur, queue, tenant),
+                             self._stats_submitted(cur, since, until, queue, tenant),
+                             self._stats_events(cur, since, until, queue, tenant),
+                             self._stats_running(cur, queue, tenant))
+
+    @staticmethod
+    def _filters(prefix: str, queue: str | None, tenant: str | None,
+                 indexed: bool = False) -> tuple[str, list[Any]]:
+        """``AND queue = ? AND tenant = ?`` as given. Unless ``indexed``, written so that
+        no index serves them (``|| ''``): without statistics SQLite would rather walk
+        every task of a queue by ``tasks_by_queue`` than the window by its time."""
+        sql, params, plain = "", [], "" if indexed else " || ''"
+        for column, value in (("queue", queue), ("tenant", tenant)):
+            if value is not None:
+                sql += f" AND {prefix}{column}{plain} = ?"
+                params.append(value)
+        return sql, params
+
+    def _stats_counts(self, cur: Any, queue: str | None, tenant: str | None,
+                      ) -> list[tuple[str, str, str, int]]:
+        where, params = self._filters("", queue, tenant, indexed=True)
+        cur.execute(f"SELECT tenant, queue, status, SUM(n) FROM {self.COUNTS}"
+                    f" WHERE 1 = 1{where} GROUP BY tenant, queue, status", params)
+        return [(t, q, s, int(n)) for t, q, s, n in cur.fetchall() if int(n)]
+
+    def _stats_submitted(self, cur: Any, since: float, until: float, queue: str | None,
+                         tenant: str | None) -> list[tuple[float, str, str]]:
+        where, params = self._filters("", queue, tenant)
+        cur.execute("SELECT created_at, queue, tenant FROM tasks"
+                    f" WHERE created_at >= ? AND created_at < ?{where}",
+                    [since, until, *params])
+        return [(float(at), q, t) for at, q, t in cur.fetchall()]
+
+    def _stats_events(self, cur: Any, since: float, until: float, queue: str | None,
+                      tenant: str | None,
+                      ) -> list[tuple[float, str, str, str | None, str, str | None, float | None]]:
+        where, params = self._filters("t.", queue, tenant)
+        cur.execute(
+            "SELECT e.at, t.queue, t.tenant, e.from_status, e.to_status, e.detail, CASE"
+            " WHEN e.from_status = 'queued' AND e.to_status = 'running' THEN e.at -"
+            " (SELECT p.at FROM events p WHERE p.task_id = e.task_id AND p.id < e.id"
+            "  ORDER BY p.id DESC LIMIT 1)"
+            " WHEN e.from_status IN ('running', 'paused')"
+            "  AND e.to_status IN ('succeeded', 'failed', 'stopped') THEN e.at -"
+            " (SELECT a.started_at FROM attempts a WHERE a.task_id = e.task_id"
+            "  AND a.epoch = e.attempt) END"
+            " FROM events e JOIN tasks t ON t.id = e.task_id"
+            f" WHERE e.at >= ? AND e.at < ? AND e.to_status IN {STATS_EVENTS}{where}",
+            [since, until, *params])
+        return [(float(at), q, t, f, to, r, float(d) if d is not None else None)
+                for at, q, t, f, to, r, d in cur.fetchall()]
+
+    def _stats_running(self, cur: Any, queue: str | None, tenant: str | None,
+                       ) -> list[tuple[int, str, str, int | None, float | None]]:
+        where, params = self._filters("t.", queue, tenant)
+        cur.execute("SELECT t.id, t.queue, t.tenant, a.rss_kib, a.rss_at FROM tasks t"
+                    " LEFT JOIN attempts a ON a.task_id = t.id AND a.epoch = t.epoch"
+                    f" WHERE t.status IN ('running', 'paused'){where} ORDER BY t.id",
+                    params)
+        return [(int(i), q, t, int(k) if k is not None else None,
+                 float(at) if at is not None else None)
+                for i, q, t, k, at in cur.fetchall()]
+
+    def record_rss(self, owner: str, samples: Sequence[tuple[int, int, int]],
+                   now: float) -> None:
+        """The resident memory (KiB) of the owner's running attempts, as (task id, epoch,
+        KiB); fenced by the owner, and by the attempt still being open."""
+        if not samples:
+            return
+        with self._tx() as cur:
+            cur.executemany("UPDATE attempts SET rss_kib=?, rss_at=? WHERE task_id=?"
+                            " AND epoch=? AND owner=? AND finished_at IS NULL",
+                            [(kib, now, task_id, epoch, owner)
+                             for task_id, epoch, kib in samples])
