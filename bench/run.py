@@ -24,6 +24,7 @@ import common
 import functions
 import latency
 import output
+import stats
 import postgres
 import submit_time
 import throughput
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[bool, int], Section]] = {
     "functions": functions.run,
     "postgres": postgres.run,
     "web": web.run,
+    "stats": stats.run,
 }
 
 

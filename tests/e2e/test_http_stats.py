@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.httpyard import STORES, Deployment, assert_problem, deployment
@@ -51,6 +53,32 @@ def test_stats_by_queue_and_tenant(yard: Deployment) -> None:
     assert other["tenants"] == {} and other["queues"] == {} and other["tasks"]["succeeded"] == 0
     rival = stats(yard, "admin", queue=queue, tenant="rival")
     assert rival["submitted"] == 1 and set(rival["tenants"]) == {"rival"}
+
+
+@contextmanager
+def panel(yard: Deployment, who: str) -> Iterator[httpx.Client]:
+    """A panel session of ``who``'s token (a cookie), logged in as the login form does."""
+    with httpx.Client(base_url=yard.base, timeout=60) as client:
+        answer = client.post("/login", data={"token": yard.tokens[who]},
+                             headers={"Origin": yard.base})
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+def test_the_panel_page(yard: Deployment) -> None:
+    queue = f"pq-{uuid.uuid4().hex[:8]}"
+    for who, argv in (("acme-operator", ["sh", "-c", "exit 5"]), ("rival-operator", ["true"])):
+        yard.wait(yard.submit(who, argv=argv, queue=queue)["id"])
+    with panel(yard, "viewer") as client:
+        page = client.get("/stats", params={"queue": queue, "since": "10m"})
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert f"Stats · queue {queue}" in page.text and "exit 1" in page.text
+        assert ">acme</a>" in page.text and ">rival</a>" in page.text
+        assert client.get("/stats", params={"since": "soon"}).status_code == 422
+    with panel(yard, "acme-viewer") as client:
+        page = client.get("/stats", params={"queue": queue})
+        assert page.status_code == 200 and ">acme</a>" in page.text
+        assert ">rival</a>" not in page.text
 
 
 @pytest.mark.parametrize(("params", "field"), [
