@@ -24,8 +24,8 @@ import common
 import functions
 import latency
 import output
-import stats
 import postgres
+import stats
 import submit_time
 import throughput
 import web
