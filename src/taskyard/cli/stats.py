@@ -118,7 +118,8 @@ def _memory(g: Group) -> str:
         return "no task running"
     if not m.sampled:
         return f"{m.tasks:,} running, none sampled yet"
-    text = (f"{kib(m.total_kib)} in {m.sampled:,} running tasks, the most"
+    tasks = "task" if m.sampled == 1 else "tasks"
+    text = (f"{kib(m.total_kib)} in {m.sampled:,} running {tasks}, the most"
             f" {kib(m.max_kib or 0)} (task {m.max_task})")
     if m.sampled < m.tasks:
         text += f"; {m.tasks - m.sampled:,} not sampled yet"
