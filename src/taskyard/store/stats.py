@@ -44,45 +44,43 @@ class StatsStore(BrowseStore):
 
     def stats_rows(self, since: float, until: float, *, queue: str | None = None,
                    tenant: str | None = None) -> StatsRows:
-        """Everything ``stats`` needs of ``[since, until)``, in one read transaction."""
-        with self._read_tx() as cur:
-            return StatsRows(self._stats_counts(cur, queue, tenant),
-                             self._stats_submitted(cur, since, until, queue, tenant),
-                             self._stats_events(cur, since, until, queue, tenant),
-                             self._stats_running(cur, queue, tenant))
+        """Everything ``stats`` needs of ``[since, until)``, in one read transaction.
 
-    @staticmethod
-    def _filters(prefix: str, queue: str | None, tenant: str | None,
-                 indexed: bool = False) -> tuple[str, list[Any]]:
-        """``AND queue = ? AND tenant = ?`` as given. Unless ``indexed``, written so that
-        no index serves them (``|| ''``): without statistics SQLite would rather walk
-        every task of a queue by ``tasks_by_queue`` than the window by its time."""
-        sql, params, plain = "", [], "" if indexed else " || ''"
-        for column, value in (("queue", queue), ("tenant", tenant)):
-            if value is not None:
-                sql += f" AND {prefix}{column}{plain} = ?"
-                params.append(value)
-        return sql, params
+        The window's rows are read whole and filtered here: with a queue or tenant in
+        the SQL, planners without statistics on that condition (SQLite always,
+        PostgreSQL on an expression) walked every task of the queue instead of the
+        window (PostgreSQL: 60 ms for 100,000 tasks against 4 ms)."""
+        def mine(q: str, t: str) -> bool:
+            return (queue is None or q == queue) and (tenant is None or t == tenant)
+
+        with self._read_tx() as cur:
+            counts = self._stats_counts(cur, queue, tenant)
+            submitted = self._stats_submitted(cur, since, until)
+            events = self._stats_events(cur, since, until)
+            running = self._stats_running(cur)
+        return StatsRows(counts, [r for r in submitted if mine(r[1], r[2])],
+                         [r for r in events if mine(r[1], r[2])],
+                         [r for r in running if mine(r[1], r[2])])
 
     def _stats_counts(self, cur: Any, queue: str | None, tenant: str | None,
                       ) -> list[tuple[str, str, str, int]]:
-        where, params = self._filters("", queue, tenant, indexed=True)
+        where, params = "", []
+        for column, value in (("queue", queue), ("tenant", tenant)):
+            if value is not None:
+                where += f" AND {column} = ?"
+                params.append(value)
         cur.execute(f"SELECT tenant, queue, status, SUM(n) FROM {self.COUNTS}"
                     f" WHERE 1 = 1{where} GROUP BY tenant, queue, status", params)
         return [(t, q, s, int(n)) for t, q, s, n in cur.fetchall() if int(n)]
 
-    def _stats_submitted(self, cur: Any, since: float, until: float, queue: str | None,
-                         tenant: str | None) -> list[tuple[float, str, str]]:
-        where, params = self._filters("", queue, tenant)
+    def _stats_submitted(self, cur: Any, since: float, until: float,
+                         ) -> list[tuple[float, str, str]]:
         cur.execute("SELECT created_at, queue, tenant FROM tasks"
-                    f" WHERE created_at >= ? AND created_at < ?{where}",
-                    [since, until, *params])
+                    " WHERE created_at >= ? AND created_at < ?", (since, until))
         return [(float(at), q, t) for at, q, t in cur.fetchall()]
 
-    def _stats_events(self, cur: Any, since: float, until: float, queue: str | None,
-                      tenant: str | None,
+    def _stats_events(self, cur: Any, since: float, until: float,
                       ) -> list[tuple[float, str, str, str | None, str, str | None, float | None]]:
-        where, params = self._filters("t.", queue, tenant)
         cur.execute(
             "SELECT e.at, t.queue, t.tenant, e.from_status, e.to_status, e.detail, CASE"
             " WHEN e.from_status = 'queued' AND e.to_status = 'running' THEN e.at -"
@@ -93,18 +91,15 @@ class StatsStore(BrowseStore):
             " (SELECT a.started_at FROM attempts a WHERE a.task_id = e.task_id"
             "  AND a.epoch = e.attempt) END"
             " FROM events e JOIN tasks t ON t.id = e.task_id"
-            f" WHERE e.at >= ? AND e.at < ? AND e.to_status IN {STATS_EVENTS}{where}",
-            [since, until, *params])
+            f" WHERE e.at >= ? AND e.at < ? AND e.to_status IN {STATS_EVENTS}",
+            (since, until))
         return [(float(at), q, t, f, to, r, float(d) if d is not None else None)
                 for at, q, t, f, to, r, d in cur.fetchall()]
 
-    def _stats_running(self, cur: Any, queue: str | None, tenant: str | None,
-                       ) -> list[tuple[int, str, str, int | None, float | None]]:
-        where, params = self._filters("t.", queue, tenant)
+    def _stats_running(self, cur: Any) -> list[tuple[int, str, str, int | None, float | None]]:
         cur.execute("SELECT t.id, t.queue, t.tenant, a.rss_kib, a.rss_at FROM tasks t"
                     " LEFT JOIN attempts a ON a.task_id = t.id AND a.epoch = t.epoch"
-                    f" WHERE t.status IN ('running', 'paused'){where} ORDER BY t.id",
-                    params)
+                    " WHERE t.status IN ('running', 'paused') ORDER BY t.id")
         return [(int(i), q, t, int(k) if k is not None else None,
                  float(at) if at is not None else None)
                 for i, q, t, k, at in cur.fetchall()]
