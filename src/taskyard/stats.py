@@ -223,6 +223,8 @@ def _events(rows: StatsRows, tallies: _Tallies, series: dict[str, list[int]],
                 if seconds is not None:
                     tally.waits.append(max(0.0, seconds))
             continue
+        if to not in _ENDS:
+            continue
         series["finished"][minute(at)] += 1
         for tally in tallies.of(q_name, t_name):
             tally.finished[to] += 1
