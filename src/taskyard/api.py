@@ -281,7 +281,6 @@ class Yard:
                                                 base_url(self.settings))
         return f"{base}/login?ticket={access.login_ticket(self._store, by=ops.actor())}"
 
-    # Defined last: inside the class body, the name ``list`` would shadow the builtin.
     def stats(self, since: str | float | timedelta = "1h", *, queue: str | None = None,
               tenant: str | None = None) -> Stats:
         """Statistics of the last ``since`` (``30s``, ``10m``, ``1h``, ``1d``, seconds or a
@@ -294,6 +293,7 @@ class Yard:
                              queue=v.check_name(queue, "queue"),
                              tenant=v.check_name(tenant, "tenant"))
 
+    # Defined last: inside the class body, the name ``list`` would shadow the builtin.
     def list(self, *, status: str | Sequence[str] = (), queue: str | None = None,
              limit: int | None = None) -> list[Task]:
         """Tasks, oldest first; ``limit`` keeps the newest N."""
