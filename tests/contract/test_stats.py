@@ -104,3 +104,24 @@ def test_a_resume_is_not_a_start(store: SqlServerStore) -> None:
     got = stats.collect(store, 3600, queue="pr")
     assert got.total.started == 1 and got.total.wait.n == 1
     assert got.total.tasks["running"] == 1 and got.total.submitted == 1
+
+
+def test_submit_times_a_little_out_of_their_ids_order_are_counted(store: SqlServerStore) -> None:
+    """Tasks are found by id (their ids follow their submit times, give or take a clock
+    read before the INSERT and the clocks of several hosts): a task up to SLACK out of
+    order is still in its window, and a binary search lands right whatever the window."""
+    from taskyard.store.stats import SLACK
+
+    ids = [store.submit(TaskSpec(argv=("true",)), by="t").id for _ in range(60)]
+    base = 1_600_000_000.0
+    times = {task_id: base + 10 * i for i, task_id in enumerate(ids)}
+    times[ids[45]] = base + 10 * 45 - (SLACK - 5)  # an earlier clock, just within SLACK
+    times[ids[20]] = base + 10 * 20 + (SLACK - 5)  # a later one
+    with store._tx() as cur:
+        cur.executemany("UPDATE tasks SET created_at = ? WHERE id = ?",
+                        [(at, task_id) for task_id, at in times.items()])
+    for since in [base + s for s in range(-20, 600 + int(SLACK), 35)]:
+        until = since + 120
+        want = sum(since <= at < until for at in times.values())
+        got = stats.collect(store, 120, now=until)
+        assert got.total.submitted == want, since - base

@@ -1,8 +1,15 @@
 """What ``taskyard stats`` reads: the kept counts per status, and the rows of one time
-window, each found through an index on its time (schema 16), so that the cost is the
-window's rows, not the store's.
+window, each found through an index, so that the cost is the window's rows, not the
+store's.
 
-* tasks submitted: ``tasks_created`` (``tasks.created_at``);
+* tasks submitted: found by their ids, which follow their submit times (give or take
+  the moment between reading the clock and the INSERT, in one transaction, and the
+  clocks of the hosts sharing a PostgreSQL store): a binary search over the ids (about
+  20 primary-key look-ups) finds the first task submitted ``SLACK`` seconds before the
+  window, and the range from there is read with its times checked exactly. Exact while
+  no task's time is more than ``SLACK`` out of its id's order. An index on
+  ``created_at`` would not need that, at a price every submit pays: 5 % of the CPU of
+  a task's three store transactions, measured on SQLite;
 * starts and ends: ``events_stats``, a partial index on ``events.at`` of the events into
   ``running`` and into an end status (a claim is ``queued -> running``; a resume is
   ``paused -> running`` and is left out by the caller). An event's wait (a claim) is its
@@ -23,6 +30,8 @@ from .browse import BrowseStore
 
 #: the events ``events_stats`` holds (its WHERE, word for word, so planners use it)
 STATS_EVENTS = "('running', 'succeeded', 'failed', 'stopped')"
+#: seconds a task's submit time may be out of its id's order (see above)
+SLACK = 600.0
 
 
 class StatsRows(NamedTuple):
@@ -73,10 +82,34 @@ class StatsStore(BrowseStore):
                     f" WHERE 1 = 1{where} GROUP BY tenant, queue, status", params)
         return [(t, q, s, int(n)) for t, q, s, n in cur.fetchall() if int(n)]
 
+    @staticmethod
+    def _first_task(cur: Any, at: float) -> int:
+        """The lowest task id from which on every task was submitted at ``at`` or later
+        (tasks before it may have been too): a binary search, one primary-key look-up
+        a step. Interpolated into the SQL (an int of ours), so that PostgreSQL plans the
+        range it is, not a generic third of the table."""
+        cur.execute("SELECT MIN(id), MAX(id) FROM tasks")
+        low, high = cur.fetchone()
+        if low is None:
+            return 0
+        low, high = int(low), int(high) + 1
+        while low < high:
+            middle = (low + high) // 2
+            cur.execute("SELECT id, created_at FROM tasks WHERE id >= ? ORDER BY id LIMIT 1",
+                        (middle,))
+            found, created = cur.fetchone()
+            if created < at:
+                low = int(found) + 1  # and every id up to it: there is none between
+            else:
+                high = middle
+        return low
+
     def _stats_submitted(self, cur: Any, since: float, until: float,
                          ) -> list[tuple[float, str, str]]:
+        first = self._first_task(cur, since - SLACK)
         cur.execute("SELECT created_at, queue, tenant FROM tasks"
-                    " WHERE created_at >= ? AND created_at < ?", (since, until))
+                    f" WHERE id >= {first:d} AND created_at >= ? AND created_at < ?",
+                    (since, until))
         return [(float(at), q, t) for at, q, t in cur.fetchall()]
 
     def _stats_events(self, cur: Any, since: float, until: float,

@@ -1,6 +1,6 @@
 -- taskyard schema 16 (postgres): what `taskyard stats` reads by time.
--- Tasks submitted in a window, by their submit time.
-CREATE INDEX tasks_created ON tasks (created_at);
+-- (Tasks submitted in a window are found by their ids, which follow their submit
+-- times: an index on tasks.created_at cost every submit 5 % of a task's store CPU.)
 -- Starts and ends in a window: claims (queued -> running) and entries into an end
 -- status. Partial, so the other events (pause, resume, promote...) cost nothing more.
 CREATE INDEX events_stats ON events (at)
