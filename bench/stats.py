@@ -4,7 +4,7 @@ the default window of an hour), and on 100,000 tasks on PostgreSQL (informationa
 The store is ``web_fill``'s (bulk SQL through the store's triggers, untimed; cached in
 ``bench/.cache``): a task every 0.5 s over 5.8 days, so that the last hour holds 7,200
 submits, the starts and ends among them, and the million older tasks are what the
-indexes on time must skip. A cached file was filled some time ago: the window ends a
+lookups by id and time must skip. A cached file was filled some time ago: the window ends a
 minute after its newest task, where it ended when the store was filled.
 
     .venv/bin/python bench/stats.py [--quick]     # --quick: 100,000 tasks, no PostgreSQL

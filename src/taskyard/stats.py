@@ -11,8 +11,8 @@ in all and per queue and per tenant.
 * the running tasks' resident memory now, as their servers sampled it at their last
   heartbeat.
 
-The store hands over the window's rows (``store/stats.py``, each found by an index on
-its time); everything here is pure arithmetic over them.
+The store hands over the window's rows (``store/stats.py``, each found by an index or by
+id); everything here is pure arithmetic over them.
 """
 
 from __future__ import annotations

@@ -88,7 +88,9 @@ class StatsStore(BrowseStore):
         (tasks before it may have been too): a binary search, one primary-key look-up
         a step. Interpolated into the SQL (an int of ours), so that PostgreSQL plans the
         range it is, not a generic third of the table."""
-        cur.execute("SELECT MIN(id), MAX(id) FROM tasks")
+        # Two subqueries: SQLite reads MIN and MAX off the key only one to a query (both
+        # in one SELECT scanned the table: 80 ms on a million tasks).
+        cur.execute("SELECT (SELECT MIN(id) FROM tasks), (SELECT MAX(id) FROM tasks)")
         low, high = cur.fetchone()
         if low is None:
             return 0
