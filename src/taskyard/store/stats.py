@@ -8,8 +8,8 @@ store's.
   20 primary-key look-ups) finds the first task submitted ``SLACK`` seconds before the
   window, and the range from there is read with its times checked exactly. Exact while
   no task's time is more than ``SLACK`` out of its id's order. An index on
-  ``created_at`` would not need that, at a price every submit pays: 5 % of the CPU of
-  a task's three store transactions, measured on SQLite;
+  ``created_at`` would not need that, at a price every submit pays: up to 5 % of the
+  CPU of a task's three store transactions, measured on SQLite;
 * starts and ends: ``events_stats``, a partial index on ``events.at`` of the events into
   ``running`` and into an end status (a claim is ``queued -> running``; a resume is
   ``paused -> running`` and is left out by the caller). An event's wait (a claim) is its
