@@ -25,6 +25,7 @@ import functions
 import latency
 import output
 import postgres
+import stats
 import submit_time
 import throughput
 import web
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, Callable[[bool, int], Section]] = {
     "functions": functions.run,
     "postgres": postgres.run,
     "web": web.run,
+    "stats": stats.run,
 }
 
 

@@ -15,7 +15,9 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import access, ops
 from . import validate as v
@@ -31,6 +33,8 @@ from .store.access import Token
 
 #: seconds; a change that took longer (the store's lock held elsewhere) is a warning
 SLOW_CALL = 1.0
+if TYPE_CHECKING:
+    from .stats import Stats
 
 
 class Yard:
@@ -341,6 +345,18 @@ class Yard:
         base = self.settings.web_public_url or (live["url"] if live else
                                                 base_url(self.settings))
         return f"{base}/login?ticket={access.login_ticket(self._store, by=ops.actor())}"
+
+    def stats(self, since: str | float | timedelta = "1h", *, queue: str | None = None,
+              tenant: str | None = None) -> Stats:
+        """Statistics of the last ``since`` (``30s``, ``10m``, ``1h``, ``1d``, seconds or a
+        timedelta): tasks by status now; submitted, started and finished per minute; queue
+        wait and run time p50/p95/max; failures by reason; running tasks' memory; in all,
+        per queue and per tenant (``queue``/``tenant`` narrow it to one)."""
+        from . import stats
+
+        return stats.collect(self._store, stats.window_of(since),
+                             queue=v.check_name(queue, "queue"),
+                             tenant=v.check_name(tenant, "tenant"))
 
     # Defined last: inside the class body, the name ``list`` would shadow the builtin.
     def list(self, *, status: str | Sequence[str] = (), queue: str | None = None,

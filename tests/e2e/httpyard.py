@@ -194,6 +194,7 @@ ROUTES = [
     Route("POST", "/api/v1/tenants", "admin", global_only=True),
     Route("PATCH", "/api/v1/tenants/{name}", "admin", global_only=True),
     Route("GET", "/api/v1/servers", "viewer", global_only=True),
+    Route("GET", "/api/v1/stats", "viewer"),
     Route("GET", "/api/v1/tokens", "admin", global_only=True),
     Route("POST", "/api/v1/tokens", "admin", global_only=True),
     Route("DELETE", "/api/v1/tokens/{token_id}", "admin", global_only=True),

@@ -275,7 +275,7 @@ def test_panel_pages_need_a_session(yard: Deployment) -> None:
     task_id = yard.submit(argv=["echo", "panel-secret"])["id"]
     yard.wait(task_id)
     for path in ("/tasks", f"/tasks/{task_id}", "/queues", "/schedules", "/tenants",
-                 "/servers"):
+                 "/servers", "/stats"):
         for who in (None, "admin"):
             answer = yard.call(who, "GET", path, headers={"Accept": "text/html"})
             assert answer.status_code == 303 and answer.headers["location"].endswith(

@@ -31,7 +31,7 @@ RUNS = [("admin", POSITIVE), ("acme-admin", POSITIVE), ("admin", NEGATIVE)]
 FUZZED = [r for r in ROUTES if r.path.startswith(("/api/v1/tasks", "/api/v1/queues",
                                                   "/api/v1/schedules", "/api/v1/tenants",
                                                   "/api/v1/servers", "/api/v1/tokens",
-                                                  "/metrics"))
+                                                  "/api/v1/stats", "/metrics"))
           and not r.path.endswith("/live")] + [ROUTES[0]._replace(path="/health")]
 EXAMPLES = 8
 

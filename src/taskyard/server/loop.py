@@ -506,6 +506,7 @@ class Server:
         if self.wake is None:
             self.listen()
         self._record_start_times()
+        self._record_memory()
         for hook in self.on_heartbeat:
             hook()
         if instance.stop_request:
@@ -537,6 +538,16 @@ class Server:
                 self.unrecorded.pop(c.task_id, None)  # recorded here, with its start time
                 found.append(Spawned(c.task_id, c.epoch, c.pid, c.pid_start))
         self.batch.spawned.extend(found)
+
+    def _record_memory(self) -> None:
+        """Each running attempt's resident memory now (its process group's, from /proc),
+        for ``taskyard stats``: one pass over /proc and one write a heartbeat."""
+        running = {c.pid: c for c in self.children.values() if c.returncode is None}
+        if not running:
+            return
+        found = procs.group_rss(running)
+        self.store.record_rss(self.me, [(running[pid].task_id, running[pid].epoch, kib)
+                                        for pid, kib in found.items()], time.time())
 
     def _stop_requested(self, mode: str) -> None:
         kind, _, timeout = mode.partition(":")

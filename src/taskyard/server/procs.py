@@ -53,6 +53,33 @@ def start_time(pid: int) -> int | None:
         return None
 
 
+def group_rss(groups: Collection[int]) -> dict[int, int]:
+    """Resident memory (KiB) of each process group in ``groups``, summed over its
+    processes, from one pass over /proc (fields 5, the group, and 24, resident pages,
+    of /proc/PID/stat). Memory shared between them is counted once per process."""
+    wanted = set(groups)
+    found: dict[int, int] = {}
+    if not wanted:
+        return found
+    page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+    for entry in os.scandir(PROC):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"{entry.path}/stat", "rb") as handle:
+                raw = handle.read()
+        except OSError:  # gone meanwhile
+            continue
+        rest = raw[raw.rfind(b")") + 2:].split()
+        try:
+            group, pages = int(rest[2]), int(rest[21])
+        except (IndexError, ValueError):
+            continue
+        if group in wanted:
+            found[group] = found.get(group, 0) + pages * page_kib
+    return found
+
+
 def run_tag(pid: int) -> str | None:
     """The TASKYARD_RUN value in the environment of ``pid``, if readable."""
     try:

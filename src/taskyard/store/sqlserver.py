@@ -29,6 +29,7 @@ from .hooks import HookStore
 from .intask import InTaskStore
 from .retention import RetentionStore
 from .sql import ACTIVE_IN, Cursor, in_list
+from .stats import StatsStore
 
 _VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.STOPPED: Verb.STOP,
              Status.QUEUED: Verb.YIELD}
@@ -44,7 +45,7 @@ _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, s
                      " stop_request")
 
 
-class SqlServerStore(AccessStore, BrowseStore, InTaskStore, AdminStore, HookStore,
+class SqlServerStore(StatsStore, AccessStore, BrowseStore, InTaskStore, AdminStore, HookStore,
                      RetentionStore):
     """Client operations (tasks; access and browsing from their mixins) plus the fenced
     operations a server performs."""

@@ -269,6 +269,21 @@ def tenants_page(request: Request) -> Response:
     return render(request, "tenants.html", who, tenants=found)
 
 
+@router.get("/stats")
+def stats_page(request: Request, since: str = Query("1h", max_length=40),
+               queue: str | None = Query(None)) -> Response:
+    """``taskyard stats`` as a page: a tenant's session sees its tenant only."""
+    from .. import stats, validate
+
+    who = _sync_user(request)
+    f = task_filter(who, queue=validate.check_name(queue or None, "queue"))
+    found = stats.collect(store_of(request), stats.window_of(since), queue=f.queue,
+                          tenant=f.tenant)
+    return render(request, "stats.html", who, s=found, since=since,
+                  windows=("10m", "1h", "6h", "1d", "7d"),
+                  series={k: (v, max(v, default=0)) for k, v in found.per_minute.items()})
+
+
 @router.get("/servers")
 def servers_page(request: Request) -> Response:
     who = _sync_user(request)
