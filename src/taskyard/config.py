@@ -44,6 +44,8 @@ class Settings(NamedTuple):
     output_head_mib: float = 1.0  #: first MiB of each stream always kept
     output_tail_mib: float = 32.0  #: last MiB of each stream kept
     flush_interval: float = 0.05  #: max seconds output waits in memory before it is stored
+    #: of an attempt's messages past the first 1,000, the last this many are kept
+    messages_tail: int = 10000
     synchronous: str = "normal"  #: SQLite synchronous: normal survives process crashes, full power loss
     log_level: str = "info"
     log_format: str = "text"  #: text (readable) or json (one object a line)
@@ -124,6 +126,7 @@ _NUMERIC = {
     "output_head_mib": float,
     "output_tail_mib": float,
     "flush_interval": float,
+    "messages_tail": int,
     "on_finish_timeout": float,
     "retain_count": int,
     "log_max_mib": float,
@@ -142,6 +145,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "output_head_mib": (0, 1024),
     "output_tail_mib": (0, 2**20),
     "flush_interval": (0.001, 60),
+    "messages_tail": (0, 10_000_000),
     "on_finish_timeout": (0.1, 86400),
     "retain_count": (0, 2**31 - 1),
     "log_max_mib": (0, 2**20),

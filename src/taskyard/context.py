@@ -27,6 +27,8 @@ PROGRESS_EVERY = 0.25  #: at most one progress write per this many seconds (the 
 class Context:
     """Handed to a running function: progress, signals, live config, checkpoints."""
 
+    messages_tail = 10000  #: the attempt's messages bound (the server's messages_tail)
+
     def __init__(self, store: Callable[[], ClientStore], task_id: int, attempt: int,
                  deadline: float | None = None) -> None:
         self._store_factory = store
@@ -74,6 +76,12 @@ class Context:
             self._progress_dirty = False
             self._progress_written = time.monotonic()
             self.store.set_progress(self.task_id, self.attempt, *self._progress)
+
+    def emit(self, value: JSON) -> int:
+        """Emit a message: a JSON value (at most 1 MiB), stored at once, numbered from 0
+        per attempt (the number is returned); readers see it while the task runs."""
+        return self.store.emit_messages(self.task_id, self.attempt, [value],
+                                        tail=self.messages_tail)
 
     # -- operator input -----------------------------------------------------------------
 

@@ -67,6 +67,7 @@ class Worker:
         self.leave = False  #: a task put limits on it: leave after that task
         self._settings: Any = None
         self.cwd = os.environ.get("TASKYARD_WORKER_CWD", "")
+        self.messages_tail = int(os.environ.get("TASKYARD_MESSAGES_TAIL", "0") or 10000)
 
     def send(self, message: dict[str, Any]) -> None:
         self.report.write(json.dumps(message, separators=(",", ":")) + "\n")
@@ -119,6 +120,7 @@ class Worker:
             with contextlib.suppress(OSError):
                 os.chdir(self.cwd)
         ctx = Context(self.store, task_id, attempt, job.get("deadline"))
+        ctx.messages_tail = self.messages_tail
         before = resource.getrusage(resource.RUSAGE_SELF)
         limited = self._limit(job.get("limits"), before)
         try:

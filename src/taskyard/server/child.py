@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..lifecycle import Reason, Status
+from ..messages import DEFAULT_TAIL
 from ..store.base import Claim, Outcome
 from ..store.hooks import HOOK_QUEUE, REPORTED_KEYS
 from ..validate import FD_RANGE
 from . import rlimits
+from .messages import FD_ENV, MessageBuffer
 from .output import StreamBuffer
 from .rlimits import TailWatch, judge
 
@@ -28,6 +30,7 @@ F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1024 * 1024
 PIPE_MIN = 65536  #: the default pipe capacity on Linux
 READ_SIZE = 1024 * 1024
+Capture = StreamBuffer | MessageBuffer  #: what the loop reads a pipe into
 
 
 @dataclass(eq=False)
@@ -36,7 +39,7 @@ class Child:
     pid: int
     pidfd: int
     pid_start: int | None
-    streams: dict[int, StreamBuffer]  #: read fd -> its buffer
+    streams: dict[int, Capture]  #: read fd -> its buffer
     stdin_fd: int | None = None
     stdin_buf: bytearray = field(default_factory=bytearray)
     stdin_eof: bool = False  #: close stdin once stdin_buf is written
@@ -135,10 +138,12 @@ class Child:
                            error=f"killed by {_signame(-code)}")
         return Outcome(self.task_id, self.epoch, Status.FAILED, Reason.EXIT, exit_code=code)
 
-    def close_stream(self, fd: int) -> StreamBuffer:
+    def close_stream(self, fd: int) -> Capture:
         """Stop reading ``fd`` (at EOF, or when giving up on it) and close it."""
         buf = self.streams.pop(fd)
         os.close(fd)
+        if isinstance(buf, MessageBuffer):
+            buf.at_eof(time.monotonic())
         return buf
 
     def close_stdin(self) -> None:
@@ -182,6 +187,7 @@ class Spawner:
         self.base_env = {k.encode(): v.encode("utf-8", "surrogateescape")
                          for k, v in base_env.items()}
         self.head, self.tail = head, tail
+        self.messages_tail = DEFAULT_TAIL  #: the messages bound of the attempts it starts
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.spare: int | None = None  #: a descriptor held back for the next pidfd
         #: a spawn of the current batch failed for want of file descriptors: the server
@@ -209,6 +215,9 @@ class Spawner:
             opened += (out_r, out_w)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
             opened += (err_r, err_w)
+            msg_r, msg_w = os.pipe2(os.O_CLOEXEC)
+            opened += (msg_r, msg_w)
+            extra.append((msg_w, _free_number(extra)))
             pid = self._start(claim, stdin, out_w, err_w, extra)
             pidfd = self._pidfd(pid)
         except (OSError, ValueError, TypeError) as exc:
@@ -224,16 +233,19 @@ class Spawner:
             return _failed(claim, exc)
         if stdin != self.devnull:
             os.close(stdin)
-        for fd, _ in extra:
+        for fd, _ in extra[:-1]:  # the task's --fd memfds (the messages pipe is kept)
             os.close(fd)
         fcntl.fcntl(out_r, fcntl.F_SETFL, os.O_NONBLOCK)  # one call (set_blocking makes two)
         fcntl.fcntl(err_r, fcntl.F_SETFL, os.O_NONBLOCK)
+        fcntl.fcntl(msg_r, fcntl.F_SETFL, os.O_NONBLOCK)
         errors = self.stderr_buffer(claim)
-        streams = {out_r: StreamBuffer(claim.task_id, claim.epoch, "stdout", self.head, self.tail),
-                   err_r: errors}
+        streams: dict[int, Capture] = {
+            out_r: StreamBuffer(claim.task_id, claim.epoch, "stdout", self.head, self.tail),
+            err_r: errors, msg_r: MessageBuffer(claim.task_id, claim.epoch, self.messages_tail)}
         # The write ends stay open until the leader is reaped: closing them here, while
         # the child execs and runs on the other CPU, measured ~30x dearer than later.
-        return Child(claim, pid, pidfd, None, streams, stdin_fd=keep, write_ends=[out_w, err_w],
+        return Child(claim, pid, pidfd, None, streams, stdin_fd=keep,
+                     write_ends=[out_w, err_w, msg_w],
                      watch=errors if isinstance(errors, TailWatch) else None)
 
     def stderr_buffer(self, claim: Claim) -> StreamBuffer:
@@ -299,6 +311,7 @@ class Spawner:
         env[b"TASKYARD_TASK_ID"] = str(claim.task_id).encode()
         env[b"TASKYARD_ATTEMPT"] = str(claim.epoch).encode()
         env[b"TASKYARD_RUN"] = claim.run_tag.encode()
+        env[FD_ENV] = str(extra[-1][1]).encode()  # the messages pipe (see spawn)
         status = self.status_path(claim.task_id, claim.queue) if self.status_path else None
         if status is not None:
             env[b"TASKYARD_STATUS_FILE"] = os.fsencode(status)
@@ -390,6 +403,12 @@ except OSError as exc:
 
 # Python ignores SIGPIPE (and SIGXFSZ); an exec keeps ignored signals ignored.
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _free_number(extra: list[tuple[int, int]]) -> int:
+    """The lowest descriptor number past 2 that none of the task's --fd takes."""
+    taken = {number for _, number in extra}
+    return next(n for n in range(3, 4 + len(taken)) if n not in taken)
 
 
 def kill_and_reap(pid: int) -> None:

@@ -27,6 +27,7 @@ from ..config import Settings
 from ..errors import StoreUnavailable, TransitionError
 from ..lifecycle import Reason, Status
 from ..logs import log_event
+from ..messages import MessageWrite
 from ..retention import Retention, server_rule
 from ..store.base import (
     Batch,
@@ -42,9 +43,8 @@ from ..store.hooks import HOOK_QUEUE
 from ..store.sqlite import file_identity
 from . import child as childmod
 from . import controls, procs, recovery
-from .child import Child
+from .child import Capture, Child
 from .hooks import Hooks, log_hook_ran
-from .output import StreamBuffer
 from .poller import Poller
 from .pool import FunctionRun, Pool
 from .statusfiles import Ending, StatusFiles, params
@@ -69,9 +69,9 @@ class Server:
         self.slots = settings.effective_slots
         self.poller = Poller()
         self.children: dict[int, Child] = {}
-        self.flush_now: set[StreamBuffer] = set()
+        self.flush_now: set[Capture] = set()
         self.widened: set[int] = set()  #: pipe fds given a 1 MiB buffer
-        self.closed: list[StreamBuffer] = []  #: streams at EOF with bytes not yet stored
+        self.closed: list[Capture] = []  #: streams at EOF with bytes not yet stored
         self.done: list[Child] = []  #: attempts whose leader is reaped and pipes closed
         self.held = 0  #: output bytes in memory, not yet stored
         self.batch = Batch()  #: writes waiting for the next tick's transaction
@@ -111,7 +111,9 @@ class Server:
         env["TASKYARD_HOME"] = str(settings.home)
         if settings.store:  # `taskyard progress` in a task must find the store we run from
             env["TASKYARD_STORE"] = settings.store
+        env["TASKYARD_MESSAGES_TAIL"] = str(settings.messages_tail)  # for `taskyard emit`
         self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
+        self.spawner.messages_tail = settings.messages_tail
         self.status = StatusFiles(settings)
         self.transitions = TransitionLog(instance_id)  #: the log's lines of transitions
         self.spawner.status_path = self.status.path_for
@@ -311,8 +313,8 @@ class Server:
             batch.output.extend(self._take(self.closed))
             self.closed = []
 
-    def _take(self, buffers: list[StreamBuffer] | set[StreamBuffer]) -> list[OutputWrite]:
-        writes: list[OutputWrite] = []
+    def _take(self, buffers: list[Capture] | set[Capture]) -> list[OutputWrite | MessageWrite]:
+        writes: list[OutputWrite | MessageWrite] = []
         for buf in buffers:
             self.held -= buf.pending
             writes.extend(buf.take())

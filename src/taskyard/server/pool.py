@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..lifecycle import Reason, Status
 from ..store.base import Claim, Outcome
 from . import procs
-from .child import _DEFAULT_SIGNALS, Child, kill_and_reap
+from .child import _DEFAULT_SIGNALS, Capture, Child, kill_and_reap
 from .output import StreamBuffer
 from .rlimits import TailWatch
 
@@ -44,7 +44,7 @@ class FunctionRun(Child):
     worker: Worker | None = None
     report: dict[str, Any] | None = None
 
-    def close_stream(self, fd: int) -> StreamBuffer:
+    def close_stream(self, fd: int) -> Capture:
         return self.streams.pop(fd)  # the worker's pipe: it outlives the attempt
 
     def reap(self, now: float, drain_grace: float) -> None:

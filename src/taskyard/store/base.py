@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..lifecycle import Reason, Status
 from ..limits import Limits
+from ..messages import MessagesRead, MessageWrite
 from ..model import JSON, Attempt, Event, OutputRead, Request, Schedule, Task, TaskSpec
 
 if TYPE_CHECKING:
@@ -84,10 +85,10 @@ class Batch:
     __slots__ = ("claim", "outcomes", "output", "spawned")
 
     def __init__(self, spawned: list[Spawned] | None = None,
-                 output: list[OutputWrite] | None = None,
+                 output: list[OutputWrite | MessageWrite] | None = None,
                  outcomes: list[Outcome] | None = None, claim: int = 0) -> None:
         self.spawned = spawned or []
-        self.output = output or []
+        self.output = output or []  #: output, and messages read from command tasks' pipes
         self.outcomes = outcomes or []
         self.claim = claim  #: claim up to this many queued tasks
 
@@ -169,6 +170,10 @@ class ClientStore(Protocol):
     def events(self, task_id: int) -> list[Event]: ...
     def read_output(self, task_id: int, stream: str, offset: int, limit: int | None,
                     epoch: int | None = None) -> OutputRead: ...
+    def emit_messages(self, task_id: int, epoch: int, values: Sequence[JSON], *,
+                      tail: int = ...) -> int: ...
+    def read_messages(self, task_id: int, since: int = ..., limit: int | None = ...,
+                      epoch: int | None = ...) -> MessagesRead: ...
     def cancel(self, task_id: int, *, by: str) -> Task | None: ...
     def add_request(self, task_id: int, kind: str, payload: JSON, *, by: str) -> Request: ...
     def get_request(self, request_id: int) -> Request: ...

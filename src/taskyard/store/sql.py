@@ -36,8 +36,8 @@ def in_list(statuses: frozenset[Status]) -> str:
 
 
 #: tables whose rows belong to a task, removed with it
-OWNED = ("chunks", "streams", "requests", "events", "attempts", "signals", "hook_outbox",
-         "idempotency")
+OWNED = ("chunks", "streams", "messages", "message_counts", "requests", "events", "attempts",
+         "signals", "hook_outbox", "idempotency")
 ACTIVE_IN = in_list(lifecycle.ACTIVE)
 WAITING_IN = in_list(lifecycle.sources(Verb.CANCEL))
 TERMINAL_IN = in_list(lifecycle.sources(Verb.RESTART))

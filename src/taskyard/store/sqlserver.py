@@ -18,6 +18,7 @@ from .. import lifecycle, retry
 from ..errors import Fenced, StaleAttempt
 from ..lifecycle import Reason, Status, Verb
 from ..limits import effective
+from ..messages import MessageWrite
 from ..model import Request
 from . import rows
 from .access import AccessStore
@@ -27,6 +28,7 @@ from .base import Batch, BatchResult, Claim, Instance, LostAttempt, Outcome, Out
 from .browse import BrowseStore
 from .hooks import HookStore
 from .intask import InTaskStore
+from .messages import MessageStore
 from .retention import RetentionStore
 from .sql import ACTIVE_IN, Cursor, in_list
 from .stats import StatsStore
@@ -45,8 +47,8 @@ _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, s
                      " stop_request")
 
 
-class SqlServerStore(StatsStore, AccessStore, BrowseStore, InTaskStore, AdminStore, HookStore,
-                     RetentionStore):
+class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskStore, AdminStore,
+                     HookStore, RetentionStore):
     """Client operations (tasks; access and browsing from their mixins) plus the fenced
     operations a server performs."""
 
@@ -395,7 +397,7 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, InTaskStore, AdminSto
                     (f"task ended ({o.status})", now, o.task_id))
 
     def _append(self, cur: Cursor, owner: str,
-                writes: Sequence[OutputWrite]) -> list[tuple[int, int]]:
+                writes: Sequence[OutputWrite | MessageWrite]) -> list[tuple[int, int]]:
         stale: list[tuple[int, int]] = []
         ordered = sorted(writes, key=lambda w: (w.task_id, w.epoch))
         for key, group in groupby(ordered, key=lambda w: (w.task_id, w.epoch)):
@@ -407,7 +409,10 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, InTaskStore, AdminSto
                 stale.append(key)
                 continue
             for w in group:
-                self._write_chunk(cur, w)
+                if isinstance(w, MessageWrite):
+                    self._write_pipe_messages(cur, w)
+                else:
+                    self._write_chunk(cur, w)
         return stale
 
     def _write_chunk(self, cur: Cursor, w: OutputWrite) -> None:
