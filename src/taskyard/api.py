@@ -27,6 +27,7 @@ from .lifecycle import Status
 from .limits import NONE, Limits
 from .limits import parse as parse_limits
 from .logs import log_event, quote
+from .messages import MessagesRead
 from .model import JSON, Attempt, Event, OutputRead, Schedule, Task, TaskSpec
 from .store import open_store
 from .store.access import Token
@@ -191,6 +192,15 @@ class Yard:
         return ops.read_output(self._store, v.task_id(task_id), stream, v.whole(offset, "offset"),
                                None if limit is None else v.whole(limit, "limit"),
                                None if attempt is None else v.whole(attempt, "attempt"))
+
+    def messages(self, task_id: int, since: int = 0, *, attempt: int | None = None,
+                 limit: int = 1000) -> MessagesRead:
+        """Messages the task emitted (its latest attempt, or ``attempt``) numbered
+        ``since`` and on: ``items``, ``next`` (to pass as ``since`` next time),
+        ``dropped`` (by the bound) and ``finished``. Reading never consumes."""
+        from . import messages
+
+        return messages.read(self._store, v.task_id(task_id), since, limit, attempt)
 
     def wait(self, task_id: int, timeout: float | None = None) -> Task | None:
         """The task once it ended, or None when ``timeout`` passed first."""

@@ -10,9 +10,12 @@ ones dropped between recorded. Reading never consumes.
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .model import JSON
+
+if TYPE_CHECKING:
+    from .store.base import ClientStore
 
 HEAD = 1000  #: the first messages of an attempt, always kept
 DEFAULT_TAIL = 10_000  #: of the rest, the last this many are kept (``messages_tail``)
@@ -95,3 +98,23 @@ def over_size(start: bytes, size: int) -> tuple[str, bool]:
 def kept(number: int, total: int, tail: int) -> bool:
     """Whether message ``number`` of ``total`` is kept under the bound."""
     return number < HEAD or number >= total - tail
+
+
+READ_LIMIT = 1000  #: messages a read returns at most by default
+MAX_READ = 10_000  #: ... and at most
+
+
+def read(store: ClientStore, task_id: int, since: int = 0, limit: int | None = READ_LIMIT,
+         attempt: int | None = None) -> MessagesRead:
+    """Messages of a task's attempt (the latest by default) from number ``since``, the
+    arguments checked (InvalidInput, NotFound naming the field)."""
+    from .errors import InvalidInput, NotFound
+
+    if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+        raise InvalidInput("since must be a message number (an integer >= 0)", field="since")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or not 1 <= limit <= MAX_READ):
+        raise InvalidInput(f"limit must be from 1 to {MAX_READ}", field="limit")
+    if attempt is not None and not 1 <= attempt <= store.get(task_id).attempt:
+        raise NotFound(f"task {task_id} has no attempt {attempt}", field="attempt")
+    return store.read_messages(task_id, since, limit, attempt)
