@@ -92,7 +92,16 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> 
 
 def create_app(settings: Settings, *, store: SqlServerStore | None = None) -> FastAPI:
     """The application for ``settings``' store (opened here unless given)."""
-    from . import api_admin, api_output, api_stats, api_tasks, monitor, panel, panel_actions
+    from . import (
+        api_admin,
+        api_messages,
+        api_output,
+        api_stats,
+        api_tasks,
+        monitor,
+        panel,
+        panel_actions,
+    )
 
     app = FastAPI(title="taskyard", version="1", docs_url=None, redoc_url=None,
                   openapi_url=None, description=__doc__)
@@ -108,6 +117,7 @@ def create_app(settings: Settings, *, store: SqlServerStore | None = None) -> Fa
     app.include_router(monitor.router)
     app.include_router(api_tasks.router)
     app.include_router(api_output.router)
+    app.include_router(api_messages.router)
     app.include_router(api_admin.router)
     app.include_router(api_stats.router)
     _docs(app)

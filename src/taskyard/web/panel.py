@@ -17,8 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from .. import access, cron, why
+from ..messages import MessagesRead
 from ..model import iso
 from ..store.browse import Page
+from ..store.sqlserver import SqlServerStore
 from . import views
 from .auth import Principal
 from .deps import (
@@ -195,9 +197,21 @@ def task_page(request: Request, task_id: TaskId, attempt: int | None = None,
                "duration": views.duration(task), "controls": views.controls(task, who.role),
                "signals": store.signal_log(task_id), "steps": steps,
                "current_step": current_step, "command": views.what(task),
-               "hooks": store.hooks_of(task_id)}
+               "hooks": store.hooks_of(task_id), "messages": _last_messages(store, task_id, chosen)}
     template = "task_fragment.html" if fragment == "live" else "task.html"
     return render(request, template, who, **context)
+
+
+PANEL_MESSAGES = 100  #: the task page shows an attempt's last this many messages
+
+
+def _last_messages(store: SqlServerStore, task_id: int,
+                   attempt: int | None) -> MessagesRead | None:
+    """The last messages of the attempt shown (None before it started)."""
+    if not attempt:
+        return None
+    total = store.read_messages(task_id, 0, 1, attempt).total
+    return store.read_messages(task_id, max(0, total - PANEL_MESSAGES), PANEL_MESSAGES, attempt)
 
 
 DOWNLOAD_CHUNK = 4 * 1024 * 1024
