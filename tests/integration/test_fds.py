@@ -28,7 +28,8 @@ def test_a_task_reads_its_data_on_the_descriptors_it_was_given(home: Path,
         data = y.logs(task["id"]).data
         assert data.startswith(b"name=report\nmonth=11\n\xff\nseven\n")
         listed = set(data.rsplit(b"\n", 1)[1].split())  # the shell's own descriptors
-        assert {b"3", b"7"} <= listed and not {b"4", b"5", b"6"} & listed, listed
+        # 4: the messages pipe, the lowest number the task's --fd left free
+        assert {b"3", b"4", b"7"} <= listed and not {b"5", b"6"} & listed, listed
         shown = json.loads(cli(home, "show", str(task["id"]), "--json").stdout)
         assert shown["fds"] == [3, 7]
         big = y.submit(["sh", "-c", "wc -c <&3"], fds={3: b"x" * 3_000_000})

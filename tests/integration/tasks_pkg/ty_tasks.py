@@ -160,3 +160,13 @@ def spin() -> None:
     """Burns CPU until something stops it."""
     while True:
         pass
+
+
+@app.task(name="emit_then_wait")
+def emit_then_wait(ctx: taskyard.Context, n: int) -> int:
+    """Emits n messages, then waits for a signal (so they are read while it runs)."""
+    for i in range(n):
+        ctx.emit({"i": i})
+    while not ctx.signals():
+        time.sleep(0.02)
+    return n
