@@ -29,6 +29,7 @@ from .limits import parse as parse_limits
 from .logs import log_event, quote
 from .messages import MessagesRead
 from .model import JSON, Attempt, Event, OutputRead, Schedule, Task, TaskSpec
+from .rates import Rate, RateLimit, parse_rate_limit
 from .store import open_store
 from .store.access import Token
 
@@ -86,7 +87,8 @@ class Yard:
                mutex: str | None = None, tenant: str = "default",
                fds: Mapping[int, bytes] | None = None,
                on_finish: Sequence[str] | None = None, keep: bool = False,
-               limits: Mapping[str, int | float | str] | None = None) -> Task:
+               limits: Mapping[str, int | float | str] | None = None,
+               rate_limit: str | None = None) -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
 
         ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
@@ -103,6 +105,8 @@ class Yard:
         queue's or the server's). ``keep``: never pruned by retention. ``limits`` are what
         it may use: ``{"memory": "512M", "cpu": "60s", "files": 64, "procs": 100}``
         (memory also in bytes, cpu in seconds); its queue's apply where it sets none.
+        ``rate_limit`` (``"api=10/1m"``): at most N tasks with that key start per sliding
+        period, across all servers on the store (its queue's rate applies as well).
         Without ``cwd`` it runs in its server's directory (the ``cwd`` setting), not the
         caller's.
         """
@@ -117,7 +121,8 @@ class Yard:
                         fds=v.check_fds(dict(fds) if isinstance(fds, Mapping) else
                                         ({} if fds is None else fds)),
                         on_finish=None if on_finish is None else v.check_hook(on_finish),
-                        keep=bool(keep), limits=_limits(limits))
+                        keep=bool(keep), limits=_limits(limits),
+                        rate_limit=_rate_limit(rate_limit))
         started = time.monotonic()
         task = ops.submit(self._store, spec)
         self._changed("submit", task, started)
@@ -133,9 +138,10 @@ class Yard:
                         after: Sequence[int] = (), unique: str | None = None,
                         mutex: str | None = None, tenant: str = "default",
                         on_finish: Sequence[str] | None = None, keep: bool = False,
-                        limits: Mapping[str, int | float | str] | None = None) -> Task:
+                        limits: Mapping[str, int | float | str] | None = None,
+                        rate_limit: str | None = None) -> Task:
         """Submit a call of the registered function ``function`` with JSON ``kwargs``;
-        the same scheduling options and ``limits`` as :meth:`submit` (applied to the
+        the same scheduling options, ``rate_limit`` and ``limits`` as :meth:`submit` (applied to the
         worker that runs it, which then leaves)."""
         run_at = _start_time(run_at, delay)
         if not isinstance(function, str):
@@ -148,7 +154,8 @@ class Yard:
                         retry_on=v.strings(retry_on, "retry_on"), after=_ids(after),
                         unique=unique, mutex=mutex, tenant=tenant,
                         on_finish=None if on_finish is None else v.check_hook(on_finish),
-                        keep=bool(keep), limits=_limits(limits))
+                        keep=bool(keep), limits=_limits(limits),
+                        rate_limit=_rate_limit(rate_limit))
         started = time.monotonic()
         task = ops.submit(self._store, spec)
         self._changed("submit", task, started)
@@ -261,6 +268,11 @@ class Yard:
         if not isinstance(limits, Mapping):
             raise InvalidInput("limits must be a mapping", field="limits")
         return ops.set_queue_limits(self._store, name, dict(limits))
+
+    def set_queue_rate(self, name: str, rate: str | None) -> Rate | None:
+        """At most N starts of the queue's tasks per sliding period (``"100/1m"``), across
+        all servers on the store; None takes the rate away. Returns the queue's rate."""
+        return ops.set_queue_rate(self._store, name, rate)
 
     def queues(self) -> list[dict[str, JSON]]:
         """Every queue with its paused state, parallel limit and task count per status."""
@@ -405,6 +417,10 @@ def _start_time(run_at: float | None, delay: float | None) -> float | None:
     if delay is not None:
         return time.time() + v.real(delay, "delay", high=v.MAX_TIME)
     return run_at
+
+
+def _rate_limit(given: object) -> RateLimit | None:
+    return None if given is None else parse_rate_limit(given)
 
 
 def _limits(given: object) -> Limits:

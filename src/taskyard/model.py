@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 from .lifecycle import Reason, Status
 from .limits import NONE, Limits
+from .rates import RateLimit
 
 JSON = Any  # a value made only of dict, list, str, int, float, bool and None
 
@@ -51,6 +52,7 @@ class TaskSpec(NamedTuple):
     on_finish: tuple[str, ...] | None = None
     keep: bool = False  #: never pruned by retention
     limits: Limits = NONE  #: resource limits; its queue's apply where it sets none
+    rate_limit: RateLimit | None = None  #: at most N starts per sliding period for its key
 
 
 class Progress(NamedTuple):
@@ -163,6 +165,7 @@ class Task(NamedTuple):
     hook_for: tuple[int, int] | None = None  #: a hook run: (task, attempt) it reports on
     keep: bool = False  #: never pruned by retention
     limits: Limits = NONE  #: its own resource limits (its queue's apply where unset)
+    rate_limit: RateLimit | None = None  #: its own rate limit (its queue's rate applies too)
 
     @property
     def terminal(self) -> bool:
@@ -210,6 +213,7 @@ class Task(NamedTuple):
                          if self.hook_for else None),
             "keep": self.keep,
             "limits": self.limits.to_json(),
+            "rate_limit": self.rate_limit.describe() if self.rate_limit else None,
         }
 
 
@@ -255,7 +259,8 @@ class Request(NamedTuple):
 #: time, no dependencies: each tick is a fresh, independent task).
 SCHEDULE_SPEC_FIELDS = ("argv", "name", "queue", "env", "cwd", "meta", "timeout", "priority",
                         "retries", "retry_delay", "backoff", "retry_on", "unique", "mutex",
-                        "function", "kwargs", "on_finish", "keep", "limits")
+                        "function", "kwargs", "on_finish", "keep", "limits",
+                        "rate_limit")
 
 
 class Schedule(NamedTuple):
@@ -296,4 +301,6 @@ def spec_value(value: Any) -> Any:
     """A TaskSpec field as JSON takes it (tuples as lists, limits as an object)."""
     if isinstance(value, Limits):
         return value.to_json()
+    if isinstance(value, RateLimit):
+        return value.describe()
     return list(value) if isinstance(value, tuple) else value

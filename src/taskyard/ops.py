@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import EllipsisType
 from typing import TypeVar
 
-from . import lifecycle, limits, validate
+from . import lifecycle, limits, rates, validate
 from .errors import (
     InvalidInput,
     NotFound,
@@ -27,6 +27,7 @@ from .errors import (
 from .lifecycle import Status, Verb
 from .limits import Limits
 from .model import JSON, OutputRead, Request, Schedule, Task, TaskSpec
+from .rates import Rate
 from .store.base import ClientStore as Store
 
 T = TypeVar("T")
@@ -243,6 +244,17 @@ def set_queue_parallel(store: Store, name: str, parallel: int | None) -> None:
     validate.check_name(name, "queue")
     store.set_queue_parallel(name, validate.check_parallel(parallel))
     store.wake()
+
+
+def set_queue_rate(store: Store, name: str, rate: object, field: str = "rate") -> Rate | None:
+    """At most N starts of the queue's tasks per sliding period (``100/1m``); None,
+    ``none`` or ``''`` takes the rate away. Returns the queue's rate."""
+    validate.required_name(name, "queue")
+    cleared = rate is None or (isinstance(rate, str) and rate.strip().lower() in ("", "none"))
+    parsed = None if cleared else rates.parse_rate(rate, field)
+    store.set_queue_rate(name, parsed)
+    store.wake()
+    return parsed
 
 
 def set_queue_status_dir(store: Store, name: str, directory: str | None) -> None:

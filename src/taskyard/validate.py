@@ -322,6 +322,10 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
         from .limits import check
 
         check(spec.limits)
+    if spec.rate_limit is not None:
+        from .rates import parse_rate_limit
+
+        spec = spec._replace(rate_limit=parse_rate_limit(spec.rate_limit))
     if spec.fds and spec.function is not None:
         raise InvalidInput("--fd gives data to a command; a function takes kwargs",
                            field="fds")

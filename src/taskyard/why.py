@@ -47,7 +47,7 @@ def explain(w: Waiting, now: float, lease: float) -> list[Reason]:
         return _scheduled(w, now) + _servers(w, now, lease)
     if w.task.status is not Status.QUEUED:
         return []
-    found = _queue(w) + _tenant(w)
+    found = _queue(w) + _tenant(w) + rate_reasons(w, now)
     if w.mutex_holder is not None:
         found.append(Reason("mutex", f"mutex {w.task.mutex!r} is held by task {w.mutex_holder}"))
     found += _servers(w, now, lease)
@@ -78,6 +78,12 @@ def _queue(w: Waiting) -> list[Reason]:
         found.append(Reason("queue_order", f"queue {queue!r} runs one task at a time in"
                             f" order: {_many(w.queue_ahead)} queued task(s) go first"))
     return found
+
+
+def rate_reasons(w: Waiting, now: float) -> list[Reason]:
+    """The rate limits that hold it back now (its queue's, its own key's)."""
+    return [Reason("rate_limit", f"held back by the {r.describe(now)}")
+            for r in w.rates if r.full]
 
 
 def _tenant(w: Waiting) -> list[Reason]:

@@ -27,7 +27,7 @@ def test_queues(yard: Deployment) -> None:
                        json={"parallel": 2, "paused": True})
     assert answer.json() == {"name": name, "paused": True, "parallel": 2, "limits": {},
                              "on_finish": None, "on_finish_url": None, "retain": None,
-                             "retain_count": None, "tasks": {
+                             "retain_count": None, "rate": None, "tasks": {
         s: 0 for s in ("scheduled", "queued", "running", "paused", "succeeded", "failed",
                        "stopped")}}
     answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
@@ -61,6 +61,13 @@ def test_queues(yard: Deployment) -> None:
     assert answer.json()["limits"] == {"memory": 512 << 20, "files": 64}
     bad = yard.call("admin", "PATCH", f"/api/v1/queues/{name}", json={"limits": {"cpu": "x"}})
     assert_problem(bad, 422, "limits.cpu")
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}", json={"rate": "100/1m"})
+    assert answer.json()["rate"] == "100/1m"
+    assert yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
+                     json={"rate": None}).json()["rate"] is None
+    rated = yard.submit("operator", argv=["true"], rate_limit="api=10/30s")
+    assert rated["rate_limit"] == "api=10/30s"
+    assert yard.wait(rated["id"])["status"] == "succeeded"
     limited = yard.submit("operator", argv=["true"], limits={"memory": "1G", "procs": 100})
     assert limited["limits"] == {"memory": 1 << 30, "procs": 100}
     assert yard.wait(limited["id"])["status"] == "succeeded"

@@ -45,6 +45,9 @@ def register(sub: Any) -> None:
     p.add_argument("--retain-count", metavar="N", default=argparse.SUPPRESS,
                    help="keep only its newest N finished tasks (0: no count limit; '': the"
                         " server's retain_count)")
+    p.add_argument("--rate", metavar="N/PERIOD", default=argparse.SUPPRESS,
+                   help="start at most N of its tasks per sliding PERIOD, across all servers"
+                        " (100/1m, 5/30s; none: no rate)")
     limit_flags(p, clearable=True)
     json_flag(p)
     p.set_defaults(handler=cmd_set)
@@ -93,8 +96,9 @@ def cmd_set(args: argparse.Namespace) -> int:
     given, limits = vars(args), limits_given(args)
     hooks = [k for k in ("on_finish_json", "on_finish_url") if k in given]
     kept = [k for k in ("retain", "retain_count") if k in given]
-    if not ({"parallel", "status_dir"} & set(given) or hooks or kept or limits):
-        raise UserError("queue set: give --parallel N|unlimited, --status-dir DIR,"
+    if not ({"parallel", "status_dir", "rate"} & set(given) or hooks or kept or limits):
+        raise UserError("queue set: give --parallel N|unlimited, --rate N/PERIOD,"
+                        " --status-dir DIR,"
                         " --on-finish-json JSON, --on-finish-url URL, --retain AGE,"
                         " --retain-count N, --memory-limit, --cpu-limit, --files-limit or"
                         " --procs-limit")
@@ -114,6 +118,9 @@ def cmd_set(args: argparse.Namespace) -> int:
         ops.set_queue_status_dir(db, args.name, args.status_dir or None)
         said.append(f"status files in {args.status_dir}/{args.name}" if args.status_dir
                     else "status files in the server's status_dir")
+    if "rate" in given:
+        rate = ops.set_queue_rate(db, args.name, args.rate)
+        said.append(f"rate {rate.describe() if rate else 'none'}")
     if "parallel" in given:
         ops.set_queue_parallel(db, args.name, args.parallel)
         said.append(f"parallel {'unlimited' if args.parallel is None else args.parallel}")

@@ -144,7 +144,8 @@ def _fields(task: Task, utc: bool, now: float) -> list[tuple[str, str]]:
             ("on finish", json.dumps(list(task.on_finish)) if task.on_finish is not None else ""),
             ("hook for", f"task {task.hook_for[0]}, attempt {task.hook_for[1]}"
              if task.hook_for else ""),
-            ("limits", task.limits.describe())]
+            ("limits", task.limits.describe()),
+            ("rate limit", task.rate_limit.describe() if task.rate_limit else "")]
     if task.function is not None and task.status is Status.SUCCEEDED:
         rows.append(("result", json.dumps(task.result, ensure_ascii=False)[:2000]))
     if task.config:
@@ -168,7 +169,8 @@ def _hook_run(hook: Task) -> str:
 
 
 def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event],
-                utc: bool = False, hooks: Sequence[Task] = ()) -> None:
+                utc: bool = False, hooks: Sequence[Task] = (),
+                held_back: Sequence[str] = ()) -> None:
     """``show``: the task's fields, then its steps, attempts and events."""
     from rich.table import Table
 
@@ -187,6 +189,8 @@ def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]
         fields.add_row("used", usage(latest))
     if hooks:
         fields.add_row("hooks", ", ".join(_hook_run(h) for h in hooks))
+    for reason in held_back:  # a rate limit keeps it queued
+        fields.add_row("held back", safe(reason))
     console.print(fields)
     if isinstance(task.steps, dict) and task.steps.get("steps"):
         table([Col("STEP", CUT, floor=8), Col("STATUS"), Col("CHUNKS", right=True),

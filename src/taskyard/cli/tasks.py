@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from .. import limits, ops, retry, validate
+from .. import limits, ops, rates, retry, validate
 from ..errors import InvalidInput, UserError
 from ..lifecycle import Status
 from ..model import Task, TaskSpec, hook_json
@@ -130,6 +130,9 @@ def task_options(p: argparse.ArgumentParser) -> None:
                         " that one instead of submitting a new one")
     p.add_argument("--mutex", metavar="KEY",
                    help="run at most one task with KEY at a time (the others wait queued)")
+    p.add_argument("--rate-limit", metavar="KEY=N/PERIOD",
+                   help="start at most N tasks with KEY per sliding PERIOD, across all"
+                        " servers (api=10/1m, 5/30s, 1000/1h); the others wait queued")
     p.add_argument("--tenant", default="default", metavar="T",
                    help="the tenant it belongs to (default: default); it runs only while"
                         " its tenant is enabled")
@@ -197,7 +200,9 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
                     kwargs=kwargs, fds=fds,
                     on_finish=(validate.parse_hook(args.on_finish_json)
                                if args.on_finish_json is not None else None),
-                    keep=args.keep, limits=limits.parse(limits_given(args)))
+                    keep=args.keep, limits=limits.parse(limits_given(args)),
+                    rate_limit=(rates.parse_rate_limit(args.rate_limit, "rate-limit")
+                                if args.rate_limit is not None else None))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -252,18 +257,30 @@ def cmd_show(args: argparse.Namespace) -> int:
     s = store(args)
     task = s.get(args.id)
     attempts, events, hooks = s.attempts(args.id), s.events(args.id), s.hooks_of(args.id)
+    held = _held_back(s, task)
     if args.json:
         data = task.to_json()
         data["attempts"] = [a.to_json() for a in attempts]
         data["events"] = [e.to_json() for e in events]
         data["status_file"] = _status_file(args, s, task)
         data["hooks"] = [hook_json(h) for h in hooks]
+        data["held_back"] = [r.to_json() for r in held]
         print_json(data)
     else:
         from .render import task_detail
 
-        task_detail(task, attempts, events, utc(args), hooks)
+        task_detail(task, attempts, events, utc(args), hooks, [r.text for r in held])
     return 0
+
+
+def _held_back(db: Store, task: Task) -> list[Any]:
+    """The rate limits that keep a queued task from starting now (why.Reason)."""
+    if task.status is not Status.QUEUED or (task.rate_limit is None
+                                            and not db.queue_rate(task.queue)):
+        return []
+    from ..why import rate_reasons
+
+    return list(rate_reasons(db.waiting(task.id), time.time()))
 
 
 def _status_file(args: argparse.Namespace, db: Store, task: Task) -> str | None:

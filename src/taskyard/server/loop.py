@@ -90,6 +90,7 @@ class Server:
         self.wake: WakeListener | None = None  #: the store's wake hints, if it has them
         self.inflight: Batch | None = None  #: the batch a commit is applying
         self.next_tick: float | None = None  #: unix time of the next cron tick
+        self.rate_wake_at: float | None = None  #: unix time a rate limit frees a start
         self.control_hint = False
         #: short of file descriptors: run at most this many tasks (None: no such limit);
         #: raised by one at a poll that finds room, set again by a spawn that falls short
@@ -170,7 +171,7 @@ class Server:
         now = time.monotonic()
         deadlines = [self.next_poll, self.next_heartbeat, self.next_flush_spawned,
                      self.hooks.next_check]
-        for at in (self.next_due, self.next_tick):
+        for at in (self.next_due, self.next_tick, self.rate_wake_at):
             if at is not None:
                 deadlines.append(now + at - time.time())
         if self.next_flush is not None:
@@ -340,6 +341,8 @@ class Server:
     def plan_claim(self, batch: Batch) -> None:
         slots = self.slots if self.fd_cap is None else min(self.slots, self.fd_cap)
         free = slots - len(self.children)
+        if self.rate_wake_at is not None and time.time() >= self.rate_wake_at:
+            self.rate_wake_at, self.queue_hint = None, True  # a held-back task may start
         # A task that ends frees its queue's place and its mutex: claim in the same
         # transaction (tasks held back by a limit need no hint to start).
         if not self.stopping and free > 0 and (self.queue_hint or batch.outcomes):
@@ -362,6 +365,8 @@ class Server:
             self.promote_hint = True  # tasks waiting for these may start, or fail
         if len(result.claims) < batch.claim:
             self.queue_hint = False
+        if batch.claim:
+            self.rate_wake_at = result.rate_wake_at
         if self.status.live:
             self._status_ended(batch, result.stale)
         self._start(result.claims)

@@ -14,6 +14,7 @@ from ..errors import NotFound, TransitionError
 from ..lifecycle import Status
 from ..limits import Limits
 from ..model import JSON, Schedule, Task, iso
+from ..rates import Rate, loads, queue_key
 from . import rows
 from .base import Instance, Owner
 from .sql import ACTIVE_IN, LIVE_IN, Cursor, SqlStoreBase
@@ -52,6 +53,24 @@ class AdminStore(SqlStoreBase):
             cur.execute("INSERT INTO queues (name, limits) VALUES (?, ?)"
                         " ON CONFLICT (name) DO UPDATE SET limits = excluded.limits",
                         (name, limits.dumps(given)))
+
+    def set_queue_rate(self, name: str, rate: Rate | None) -> None:
+        """At most ``rate.starts`` starts of the queue's tasks per sliding ``rate.period``
+        (None: no rate)."""
+        with self._tx() as cur:
+            cur.execute("INSERT INTO queues (name, rate) VALUES (?, ?)"
+                        " ON CONFLICT (name) DO UPDATE SET rate = excluded.rate",
+                        (name, rate.stored() if rate is not None else None))
+            if rate is not None:
+                from .rates import declare
+
+                declare(cur, queue_key(name), rate)
+
+    def queue_rate(self, name: str) -> Rate | None:
+        with self._read_tx() as cur:
+            cur.execute("SELECT rate FROM queues WHERE name=?", (name,))
+            row = cur.fetchone()
+        return loads(row[0] if row else None)
 
     def queue_limits(self, name: str) -> Limits:
         with self._read_tx() as cur:

@@ -11,7 +11,10 @@ Rules:
 - a queue with limit 1 is strictly ordered: its first candidate starts or nobody
   in that queue does (a head waiting for its mutex holds the queue back);
 - a tenant with a parallel limit runs at most that many tasks at a time;
-- at most one active task per mutex key.
+- at most one active task per mutex key;
+- at most N starts per sliding period per rate key (a task's own key, and its queue's
+  when the queue has a rate); the windows are counted by ``store/rates.py``. A strict
+  queue's head held back by its key's rate holds the queue back, as for a mutex.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from ..rates import Rate, Window, queue_key, task_key
+
 
 class Candidate(NamedTuple):
     id: int
     queue: str
     tenant: str
     mutex: str | None
+    rate_key: str | None = None  #: its own rate key, if any
+    rate: str | None = None  #: its own rate, as stored (``N/SECONDS``)
 
 
 class Usage:
@@ -40,6 +47,9 @@ class Usage:
         self.mutexes: set[str] = set()
         self.held_back: set[str] = set()  #: strict queues whose head must wait
         self.unknown = True  #: the active tasks were not counted yet
+        self.queue_rates: dict[str, Rate] = {}
+        self.windows: dict[tuple[str, float], Window] = {}  #: by (stored key, period)
+        self.rate_taken: Counter[str] = Counter()  #: starts of this claim, by stored key
         if active is not None:
             self.count(active)
 
@@ -61,7 +71,52 @@ class Usage:
 
     def full_queues(self) -> list[str]:
         full = {q for q, n in self.queue_limits.items() if self.queues[q] >= n}
-        return sorted(full | self.held_back)
+        rated = {q for q, r in self.queue_rates.items() if self._rate_full(queue_key(q), r)}
+        return sorted(full | rated | self.held_back)
+
+    # -- rate limits ---------------------------------------------------------------
+
+    def add_window(self, w: Window) -> None:
+        self.windows[w.key, w.rate.period] = w
+
+    def has_window(self, key: str, stored_rate: str) -> bool:
+        starts, _, period = stored_rate.partition("/")
+        w = self.windows.get((key, float(period)))
+        return w is not None and w.rate.starts == int(starts)
+
+    def rate_keys(self, c: Candidate) -> list[str]:
+        """The stored keys whose windows a start of ``c`` counts in."""
+        keys = [queue_key(c.queue)] if c.queue in self.queue_rates else []
+        return keys + ([task_key(c.rate_key)] if c.rate_key is not None else [])
+
+    def _rate_full(self, key: str, rate: Rate) -> bool:
+        w = self.windows.get((key, rate.period))
+        return w is not None and w.starts + self.rate_taken[key] >= rate.starts
+
+    def _queue_rate_full(self, queue: str) -> bool:
+        rate = self.queue_rates.get(queue)
+        return rate is not None and self._rate_full(queue_key(queue), rate)
+
+    def _own_rate_full(self, c: Candidate) -> bool:
+        if c.rate_key is None or c.rate is None:
+            return False
+        starts, _, period = c.rate.partition("/")
+        return self._rate_full(task_key(c.rate_key), Rate(int(starts), float(period)))
+
+    def full_rates(self) -> list[str]:
+        """Task keys full for a rate, as ``key rate`` (what SQL compares them with)."""
+        return sorted(f"{w.key[2:]} {w.rate.stored()}" for w in self.windows.values()
+                      if w.key.startswith("k:") and self._rate_full(w.key, w.rate))
+
+    def filled(self) -> list[Window]:
+        """Windows this claim's starts filled (their ``frees_at`` is not known yet)."""
+        return [w for w in self.windows.values()
+                if not w.full and self._rate_full(w.key, w.rate)]
+
+    def wake_at(self) -> float | None:
+        """The first time a full window frees a start, if any is full."""
+        return min((w.frees_at for w in self.windows.values() if w.frees_at is not None),
+                   default=None)
 
     def full_tenants(self) -> list[str]:
         return sorted(t for t, n in self.tenant_limits.items() if self.tenants[t] >= n)
@@ -79,12 +134,14 @@ class Usage:
                 continue
             queue_full = self.queues[c.queue] >= self.queue_limits.get(c.queue, 1 << 62)
             tenant_full = self.tenants[c.tenant] >= self.tenant_limits.get(c.tenant, 1 << 62)
-            if queue_full:
+            if queue_full or self._queue_rate_full(c.queue):
                 continue
-            if tenant_full or (c.mutex is not None and c.mutex in self.mutexes):
+            if (tenant_full or (c.mutex is not None and c.mutex in self.mutexes)
+                    or self._own_rate_full(c)):
                 if self.queue_limits.get(c.queue) == 1:
                     self.held_back.add(c.queue)  # nobody overtakes a strict queue's head
                 continue
             self._take(c.queue, c.tenant, c.mutex)
+            self.rate_taken.update(self.rate_keys(c))
             chosen.append(c.id)
         return chosen

@@ -16,8 +16,10 @@ from ..lifecycle import Reason, Status
 from ..limits import Limits
 from ..messages import MessagesRead, MessageWrite
 from ..model import JSON, Attempt, Event, OutputRead, Request, Schedule, Task, TaskSpec
+from ..rates import Rate
 
 if TYPE_CHECKING:
+    from .browse import Waiting
     from .hooks import DueHook
     from .retention import Pruned
 
@@ -100,6 +102,7 @@ class BatchResult(NamedTuple):
     stale: list[int]  #: tasks whose output or outcome was fenced off: not ours any more
     claims: list[Claim]
     dependents: bool = False  #: a task that ended has tasks waiting for it (--after)
+    rate_wake_at: float | None = None  #: when a start held back by a rate limit may happen
 
 
 class LostAttempt(NamedTuple):
@@ -163,6 +166,9 @@ class ClientStore(Protocol):
     def compact(self, full: bool = ...) -> str: ...
     def set_queue_limits(self, name: str, given: Limits) -> None: ...
     def queue_limits(self, name: str) -> Limits: ...
+    def set_queue_rate(self, name: str, rate: Rate | None) -> None: ...
+    def queue_rate(self, name: str) -> Rate | None: ...
+    def waiting(self, task_id: int) -> Waiting: ...
     def get(self, task_id: int) -> Task: ...
     def list_tasks(self, *, status: Sequence[Status] = (), queue: str | None = None,
              limit: int | None = None) -> list[Task]: ...

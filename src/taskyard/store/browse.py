@@ -12,6 +12,7 @@ store. A metadata or free-text filter cannot use an index: it looks at the newes
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -19,7 +20,9 @@ from .. import limits
 from ..errors import InvalidInput
 from ..lifecycle import Status
 from ..model import Task
+from ..rates import Window, rate_text
 from . import rows
+from .rates import task_windows
 from .sql import ACTIVE_IN, Cursor, SqlStoreBase
 
 #: Queued tasks ahead of a waiting one are counted up to this many (then: "over").
@@ -64,6 +67,7 @@ class Waiting(NamedTuple):
     mutex_holder: int | None  #: the active task holding its mutex
     servers: list[tuple[str, str, float, int]]  #: (id, host, heartbeat_at, slots) not stopped
     running: int  #: tasks running or paused on all servers
+    rates: tuple[Window, ...] = ()  #: the rate windows a start of it counts in
 
 
 def meta_path(key: str) -> list[str]:
@@ -274,17 +278,18 @@ class BrowseStore(SqlStoreBase):
                         " GROUP BY queue, status", params)
             counts = cur.fetchall()
             cur.execute("SELECT name, paused, parallel, limits, on_finish, on_finish_url,"
-                        " retain, retain_count FROM queues")
+                        " retain, retain_count, rate FROM queues")
             settings = {row[0]: (bool(row[1]), *row[2:]) for row in cur.fetchall()}
         found: dict[str, dict[str, Any]] = {}
         names = {row[0] for row in counts} | (set(settings) if tenant is None else set())
         for name in sorted(names):
-            paused, parallel, stored, hook, url, retain, retain_count = settings.get(
-                name, (False, None, None, None, None, None, None))
+            paused, parallel, stored, hook, url, retain, retain_count, rate = settings.get(
+                name, (False, None, None, None, None, None, None, None))
             found[name] = {"name": name, "paused": paused, "parallel": parallel,
                            "limits": limits.loads(stored).to_json(),
                            "on_finish": json.loads(hook) if hook is not None else None,
                            "on_finish_url": url, "retain": retain, "retain_count": retain_count,
+                           "rate": rate_text(rate),
                            "tasks": {s.value: 0 for s in Status}}
         for queue, status, n in counts:
             if queue in found and status in found[queue]["tasks"]:
@@ -326,8 +331,8 @@ class BrowseStore(SqlStoreBase):
                         " WHERE d.task_id = ? AND t.status <> 'succeeded' ORDER BY t.id",
                         (task_id,))
             after = [(int(i), str(s)) for i, s in cur.fetchall()]
-            cur.execute("SELECT paused, parallel FROM queues WHERE name=?", (task.queue,))
-            queue = cur.fetchone() or (0, None)
+            cur.execute("SELECT paused, parallel, rate FROM queues WHERE name=?", (task.queue,))
+            queue = cur.fetchone() or (0, None, None)
             # The active tasks (running or paused: at most the servers' slots) are read
             # once, by status, and sorted out here. Asked per queue, tenant and mutex,
             # SQLite (no statistics) went through the queue's or tenant's index, i.e.
@@ -354,9 +359,10 @@ class BrowseStore(SqlStoreBase):
             cur.execute("SELECT id, host, heartbeat_at, slots FROM instances"
                         " WHERE stopped_at IS NULL ORDER BY started_at")
             servers = [(str(i), str(h), float(b), int(s)) for i, h, b, s in cur.fetchall()]
-            running = len(active)
+            windows = task_windows(cur, task, queue[2], time.time())
         return Waiting(task, after, bool(queue[0]), queue[1], queue_active, ahead,
-                       bool(tenant[0]), tenant[1], tenant_active, holder, servers, running)
+                       bool(tenant[0]), tenant[1], tenant_active, holder, servers, len(active),
+                       windows)
 
     def _place(self, cur: Cursor, task: Task) -> int:
         cur.execute("SELECT COALESCE(seq, id) FROM tasks WHERE id=?", (task.id,))

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .. import limits
+from .. import limits, rates
 from ..lifecycle import Reason, Status
 from ..model import (
     SCHEDULE_SPEC_FIELDS,
@@ -20,6 +20,7 @@ from ..model import (
     TaskSpec,
     spec_value,
 )
+from ..rates import RateLimit
 
 Row = Sequence[Any]
 
@@ -28,7 +29,7 @@ TASK_COLUMNS = (
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
     "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key,"
     " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list,"
-    " on_finish, hook_for, hook_attempt, keep, limits"
+    " on_finish, hook_for, hook_attempt, keep, limits, rate_key, rate"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at,"
@@ -85,7 +86,18 @@ def task(row: Row) -> Task:
         hook_for=(row[38], row[39]) if row[38] is not None else None,
         keep=bool(row[40]),
         limits=limits.loads(row[41]),
+        rate_limit=_rate_limit(row[42], row[43]),
     )
+
+
+def _rate_limit(key: str | None, stored: str | None) -> RateLimit | None:
+    rate = rates.loads(stored)
+    return RateLimit(key, rate) if key is not None and rate is not None else None
+
+
+def rate_columns(given: RateLimit | None) -> tuple[str | None, str | None]:
+    """A task's rate limit as its ``rate_key`` and ``rate`` columns."""
+    return (given.key, given.rate.stored()) if given is not None else (None, None)
 
 
 def fds_json(fds: dict[int, bytes]) -> str | None:
@@ -163,6 +175,8 @@ def schedule(row: Row) -> Schedule:
                               for k, v in json.loads(row[6]).items() if k in SCHEDULE_SPEC_FIELDS}
     if "limits" in fields:
         fields["limits"] = limits.loads(dumps(fields["limits"]))
+    if fields.get("rate_limit") is not None:
+        fields["rate_limit"] = rates.parse_rate_limit(fields["rate_limit"])
     spec = TaskSpec(**fields, tenant=row[3])
     return Schedule(name=row[0], expr=row[1], tz=row[2], tenant=row[3], catch_up=row[4],
                     max_lag=row[5], spec=spec, paused=bool(row[7]), last_tick=row[8],

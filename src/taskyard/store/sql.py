@@ -17,6 +17,7 @@ from .. import lifecycle, limits
 from ..errors import NotFound, StoreError, StoreUnavailable, TransitionError
 from ..lifecycle import Reason, Status, Verb
 from ..model import JSON, Attempt, Event, OutputRead, Request, Task, TaskSpec
+from ..rates import task_key
 from . import rows
 
 
@@ -145,8 +146,9 @@ class SqlStoreBase:
             "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
             " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, unique_key,"
             " mutex, tenant, schedule, fire_at, function, kwargs, created_at, changed_by,"
-            " changed_at, fds, fd_list, on_finish, hook_for, hook_attempt, keep, limits)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " changed_at, fds, fd_list, on_finish, hook_for, hook_attempt, keep, limits,"
+            " rate_key, rate)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             f" RETURNING {rows.TASK_COLUMNS}",
             (spec.name, spec.queue, lifecycle.target(verb).value,
              rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
@@ -157,9 +159,14 @@ class SqlStoreBase:
              rows.dumps(spec.kwargs) if spec.kwargs is not None else None, now, by, now,
              rows.fds_json(spec.fds), rows.fds_list(spec.fds),
              rows.dumps(list(spec.on_finish)) if spec.on_finish is not None else None,
-             *(hook_for or (None, None)), int(spec.keep), limits.dumps(spec.limits)),
+             *(hook_for or (None, None)), int(spec.keep), limits.dumps(spec.limits),
+             *rows.rate_columns(spec.rate_limit)),
         )
         task = rows.task(cur.fetchone())
+        if spec.rate_limit is not None:
+            from .rates import declare
+
+            declare(cur, task_key(spec.rate_limit.key), spec.rate_limit.rate)
         if spec.after:
             cur.executemany("INSERT INTO deps (task_id, after_id) VALUES (?, ?)",
                             [(task.id, after) for after in sorted(set(spec.after))])

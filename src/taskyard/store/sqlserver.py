@@ -20,7 +20,7 @@ from ..lifecycle import Reason, Status, Verb
 from ..limits import effective
 from ..messages import MessageWrite
 from ..model import Request
-from . import rows
+from . import rates, rows
 from .access import AccessStore
 from .admin import AdminStore
 from .admit import Candidate, Usage
@@ -51,6 +51,9 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
                      HookStore, RetentionStore):
     """Client operations (tasks; access and browsing from their mixins) plus the fenced
     operations a server performs."""
+
+    #: when the last claim's rate windows free a start (None: none was full)
+    rate_wake_at: float | None = None
 
     def wake(self, kind: bytes = b"w") -> None:
         """Hint servers that there is work (``w``), a control request (``r``)..."""
@@ -117,7 +120,8 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
                     stale.add(o.task_id)
                 dependents = dependents or bool(ended)
             claims = self._claim(cur, owner, batch.claim, now) if batch.claim > 0 else []
-        return BatchResult(sorted(stale), claims, dependents)
+        wake = self.rate_wake_at if batch.claim > 0 else None
+        return BatchResult(sorted(stale), claims, dependents, wake)
 
     def promote_due(self, now: float, by: str) -> int:
         """Fail scheduled tasks whose dependencies failed (down whole chains), then queue
@@ -220,20 +224,29 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
         claim order: priority, then submit order."""
         if self.CLAIM_SERIALIZE:
             cur.execute(self.CLAIM_SERIALIZE)
-        usage, run_as, queue_limits = self._usage(cur)
+        self.rate_wake_at = None
+        usage, run_as, queue_limits = self._usage(cur, now)
         ids: list[int] = []
+        seen: dict[int, Candidate] = {}
         for _ in range(4):  # each round excludes what the previous one found blocked
             want = limit - len(ids)
             # with limits some candidates may be refused: look further than needed
-            limited = usage.queue_limits or usage.tenant_limits or not usage.unknown
+            limited = (usage.queue_limits or usage.tenant_limits or not usage.unknown
+                       or usage.windows)
             window = want * 4 + 16 if limited else want
             found = self._candidates(cur, usage, ids, window)
             if usage.unknown and any(c.mutex is not None for c in found):
                 self._count_active(cur, usage)  # mutexes matter after all: count, look again
                 found = self._candidates(cur, usage, ids, window)
+            if any(c.rate_key is not None for c in found):
+                rates.load_task_windows(cur, usage, found, now)
+            seen.update((c.id, c) for c in found)
             ids += usage.admit(found, want)
             if len(ids) >= limit or len(found) < window:
                 break
+        if usage.windows:
+            rates.record_starts(cur, usage, [seen[i] for i in ids], now)
+            self.rate_wake_at = usage.wake_at()
         if not ids:
             return []
         cur.execute(
@@ -259,19 +272,22 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
         )
         return claims
 
-    def _usage(self, cur: Cursor) -> tuple[Usage, dict[str, str], dict[str, str]]:
-        """The limits that apply (and, when there are any, what runs now); the run_as
-        login per tenant; the resource limits per queue. One round trip when nothing is
-        limited."""
-        cur.execute("SELECT 'q', name, parallel, limits FROM queues"
-                    " WHERE parallel IS NOT NULL OR limits IS NOT NULL"
-                    " UNION ALL SELECT 't', name, parallel, run_as FROM tenants"
+    def _usage(self, cur: Cursor, now: float) -> tuple[Usage, dict[str, str], dict[str, str]]:
+        """The limits that apply (and, when there are any, what runs now, and the queues'
+        rate windows); the run_as login per tenant; the resource limits per queue. One
+        round trip when nothing is limited."""
+        cur.execute("SELECT 'q', name, parallel, limits, rate FROM queues"
+                    " WHERE parallel IS NOT NULL OR limits IS NOT NULL OR rate IS NOT NULL"
+                    " UNION ALL SELECT 't', name, parallel, run_as, NULL FROM tenants"
                     " WHERE enabled <> 0 AND (parallel IS NOT NULL OR run_as IS NOT NULL)")
         found = cur.fetchall()
         usage = Usage(None, {r[1]: int(r[2]) for r in found if r[0] == "q" and r[2] is not None},
                       {r[1]: int(r[2]) for r in found if r[0] == "t" and r[2] is not None})
         if usage.queue_limits or usage.tenant_limits:
             self._count_active(cur, usage)
+        queue_rates = {r[1]: r[4] for r in found if r[0] == "q" and r[4] is not None}
+        if queue_rates:
+            rates.load_queue_windows(cur, usage, queue_rates, now)
         return (usage, {r[1]: r[3] for r in found if r[0] == "t" and r[3] is not None},
                 {r[1]: r[3] for r in found if r[0] == "q" and r[3] is not None})
 
@@ -295,7 +311,15 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
             where.append(f"(mutex IS NULL OR mutex NOT IN ({','.join('?' * len(held))})"
                          + (f" OR queue IN ({','.join('?' * len(strict))}))" if strict else ")"))
             params += held + strict
-        cur.execute(f"SELECT id, queue, tenant, mutex FROM tasks WHERE {' AND '.join(where)}"
+        full = usage.full_rates()
+        if full:  # keys whose rate lets nothing start now (a strict queue's head as above)
+            strict = usage.strict()
+            where.append(f"(rate_key IS NULL OR rate_key || ' ' || rate NOT IN"
+                         f" ({','.join('?' * len(full))})"
+                         + (f" OR queue IN ({','.join('?' * len(strict))}))" if strict else ")"))
+            params += full + strict
+        cur.execute("SELECT id, queue, tenant, mutex, rate_key, rate FROM tasks"
+                    f" WHERE {' AND '.join(where)}"
                     f" ORDER BY {CLAIM_ORDER} LIMIT ?{self.CLAIM_LOCK}", (*params, window))
         return [Candidate(*r) for r in cur.fetchall()]
 

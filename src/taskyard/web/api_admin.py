@@ -44,6 +44,8 @@ def patch_queue(name: str, body: schemas.QueuePatch, store: Store, who: Admin) -
         ops.set_queue_limits(store, name, {k: getattr(given, k) for k in given.model_fields_set},
                              "limits.")
     _hooks_and_retention(store, name, body)
+    if "rate" in body.model_fields_set:
+        ops.set_queue_rate(store, name, body.rate)
     if "parallel" in body.model_fields_set:
         ops.set_queue_parallel(store, name, body.parallel)
     if body.paused is True:

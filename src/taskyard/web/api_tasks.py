@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import limits, ops, retry, validate, why
 from ..errors import InvalidInput, NotFound, TaskyardError
 from ..model import TaskSpec, hook_json
+from ..rates import parse_rate_limit
 from ..store.browse import TaskFilter, Waiting
 from ..store.sqlserver import SqlServerStore
 from . import schemas
@@ -84,7 +85,9 @@ def spec_of(body: schemas.SubmitBody, tenant: str | None) -> TaskSpec:
                     on_finish=(validate.check_hook(body.on_finish)
                                if body.on_finish is not None else None), keep=body.keep,
                     limits=limits.parse(body.limits.model_dump(exclude_none=True), "limits.")
-                    if body.limits is not None else limits.NONE)
+                    if body.limits is not None else limits.NONE,
+                    rate_limit=(parse_rate_limit(body.rate_limit)
+                                if body.rate_limit is not None else None))
 
 
 def _fds(body: schemas.SubmitBody) -> dict[int, bytes]:

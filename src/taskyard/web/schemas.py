@@ -56,6 +56,8 @@ class SubmitBody(Body):
                                         " (its finish hook); [] for none at all")
     keep: bool = Field(default=False, description="never pruned by retention")
     limits: LimitsIn | None = Field(default=None, description="its queue's apply where unset")
+    rate_limit: str | None = Field(default=None, description="KEY=N/PERIOD (api=10/1m): at"
+                                   " most N tasks with KEY start per sliding PERIOD")
 
 
 class KillBody(Body):
@@ -99,6 +101,8 @@ class QueuePatch(Body):
     paused: bool | None = None
     limits: LimitsIn | None = Field(default=None, description="the kinds given are set"
                                     " (null: cleared); a task's own override them")
+    rate: str | None = Field(default=None, description="N/PERIOD (100/1m): at most N of its"
+                             " tasks start per sliding PERIOD; null or '': no rate")
     on_finish: list[str] | None = Field(default=None, description="its finish hook command;"
                                         " []: none, not even the server's; null: the server's")
     on_finish_url: str | None = Field(default=None, description="its webhook URL; '': none;"
@@ -195,6 +199,7 @@ class TaskOut(Out):
     keep: bool = Field(default=False, description="never pruned by retention")
     limits: dict[str, int] = Field(default={}, description="its own resource limits (memory"
                                    " in bytes, cpu in seconds, files, procs)")
+    rate_limit: str | None = Field(default=None, description="its own rate limit, KEY=N/PERIOD")
 
 
 class AttemptOut(Out):
@@ -273,6 +278,7 @@ class QueueOut(Out):
     retain: float | None = Field(default=None, description="its own retention age, seconds")
     retain_count: int | None = Field(default=None, description="its own retention count")
     limits: dict[str, int] = {}
+    rate: str | None = Field(default=None, description="its rate, N/PERIOD")
     tasks: dict[str, int]
 
 
