@@ -51,6 +51,10 @@ class TaskSpec(NamedTuple):
     on_finish: tuple[str, ...] | None = None
     keep: bool = False  #: never pruned by retention
     limits: Limits = NONE  #: resource limits; its queue's apply where it sets none
+    #: bytes of each stream kept from its start and from its end (None: the queue's,
+    #: else the server's output_head_mib / output_tail_mib); a tail of 0 keeps the head only
+    output_head: int | None = None
+    output_tail: int | None = None
 
 
 class Progress(NamedTuple):
@@ -81,6 +85,8 @@ class Attempt(NamedTuple):
     cpu_user: float | None = None  #: seconds of user CPU it used (None: not known)
     cpu_system: float | None = None
     max_rss_kib: int | None = None  #: its peak resident memory
+    output_head: int | None = None  #: the output bounds it ran with (None: not recorded)
+    output_tail: int | None = None
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -98,6 +104,8 @@ class Attempt(NamedTuple):
             "report_message": self.report_message,
             "usage": ({"cpu_user": self.cpu_user, "cpu_system": self.cpu_system,
                        "max_rss_kib": self.max_rss_kib} if self.cpu_user is not None else None),
+            "output_head": self.output_head,
+            "output_tail": self.output_tail,
         }
 
 
@@ -163,6 +171,8 @@ class Task(NamedTuple):
     hook_for: tuple[int, int] | None = None  #: a hook run: (task, attempt) it reports on
     keep: bool = False  #: never pruned by retention
     limits: Limits = NONE  #: its own resource limits (its queue's apply where unset)
+    output_head: int | None = None  #: its own output bounds (see TaskSpec)
+    output_tail: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -210,6 +220,8 @@ class Task(NamedTuple):
                          if self.hook_for else None),
             "keep": self.keep,
             "limits": self.limits.to_json(),
+            "output_head": self.output_head,
+            "output_tail": self.output_tail,
         }
 
 
@@ -255,7 +267,8 @@ class Request(NamedTuple):
 #: time, no dependencies: each tick is a fresh, independent task).
 SCHEDULE_SPEC_FIELDS = ("argv", "name", "queue", "env", "cwd", "meta", "timeout", "priority",
                         "retries", "retry_delay", "backoff", "retry_on", "unique", "mutex",
-                        "function", "kwargs", "on_finish", "keep", "limits")
+                        "function", "kwargs", "on_finish", "keep", "limits",
+                        "output_head", "output_tail")
 
 
 class Schedule(NamedTuple):

@@ -28,11 +28,11 @@ TASK_COLUMNS = (
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
     "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key,"
     " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list,"
-    " on_finish, hook_for, hook_attempt, keep, limits"
+    " on_finish, hook_for, hook_attempt, keep, limits, output_head, output_tail"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at,"
-    " report, report_message, cpu_user, cpu_system, max_rss_kib"
+    " report, report_message, cpu_user, cpu_system, max_rss_kib, output_head, output_tail"
 )
 EVENT_COLUMNS = "task_id, at, from_status, to_status, by, attempt, detail"
 SCHEDULE_COLUMNS = ("name, expr, tz, tenant, catch_up, max_lag, spec, paused, last_tick, next_at,"
@@ -85,6 +85,8 @@ def task(row: Row) -> Task:
         hook_for=(row[38], row[39]) if row[38] is not None else None,
         keep=bool(row[40]),
         limits=limits.loads(row[41]),
+        output_head=row[42],
+        output_tail=row[43],
     )
 
 
@@ -119,6 +121,8 @@ def attempt(row: Row) -> Attempt:
         cpu_user=row[13],
         cpu_system=row[14],
         max_rss_kib=row[15],
+        output_head=row[16],
+        output_tail=row[17],
     )
 
 

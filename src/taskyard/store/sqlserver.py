@@ -25,6 +25,7 @@ from .admin import AdminStore
 from .admit import Candidate, Usage
 from .base import Batch, BatchResult, Claim, Instance, LostAttempt, Outcome, OutputWrite, Spawned
 from .browse import BrowseStore
+from .bulksubmit import BulkSubmitStore
 from .hooks import HookStore
 from .intask import InTaskStore
 from .retention import RetentionStore
@@ -46,7 +47,7 @@ _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, s
 
 
 class SqlServerStore(StatsStore, AccessStore, BrowseStore, InTaskStore, AdminStore, HookStore,
-                     RetentionStore):
+                     RetentionStore, BulkSubmitStore):
     """Client operations (tasks; access and browsing from their mixins) plus the fenced
     operations a server performs."""
 

@@ -56,6 +56,11 @@ class SubmitBody(Body):
                                         " (its finish hook); [] for none at all")
     keep: bool = Field(default=False, description="never pruned by retention")
     limits: LimitsIn | None = Field(default=None, description="its queue's apply where unset")
+    output_head: str | int | None = Field(default=None, description="bytes of each stream"
+                                          " kept from its start: 1M, 512K, or bytes (null:"
+                                          " the queue's, else the server's)")
+    output_tail: str | int | None = Field(default=None, description="... from its end; 0"
+                                          " keeps the head only")
 
 
 class KillBody(Body):
@@ -195,6 +200,9 @@ class TaskOut(Out):
     keep: bool = Field(default=False, description="never pruned by retention")
     limits: dict[str, int] = Field(default={}, description="its own resource limits (memory"
                                    " in bytes, cpu in seconds, files, procs)")
+    output_head: int | None = Field(default=None, description="bytes of each stream kept from"
+                                    " its start (null: the queue's, else the server's)")
+    output_tail: int | None = Field(default=None, description="... and from its end")
 
 
 class AttemptOut(Out):
@@ -212,6 +220,9 @@ class AttemptOut(Out):
     report_message: str | None = None
     usage: dict[str, Any] | None = Field(default=None, description="cpu_user, cpu_system"
                                          " (seconds), max_rss_kib: what it used")
+    output_head: int | None = Field(default=None, description="the output bounds it ran with"
+                                    " (bytes kept of each stream's start and end)")
+    output_tail: int | None = None
 
 
 class EventOut(Out):
