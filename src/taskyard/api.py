@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +28,7 @@ from .limits import NONE, Limits
 from .limits import parse as parse_limits
 from .logs import log_event, quote
 from .model import JSON, Attempt, Event, OutputRead, Schedule, Task, TaskSpec
+from .outputbounds import parse_optional as _size
 from .store import open_store
 from .store.access import Token
 
@@ -85,7 +86,9 @@ class Yard:
                mutex: str | None = None, tenant: str = "default",
                fds: Mapping[int, bytes] | None = None,
                on_finish: Sequence[str] | None = None, keep: bool = False,
-               limits: Mapping[str, int | float | str] | None = None) -> Task:
+               limits: Mapping[str, int | float | str] | None = None,
+               output_head: int | str | None = None,
+               output_tail: int | str | None = None) -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
 
         ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
@@ -103,7 +106,9 @@ class Yard:
         it may use: ``{"memory": "512M", "cpu": "60s", "files": 64, "procs": 100}``
         (memory also in bytes, cpu in seconds); its queue's apply where it sets none.
         Without ``cwd`` it runs in its server's directory (the ``cwd`` setting), not the
-        caller's.
+        caller's. ``output_head``/``output_tail`` (bytes, or ``"1M"``) are how much of
+        each stream it keeps from the start and the end (default: its queue's, else the
+        server's 1 MiB and 32 MiB; a tail of 0 keeps the head only).
         """
         run_at = _start_time(run_at, delay)
         spec = TaskSpec(argv=v.strings(argv, "argv"), name=name, queue=queue,
@@ -116,11 +121,33 @@ class Yard:
                         fds=v.check_fds(dict(fds) if isinstance(fds, Mapping) else
                                         ({} if fds is None else fds)),
                         on_finish=None if on_finish is None else v.check_hook(on_finish),
-                        keep=bool(keep), limits=_limits(limits))
+                        keep=bool(keep), limits=_limits(limits),
+                        output_head=_size(output_head, "output_head"),
+                        output_tail=_size(output_tail, "output_tail"))
+        return self._submit(spec)
+
+    def _submit(self, spec: TaskSpec) -> Task:
         started = time.monotonic()
-        task = ops.submit(self._store, spec)
+        task = ops.submit(self._store, spec, max_tail=self.settings.max_tail_bytes)
         self._changed("submit", task, started)
         return task
+
+    def submit_many(self, specs: Iterable[TaskSpec | Mapping[str, JSON]], *,
+                    chunk: int = ops.CHUNK) -> list[Task]:
+        """Submit many tasks at once: each a :class:`TaskSpec` or a mapping with the
+        fields of the HTTP API's submit body (``{"argv": [...], "queue": ...}``). All
+        are checked before any is written (a bad one raises an error naming its index,
+        and nothing is written); then every ``chunk`` of them is one transaction."""
+        from . import specjson
+
+        given = [spec if isinstance(spec, TaskSpec) else specjson.from_mapping(spec)
+                 for spec in specs]
+        started = time.monotonic()
+        tasks = ops.submit_many(self._store, given, max_tail=self.settings.max_tail_bytes,
+                                chunk=v.whole(chunk, "chunk"))
+        if tasks:
+            self._changed("submit_many", tasks[0], started)
+        return tasks
 
     def submit_function(self, function: str, kwargs: Mapping[str, JSON] | None = None, *,
                         name: str | None = None, queue: str = "default",
@@ -132,10 +159,12 @@ class Yard:
                         after: Sequence[int] = (), unique: str | None = None,
                         mutex: str | None = None, tenant: str = "default",
                         on_finish: Sequence[str] | None = None, keep: bool = False,
-                        limits: Mapping[str, int | float | str] | None = None) -> Task:
+                        limits: Mapping[str, int | float | str] | None = None,
+                        output_head: int | str | None = None,
+                        output_tail: int | str | None = None) -> Task:
         """Submit a call of the registered function ``function`` with JSON ``kwargs``;
-        the same scheduling options and ``limits`` as :meth:`submit` (applied to the
-        worker that runs it, which then leaves)."""
+        the same scheduling options, ``limits`` (applied to the worker that runs it,
+        which then leaves) and output bounds as :meth:`submit`."""
         run_at = _start_time(run_at, delay)
         if not isinstance(function, str):
             raise InvalidInput("function must be the name a function was registered with",
@@ -147,11 +176,10 @@ class Yard:
                         retry_on=v.strings(retry_on, "retry_on"), after=_ids(after),
                         unique=unique, mutex=mutex, tenant=tenant,
                         on_finish=None if on_finish is None else v.check_hook(on_finish),
-                        keep=bool(keep), limits=_limits(limits))
-        started = time.monotonic()
-        task = ops.submit(self._store, spec)
-        self._changed("submit", task, started)
-        return task
+                        keep=bool(keep), limits=_limits(limits),
+                        output_head=_size(output_head, "output_head"),
+                        output_tail=_size(output_tail, "output_tail"))
+        return self._submit(spec)
 
     def result(self, task_id: int) -> JSON:
         """A succeeded function task's return value."""
