@@ -145,8 +145,9 @@ class Yard:
         started = time.monotonic()
         tasks = ops.submit_many(self._store, given, max_tail=self.settings.max_tail_bytes,
                                 chunk=v.whole(chunk, "chunk"))
-        if tasks:
-            self._changed("submit_many", tasks[0], started)
+        log_event(self.log, "client.submit_many", f"submit_many: {len(tasks)} tasks"
+                  f" in {time.monotonic() - started:.3f}s", level=logging.DEBUG,
+                  verb="submit_many", count=len(tasks))
         return tasks
 
     def submit_function(self, function: str, kwargs: Mapping[str, JSON] | None = None, *,

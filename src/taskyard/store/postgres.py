@@ -101,6 +101,7 @@ class PostgresStore(SqlServerStore):
               " SELECT tenant, queue, status, n FROM task_count_deltas) c")
     #: transaction-scoped (released at commit): safe behind transaction pooling
     CLAIM_SERIALIZE = f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK})"
+    MULTI_ROW_INSERT = False
     ALLOCATE_IDS = ("SELECT nextval(pg_get_serial_sequence('tasks', 'id'))"
                     " FROM generate_series(1, ?::bigint) ORDER BY 1")
 

@@ -153,7 +153,11 @@ def request(row: Row) -> Request:
 
 def dumps(value: Any) -> str:
     """Compact JSON; rejects NaN so stored JSON stays standard."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODE(value)
+
+
+#: one encoder for every call (json.dumps makes a new one for each call with options)
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def schedule_spec(spec: TaskSpec) -> str:
