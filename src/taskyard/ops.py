@@ -349,6 +349,22 @@ def set_queue_retention(store: Store, name: str, *, retain: str | None = None,
                                field="retain_count")
         count = int(text) if text else None
     store.set_queue_retention(name, retain=age, retain_count=count)
+def set_queue_output(store: Store, name: str, *, head: object = ..., tail: object = ...,
+                     max_tail: int | None = None) -> tuple[int | None, int | None]:
+    """Change the output bounds of the queue's tasks: each given is a size (``1M``,
+    bytes), or ``''``/``none``/None for the server's; a task's own win. Returns both."""
+    validate.required_name(name, "queue")
+    now = list(store.queue_output(name))
+    for index, (value, field) in enumerate(((head, "output_head"), (tail, "output_tail"))):
+        if value is ...:
+            continue
+        cleared = value is None or str(value).strip().lower() in ("", "none")
+        now[index] = None if cleared else outputbounds.parse(value, field)
+    outputbounds.check(now[0], now[1], max_tail)
+    store.set_queue_output(name, now[0], now[1])
+    return now[0], now[1]
+
+
 def set_queue_limits(store: Store, name: str, given: dict[str, object],
                      prefix: str = "") -> Limits:
     """Change the resource limits of the queue's tasks: each kind given (``memory``,

@@ -112,6 +112,7 @@ class Server:
         if settings.store:  # `taskyard progress` in a task must find the store we run from
             env["TASKYARD_STORE"] = settings.store
         self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
+        store.claim_bounds = (settings.head_bytes, settings.tail_bytes, settings.max_tail_bytes)
         self.status = StatusFiles(settings)
         self.transitions = TransitionLog(instance_id)  #: the log's lines of transitions
         self.spawner.status_path = self.status.path_for
