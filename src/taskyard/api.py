@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +29,7 @@ from .limits import parse as parse_limits
 from .logs import log_event, quote
 from .messages import MessagesRead
 from .model import JSON, Attempt, Event, OutputRead, Schedule, Task, TaskSpec
+from .outputbounds import parse_optional as _size
 from .rates import Rate, RateLimit, parse_rate_limit
 from .store import open_store
 from .store.access import Token
@@ -88,7 +89,9 @@ class Yard:
                fds: Mapping[int, bytes] | None = None,
                on_finish: Sequence[str] | None = None, keep: bool = False,
                limits: Mapping[str, int | float | str] | None = None,
-               rate_limit: str | None = None) -> Task:
+               rate_limit: str | None = None,
+               output_head: int | str | None = None,
+               output_tail: int | str | None = None) -> Task:
         """Submit a command (no shell). Durable when this returns, server or not.
 
         ``run_at`` (unix time) or ``delay`` (seconds from now) keep it ``scheduled``
@@ -108,7 +111,9 @@ class Yard:
         ``rate_limit`` (``"api=10/1m"``): at most N tasks with that key start per sliding
         period, across all servers on the store (its queue's rate applies as well).
         Without ``cwd`` it runs in its server's directory (the ``cwd`` setting), not the
-        caller's.
+        caller's. ``output_head``/``output_tail`` (bytes, or ``"1M"``) are how much of
+        each stream it keeps from the start and the end (default: its queue's, else the
+        server's 1 MiB and 32 MiB; a tail of 0 keeps the head only).
         """
         run_at = _start_time(run_at, delay)
         spec = TaskSpec(argv=v.strings(argv, "argv"), name=name, queue=queue,
@@ -122,11 +127,34 @@ class Yard:
                                         ({} if fds is None else fds)),
                         on_finish=None if on_finish is None else v.check_hook(on_finish),
                         keep=bool(keep), limits=_limits(limits),
-                        rate_limit=_rate_limit(rate_limit))
+                        rate_limit=_rate_limit(rate_limit),
+                        output_head=_size(output_head, "output_head"),
+                        output_tail=_size(output_tail, "output_tail"))
+        return self._submit(spec)
+
+    def _submit(self, spec: TaskSpec) -> Task:
         started = time.monotonic()
-        task = ops.submit(self._store, spec)
+        task = ops.submit(self._store, spec, max_tail=self.settings.max_tail_bytes)
         self._changed("submit", task, started)
         return task
+
+    def submit_many(self, specs: Iterable[TaskSpec | Mapping[str, JSON]], *,
+                    chunk: int = ops.CHUNK) -> list[Task]:
+        """Submit many tasks at once: each a :class:`TaskSpec` or a mapping with the
+        fields of the HTTP API's submit body (``{"argv": [...], "queue": ...}``). All
+        are checked before any is written (a bad one raises an error naming its index,
+        and nothing is written); then every ``chunk`` of them is one transaction."""
+        from . import specjson
+
+        given = [spec if isinstance(spec, TaskSpec) else specjson.from_mapping(spec)
+                 for spec in specs]
+        started = time.monotonic()
+        tasks = ops.submit_many(self._store, given, max_tail=self.settings.max_tail_bytes,
+                                chunk=v.whole(chunk, "chunk"))
+        log_event(self.log, "client.submit_many", f"submit_many: {len(tasks)} tasks"
+                  f" in {time.monotonic() - started:.3f}s", level=logging.DEBUG,
+                  verb="submit_many", count=len(tasks))
+        return tasks
 
     def submit_function(self, function: str, kwargs: Mapping[str, JSON] | None = None, *,
                         name: str | None = None, queue: str = "default",
@@ -139,10 +167,12 @@ class Yard:
                         mutex: str | None = None, tenant: str = "default",
                         on_finish: Sequence[str] | None = None, keep: bool = False,
                         limits: Mapping[str, int | float | str] | None = None,
-                        rate_limit: str | None = None) -> Task:
+                        rate_limit: str | None = None,
+                        output_head: int | str | None = None,
+                        output_tail: int | str | None = None) -> Task:
         """Submit a call of the registered function ``function`` with JSON ``kwargs``;
-        the same scheduling options, ``rate_limit`` and ``limits`` as :meth:`submit` (applied to the
-        worker that runs it, which then leaves)."""
+        the same scheduling options, ``rate_limit``, ``limits`` (applied to the worker
+        that runs it, which then leaves) and output bounds as :meth:`submit`."""
         run_at = _start_time(run_at, delay)
         if not isinstance(function, str):
             raise InvalidInput("function must be the name a function was registered with",
@@ -155,11 +185,10 @@ class Yard:
                         unique=unique, mutex=mutex, tenant=tenant,
                         on_finish=None if on_finish is None else v.check_hook(on_finish),
                         keep=bool(keep), limits=_limits(limits),
-                        rate_limit=_rate_limit(rate_limit))
-        started = time.monotonic()
-        task = ops.submit(self._store, spec)
-        self._changed("submit", task, started)
-        return task
+                        rate_limit=_rate_limit(rate_limit),
+                        output_head=_size(output_head, "output_head"),
+                        output_tail=_size(output_tail, "output_tail"))
+        return self._submit(spec)
 
     def result(self, task_id: int) -> JSON:
         """A succeeded function task's return value."""

@@ -43,6 +43,7 @@ class Settings(NamedTuple):
     kill_grace: float = 5.0  #: seconds between TERM and KILL
     output_head_mib: float = 1.0  #: first MiB of each stream always kept
     output_tail_mib: float = 32.0  #: last MiB of each stream kept
+    max_output_tail_mib: float = 1024.0  #: the largest tail a task or queue may ask for
     flush_interval: float = 0.05  #: max seconds output waits in memory before it is stored
     #: of an attempt's messages past the first 1,000, the last this many are kept
     messages_tail: int = 10000
@@ -114,6 +115,10 @@ class Settings(NamedTuple):
     def tail_bytes(self) -> int:
         return int(self.output_tail_mib * MIB)
 
+    @property
+    def max_tail_bytes(self) -> int:
+        return int(self.max_output_tail_mib * MIB)
+
 
 _NUMERIC = {
     "slots": int,
@@ -125,6 +130,7 @@ _NUMERIC = {
     "kill_grace": float,
     "output_head_mib": float,
     "output_tail_mib": float,
+    "max_output_tail_mib": float,
     "flush_interval": float,
     "messages_tail": int,
     "on_finish_timeout": float,
@@ -144,6 +150,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "kill_grace": (0, 3600),
     "output_head_mib": (0, 1024),
     "output_tail_mib": (0, 2**20),
+    "max_output_tail_mib": (0, 2**20),
     "flush_interval": (0.001, 60),
     "messages_tail": (0, 10_000_000),
     "on_finish_timeout": (0.1, 86400),

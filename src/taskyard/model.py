@@ -53,6 +53,10 @@ class TaskSpec(NamedTuple):
     keep: bool = False  #: never pruned by retention
     limits: Limits = NONE  #: resource limits; its queue's apply where it sets none
     rate_limit: RateLimit | None = None  #: at most N starts per sliding period for its key
+    #: bytes of each stream kept from its start and from its end (None: the queue's,
+    #: else the server's output_head_mib / output_tail_mib); a tail of 0 keeps the head only
+    output_head: int | None = None
+    output_tail: int | None = None
 
 
 class Progress(NamedTuple):
@@ -83,6 +87,8 @@ class Attempt(NamedTuple):
     cpu_user: float | None = None  #: seconds of user CPU it used (None: not known)
     cpu_system: float | None = None
     max_rss_kib: int | None = None  #: its peak resident memory
+    output_head: int | None = None  #: the output bounds it ran with (None: not recorded)
+    output_tail: int | None = None
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -100,6 +106,8 @@ class Attempt(NamedTuple):
             "report_message": self.report_message,
             "usage": ({"cpu_user": self.cpu_user, "cpu_system": self.cpu_system,
                        "max_rss_kib": self.max_rss_kib} if self.cpu_user is not None else None),
+            "output_head": self.output_head,
+            "output_tail": self.output_tail,
         }
 
 
@@ -166,6 +174,8 @@ class Task(NamedTuple):
     keep: bool = False  #: never pruned by retention
     limits: Limits = NONE  #: its own resource limits (its queue's apply where unset)
     rate_limit: RateLimit | None = None  #: its own rate limit (its queue's rate applies too)
+    output_head: int | None = None  #: its own output bounds (see TaskSpec)
+    output_tail: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -214,6 +224,8 @@ class Task(NamedTuple):
             "keep": self.keep,
             "limits": self.limits.to_json(),
             "rate_limit": self.rate_limit.describe() if self.rate_limit else None,
+            "output_head": self.output_head,
+            "output_tail": self.output_tail,
         }
 
 
@@ -260,7 +272,7 @@ class Request(NamedTuple):
 SCHEDULE_SPEC_FIELDS = ("argv", "name", "queue", "env", "cwd", "meta", "timeout", "priority",
                         "retries", "retry_delay", "backoff", "retry_on", "unique", "mutex",
                         "function", "kwargs", "on_finish", "keep", "limits",
-                        "rate_limit")
+                        "rate_limit", "output_head", "output_tail")
 
 
 class Schedule(NamedTuple):

@@ -11,11 +11,11 @@ import json
 import os
 import signal as _signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import EllipsisType
 from typing import TypeVar
 
-from . import lifecycle, limits, rates, validate
+from . import lifecycle, limits, outputbounds, rates, validate
 from .errors import (
     InvalidInput,
     NotFound,
@@ -67,17 +67,75 @@ def wait_for(predicate: Callable[[], T | None], timeout: float | None,
         interval = min(interval * 1.5, max_interval)
 
 
-def submit(store: Store, spec: TaskSpec, *, by: str | None = None) -> Task:
-    task = store.submit(validate.check_spec(spec), by=by or actor())
+def submit(store: Store, spec: TaskSpec, *, by: str | None = None,
+           max_tail: int | None = None) -> Task:
+    """Submit one task (``max_tail``: the largest output tail the submitter's settings
+    allow)."""
+    task = store.submit(check(spec, max_tail), by=by or actor())
     store.wake(b"w" if task.status is Status.QUEUED else b"d")
     return task
+
+
+def check(spec: TaskSpec, max_tail: int | None = None) -> TaskSpec:
+    """``spec`` checked as every submit checks it."""
+    if spec.output_head is not None or spec.output_tail is not None:
+        outputbounds.check(spec.output_head, spec.output_tail, max_tail)
+    return validate.check_spec(spec)
+
+
+#: specs a bulk submit writes per transaction (each holds the store's write lock for
+#: about a tenth of a second on SQLite, so servers keep claiming in between)
+CHUNK = 2000
+
+
+def submit_many(store: Store, specs: Sequence[TaskSpec], *, by: str | None = None,
+                max_tail: int | None = None, chunk: int = CHUNK,
+                label: Callable[[int], str] = "spec {}".format) -> list[Task]:
+    """Submit many tasks: every spec is checked before any is written (a bad one is an
+    error naming its index, and nothing is written), then each ``chunk`` of them is one
+    transaction. Should a later chunk fail in the store (a tenant removed meanwhile),
+    the error says how many were written before it. ``label`` names a spec by its
+    index in errors (the CLI: its line)."""
+    checked = []
+    for index, spec in enumerate(specs):
+        try:
+            checked.append(check(spec, max_tail))
+        except UserError as exc:
+            raise type(exc)(f"{label(index)}: {exc}",
+                            field=f"{index}.{exc.field or 'spec'}") from None
+    tasks: list[Task] = []
+    who = by or actor()
+    for start in range(0, len(checked), max(1, chunk)):
+        try:
+            tasks += store.submit_many(checked[start:start + max(1, chunk)], by=who)
+        except TaskyardError as exc:
+            exc = _named(exc, start, label)
+            if not tasks:
+                raise exc from None
+            raise type(exc)(f"{exc} ({label(0)} to {label(start - 1)} were submitted: tasks"
+                            f" {tasks[0].id}-{tasks[-1].id}; none from {label(start)} on)"
+                            ) from None
+    if tasks:
+        store.wake(b"w" if any(t.status is Status.QUEUED for t in tasks) else b"d")
+    return tasks
+
+
+def _named(exc: TaskyardError, start: int, label: Callable[[int], str]) -> TaskyardError:
+    """A store's error about the spec at index ``N`` of a chunk (its field ``N.name``)
+    as one naming that spec."""
+    field = getattr(exc, "field", None) or ""
+    index, dot, rest = field.partition(".")
+    if not (dot and index.isdigit() and isinstance(exc, UserError)):
+        return exc
+    whole = start + int(index)
+    return type(exc)(f"{label(whole)}: {exc}", field=f"{whole}.{rest}")
 
 
 def submit_once(store: Store, spec: TaskSpec, *, by: str, token_id: int,
                 key: str) -> tuple[Task, bool]:
     """Submit unless this token submitted with ``key`` in the last 24 hours (an HTTP
     Idempotency-Key): then that task. Returns the task and whether it is new."""
-    task, new = store.submit_once(validate.check_spec(spec), by=by, token_id=token_id, key=key)
+    task, new = store.submit_once(check(spec), by=by, token_id=token_id, key=key)
     if new:
         store.wake(b"w" if task.status is Status.QUEUED else b"d")
     return task, new
@@ -303,6 +361,22 @@ def set_queue_retention(store: Store, name: str, *, retain: str | None = None,
                                field="retain_count")
         count = int(text) if text else None
     store.set_queue_retention(name, retain=age, retain_count=count)
+def set_queue_output(store: Store, name: str, *, head: object = ..., tail: object = ...,
+                     max_tail: int | None = None) -> tuple[int | None, int | None]:
+    """Change the output bounds of the queue's tasks: each given is a size (``1M``,
+    bytes), or ``''``/``none``/None for the server's; a task's own win. Returns both."""
+    validate.required_name(name, "queue")
+    now = list(store.queue_output(name))
+    for index, (value, field) in enumerate(((head, "output_head"), (tail, "output_tail"))):
+        if value is ...:
+            continue
+        cleared = value is None or str(value).strip().lower() in ("", "none")
+        now[index] = None if cleared else outputbounds.parse(value, field)
+    outputbounds.check(now[0], now[1], max_tail)
+    store.set_queue_output(name, now[0], now[1])
+    return now[0], now[1]
+
+
 def set_queue_limits(store: Store, name: str, given: dict[str, object],
                      prefix: str = "") -> Limits:
     """Change the resource limits of the queue's tasks: each kind given (``memory``,

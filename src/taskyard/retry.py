@@ -7,6 +7,7 @@ is retried only when listed: at-least-once is opt-in.
 
 from __future__ import annotations
 
+import functools
 import random
 
 from .errors import InvalidInput
@@ -20,6 +21,7 @@ MAX_DELAY = 86400.0
 MAX_RETRIES = 1000
 
 
+@functools.lru_cache(maxsize=64)  # a bulk submit checks the same text for every task
 def parse_on(text: str) -> tuple[Reason, ...]:
     """``exit,signal,timeout,crashed,spawn`` to reasons."""
     reasons = []

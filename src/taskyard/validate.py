@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal as _signal
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from .model import JSON, TaskSpec
 MAX_META_BYTES = 1024 * 1024
 MAX_STDIN_BYTES = 64 * 1024 * 1024
 MAX_NAME = 200
+_CONTROL = re.compile("[\x00-\x1f\x7f]")  #: what a name may not hold
 MAX_JSON_DEPTH = 64
 INT64 = 2**63
 INT32 = 2**31
@@ -154,7 +156,7 @@ def check_name(name: str | None, what: str = "name") -> str | None:
         return None
     if not isinstance(name, str):
         raise InvalidInput(f"{what} must be a string", field=what)
-    if not name or len(name) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if not name or len(name) > MAX_NAME or _CONTROL.search(name):
         raise InvalidInput(f"{what} must be 1-{MAX_NAME} printable characters", field=what)
     return check_unicode(name, what)
 

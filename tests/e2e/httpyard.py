@@ -182,6 +182,8 @@ ROUTES = [
     Route("PATCH", "/api/v1/tasks/{task_id}/config", "operator"),
     Route("GET", "/api/v1/tasks/{task_id}/output/{stream}", "viewer"),
     Route("GET", "/api/v1/tasks/{task_id}/output/{stream}/live", "viewer"),
+    Route("GET", "/api/v1/tasks/{task_id}/messages", "viewer"),
+    Route("GET", "/api/v1/tasks/{task_id}/messages/live", "viewer"),
     Route("GET", "/api/v1/queues", "viewer"),
     Route("PATCH", "/api/v1/queues/{name}", "admin", global_only=True),
     Route("GET", "/api/v1/schedules", "viewer"),

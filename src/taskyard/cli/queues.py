@@ -14,6 +14,7 @@ from .common import (
     limits_given,
     parallel,
     print_json,
+    settings,
     store,
     verb_group,
 )
@@ -39,6 +40,12 @@ def register(sub: Any) -> None:
     p.add_argument("--on-finish-url", metavar="URL", default=argparse.SUPPRESS,
                    help="POST each ended task's JSON there, signed (none: no webhook, not"
                         " even the server's on_finish_url; '': the server's)")
+    p.add_argument("--output-head", metavar="SIZE", default=argparse.SUPPRESS,
+                   help="bytes of each stream its tasks keep from the start (1M; '': the"
+                        " server's output_head_mib)")
+    p.add_argument("--output-tail", metavar="SIZE", default=argparse.SUPPRESS,
+                   help="bytes its tasks keep from the end (0: the head only; '': the"
+                        " server's output_tail_mib)")
     p.add_argument("--retain", metavar="AGE", default=argparse.SUPPRESS,
                    help="prune its tasks finished longer ago than AGE (30d; 0: never by age;"
                         " '': the server's retain)")
@@ -94,15 +101,22 @@ def _done(args: argparse.Namespace, text: str) -> int:
 
 def cmd_set(args: argparse.Namespace) -> int:
     given, limits = vars(args), limits_given(args)
+    bounds = {k: given[f"output_{k}"] for k in ("head", "tail") if f"output_{k}" in given}
     hooks = [k for k in ("on_finish_json", "on_finish_url") if k in given]
     kept = [k for k in ("retain", "retain_count") if k in given]
-    if not ({"parallel", "status_dir", "rate"} & set(given) or hooks or kept or limits):
+    if not ({"parallel", "status_dir", "rate"} & set(given) or hooks or kept or limits
+            or bounds):
         raise UserError("queue set: give --parallel N|unlimited, --rate N/PERIOD,"
                         " --status-dir DIR,"
                         " --on-finish-json JSON, --on-finish-url URL, --retain AGE,"
-                        " --retain-count N, --memory-limit, --cpu-limit, --files-limit or"
-                        " --procs-limit")
+                        " --retain-count N, --memory-limit, --cpu-limit, --files-limit,"
+                        " --procs-limit, --output-head or --output-tail")
     db, said = store(args), []
+    if bounds:
+        head, tail = ops.set_queue_output(db, args.name, **bounds,
+                                          max_tail=settings(args).max_tail_bytes)
+        said.append(f"output head {'default' if head is None else head} bytes, tail"
+                    f" {'default' if tail is None else tail} bytes")
     if limits:
         now = ops.set_queue_limits(db, args.name, limits)
         said.append(f"limits {now.describe() or 'none'}")

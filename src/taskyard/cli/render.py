@@ -168,6 +168,17 @@ def _hook_run(hook: Task) -> str:
     return f"task {hook.id} (attempt {attempt}): {outcome(hook)}"
 
 
+def output_bounds(of: Attempt | Task) -> str:
+    """``first 1M and last 32M of each stream`` (a tail of 0: the first bytes only)."""
+    from ..limits import size_text
+
+    head = "the server's" if of.output_head is None else size_text(of.output_head)
+    if of.output_tail == 0:
+        return f"first {head} of each stream"
+    tail = "the server's" if of.output_tail is None else size_text(of.output_tail)
+    return f"first {head} and last {tail} of each stream"
+
+
 def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event],
                 utc: bool = False, hooks: Sequence[Task] = (),
                 held_back: Sequence[str] = ()) -> None:
@@ -187,6 +198,10 @@ def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]
         fields.add_row("reported", safe(f"{latest.report}{said}"))
     if latest is not None and latest.cpu_user is not None:
         fields.add_row("used", usage(latest))
+    if latest is not None and latest.output_tail is not None:
+        fields.add_row("output kept", output_bounds(latest))
+    elif task.output_head is not None or task.output_tail is not None:
+        fields.add_row("output kept", output_bounds(task) + " (asked)")
     if hooks:
         fields.add_row("hooks", ", ".join(_hook_run(h) for h in hooks))
     for reason in held_back:  # a rate limit keeps it queued

@@ -12,6 +12,7 @@ from .. import limits, ops, rates, retry, validate
 from ..errors import InvalidInput, UserError
 from ..lifecycle import Status
 from ..model import Task, TaskSpec, hook_json
+from ..outputbounds import parse_optional
 from ..store.base import ClientStore as Store
 from .common import (
     json_arg,
@@ -51,6 +52,11 @@ def register(sub: Any) -> None:
     p.add_argument("--after", metavar="ID[,ID...]",
                    help="start only once these tasks succeeded; if one fails or is stopped,"
                         " this one fails (reason dependency)")
+    p.add_argument("--from-file", metavar="FILE",
+                   help="submit the tasks of FILE instead ('-': stdin): one JSON object a line,"
+                        " with the HTTP API's submit fields; all checked before any is written")
+    p.add_argument("--chunk", type=non_negative_int, default=ops.CHUNK, metavar="N",
+                   help=f"with --from-file: tasks written per transaction (default {ops.CHUNK})")
     json_flag(p)
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- PROGRAM ARG...")
     p.set_defaults(handler=cmd_submit)
@@ -155,6 +161,10 @@ def task_options(p: argparse.ArgumentParser) -> None:
                    help="a command run when it ends, as a JSON argv list (instead of the"
                         " queue's or the server's on_finish; '[]': none at all)")
     limit_flags(p)
+    p.add_argument("--output-head", metavar="SIZE", help="bytes of each stream kept from its"
+                   " start (1M, 512K...; default: the queue's, else the server's 1 MiB)")
+    p.add_argument("--output-tail", metavar="SIZE", help="bytes kept from its end (default:"
+                   " the queue's, else the server's 32 MiB; 0: the head only)")
 
 
 def spec_from(args: argparse.Namespace) -> TaskSpec:
@@ -202,12 +212,18 @@ def spec_from(args: argparse.Namespace) -> TaskSpec:
                                if args.on_finish_json is not None else None),
                     keep=args.keep, limits=limits.parse(limits_given(args)),
                     rate_limit=(rates.parse_rate_limit(args.rate_limit, "rate-limit")
-                                if args.rate_limit is not None else None))
+                                if args.rate_limit is not None else None),
+                    output_head=parse_optional(args.output_head, "output-head"),
+                    output_tail=parse_optional(args.output_tail, "output-tail"))
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    if args.from_file is not None:
+        from .bulk import submit_from_file
+
+        return submit_from_file(args)
     spec = spec_from(args)
-    task = ops.submit(store(args), spec)
+    task = ops.submit(store(args), spec, max_tail=settings(args).max_tail_bytes)
     if args.json:
         print_json(task.to_json())
     else:

@@ -115,6 +115,7 @@ class Server:
         env["TASKYARD_MESSAGES_TAIL"] = str(settings.messages_tail)  # for `taskyard emit`
         self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
         self.spawner.messages_tail = settings.messages_tail
+        store.claim_bounds = (settings.head_bytes, settings.tail_bytes, settings.max_tail_bytes)
         self.status = StatusFiles(settings)
         self.transitions = TransitionLog(instance_id)  #: the log's lines of transitions
         self.spawner.status_path = self.status.path_for

@@ -25,7 +25,6 @@ from ..lifecycle import Reason, Status
 from ..store.base import Claim, Outcome
 from . import procs
 from .child import _DEFAULT_SIGNALS, Capture, Child, kill_and_reap
-from .output import StreamBuffer
 from .rlimits import TailWatch
 
 if TYPE_CHECKING:
@@ -201,9 +200,7 @@ class Pool:
         spawner = self.server.spawner
         errors = spawner.stderr_buffer(claim)
         run = FunctionRun(claim, worker.pid, -1, worker.pid_start, {
-            worker.out: StreamBuffer(claim.task_id, claim.epoch, "stdout", spawner.head,
-                                     spawner.tail),
-            worker.err: errors}, worker=worker,
+            worker.out: spawner.stdout_buffer(claim), worker.err: errors}, worker=worker,
             watch=errors if isinstance(errors, TailWatch) else None)
         worker.run = run
         worker.outgoing += (json.dumps(message) + "\n").encode()

@@ -72,6 +72,19 @@ class AdminStore(SqlStoreBase):
             row = cur.fetchone()
         return loads(row[0] if row else None)
 
+    def set_queue_output(self, name: str, head: int | None, tail: int | None) -> None:
+        """The output bounds of the queue's tasks (None: the server's)."""
+        with self._tx() as cur:
+            cur.execute("INSERT INTO queues (name, output_head, output_tail) VALUES (?, ?, ?)"
+                        " ON CONFLICT (name) DO UPDATE SET output_head = excluded.output_head,"
+                        " output_tail = excluded.output_tail", (name, head, tail))
+
+    def queue_output(self, name: str) -> tuple[int | None, int | None]:
+        with self._read_tx() as cur:
+            cur.execute("SELECT output_head, output_tail FROM queues WHERE name=?", (name,))
+            row = cur.fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
     def queue_limits(self, name: str) -> Limits:
         with self._read_tx() as cur:
             cur.execute("SELECT limits FROM queues WHERE name=?", (name,))

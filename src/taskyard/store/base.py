@@ -42,6 +42,9 @@ class Claim(NamedTuple):
     fds: str | None = None  #: data for descriptors past 2, as stored (JSON of base64)
     queue: str = "default"
     limits: Limits | None = None  #: what it may use, its own and its queue's (None: no limit)
+    #: the output bounds it runs with, resolved at the claim (None: the server's)
+    output_head: int | None = None
+    output_tail: int | None = None
 
 
 class Spawned(NamedTuple):
@@ -145,6 +148,9 @@ class Owner(NamedTuple):
 
 class ClientStore(Protocol):
     def submit(self, spec: TaskSpec, *, by: str) -> Task: ...
+    def submit_many(self, specs: Sequence[TaskSpec], *, by: str) -> list[Task]: ...
+    def set_queue_output(self, name: str, head: int | None, tail: int | None) -> None: ...
+    def queue_output(self, name: str) -> tuple[int | None, int | None]: ...
     def submit_once(self, spec: TaskSpec, *, by: str, token_id: int,
                     key: str) -> tuple[Task, bool]: ...
     def report(self, task_id: int, epoch: int, ok: bool, message: str | None) -> None: ...
@@ -233,6 +239,7 @@ class WakeListener(Protocol):
 
 
 class ServerStore(ClientStore, Protocol):
+    claim_bounds: tuple[int, int, int] | None  #: the server's output head, tail, largest tail
     def wake_listener(self) -> WakeListener | None: ...
     # status files follow these (see server/statusfiles.py)
     def last_event(self) -> int: ...

@@ -29,7 +29,7 @@ from .sqlserver import SqlServerStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 21
+SCHEMA_VERSION = 22
 
 #: Channel of the wake hint; the payload is the kind (``w``, ``r``, ``s``).
 WAKE_CHANNEL = "taskyard_wake"
@@ -101,6 +101,9 @@ class PostgresStore(SqlServerStore):
               " SELECT tenant, queue, status, n FROM task_count_deltas) c")
     #: transaction-scoped (released at commit): safe behind transaction pooling
     CLAIM_SERIALIZE = f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK})"
+    MULTI_ROW_INSERT = False
+    ALLOCATE_IDS = ("SELECT nextval(pg_get_serial_sequence('tasks', 'id'))"
+                    " FROM generate_series(1, ?::bigint) ORDER BY 1")
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 4,
                  timeout: float = 30.0, application_name: str = "taskyard",

@@ -29,11 +29,11 @@ TASK_COLUMNS = (
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
     "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key,"
     " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list,"
-    " on_finish, hook_for, hook_attempt, keep, limits, rate_key, rate"
+    " on_finish, hook_for, hook_attempt, keep, limits, rate_key, rate, output_head, output_tail"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at,"
-    " report, report_message, cpu_user, cpu_system, max_rss_kib"
+    " report, report_message, cpu_user, cpu_system, max_rss_kib, output_head, output_tail"
 )
 EVENT_COLUMNS = "task_id, at, from_status, to_status, by, attempt, detail"
 SCHEDULE_COLUMNS = ("name, expr, tz, tenant, catch_up, max_lag, spec, paused, last_tick, next_at,"
@@ -87,6 +87,8 @@ def task(row: Row) -> Task:
         keep=bool(row[40]),
         limits=limits.loads(row[41]),
         rate_limit=_rate_limit(row[42], row[43]),
+        output_head=row[44],
+        output_tail=row[45],
     )
 
 
@@ -131,6 +133,8 @@ def attempt(row: Row) -> Attempt:
         cpu_user=row[13],
         cpu_system=row[14],
         max_rss_kib=row[15],
+        output_head=row[16],
+        output_tail=row[17],
     )
 
 
@@ -161,7 +165,11 @@ def request(row: Row) -> Request:
 
 def dumps(value: Any) -> str:
     """Compact JSON; rejects NaN so stored JSON stays standard."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODE(value)
+
+
+#: one encoder for every call (json.dumps makes a new one for each call with options)
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def schedule_spec(spec: TaskSpec) -> str:

@@ -58,6 +58,32 @@ def fault_budget(kind: str = "store-write-fail-after") -> int | None:
     return None
 
 
+#: the columns a submit writes, and a row's placeholders
+INSERT_COLUMNS = (
+    "name, queue, status, argv, env, cwd, meta, stdin, stdin_open, timeout, priority, run_at,"
+    " retries, retry_delay, backoff, retry_on, unique_key, mutex, tenant, schedule, fire_at,"
+    " function, kwargs, created_at, changed_by, changed_at, fds, fd_list, on_finish, hook_for,"
+    " hook_attempt, keep, limits, rate_key, rate, output_head, output_tail")
+INSERT_MARKS = ",".join("?" * (INSERT_COLUMNS.count(",") + 1))
+
+
+def insert_values(spec: TaskSpec, status: Status, by: str, now: float,
+                  schedule: str | None = None, fire_at: float | None = None,
+                  hook_for: tuple[int, int] | None = None) -> tuple[Any, ...]:
+    """A submitted task's row, in :data:`INSERT_COLUMNS` order."""
+    return (spec.name, spec.queue, status.value,
+            rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
+            rows.dumps(spec.meta), spec.stdin, int(spec.stdin_open), spec.timeout,
+            spec.priority, spec.run_at, spec.retries, spec.retry_delay, spec.backoff,
+            ",".join(spec.retry_on), spec.unique, spec.mutex, spec.tenant, schedule,
+            fire_at, spec.function,
+            rows.dumps(spec.kwargs) if spec.kwargs is not None else None, now, by, now,
+            rows.fds_json(spec.fds), rows.fds_list(spec.fds),
+            rows.dumps(list(spec.on_finish)) if spec.on_finish is not None else None,
+            *(hook_for or (None, None)), int(spec.keep), limits.dumps(spec.limits),
+            *rows.rate_columns(spec.rate_limit), spec.output_head, spec.output_tail)
+
+
 class SqlStoreBase:
     """Client operations. Subclasses implement :meth:`_tx` and :meth:`_read_tx`.
 
@@ -142,26 +168,10 @@ class SqlStoreBase:
             self._require_tenant(cur, spec.tenant)
         waits = self._dependencies_pending(cur, spec.after)
         verb = Verb.DEFER if later or waits else Verb.SUBMIT
-        cur.execute(
-            "INSERT INTO tasks (name, queue, status, argv, env, cwd, meta, stdin, stdin_open,"
-            " timeout, priority, run_at, retries, retry_delay, backoff, retry_on, unique_key,"
-            " mutex, tenant, schedule, fire_at, function, kwargs, created_at, changed_by,"
-            " changed_at, fds, fd_list, on_finish, hook_for, hook_attempt, keep, limits,"
-            " rate_key, rate)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-            f" RETURNING {rows.TASK_COLUMNS}",
-            (spec.name, spec.queue, lifecycle.target(verb).value,
-             rows.dumps(list(spec.argv)), rows.dumps(spec.env), spec.cwd,
-             rows.dumps(spec.meta), spec.stdin, int(spec.stdin_open), spec.timeout,
-             spec.priority, spec.run_at, spec.retries, spec.retry_delay, spec.backoff,
-             ",".join(spec.retry_on), spec.unique, spec.mutex, spec.tenant, schedule,
-             fire_at, spec.function,
-             rows.dumps(spec.kwargs) if spec.kwargs is not None else None, now, by, now,
-             rows.fds_json(spec.fds), rows.fds_list(spec.fds),
-             rows.dumps(list(spec.on_finish)) if spec.on_finish is not None else None,
-             *(hook_for or (None, None)), int(spec.keep), limits.dumps(spec.limits),
-             *rows.rate_columns(spec.rate_limit)),
-        )
+        cur.execute(f"INSERT INTO tasks ({INSERT_COLUMNS}) VALUES ({INSERT_MARKS})"
+                    f" RETURNING {rows.TASK_COLUMNS}",
+                    insert_values(spec, lifecycle.target(verb), by, now, schedule, fire_at,
+                                  hook_for))
         task = rows.task(cur.fetchone())
         if spec.rate_limit is not None:
             from .rates import declare

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import Any
 
-from .. import lifecycle, retry
+from .. import lifecycle, outputbounds, retry
 from ..errors import Fenced, StaleAttempt
 from ..lifecycle import Reason, Status, Verb
 from ..limits import effective
@@ -26,6 +26,7 @@ from .admin import AdminStore
 from .admit import Candidate, Usage
 from .base import Batch, BatchResult, Claim, Instance, LostAttempt, Outcome, OutputWrite, Spawned
 from .browse import BrowseStore
+from .bulksubmit import BulkSubmitStore
 from .hooks import HookStore
 from .intask import InTaskStore
 from .messages import MessageStore
@@ -48,7 +49,7 @@ _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, s
 
 
 class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskStore, AdminStore,
-                     HookStore, RetentionStore):
+                     HookStore, RetentionStore, BulkSubmitStore):
     """Client operations (tasks; access and browsing from their mixins) plus the fenced
     operations a server performs."""
 
@@ -225,7 +226,7 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
         if self.CLAIM_SERIALIZE:
             cur.execute(self.CLAIM_SERIALIZE)
         self.rate_wake_at = None
-        usage, run_as, queue_limits = self._usage(cur, now)
+        usage, run_as, queue_limits, queue_bounds = self._usage(cur, now)
         ids: list[int] = []
         seen: dict[int, Candidate] = {}
         for _ in range(4):  # each round excludes what the previous one found blocked
@@ -257,28 +258,46 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
             f" changed_by=?, changed_at=? WHERE id IN ({','.join('?' * len(ids))})"
             f" AND status IN {_CLAIM_FROM}"
             " RETURNING id, epoch, argv, env, cwd, stdin, stdin_open, timeout, priority, tenant,"
-            " function, kwargs, fds, queue, limits",
+            " function, kwargs, fds, queue, limits, output_head, output_tail",
             (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now, *ids),
         )
         order = {task_id: n for n, task_id in enumerate(ids)}
         got = sorted(cur.fetchall(), key=lambda r: order[r[0]])  # the order to start them
         claims = [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4],
                         r[5], bool(r[6]), f"{owner}.{r[0]}.{r[1]}", r[7], run_as.get(r[9]),
-                        r[10], r[11], r[12], r[13], effective(r[14], queue_limits.get(r[13])))
+                        r[10], r[11], r[12], r[13], effective(r[14], queue_limits.get(r[13])),
+                        *self._bounds((r[15], r[16]), queue_bounds.get(r[13])))
                   for r in got]
         cur.executemany(
-            "INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at) VALUES (?,?,?,?,?)",
-            [(c.task_id, c.epoch, owner, c.run_tag, now) for c in claims],
+            "INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at, output_head,"
+            " output_tail) VALUES (?,?,?,?,?,?,?)",
+            [(c.task_id, c.epoch, owner, c.run_tag, now, c.output_head, c.output_tail)
+             for c in claims],
         )
         return claims
 
-    def _usage(self, cur: Cursor, now: float) -> tuple[Usage, dict[str, str], dict[str, str]]:
+    #: the claiming server's output bounds (head, tail, largest tail), set by the server:
+    #: claims resolve a task's bounds with them, and its attempt records the result
+    claim_bounds: tuple[int, int, int] | None = None
+
+    def _bounds(self, own: tuple[int | None, int | None],
+                queue: tuple[int | None, int | None] | None) -> tuple[int | None, int | None]:
+        if self.claim_bounds is None:  # not a server (tests): the task's, else its queue's
+            queue = queue or (None, None)
+            return (own[0] if own[0] is not None else queue[0],
+                    own[1] if own[1] is not None else queue[1])
+        head, tail, top = self.claim_bounds
+        return outputbounds.resolve(own, queue, outputbounds.Bounds(head, tail), top)
+
+    def _usage(self, cur: Cursor, now: float) -> tuple[Usage, dict[str, str], dict[str, str],
+                                                       dict[str, tuple[int | None, int | None]]]:
         """The limits that apply (and, when there are any, what runs now, and the queues'
         rate windows); the run_as login per tenant; the resource limits per queue. One
         round trip when nothing is limited."""
-        cur.execute("SELECT 'q', name, parallel, limits, rate FROM queues"
-                    " WHERE parallel IS NOT NULL OR limits IS NOT NULL OR rate IS NOT NULL"
-                    " UNION ALL SELECT 't', name, parallel, run_as, NULL FROM tenants"
+        cur.execute("SELECT 'q', name, parallel, limits, rate, output_head, output_tail"
+                    " FROM queues WHERE parallel IS NOT NULL OR limits IS NOT NULL"
+                    " OR rate IS NOT NULL OR output_head IS NOT NULL OR output_tail IS NOT NULL"
+                    " UNION ALL SELECT 't', name, parallel, run_as, NULL, NULL, NULL FROM tenants"
                     " WHERE enabled <> 0 AND (parallel IS NOT NULL OR run_as IS NOT NULL)")
         found = cur.fetchall()
         usage = Usage(None, {r[1]: int(r[2]) for r in found if r[0] == "q" and r[2] is not None},
@@ -289,7 +308,8 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
         if queue_rates:
             rates.load_queue_windows(cur, usage, queue_rates, now)
         return (usage, {r[1]: r[3] for r in found if r[0] == "t" and r[3] is not None},
-                {r[1]: r[3] for r in found if r[0] == "q" and r[3] is not None})
+                {r[1]: r[3] for r in found if r[0] == "q" and r[3] is not None},
+                {r[1]: (r[5], r[6]) for r in found if r[0] == "q"})
 
     def _count_active(self, cur: Cursor, usage: Usage) -> None:
         cur.execute(f"SELECT queue, tenant, mutex FROM tasks WHERE status IN {ACTIVE_IN}")
@@ -471,7 +491,8 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
         with self._read_tx() as cur:
             cur.execute(
                 "SELECT t.id, t.epoch, t.argv, t.env, t.cwd, t.stdin, t.stdin_open, a.run_tag,"
-                " t.timeout, n.run_as, t.function, t.kwargs, t.fds, t.queue, t.limits, q.limits"
+                " t.timeout, n.run_as, t.function, t.kwargs, t.fds, t.queue, t.limits, q.limits,"
+                " a.output_head, a.output_tail"
                 " FROM attempts a JOIN tasks t ON t.id = a.task_id AND t.epoch = a.epoch"
                 " LEFT JOIN queues q ON q.name = t.queue"
                 " LEFT JOIN tenants n ON n.name = t.tenant AND n.enabled <> 0"
@@ -479,7 +500,7 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
                 " ORDER BY t.id", (owner,))
             return [Claim(r[0], r[1], tuple(json.loads(r[2])), json.loads(r[3]), r[4], r[5],
                           bool(r[6]), r[7], r[8], r[9], r[10], r[11], r[12], r[13],
-                          effective(r[14], r[15]))
+                          effective(r[14], r[15]), r[16], r[17])
                     for r in cur.fetchall()]
 
     def hold_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Path, Request, Response
 from .. import access, cron, ops, validate
 from ..lifecycle import Status
 from ..model import Schedule, iso
+from ..specjson import spec_of
 from . import schemas
-from .api_tasks import spec_of
 from .auth import Principal
 from .deps import MAX_ID, Admin, GatedRoute, Store, Viewer
 

@@ -4,7 +4,6 @@ client of ``ops`` and the store, with the same checks as the CLI."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from typing import Any
 
@@ -12,10 +11,10 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from .. import limits, ops, retry, validate, why
+from .. import ops, why
 from ..errors import InvalidInput, NotFound, TaskyardError
-from ..model import TaskSpec, hook_json
-from ..rates import parse_rate_limit
+from ..model import hook_json
+from ..specjson import spec_of
 from ..store.browse import TaskFilter, Waiting
 from ..store.sqlserver import SqlServerStore
 from . import schemas
@@ -41,70 +40,6 @@ CONTROL_WAIT = 10.0
 RECORDED: dict[int | str, dict[str, Any]] = {202: {
     "model": schemas.TaskOut, "description": "recorded: no server applied it within 10 s;"
                                              " the one that owns the task will"}}
-
-
-def spec_of(body: schemas.SubmitBody, tenant: str | None) -> TaskSpec:
-    """The TaskSpec of a submit body (``tenant``: the caller's, which wins)."""
-    if (body.argv is None) == (body.function is None):
-        raise InvalidInput("give argv (a command) or function, not both", field="argv")
-    if body.kwargs is not None and body.function is None:
-        raise InvalidInput("kwargs goes with function", field="kwargs")
-    if body.stdin is not None and body.stdin_base64 is not None:
-        raise InvalidInput("give stdin or stdin_base64, not both", field="stdin")
-    stdin = body.stdin.encode("utf-8", "surrogatepass") if body.stdin is not None else None
-    if body.stdin_base64 is not None:
-        try:
-            stdin = base64.b64decode(body.stdin_base64, validate=True)
-        except ValueError:
-            raise InvalidInput("stdin_base64 is not base64", field="stdin_base64") from None
-    fds = _fds(body)
-    if body.cwd is not None and not body.cwd.startswith("/"):
-        raise InvalidInput("cwd must be an absolute path", field="cwd")
-    if body.at is not None and body.delay is not None:
-        raise InvalidInput("give at or delay, not both", field="at")
-    run_at = None
-    if body.at is not None:
-        text = body.at.strip()
-        naive = len(text) <= 10 or not any(c in text[10:] for c in "Zz+-")
-        run_at = validate.parse_time(text + ("Z" if naive else ""), "at")
-    elif body.delay is not None:
-        seconds = (validate.parse_duration(body.delay, "delay") if isinstance(body.delay, str)
-                   else validate.real(body.delay, "delay", 0.0, 100 * 365 * 86400.0))
-        run_at = time.time() + seconds
-    retry_on = (tuple(r.value for r in retry.parse_on(",".join(body.retry_on)))
-                if body.retry_on is not None else TaskSpec._field_defaults["retry_on"])
-    return TaskSpec(argv=tuple(body.argv or ()), name=body.name, queue=body.queue,
-                    env=dict(body.env), cwd=body.cwd, meta=dict(body.meta), stdin=stdin,
-                    stdin_open=body.stdin_open, timeout=body.timeout, priority=body.priority,
-                    run_at=run_at, retries=body.retries, retry_delay=body.retry_delay,
-                    backoff=body.backoff, retry_on=retry_on, after=tuple(body.after),
-                    unique=body.unique, mutex=body.mutex,
-                    tenant=tenant or body.tenant or "default", function=body.function,
-                    kwargs=dict(body.kwargs) if body.kwargs is not None else (
-                        {} if body.function is not None else None), fds=fds,
-                    on_finish=(validate.check_hook(body.on_finish)
-                               if body.on_finish is not None else None), keep=body.keep,
-                    limits=limits.parse(body.limits.model_dump(exclude_none=True), "limits.")
-                    if body.limits is not None else limits.NONE,
-                    rate_limit=(parse_rate_limit(body.rate_limit)
-                                if body.rate_limit is not None else None))
-
-
-def _fds(body: schemas.SubmitBody) -> dict[int, bytes]:
-    """``fds`` (text) and ``fds_base64``, keyed by descriptor number."""
-    found: dict[int, bytes] = {}
-    given = [(k, v.encode("utf-8", "surrogatepass")) for k, v in body.fds.items()]
-    for key, text in body.fds_base64.items():
-        try:
-            given.append((key, base64.b64decode(text, validate=True)))
-        except ValueError:
-            raise InvalidInput(f"fds_base64 {key}: not base64", field="fds_base64") from None
-    for key, data in given:
-        if not (key.isascii() and key.isdigit()) or len(key) > 4 or int(key) in found:
-            raise InvalidInput(f"fds: {key!r} is not a descriptor number (3-255), or is"
-                               " given twice", field="fds")
-        found[int(key)] = data
-    return validate.check_fds(found)
 
 
 @router.post("", status_code=201, response_model=schemas.TaskOut,

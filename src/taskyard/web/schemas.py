@@ -58,6 +58,11 @@ class SubmitBody(Body):
     limits: LimitsIn | None = Field(default=None, description="its queue's apply where unset")
     rate_limit: str | None = Field(default=None, description="KEY=N/PERIOD (api=10/1m): at"
                                    " most N tasks with KEY start per sliding PERIOD")
+    output_head: str | int | None = Field(default=None, description="bytes of each stream"
+                                          " kept from its start: 1M, 512K, or bytes (null:"
+                                          " the queue's, else the server's)")
+    output_tail: str | int | None = Field(default=None, description="... from its end; 0"
+                                          " keeps the head only")
 
 
 class KillBody(Body):
@@ -200,6 +205,9 @@ class TaskOut(Out):
     limits: dict[str, int] = Field(default={}, description="its own resource limits (memory"
                                    " in bytes, cpu in seconds, files, procs)")
     rate_limit: str | None = Field(default=None, description="its own rate limit, KEY=N/PERIOD")
+    output_head: int | None = Field(default=None, description="bytes of each stream kept from"
+                                    " its start (null: the queue's, else the server's)")
+    output_tail: int | None = Field(default=None, description="... and from its end")
 
 
 class AttemptOut(Out):
@@ -217,6 +225,9 @@ class AttemptOut(Out):
     report_message: str | None = None
     usage: dict[str, Any] | None = Field(default=None, description="cpu_user, cpu_system"
                                          " (seconds), max_rss_kib: what it used")
+    output_head: int | None = Field(default=None, description="the output bounds it ran with"
+                                    " (bytes kept of each stream's start and end)")
+    output_tail: int | None = None
 
 
 class EventOut(Out):

@@ -1,0 +1,63 @@
+"""``taskyard submit --from-file FILE``: many tasks, one JSON object a line (the HTTP
+API's submit body), every line checked before any task is written."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .. import ops
+from ..errors import InvalidInput, UserError
+from ..model import TaskSpec
+from .common import print_json, settings, store
+
+
+def submit_from_file(args: argparse.Namespace) -> int:
+    argv = [a for a in args.argv if a != "--"]
+    if argv:
+        raise InvalidInput("--from-file takes its tasks from the file: give no command",
+                           field="argv")
+    if args.chunk < 1:
+        raise InvalidInput("--chunk must be 1 or more", field="chunk")
+    lines, specs = read_specs(args.from_file)
+    cfg = settings(args)
+    tasks = ops.submit_many(store(args), specs, max_tail=cfg.max_tail_bytes,
+                            chunk=args.chunk, label=lambda i: f"line {lines[i]}")
+    if args.json:
+        print_json([t.to_json() for t in tasks])
+    else:
+        sys.stdout.write("".join(f"{t.id}\n" for t in tasks))
+    return 0
+
+
+def read_specs(path: str) -> tuple[list[int], list[TaskSpec]]:
+    """The specs of a JSON-lines file (``-``: standard input), and the line each came
+    from; blank lines are skipped. A task without a cwd runs in the current directory,
+    as ``taskyard submit`` does."""
+    from ..specjson import from_json_text
+
+    try:
+        if path == "-":
+            text = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                text = f.read()
+    except OSError as exc:
+        raise InvalidInput(f"--from-file: cannot read {path}: {exc.strerror}",
+                           field="from-file") from None
+    cwd = os.getcwd()
+    lines: list[int] = []
+    specs: list[TaskSpec] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            specs.append(from_json_text(line, cwd=cwd))
+        except UserError as exc:
+            raise type(exc)(f"{path}: line {number}: {exc}",
+                            field=f"line {number}.{exc.field or 'spec'}") from None
+        lines.append(number)
+    if not specs:
+        raise InvalidInput(f"--from-file: {path} holds no task", field="from-file")
+    return lines, specs
