@@ -163,14 +163,21 @@ class Task(NamedTuple):
     hook_for: tuple[int, int] | None = None  #: a hook run: (task, attempt) it reports on
     keep: bool = False  #: never pruned by retention
     limits: Limits = NONE  #: its own resource limits (its queue's apply where unset)
+    tracked: bool = False  #: work taskyard did not start (``Yard.track``): kind tracked
 
     @property
     def terminal(self) -> bool:
         return self.status.terminal
 
+    @property
+    def kind(self) -> str:
+        """command | function | tracked."""
+        return "tracked" if self.tracked else "function" if self.function else "command"
+
     def to_json(self) -> dict[str, JSON]:
         return {
             "id": self.id,
+            "kind": self.kind,
             "name": self.name,
             "queue": self.queue,
             "status": self.status,

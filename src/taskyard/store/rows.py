@@ -28,7 +28,7 @@ TASK_COLUMNS = (
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
     "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key,"
     " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list,"
-    " on_finish, hook_for, hook_attempt, keep, limits"
+    " on_finish, hook_for, hook_attempt, keep, limits, tracked"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at,"
@@ -85,6 +85,7 @@ def task(row: Row) -> Task:
         hook_for=(row[38], row[39]) if row[38] is not None else None,
         keep=bool(row[40]),
         limits=limits.loads(row[41]),
+        tracked=bool(row[42]),
     )
 
 
