@@ -65,14 +65,14 @@ def envvar(parser: argparse.ArgumentParser | Any, *flags: str, env: str, help: s
 
 #: Which module registers each command, in the order ``--help`` lists them.
 MODULES = ("tasks", "controls", "functions", "queues", "cron", "tenants", "server", "web",
-           "tokens", "db", "stats")
+           "tokens", "db", "stats", "track")
 VERBS = {
     **dict.fromkeys(("submit", "ls", "show", "logs", "wait", "progress", "report", "meta"),
                     "tasks"),
     **dict.fromkeys(("kill", "pause", "resume", "restart", "send", "rm"), "controls"),
     **dict.fromkeys(("result", "signal", "config", "watch"), "functions"),
     "queue": "queues", "cron": "cron", "tenant": "tenants", "server": "server", "db": "db",
-    "web": "web", "token": "tokens", "prune": "db", "stats": "stats",
+    "web": "web", "token": "tokens", "prune": "db", "stats": "stats", "track": "track",
 }
 _GLOBAL_WITH_VALUE = ("--home", "--store")
 _GLOBAL_FLAGS = ("--utc",)
