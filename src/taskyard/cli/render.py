@@ -24,10 +24,10 @@ def safe(text: str) -> str:
 
 
 def what(task: Task | TaskSpec) -> str:
-    """The command, or ``function(kwargs)`` for a function task, or ``(tracked, pid N)``
-    for work taskyard did not start."""
+    """The command, or ``function(kwargs)`` for a function task, or ``(tracked)`` for
+    work taskyard did not start."""
     if getattr(task, "tracked", False):
-        return f"(tracked, pid {getattr(task, 'pid', None)})"
+        return "(tracked)"
     if task.function is not None:
         import json
 
