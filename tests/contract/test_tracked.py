@@ -156,3 +156,14 @@ def test_signals_config_and_graceful_stop_reach_the_record(store: SqlServerStore
     assert record.should_stop()
     assert record.meta({"rows": 10}) == {"src": "a.csv", "rows": 10}
     assert record.stop().status is Status.STOPPED
+
+
+def test_is_live_answers_for_any_task(store: SqlServerStore) -> None:
+    queued = store.submit(TaskSpec(argv=("true",)), by="t")
+    assert not tracked.is_live(store, queued.id, lease=10.0)
+    (claim,) = store.claim("gone-server", 1)  # owned by a server with no heartbeat row
+    assert not tracked.is_live(store, claim.task_id, lease=10.0)
+    task_id = _track(store)
+    assert tracked.is_live(store, task_id, lease=10.0)
+    tracked.end(store, tracked.require_owner(store, task_id), Status.SUCCEEDED, by="t")
+    assert not tracked.is_live(store, task_id, lease=10.0)
