@@ -38,6 +38,7 @@ from .store.access import Token
 SLOW_CALL = 1.0
 if TYPE_CHECKING:
     from .stats import Stats
+    from .tracked import Tracked
 
 
 class Yard:
@@ -189,6 +190,26 @@ class Yard:
                         output_head=_size(output_head, "output_head"),
                         output_tail=_size(output_tail, "output_tail"))
         return self._submit(spec)
+
+    def track(self, *, name: str | None = None, meta: Mapping[str, JSON] | None = None,
+              queue: str = "default", tenant: str = "default", killable: bool = False
+              ) -> Tracked:
+        """Record work this process does (not started by taskyard) as a running task of
+        kind ``tracked``, owned by this process: see :class:`taskyard.tracked.Tracked`."""
+        from .tracked import Tracked, identify, track
+
+        started, by = time.monotonic(), ops.actor()
+        task = track(self._store, name=name, meta=meta, queue=queue, tenant=tenant,
+                     killable=killable, by=by)
+        self._changed("track", task, started)
+        return Tracked(self._store, task, identify(), by=by)
+
+    def is_live(self, task_id: int) -> bool:
+        """Whether the task runs and whoever runs it (its server; a tracked task's owner
+        process) is alive."""
+        from .tracked import is_live
+
+        return is_live(self._store, v.task_id(task_id), self.settings.lease)
 
     def result(self, task_id: int) -> JSON:
         """A succeeded function task's return value."""

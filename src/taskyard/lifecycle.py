@@ -89,6 +89,7 @@ class Verb(StrEnum):
     RETRY = "retry"  #: a failed attempt with retries left goes back to scheduled
     ABANDON = "abandon"  #: a task it waits for failed: it never starts
     YIELD = "yield"  #: a multi-step task gives its slot back between chunks
+    TRACK = "track"  #: work taskyard did not start is recorded, running from the outset
 
 
 _ANY_ACTIVE = ACTIVE
@@ -108,6 +109,7 @@ TRANSITIONS: dict[Verb, tuple[frozenset[Status], Status]] = {
     Verb.RETRY: (frozenset({Status.FAILED}), Status.SCHEDULED),
     Verb.ABANDON: (frozenset({Status.SCHEDULED}), Status.FAILED),
     Verb.YIELD: (frozenset({Status.RUNNING}), Status.QUEUED),
+    Verb.TRACK: (frozenset(), Status.RUNNING),
 }
 
 #: Which reasons each ending verb may carry.

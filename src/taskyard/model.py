@@ -176,14 +176,21 @@ class Task(NamedTuple):
     rate_limit: RateLimit | None = None  #: its own rate limit (its queue's rate applies too)
     output_head: int | None = None  #: its own output bounds (see TaskSpec)
     output_tail: int | None = None
+    tracked: bool = False  #: work taskyard did not start (``Yard.track``): kind tracked
 
     @property
     def terminal(self) -> bool:
         return self.status.terminal
 
+    @property
+    def kind(self) -> str:
+        """command | function | tracked."""
+        return "tracked" if self.tracked else "function" if self.function else "command"
+
     def to_json(self) -> dict[str, JSON]:
         return {
             "id": self.id,
+            "kind": self.kind,
             "name": self.name,
             "queue": self.queue,
             "status": self.status,

@@ -194,6 +194,11 @@ def kill(store: Store, task_id: int, sig: str | int = "TERM", *, by: str | None 
         task = store.get(task_id)
     if not task.status.active:
         raise TransitionError(f"cannot kill task {task_id}: it is {task.status}")
+    if task.tracked:
+        from . import tracked
+
+        tracked.kill(store, task_id, number, by=by or actor(), timeout=timeout)
+        return store.get(task_id)
     escalate = number == _signal.SIGTERM  # however it was spelled: TERM, sigterm, 15, 015
     _apply(store, task_id, "kill", {"signal": number, "escalate": escalate}, by, timeout)
     return store.get(task_id)
@@ -201,14 +206,14 @@ def kill(store: Store, task_id: int, sig: str | int = "TERM", *, by: str | None 
 
 def pause(store: Store, task_id: int, *, by: str | None = None,
           timeout: float | None = REQUEST_TIMEOUT) -> Task:
-    lifecycle.require(Verb.PAUSE, store.get(task_id).status, task_id=task_id)
+    lifecycle.require(Verb.PAUSE, _started(store, task_id, "pause").status, task_id=task_id)
     _apply(store, task_id, "pause", None, by, timeout)
     return store.get(task_id)
 
 
 def resume(store: Store, task_id: int, *, by: str | None = None,
            timeout: float | None = REQUEST_TIMEOUT) -> Task:
-    lifecycle.require(Verb.RESUME, store.get(task_id).status, task_id=task_id)
+    lifecycle.require(Verb.RESUME, _started(store, task_id, "resume").status, task_id=task_id)
     _apply(store, task_id, "resume", None, by, timeout)
     return store.get(task_id)
 
@@ -229,7 +234,17 @@ def send(store: Store, task_id: int, data: bytes, *, eof: bool = False, by: str 
         _apply(store, task_id, "eof", None, by, timeout)
 
 
+def _started(store: Store, task_id: int, verb: str) -> Task:
+    """The task, if taskyard started it: a tracked task's process is not ours to steer."""
+    task = store.get(task_id)
+    if task.tracked:
+        raise TransitionError(f"cannot {verb} task {task_id}: it is tracked (taskyard did"
+                              " not start it)")
+    return task
+
+
 def restart(store: Store, task_id: int, *, by: str | None = None) -> Task:
+    _started(store, task_id, "restart")
     task = store.restart(task_id, by=by or actor())
     store.wake()
     return task
@@ -512,8 +527,10 @@ def send_signal(store: Store, task_id: int, name: str, data: JSON = None, *,
 def _function_only(store: Store, task_id: int, what: str) -> None:
     """Only a function task can poll what ``what`` sends: refuse a command task, rather
     than report success for something it will never see."""
-    if store.get(task_id).function is None:
-        raise TransitionError(f"task {task_id} is a command: only function tasks {what}")
+    task = store.get(task_id)
+    if task.function is None and not task.tracked:
+        raise TransitionError(f"task {task_id} is a command: only function tasks (and"
+                              f" tracked ones) {what}")
 
 
 def set_config(store: Store, task_id: int, patch: dict[str, JSON]) -> Task:

@@ -95,8 +95,9 @@ class Stats(NamedTuple):
     total: Group
     queues: dict[str, Group]
     tenants: dict[str, Group]
-    #: (task id, queue, tenant, rss KiB or None, sampled at or None) of the running tasks
-    running: list[tuple[int, str, str, int | None, float | None]]
+    #: (task id, queue, tenant, rss KiB or None, sampled at or None, kind) of the
+    #: running tasks (a tracked task's memory is not sampled: taskyard did not start it)
+    running: list[tuple[int, str, str, int | None, float | None, str]]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,7 +108,8 @@ class Stats(NamedTuple):
             "queues": {name: g.to_json() for name, g in self.queues.items()},
             "tenants": {name: g.to_json() for name, g in self.tenants.items()},
             "running": [{"id": i, "queue": q, "tenant": t, "rss_kib": kib,
-                         "sampled_at": iso(at)} for i, q, t, kib, at in self.running],
+                         "sampled_at": iso(at), "kind": kind}
+                        for i, q, t, kib, at, kind in self.running],
         }
 
 
@@ -203,7 +205,7 @@ def summarize(rows: StatsRows, since: float, until: float, *, queue: str | None 
         for tally in tallies.of(q_name, t_name):
             tally.submitted += 1
     _events(rows, tallies, series, minute)
-    for task_id, q_name, t_name, kib, _at in rows.running:
+    for task_id, q_name, t_name, kib, _at, _kind in rows.running:
         for tally in tallies.of(q_name, t_name):
             tally.memory.append((task_id, kib))
     return Stats(since, until, queue, tenant, series, tallies.total.group(),
@@ -215,7 +217,7 @@ def _events(rows: StatsRows, tallies: _Tallies, series: dict[str, list[int]],
             minute: Any) -> None:
     for at, q_name, t_name, before, to, reason, seconds in rows.events:
         if to == "running":
-            if before != "queued":  # a resume
+            if before not in ("queued", None):  # a resume (None: a tracked task began)
                 continue
             series["started"][minute(at)] += 1
             for tally in tallies.of(q_name, t_name):

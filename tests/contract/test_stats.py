@@ -87,11 +87,11 @@ def test_memory_samples_are_fenced_by_owner_and_open_attempt(store: SqlServerSto
     assert [c.task_id for c in claims] == [task.id]
     store.record_rss("server-b", [(task.id, 1, 999)], NOW)  # not its owner: ignored
     rows = store.stats_rows(0, NOW, queue="mem").running
-    assert rows == [(task.id, "mem", "default", None, None)]
+    assert rows == [(task.id, "mem", "default", None, None, "command")]
     store.record_rss("server-a", [(task.id, 1, 2048)], NOW)
     got = stats.collect(store, 60, queue="mem")
     assert got.total.memory == stats.Memory(1, 1, 2048, 2048, task.id)
-    assert got.running == [(task.id, "mem", "default", 2048, NOW)]
+    assert got.running == [(task.id, "mem", "default", 2048, NOW, "command")]
     store.record_rss("server-a", [(task.id, 2, 4096)], NOW)  # another attempt: ignored
     assert stats.collect(store, 60, queue="mem").total.memory.max_kib == 2048
 
@@ -125,3 +125,14 @@ def test_submit_times_a_little_out_of_their_ids_order_are_counted(store: SqlServ
         want = sum(since <= at < until for at in times.values())
         got = stats.collect(store, 120, now=until)
         assert got.total.submitted == want, since - base
+
+
+def test_a_tracked_task_is_a_start_and_is_marked_tracked(store: SqlServerStore) -> None:
+    from taskyard import tracked
+    from taskyard.stats import collect
+
+    task = tracked.track(store, name="outside", queue="mem", by="t")
+    got = collect(store, 3600.0, queue="mem")
+    assert got.total.started == 1
+    assert got.running == [(task.id, "mem", "default", None, None, "tracked")]
+    assert got.to_json()["running"][0]["kind"] == "tracked"

@@ -50,7 +50,8 @@ def test_is_legal_matches_the_table() -> None:
     assert lifecycle.is_legal(Status.FAILED, Status.QUEUED)
     assert not lifecycle.is_legal(Status.SUCCEEDED, Status.RUNNING)
     assert not lifecycle.is_legal(Status.QUEUED, Status.SUCCEEDED)
-    assert not lifecycle.is_legal(None, Status.RUNNING)
+    assert lifecycle.is_legal(None, Status.RUNNING)  # a tracked task begins running
+    assert not lifecycle.is_legal(None, Status.PAUSED)
 
 
 def test_status_groups() -> None:

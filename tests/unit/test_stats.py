@@ -53,7 +53,7 @@ def test_a_window_by_hand() -> None:
             (1100.0, "q2", "t2", "scheduled", "failed", "dependency", None),  # never ran
             (1120.0, "q2", "t2", "queued", "stopped", "killed", None),  # cancelled
         ],
-        running=[(5, "q1", "t1", 2048, 1149.0), (6, "q1", "t1", None, None)])
+        running=[(5, "q1", "t1", 2048, 1149.0, "command"), (6, "q1", "t1", None, None, "command")])
     got = stats.summarize(rows, since, until)
     assert got.per_minute == {"submitted": [2, 1, 0], "started": [1, 1, 0],
                               "finished": [0, 2, 2]}
@@ -72,7 +72,7 @@ def test_a_window_by_hand() -> None:
     assert data["finished"] == 4 and data["wait"] == {"count": 2, "p50": 1.0, "p95": 3.0,
                                                       "max": 3.0}
     assert data["running"][0] == {"id": 5, "queue": "q1", "tenant": "t1", "rss_kib": 2048,
-                                  "sampled_at": "1970-01-01T00:19:09Z"}
+                                  "sampled_at": "1970-01-01T00:19:09Z", "kind": "command"}
 
 
 def test_bars_and_sizes() -> None:

@@ -65,7 +65,7 @@ def envvar(parser: argparse.ArgumentParser | Any, *flags: str, env: str, help: s
 
 #: Which module registers each command, in the order ``--help`` lists them.
 MODULES = ("tasks", "controls", "functions", "queues", "cron", "tenants", "server", "web",
-           "tokens", "db", "stats", "messages")
+           "tokens", "db", "stats", "messages", "track")
 VERBS = {
     **dict.fromkeys(("submit", "ls", "show", "logs", "wait", "progress", "report", "meta"),
                     "tasks"),
@@ -73,7 +73,7 @@ VERBS = {
     **dict.fromkeys(("result", "signal", "config", "watch"), "functions"),
     "queue": "queues", "cron": "cron", "tenant": "tenants", "server": "server", "db": "db",
     "web": "web", "token": "tokens", "prune": "db", "stats": "stats",
-    "emit": "messages", "messages": "messages",
+    "emit": "messages", "messages": "messages", "track": "track",
 }
 _GLOBAL_WITH_VALUE = ("--home", "--store")
 _GLOBAL_FLAGS = ("--utc",)

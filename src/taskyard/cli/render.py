@@ -24,7 +24,10 @@ def safe(text: str) -> str:
 
 
 def what(task: Task | TaskSpec) -> str:
-    """The command, or ``function(kwargs)`` for a function task."""
+    """The command, or ``function(kwargs)`` for a function task, or ``(tracked)`` for
+    work taskyard did not start."""
+    if getattr(task, "tracked", False):
+        return "(tracked)"
     if task.function is not None:
         import json
 
@@ -128,7 +131,8 @@ def _fields(task: Task, utc: bool, now: float) -> list[tuple[str, str]]:
     """``show``'s fields of a task, as (name, text); empty ones are left out."""
     import json
 
-    rows = [("id", str(task.id)), ("name", task.name or ""), ("queue", task.queue),
+    rows = [("id", str(task.id)), ("name", task.name or ""), ("kind", task.kind),
+            ("queue", task.queue),
             ("status", outcome(task)), ("error", task.error or ""),
             ("command", what(task)), ("cwd", task.cwd or ""),
             ("progress", progress(task)), ("attempt", str(task.attempt)),

@@ -42,7 +42,7 @@ from ..store.base import (
 from ..store.hooks import HOOK_QUEUE
 from ..store.sqlite import file_identity
 from . import child as childmod
-from . import controls, procs, recovery
+from . import controls, procs, recovery, tracked
 from .child import Capture, Child
 from .hooks import Hooks, log_hook_ran
 from .poller import Poller
@@ -451,6 +451,7 @@ class Server:
                 continue
             error = controls.apply(self, c, request, now)
             self.store.complete_request(request.id, "rejected" if error else "done", error)
+        tracked.apply_kills(self.store, self.host, self.boot_id, f"server:{self.me}")
 
     # -- time ---------------------------------------------------------------------
 
@@ -499,6 +500,7 @@ class Server:
         recovery.recover(self.store, self.me, self.host, self.boot_id, time.time(),
                          self.settings.lease, judge_silence=beat >= self.judge_silence_at,
                          on_crashed=self.status_crashed if self.status.enabled else None)
+        tracked.check_owners(self.store, self.host, self.boot_id, f"server:{self.me}")
         leader = self.store.hold_lease("cron", self.me, time.time(), self.settings.lease)
         if leader and not self.cron_leader:
             log.info("holding the cron lease: this server fires the schedules")

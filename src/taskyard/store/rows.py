@@ -29,7 +29,8 @@ TASK_COLUMNS = (
     "stdin_open, progress_done, progress_total, progress_message, epoch, pid, "
     "created_at, started_at, finished_at, timeout, priority, run_at, retries, retried, unique_key,"
     " mutex, tenant, schedule, fire_at, function, kwargs, result, config, steps, fd_list,"
-    " on_finish, hook_for, hook_attempt, keep, limits, rate_key, rate, output_head, output_tail"
+    " on_finish, hook_for, hook_attempt, keep, limits, rate_key, rate, output_head, output_tail,"
+    " tracked"
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at,"
@@ -89,6 +90,7 @@ def task(row: Row) -> Task:
         rate_limit=_rate_limit(row[42], row[43]),
         output_head=row[44],
         output_tail=row[45],
+        tracked=bool(row[46]),
     )
 
 

@@ -33,6 +33,8 @@ from .messages import MessageStore
 from .retention import RetentionStore
 from .sql import ACTIVE_IN, Cursor, in_list
 from .stats import StatsStore
+from .tracked import OWNER as TRACKED_OWNER
+from .tracked import TrackedStore
 
 _VERB_FOR = {Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL, Status.STOPPED: Verb.STOP,
              Status.QUEUED: Verb.YIELD}
@@ -49,7 +51,7 @@ _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, s
 
 
 class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskStore, AdminStore,
-                     HookStore, RetentionStore, BulkSubmitStore):
+                     HookStore, RetentionStore, BulkSubmitStore, TrackedStore):
     """Client operations (tasks; access and browsing from their mixins) plus the fenced
     operations a server performs."""
 
@@ -312,7 +314,9 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
                 {r[1]: (r[5], r[6]) for r in found if r[0] == "q"})
 
     def _count_active(self, cur: Cursor, usage: Usage) -> None:
-        cur.execute(f"SELECT queue, tenant, mutex FROM tasks WHERE status IN {ACTIVE_IN}")
+        # tracked tasks take no slot: taskyard did not start them and cannot hold them back
+        cur.execute(f"SELECT queue, tenant, mutex FROM tasks WHERE status IN {ACTIVE_IN}"
+                    " AND tracked = 0")
         usage.count(cur.fetchall())
 
     def _candidates(self, cur: Cursor, usage: Usage, taken: list[int],
@@ -551,9 +555,9 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
             cur.execute(
                 "SELECT a.task_id, a.epoch, a.owner, i.host, i.boot_id, a.pid, a.pid_start,"
                 " a.run_tag FROM attempts a LEFT JOIN instances i ON i.id = a.owner"
-                " WHERE a.finished_at IS NULL AND a.owner <> ?"
+                " WHERE a.finished_at IS NULL AND a.owner <> ? AND a.owner <> ?"
                 " AND (i.id IS NULL OR i.stopped_at IS NOT NULL OR i.heartbeat_at < ?)",
-                (me, dead_before),
+                (me, TRACKED_OWNER, dead_before),  # tracked: they die with their owner
             )
             return [LostAttempt(*r) for r in cur.fetchall()]
 

@@ -44,8 +44,8 @@ class StatsRows(NamedTuple):
     #: (at, queue, tenant, from_status, to_status, reason, seconds): claims and ends in
     #: the window; seconds is a claim's wait or an ended run's time, else None
     events: list[tuple[float, str, str, str | None, str, str | None, float | None]]
-    #: (task id, queue, tenant, rss_kib, rss_at) of every running or paused task
-    running: list[tuple[int, str, str, int | None, float | None]]
+    #: (task id, queue, tenant, rss_kib, rss_at, kind) of every running or paused task
+    running: list[tuple[int, str, str, int | None, float | None, str]]
 
 
 class StatsStore(BrowseStore):
@@ -132,13 +132,16 @@ class StatsStore(BrowseStore):
         return [(float(at), q, t, f, to, r, float(d) if d is not None else None)
                 for at, q, t, f, to, r, d in cur.fetchall()]
 
-    def _stats_running(self, cur: Any) -> list[tuple[int, str, str, int | None, float | None]]:
-        cur.execute("SELECT t.id, t.queue, t.tenant, a.rss_kib, a.rss_at FROM tasks t"
+    def _stats_running(self, cur: Any,
+                       ) -> list[tuple[int, str, str, int | None, float | None, str]]:
+        cur.execute("SELECT t.id, t.queue, t.tenant, a.rss_kib, a.rss_at, CASE WHEN"
+                    " t.tracked <> 0 THEN 'tracked' WHEN t.function IS NOT NULL THEN"
+                    " 'function' ELSE 'command' END FROM tasks t"
                     " LEFT JOIN attempts a ON a.task_id = t.id AND a.epoch = t.epoch"
                     " WHERE t.status IN ('running', 'paused') ORDER BY t.id")
         return [(int(i), q, t, int(k) if k is not None else None,
-                 float(at) if at is not None else None)
-                for i, q, t, k, at in cur.fetchall()]
+                 float(at) if at is not None else None, kind)
+                for i, q, t, k, at, kind in cur.fetchall()]
 
     def record_rss(self, owner: str, samples: Sequence[tuple[int, int, int]],
                    now: float) -> None:

@@ -47,6 +47,7 @@ class RunningOut(Out):
     tenant: str
     rss_kib: int | None
     sampled_at: str | None
+    kind: str  #: command | function | tracked
 
 
 class StatsOut(GroupOut):

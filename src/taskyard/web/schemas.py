@@ -164,6 +164,7 @@ class ProgressOut(Out):
 
 class TaskOut(Out):
     id: int
+    kind: str  #: command | function | tracked
     name: str | None
     queue: str
     status: str

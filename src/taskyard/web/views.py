@@ -78,9 +78,9 @@ def controls(task: Task, role: str) -> list[tuple[str, str, str | None]]:
         return []
     found: list[tuple[str, str, str | None]] = []
     status, n = task.status, task.id
-    if status is Status.RUNNING and task.function is not None:
+    if status is Status.RUNNING and (task.function is not None or task.tracked):
         found.append(("graceful", "Stop gracefully", f"Ask task {n} to stop by itself?"))
-    if status is Status.RUNNING:
+    if status is Status.RUNNING and not task.tracked:  # not ours to stop (SIGSTOP)
         found.append(("pause", "Pause", None))
     if status is Status.PAUSED:
         found.append(("resume", "Resume", None))
@@ -88,7 +88,7 @@ def controls(task: Task, role: str) -> list[tuple[str, str, str | None]]:
         found.append(("kill", "Kill", f"Kill task {n}?"))
     elif status in (Status.QUEUED, Status.SCHEDULED):
         found.append(("kill", "Cancel", f"Cancel task {n}? It will not run."))
-    if status.terminal:
+    if status.terminal and not task.tracked:  # taskyard cannot start it again
         found.append(("restart", "Restart", None))
         found.append(("delete", "Delete", f"Delete task {n} and its output?"))
     return found
@@ -148,6 +148,8 @@ def when(ts: float | None) -> dict[str, str] | None:
 
 
 def what(task: Task) -> str:
+    if task.tracked:
+        return f"(tracked, pid {task.pid})"
     if task.function is not None:
         args = json.dumps(task.kwargs or {}, ensure_ascii=False)
         return visible(f"{task.function}({args[1:-1][:300]})")
