@@ -56,22 +56,29 @@ class BrowseStore(FilterSql):
         """Up to ``limit`` tasks (None: all) matching ``f`` with ids below ``before``,
         newest first."""
         with self._read_tx() as cur:
-            where, params, partial = self._where(cur, f)
-            if before is not None:
-                where.append("id < ?")
-                params.append(before)
-            sql = f"SELECT {rows.TASK_COLUMNS} FROM tasks"
-            if where:
-                sql += " WHERE " + " AND ".join(where)
-            sql += " ORDER BY id DESC"
-            if limit is not None:
-                sql += " LIMIT ?"
-                params.append(limit + 1)
+            sql, params, partial = self.browse_sql(cur, f, before, limit)
             cur.execute(sql, params)
             found = [rows.task(r) for r in cur.fetchall()]
         more = limit is not None and len(found) > limit
         items = found[:limit]
         return Page(items, items[-1].id if more and items else None, partial)
+
+    def browse_sql(self, cur: Cursor, f: TaskFilter, before: int | None, limit: int | None,
+                   ) -> tuple[str, list[Any], bool]:
+        """The query of ``browse`` (one more row than ``limit``: is there a next page?),
+        its parameters, and whether it is partial; the query-plan test explains it."""
+        where, params, partial = self._where(cur, f)
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
+        sql = f"SELECT {rows.TASK_COLUMNS} FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit + 1)
+        return sql, params, partial
 
     def count_tasks(self, f: TaskFilter) -> tuple[dict[str, int], bool]:
         """Tasks matching ``f`` (its status aside) per status, and whether the count is

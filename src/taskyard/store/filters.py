@@ -35,6 +35,9 @@ KINDS = ("command", "function", "tracked")
 KIND_SQL = {"command": "function IS NULL", "function": "function IS NOT NULL",
             "tracked": "1 = 0"}
 GLOB_CHARS = "*?"
+#: matches of a status set or a name glob from which on a page is read going down the
+#: ids rather than off the index (see ``FilterSql._ordered``)
+DENSE = 5000
 
 
 class TaskFilter(NamedTuple):
@@ -78,6 +81,9 @@ class FilterSql(SqlStoreBase):
 
     #: case-insensitive LIKE (SQLite's LIKE already is, for ASCII)
     LIKE_CI = "LIKE"
+    #: whether to look how many rows an index range holds before using it (SQLite: it
+    #: has no statistics; PostgreSQL's planner has them and chooses itself)
+    PROBES = True
 
     def meta_text(self, parts: list[str]) -> tuple[str, list[Any]]:
         """SQL for the metadata value at ``parts`` as text (``true``, ``3``, ``abc``)."""
@@ -94,14 +100,16 @@ class FilterSql(SqlStoreBase):
         where: list[str] = []
         params: list[Any] = []
         if with_status and f.status:
-            where.append("status IN (" + ",".join("?" * len(f.status)) + ")")
-            params.extend(s.value for s in f.status)
+            values = [s.value for s in f.status]
+            sql = "status IN (" + ",".join("?" * len(values)) + ")"
+            where.append(self._ordered(cur, sql, values, "status") if len(values) > 1 else sql)
+            params.extend(values)
         for column in ("queue", "tenant"):
             value = getattr(f, column)
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        self._where_name(f, where, params)
+        self._where_name(cur, f, where, params)
         if f.kind is not None:
             where.append(KIND_SQL[f.kind])
         self._where_times(cur, f, where, params)
@@ -119,12 +127,25 @@ class FilterSql(SqlStoreBase):
                 partial = True
         return where, params, partial
 
-    def _where_name(self, f: TaskFilter, where: list[str], params: list[Any]) -> None:
+    def _ordered(self, cur: Cursor, sql: str, params: list[Any], column: str) -> str:
+        """``sql`` on ``column`` as a page newest first reads it best. Its index holds
+        the matches in id order within each value (status) or name, so they must be
+        sorted: cheap for a few, dear for many (a glob matching 100,000 names: 230 ms).
+        Many matches are dense enough to meet 50 of them soon going down the ids: then
+        ``+column`` (SQLite) keeps the index out. One index-only look decides."""
+        if not self.PROBES:
+            return sql
+        cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE {sql} LIMIT {DENSE})",
+                    params)
+        return sql.replace(column, f"+{column}", 1) if int(cur.fetchone()[0]) >= DENSE else sql
+
+    def _where_name(self, cur: Cursor, f: TaskFilter, where: list[str],
+                    params: list[Any]) -> None:
         if f.name is None:
             return
         if f.glob:
             sql, args = self.glob_sql(f.name)
-            where.append(sql)
+            where.append(self._ordered(cur, sql, args, "name"))
             params.extend(args)
         else:
             where.append("name = ?")

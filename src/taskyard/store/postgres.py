@@ -97,6 +97,7 @@ class PostgresStore(SqlServerStore):
     ROW_LOCK = " FOR UPDATE"
     KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
     LIKE_CI = "ILIKE"
+    PROBES = False  #: its planner has statistics
     #: counts are the folded rows plus the deltas triggers appended since
     COUNTS = ("(SELECT tenant, queue, status, n FROM task_counts UNION ALL"
               " SELECT tenant, queue, status, n FROM task_count_deltas) c")
