@@ -272,8 +272,9 @@ def test_every_table_fits_80_columns_without_cutting_times_ids_or_statuses(
     try:
         _every_table(home)
         wait_for(lambda: all(t["status"] in ("succeeded", "failed")
-                             for t in _json(home, "ls")), timeout=30, message="all ended")
-        tasks = _json(home, "ls")
+                             for t in _json(home, "ls")["items"]), timeout=30,
+                 message="all ended")
+        tasks = _json(home, "ls")["items"]
         listed = _text(home, "ls")
         for t in tasks:
             row = next(line for line in listed.splitlines() if line.split()[:1] == [str(t["id"])])
