@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import access, ops, search
 from . import validate as v
@@ -372,6 +372,10 @@ class Yard:
         return search.task_list(self._store, status=status, queue=queue, tenant=tenant,
                                 name=name, meta=meta, kind=kind, since=since, until=until,
                                 text=text, limit=limit, cursor=cursor)
+
+    def counts(self, **filters: Any) -> dict[str, int]:
+        """Tasks per status (``taskyard ls --counts``): the filters of ``list``."""
+        return search.task_counts(self._store, **filters)
 
 
 def _name(name: str | None, what: str) -> str:

@@ -168,3 +168,16 @@ def task_list(store: BrowseStore, *, status: str | Sequence[str] = (),
     found.next_cursor = encode_cursor(page.next_before)
     found.partial = page.partial
     return found
+
+
+def task_counts(store: BrowseStore, *, status: str | Sequence[str] = (),
+                meta: Sequence[str] | Mapping[str, Any] | None = None,
+                **given: Any) -> dict[str, int]:
+    """``Yard.counts``: tasks per status matching ``make_filter(**given)`` (with
+    ``status``: those statuses only)."""
+    from . import validate as v
+
+    statuses = [status] if isinstance(status, str) else list(v.strings(status, "status"))
+    f = make_filter(status=statuses, meta=meta_pairs(meta), **given)
+    found, _ = store.count_tasks(f)
+    return {s.value: found[s.value] for s in f.status} if f.status else found
