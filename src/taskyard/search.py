@@ -32,10 +32,10 @@ def make_filter(*, status: Sequence[str] = (), queue: str | None = None,
                 tenant: str | None = None, name: str | None = None,
                 meta: Sequence[tuple[str, str]] = (), text: str | None = None,
                 kind: str | None = None, since: TimeArg = None,
-                until: TimeArg = None) -> TaskFilter:
-    """The filter, every part checked (a bad one is ``InvalidInput`` naming it). Empty
-    strings ask for nothing."""
-    texts = [(queue, "queue"), (tenant, "tenant"), (name, "name"), (text, "text")]
+                until: TimeArg = None, text_field: str = "text") -> TaskFilter:
+    """The filter, every part checked (a bad one is ``InvalidInput`` naming it; the
+    text by ``text_field``: the HTTP API calls it ``q``). Empty strings ask for nothing."""
+    texts = [(queue, "queue"), (tenant, "tenant"), (name, "name"), (text, text_field)]
     texts += [(value, f"meta.{key}") for key, value in meta]
     for value, field in texts:
         _check_text(value, field)

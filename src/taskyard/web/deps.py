@@ -125,7 +125,7 @@ def task_filter(principal: Principal, *, status: list[str] | None = None,
             tenant = principal.tenant
     return make_filter(status=statuses, queue=queue, tenant=tenant, name=name,
                        meta=list((meta or {}).items()), text=q, kind=kind or None,
-                       since=since, until=until)
+                       since=since, until=until, text_field="q")
 
 
 def meta_params(request: Request) -> dict[str, str]:
