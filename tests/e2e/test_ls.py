@@ -129,3 +129,10 @@ def test_yard_list_filters_and_pages(home: Path, made: list[int]) -> None:
         rest = y.list(limit=2, cursor=page.next_cursor)
         assert [t.id for t in rest] == [a] and rest.next_cursor is None
         assert y.list(kind="function") == [] and y.list(status="running") == []
+
+
+def test_task_data_is_never_markup_in_the_table(home: Path) -> None:
+    with Yard(home) as y:
+        y.submit(["echo", "[red]hi"], name="[/x] [bold]b")
+    text = ok(home, "ls")
+    assert "[/x] [bold]b" in text and "[red]hi" in text
