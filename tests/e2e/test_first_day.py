@@ -118,7 +118,7 @@ def _running(home: Path, *args: str, env: dict[str, str] | None = None) -> list[
     done = subprocess.run([sys.executable, "-m", "taskyard", "--home", str(home), *args, "ls",
                            "--json", "--status", "running"], env=env, capture_output=True,
                           text=True, timeout=60, check=True)
-    return [t["id"] for t in json.loads(done.stdout)]
+    return [t["id"] for t in json.loads(done.stdout)["items"]]
 
 
 def test_a_client_home_on_a_shared_store_judges_by_the_store(tmp_path: Path) -> None:
