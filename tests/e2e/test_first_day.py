@@ -291,7 +291,8 @@ def test_every_table_fits_80_columns_without_cutting_times_ids_or_statuses(
         for t in tasks:
             shown = _text(home, "show", str(t["id"]))
             assert "events" in shown
-        steps = _text(home, "show", str(tasks[2]["id"]))
+        pipeline = next(t for t in tasks if t["function"] == "pipeline")
+        steps = _text(home, "show", str(pipeline["id"]))
         assert "steps" in steps and "STEP" in steps and "level 1 is too low" in steps
         for args in (("queue", "ls"), ("tenant", "ls"), ("cron", "ls"), ("cron", "show", LONG),
                      ("server", "status"), ("--utc", "cron", "ls"), ("server", "status", "--utc")):
