@@ -25,6 +25,7 @@ import functions
 import latency
 import output
 import postgres
+import search
 import stats
 import submit_time
 import throughput
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[bool, int], Section]] = {
     "postgres": postgres.run,
     "web": web.run,
     "stats": stats.run,
+    "search": search.run,
 }
 
 

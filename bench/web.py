@@ -236,7 +236,7 @@ def store_times(location: str, ids: dict[str, int], samples: int) -> Samples:
     """The store calls the routes make, timed here (no HTTP, no rendering)."""
     from taskyard.lifecycle import Status
     from taskyard.store import open_store
-    from taskyard.store.browse import TaskFilter
+    from taskyard.store.filters import TaskFilter
 
     store = open_store(location)
     first = TaskFilter()

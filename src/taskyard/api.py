@@ -17,13 +17,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from . import access, ops
+from . import access, ops, search
 from . import validate as v
 from .config import Settings, load
 from .errors import InvalidInput
-from .lifecycle import Status
 from .limits import NONE, Limits
 from .limits import parse as parse_limits
 from .logs import log_event, quote
@@ -31,6 +30,7 @@ from .messages import MessagesRead
 from .model import JSON, Attempt, Event, OutputRead, Schedule, Task, TaskSpec
 from .outputbounds import parse_optional as _size
 from .rates import Rate, RateLimit, parse_rate_limit
+from .search import TaskList, TimeArg
 from .store import open_store
 from .store.access import Token
 
@@ -432,16 +432,22 @@ class Yard:
 
     # Defined last: inside the class body, the name ``list`` would shadow the builtin.
     def list(self, *, status: str | Sequence[str] = (), queue: str | None = None,
-             limit: int | None = None) -> list[Task]:
-        """Tasks, oldest first; ``limit`` keeps the newest N."""
-        wanted = [status] if isinstance(status, str) else list(v.strings(status, "status"))
-        try:
-            statuses = [Status(s) for s in wanted]
-        except ValueError:
-            raise InvalidInput(f"unknown status in {wanted!r}", field="status") from None
-        return self._store.list_tasks(status=statuses,
-                                      queue=None if queue is None else _name(queue, "queue"),
-                                      limit=None if limit is None else v.whole(limit, "limit"))
+             tenant: str | None = None, name: str | None = None,
+             meta: Mapping[str, JSON] | Sequence[str] | None = None, kind: str | None = None,
+             since: TimeArg = None, until: TimeArg = None, text: str | None = None,
+             limit: int | None = None, cursor: str | None = None) -> TaskList:
+        """Tasks newest first, filtered as ``taskyard ls`` filters them: ``name`` a glob,
+        ``meta`` ``{"a.b": value}`` (or ``["a.b=JSON"]``), ``kind`` command, function or
+        tracked, ``since``/``until`` submit times (ISO 8601, a duration ago, a unix time,
+        a datetime). At most ``limit`` (None: all); the list's ``next_cursor`` passed as
+        ``cursor`` gives the next page."""
+        return search.task_list(self._store, status=status, queue=queue, tenant=tenant,
+                                name=name, meta=meta, kind=kind, since=since, until=until,
+                                text=text, limit=limit, cursor=cursor)
+
+    def counts(self, **filters: Any) -> dict[str, int]:
+        """Tasks per status (``taskyard ls --counts``): the filters of ``list``."""
+        return search.task_counts(self._store, **filters)
 
 
 def _name(name: str | None, what: str) -> str:

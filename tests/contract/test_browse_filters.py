@@ -1,5 +1,5 @@
 """Metadata filters find the same tasks whatever the value's JSON type or characters:
-the cheap text test that runs before the JSON is parsed (``browse.verbatim``) must
+the cheap text test that runs before the JSON is parsed (``filters.verbatim``) must
 never leave out a task the JSON comparison would find."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from taskyard.model import TaskSpec
-from taskyard.store.browse import TaskFilter, verbatim
+from taskyard.store.filters import TaskFilter, verbatim
 from taskyard.store.sqlserver import SqlServerStore
 
 METAS: list[dict[str, Any]] = [
@@ -38,7 +38,7 @@ def test_a_metadata_filter_finds_what_the_json_comparison_finds(store: SqlServer
 
 def _unfiltered(store: SqlServerStore, key: str, value: str) -> set[int]:
     """The tasks the JSON comparison alone finds (the text test turned off)."""
-    import taskyard.store.browse as browse
+    import taskyard.store.filters as browse
 
     saved = browse.verbatim
     browse.verbatim = lambda text: False

@@ -72,8 +72,9 @@ def test_json_everywhere(served: Path) -> None:
     assert cli(served, "wait", str(task["id"]), "--timeout", "10").returncode == 0
     assert ok(served, "logs", str(task["id"])) == f"1 {task['id']}\n"
     listed = json.loads(ok(served, "ls", "--json"))
-    assert [t["id"] for t in listed] == [task["id"]]
-    assert json.loads(ok(served, "ls", "--json", "--status", "queued")) == []
+    assert [t["id"] for t in listed["items"]] == [task["id"]]
+    assert listed["next_cursor"] is None and listed["partial"] is False
+    assert json.loads(ok(served, "ls", "--json", "--status", "queued"))["items"] == []
     assert json.loads(ok(served, "server", "status", "--json"))["running"] is True
     read = json.loads(ok(served, "logs", str(task["id"]), "--json", "--offset", "2"))
     assert (read["data"], read["offset"], read["next_offset"], read["total"]) == (
@@ -252,7 +253,7 @@ def test_progress_outside_a_task_and_negative(served: Path) -> None:
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(home: Path, args: list[str]) -> None:
     ok(home, "submit", "--", "true")
     user_error(home, *args)
-    assert len(json.loads(ok(home, "ls", "--json"))) == 1
+    assert len(json.loads(ok(home, "ls", "--json"))["items"]) == 1
 
 
 def test_a_double_dash_inside_the_command_is_the_commands(home: Path) -> None:
@@ -363,7 +364,7 @@ def test_meta_over_1_mib_is_refused(home: Path, tmp_path: Path) -> None:
     big.write_text(json.dumps({"a": "x" * (1024 * 1024 + 10)}))
     err = user_error(home, "submit", "--meta", f"@{big}", "--", "true")
     assert "over" in err
-    assert json.loads(ok(home, "ls", "--json")) == []
+    assert json.loads(ok(home, "ls", "--json"))["items"] == []
 
 
 def test_submit_later_is_scheduled(home: Path) -> None:
@@ -376,7 +377,7 @@ def test_submit_later_is_scheduled(home: Path) -> None:
 def test_unique_submits_return_the_live_task(home: Path) -> None:
     first = ok(home, "submit", "--unique", "backup", "--", "true").strip()
     assert ok(home, "submit", "--unique", "backup", "--", "false").strip() == first
-    assert len(json.loads(ok(home, "ls", "--json"))) == 1
+    assert len(json.loads(ok(home, "ls", "--json"))["items"]) == 1
 
 
 def test_queue_pause_and_resume(served: Path) -> None:

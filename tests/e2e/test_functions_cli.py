@@ -83,4 +83,4 @@ def test_bad_function_input_is_one_line_exit_2(home: Path, tmp_path: Path,
     big.write_text(json.dumps({"a": "x" * (1024 * 1024)}))  # over the 1 MiB cap
     ok(home, "submit", "--", "true")
     user_error(home, *[f"@{big}" if a == "@BIG" else a for a in args])
-    assert len(json.loads(ok(home, "ls", "--json"))) == 1
+    assert len(json.loads(ok(home, "ls", "--json"))["items"]) == 1

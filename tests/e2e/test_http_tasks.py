@@ -79,7 +79,11 @@ def test_list_pages_filters_and_counts(yard: Deployment) -> None:
                              ({"meta.batch": tag, "meta.n": "3"}, [made[3]]),
                              ({"meta.deep.odd": "true", "meta.batch": tag}, [made[1], made[3]]),
                              ({"q": tag, "status": "scheduled,queued"}, made),
-                             ({"q": tag, "status": ["succeeded", "failed"]}, [])):
+                             ({"q": tag, "status": ["succeeded", "failed"]}, []),
+                             ({"name": f"page-{tag[:4]}*", "kind": "command"}, made),
+                             ({"q": tag, "kind": "function"}, []),
+                             ({"q": tag, "since": "1h", "until": "2999-01-01"}, made),
+                             ({"q": tag, "until": "1h"}, [])):
         page = yard.call("viewer", "GET", TASKS, params=params).json()
         assert sorted(t["id"] for t in page["items"]) == sorted(expected), params
     counts = yard.call("viewer", "GET", f"{TASKS}/counts", params={"queue": f"q-{tag}"}).json()

@@ -85,12 +85,12 @@ def test_the_server_prunes_by_count_and_age_per_queue(home: Path) -> None:
                 for q in ("default", "short", "forever")}
         proc = server_process(home, "--slots", "4", env=env)
         try:
-            wait_for(lambda: [t.id for t in y.list(queue="default")] == made["default"][-3:],
+            wait_for(lambda: [t.id for t in y.list(queue="default")] == made["default"][-3:][::-1],
                      timeout=60, message="the newest 3 of default kept")
             wait_for(lambda: y.list(queue="short") == [], timeout=60,
                      message="short's tasks pruned after a second")
             time.sleep(0.5)  # a few more of the server's passes (it prunes at heartbeats)
-            assert [t.id for t in y.list(queue="forever")] == made["forever"]
+            assert [t.id for t in y.list(queue="forever")] == made["forever"][::-1]
         finally:
             stop_server(proc)
 

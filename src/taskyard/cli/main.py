@@ -64,11 +64,11 @@ def envvar(parser: argparse.ArgumentParser | Any, *flags: str, env: str, help: s
 
 
 #: Which module registers each command, in the order ``--help`` lists them.
-MODULES = ("tasks", "controls", "functions", "queues", "cron", "tenants", "server", "web",
-           "tokens", "db", "stats", "messages", "track")
+MODULES = ("tasks", "listing", "controls", "functions", "queues", "cron", "tenants", "server",
+           "web", "tokens", "db", "stats", "messages", "track")
 VERBS = {
-    **dict.fromkeys(("submit", "ls", "show", "logs", "wait", "progress", "report", "meta"),
-                    "tasks"),
+    **dict.fromkeys(("submit", "show", "logs", "wait", "progress", "report", "meta"), "tasks"),
+    "ls": "listing",
     **dict.fromkeys(("kill", "pause", "resume", "restart", "send", "rm"), "controls"),
     **dict.fromkeys(("result", "signal", "config", "watch"), "functions"),
     "queue": "queues", "cron": "cron", "tenant": "tenants", "server": "server", "db": "db",

@@ -118,6 +118,7 @@ def table(cols: Sequence[Col], rows: Sequence[Sequence[str | Text]], *,
     Cells are printed as given (pass text through ``render.safe``); a ``Text`` keeps
     its style."""
     from rich.table import Table
+    from rich.text import Text
 
     out = out or console()
     plain = [[c if isinstance(c, str) else c.plain for c in row] for row in rows]
@@ -137,8 +138,8 @@ def table(cols: Sequence[Col], rows: Sequence[Sequence[str | Text]], *,
         grid.add_column(col.head, width=width, no_wrap=whole,
                         overflow="ellipsis" if whole else "fold",
                         justify="right" if col.right else "left")
-    for row in rows:
-        grid.add_row(*row)
+    for row in rows:  # str as Text: task data is never markup ("[/x]" was a MarkupError)
+        grid.add_row(*(Text(c) if isinstance(c, str) else c for c in row))
     # Wider than the console only when even FIXED columns do not fit: print it whole
     # (the terminal wraps the lines) rather than let rich cut ids and statuses.
     needed = sum(widths) + 2 * (len(widths) - 1)

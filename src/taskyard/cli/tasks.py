@@ -1,4 +1,4 @@
-"""submit, ls, show, logs, wait, progress, meta."""
+"""submit, show, logs, wait, progress, meta (``ls``: listing.py)."""
 
 from __future__ import annotations
 
@@ -60,15 +60,6 @@ def register(sub: Any) -> None:
     json_flag(p)
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- PROGRAM ARG...")
     p.set_defaults(handler=cmd_submit)
-
-    p = sub.add_parser("ls", help="list tasks")
-    p.add_argument("--status", action="append", choices=[s.value for s in Status],
-                   help="only tasks in this status (repeatable)")
-    p.add_argument("--queue", help="only tasks of this queue")
-    p.add_argument("--limit", type=non_negative_int, help="only the newest N tasks")
-    utc_flag(p)
-    json_flag(p)
-    p.set_defaults(handler=cmd_ls)
 
     p = sub.add_parser("show", help="show one task with its attempts and events")
     p.add_argument("id", type=task_id)
@@ -229,44 +220,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(f"{task.id}\n")
     return 0
-
-
-def cmd_ls(args: argparse.Namespace) -> int:
-    statuses = [Status(s) for s in args.status or []]
-    db = store(args)
-    tasks = db.list_tasks(status=statuses, queue=args.queue, limit=args.limit)
-    if args.json:
-        print_json([t.to_json() for t in tasks])
-    else:
-        from .render import task_table
-
-        task_table(tasks, utc(args))
-        _warn_if_orphaned(args, db, tasks)
-    return 0
-
-
-def _warn_if_orphaned(args: argparse.Namespace, db: Store, tasks: list[Task]) -> None:
-    """Running tasks whose server is gone (judged by the store: a server on another home
-    or machine may run them): say which server, and what will happen to them."""
-    shown = {t.id for t in tasks if t.status.active}
-    if not shown:
-        return
-    from ..liveness import any_alive, silent_owners
-
-    lease = settings(args).lease
-    silent = silent_owners(db, lease, shown)
-    if not silent:
-        return
-    later = "" if any_alive(db, lease) else " when a server starts"
-    for gone in silent:
-        owner = gone.owner
-        if gone.heard is None:
-            who = f"server {owner.id} (no longer known to the store)"
-        else:
-            who = f"server {owner.id} on host {owner.host} last heard {gone.heard:.0f} s ago"
-        why = f" (its process {owner.pid} is gone)" if gone.pid_gone else ""
-        sys.stderr.write(f"taskyard: note: {who}: its {len(gone.tasks)} running task(s) will"
-                         f" be recorded as crashed{later}{why}\n")
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -3,47 +3,26 @@ a page at a time (keyset paging by id, stable while tasks are added), counts per
 status from the trigger-kept ``task_counts``, and the facts that explain why a
 task waits.
 
-Filters on indexed columns (status, queue, tenant, name) are exact over the whole
-store. A metadata or free-text filter cannot use an index: it looks at the newest
-``SCAN_LIMIT`` tasks only (as Oban Web limits its searches), and says so
-(``Page.partial``).
+The filters (``TaskFilter``) and how each finds its rows: ``store/filters.py``.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from .. import limits
-from ..errors import InvalidInput
 from ..lifecycle import Status
 from ..model import Task
 from ..rates import Window, rate_text
 from . import rows
+from .filters import FilterSql, TaskFilter
 from .rates import task_windows
-from .sql import ACTIVE_IN, Cursor, SqlStoreBase
+from .sql import ACTIVE_IN, Cursor
 
 #: Queued tasks ahead of a waiting one are counted up to this many (then: "over").
 AHEAD_CAP = 1000
-#: Tasks a metadata or free-text search looks at, newest first.
-SCAN_LIMIT = 100_000
-
-
-class TaskFilter(NamedTuple):
-    status: tuple[Status, ...] = ()
-    queue: str | None = None
-    tenant: str | None = None
-    name: str | None = None
-    meta: tuple[tuple[str, str], ...] = ()  #: (dotted key path, value as text)
-    text: str | None = None  #: a substring of the name, command, function or metadata
-    ids: tuple[int, ...] = ()  #: only these tasks (a bulk action's snapshot)
-
-    @property
-    def scans(self) -> bool:
-        """Whether the filter reads rows no index can find."""
-        return bool(self.meta or self.text)
 
 
 class Page(NamedTuple):
@@ -70,87 +49,47 @@ class Waiting(NamedTuple):
     rates: tuple[Window, ...] = ()  #: the rate windows a start of it counts in
 
 
-def meta_path(key: str) -> list[str]:
-    """``a.b`` -> ``["a", "b"]``; refuses what cannot name a key."""
-    parts = key.split(".")
-    if not key or any(not p or '"' in p or "\\" in p or not p.isprintable() for p in parts):
-        raise InvalidInput(f"bad metadata key {key!r}", field=f"meta.{key}")
-    return parts
-
-
-class BrowseStore(SqlStoreBase):
+class BrowseStore(FilterSql):
     """Listing, counting and explaining (mixed into the SQL stores)."""
 
-    #: case-insensitive LIKE (SQLite's LIKE already is, for ASCII)
-    LIKE_CI = "LIKE"
     #: rows of task_counts (PostgreSQL adds the deltas its triggers append)
     COUNTS = "task_counts"
 
-    def meta_text(self, parts: list[str]) -> tuple[str, list[Any]]:
-        """SQL for the metadata value at ``parts`` as text (``true``, ``3``, ``abc``)."""
-        path = "$" + "".join(f'."{p}"' for p in parts)
-        return ("CASE json_type(meta, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
-                " ELSE CAST(json_extract(meta, ?) AS TEXT) END", [path, path])
-
-    def _where(self, cur: Cursor, f: TaskFilter, *, with_status: bool = True,
-               ) -> tuple[list[str], list[Any], bool]:
-        where: list[str] = []
-        params: list[Any] = []
-        if with_status and f.status:
-            where.append("status IN (" + ",".join("?" * len(f.status)) + ")")
-            params.extend(s.value for s in f.status)
-        for column in ("queue", "tenant", "name"):
-            value = getattr(f, column)
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if f.ids:
-            where.append("id IN (" + ",".join("?" * len(f.ids)) + ")")
-            params.extend(f.ids)
-        for key, value in f.meta:
-            sql, args = self.meta_text(meta_path(key))
-            if verbatim(value):  # a cheap test of the text first: parsing JSON is dear
-                where.append("meta LIKE ? ESCAPE '\\'")
-                params.append("%" + like_escape(value) + "%")
-            where.append(f"{sql} = ?")
-            params.extend([*args, value])
-        if f.text:
-            pattern = "%" + like_escape(f.text) + "%"
-            where.append(f"(COALESCE(name, '') || ' ' || argv || ' ' || COALESCE(function, '')"
-                         f" || ' ' || meta) {self.LIKE_CI} ? ESCAPE '\\'")
-            params.append(pattern)
-        partial = False
-        if f.scans:
-            cur.execute("SELECT COALESCE(MAX(id), 0) FROM tasks")
-            floor = int(cur.fetchone()[0]) - SCAN_LIMIT
-            if floor > 0:
-                where.append("id > ?")
-                params.append(floor)
-                partial = True
-        return where, params, partial
-
-    def browse(self, f: TaskFilter, *, before: int | None = None, limit: int = 50) -> Page:
-        """Up to ``limit`` tasks matching ``f`` with ids below ``before``, newest first."""
+    def browse(self, f: TaskFilter, *, before: int | None = None,
+               limit: int | None = 50) -> Page:
+        """Up to ``limit`` tasks (None: all) matching ``f`` with ids below ``before``,
+        newest first."""
         with self._read_tx() as cur:
-            where, params, partial = self._where(cur, f)
-            if before is not None:
-                where.append("id < ?")
-                params.append(before)
-            sql = f"SELECT {rows.TASK_COLUMNS} FROM tasks"
-            if where:
-                sql += " WHERE " + " AND ".join(where)
-            cur.execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit + 1])
+            sql, params, partial = self.browse_sql(cur, f, before, limit)
+            cur.execute(sql, params)
             found = [rows.task(r) for r in cur.fetchall()]
-        more = len(found) > limit
+        more = limit is not None and len(found) > limit
         items = found[:limit]
         return Page(items, items[-1].id if more and items else None, partial)
+
+    def browse_sql(self, cur: Cursor, f: TaskFilter, before: int | None, limit: int | None,
+                   ) -> tuple[str, list[Any], bool]:
+        """The query of ``browse`` (one more row than ``limit``: is there a next page?),
+        its parameters, and whether it is partial; the query-plan test explains it."""
+        where, params, partial = self._where(cur, f)
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
+        sql = f"SELECT {rows.TASK_COLUMNS} FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit + 1)
+        return sql, params, partial
 
     def count_tasks(self, f: TaskFilter) -> tuple[dict[str, int], bool]:
         """Tasks matching ``f`` (its status aside) per status, and whether the count is
         partial (a metadata or text filter counts among the newest SCAN_LIMIT only)."""
         counts = {s.value: 0 for s in Status}
         with self._read_tx() as cur:
-            if not (f.name or f.scans or f.ids):
+            if f.counted:
                 where, params = ["n <> 0"], []
                 for column in ("queue", "tenant"):
                     if getattr(f, column) is not None:
@@ -369,32 +308,3 @@ class BrowseStore(SqlStoreBase):
         return int(cur.fetchone()[0])
 
 
-def like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def verbatim(value: str) -> bool:
-    """Whether stored metadata whose value at some key reads ``value`` (as a filter
-    compares it) holds ``value`` verbatim in its text: metadata is stored as
-    ``json.dumps(ensure_ascii=False)``, which writes strings as they are but for ``"``,
-    ``\\`` and control characters, and integers and booleans as they read; a float may
-    read otherwise (``1e+16``), so a value that looks like one is not tested so."""
-    if not value or any(c in value for c in '"\\') or not value.isprintable():
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return True
-    return value.lstrip("-").isdigit()
-
-
-def status_filter(values: Sequence[str], field: str = "status") -> tuple[Status, ...]:
-    """Statuses from their names; an unknown one is an error naming ``field``."""
-    found = []
-    for value in values:
-        try:
-            found.append(Status(value))
-        except ValueError:
-            raise InvalidInput(f"unknown status {value!r} (one of"
-                               f" {', '.join(s.value for s in Status)})", field=field) from None
-    return tuple(found)

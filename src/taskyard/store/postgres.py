@@ -23,13 +23,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import SchemaTooNew, StoreError, StoreUnavailable, TaskyardError
 from .base import Instance
+from .filters import glob_to_like
 from .migrations import shipped
 from .sql import Cursor, fault_budget
 from .sqlserver import SqlServerStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 23
+SCHEMA_VERSION = 24
 
 #: Channel of the wake hint; the payload is the kind (``w``, ``r``, ``s``).
 WAKE_CHANNEL = "taskyard_wake"
@@ -96,6 +97,7 @@ class PostgresStore(SqlServerStore):
     ROW_LOCK = " FOR UPDATE"
     KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
     LIKE_CI = "ILIKE"
+    PROBES = False  #: its planner has statistics
     #: counts are the folded rows plus the deltas triggers appended since
     COUNTS = ("(SELECT tenant, queue, status, n FROM task_counts UNION ALL"
               " SELECT tenant, queue, status, n FROM task_count_deltas) c")
@@ -169,6 +171,9 @@ class PostgresStore(SqlServerStore):
 
     def meta_text(self, parts: list[str]) -> tuple[str, list[Any]]:
         return "(meta::jsonb #>> ?::text[])", [parts]
+
+    def glob_sql(self, pattern: str) -> tuple[str, list[Any]]:
+        return "name LIKE ? ESCAPE '\\'", [glob_to_like(pattern)]
 
     def heartbeat(self, instance_id: str, now: float) -> Instance:
         instance = super().heartbeat(instance_id, now)

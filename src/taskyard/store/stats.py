@@ -27,11 +27,10 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from .browse import BrowseStore
+from .filters import SLACK, first_task
 
 #: the events ``events_stats`` holds (its WHERE, word for word, so planners use it)
 STATS_EVENTS = "('running', 'succeeded', 'failed', 'stopped')"
-#: seconds a task's submit time may be out of its id's order (see above)
-SLACK = 600.0
 
 
 class StatsRows(NamedTuple):
@@ -82,33 +81,9 @@ class StatsStore(BrowseStore):
                     f" WHERE 1 = 1{where} GROUP BY tenant, queue, status", params)
         return [(t, q, s, int(n)) for t, q, s, n in cur.fetchall() if int(n)]
 
-    @staticmethod
-    def _first_task(cur: Any, at: float) -> int:
-        """The lowest task id from which on every task was submitted at ``at`` or later
-        (tasks before it may have been too): a binary search, one primary-key look-up
-        a step. Interpolated into the SQL (an int of ours), so that PostgreSQL plans the
-        range it is, not a generic third of the table."""
-        # Two subqueries: SQLite reads MIN and MAX off the key only one to a query (both
-        # in one SELECT scanned the table: 80 ms on a million tasks).
-        cur.execute("SELECT (SELECT MIN(id) FROM tasks), (SELECT MAX(id) FROM tasks)")
-        low, high = cur.fetchone()
-        if low is None:
-            return 0
-        low, high = int(low), int(high) + 1
-        while low < high:
-            middle = (low + high) // 2
-            cur.execute("SELECT id, created_at FROM tasks WHERE id >= ? ORDER BY id LIMIT 1",
-                        (middle,))
-            found, created = cur.fetchone()
-            if created < at:
-                low = int(found) + 1  # and every id up to it: there is none between
-            else:
-                high = middle
-        return low
-
     def _stats_submitted(self, cur: Any, since: float, until: float,
                          ) -> list[tuple[float, str, str]]:
-        first = self._first_task(cur, since - SLACK)
+        first = first_task(cur, since - SLACK)
         cur.execute("SELECT created_at, queue, tenant FROM tasks"
                     f" WHERE id >= {first:d} AND created_at >= ? AND created_at < ?",
                     (since, until))

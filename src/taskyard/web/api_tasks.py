@@ -15,7 +15,8 @@ from .. import ops, why
 from ..errors import InvalidInput, NotFound, TaskyardError
 from ..model import hook_json
 from ..specjson import spec_of
-from ..store.browse import TaskFilter, Waiting
+from ..store.browse import Waiting
+from ..store.filters import TaskFilter
 from ..store.sqlserver import SqlServerStore
 from . import schemas
 from .auth import Principal
@@ -95,21 +96,29 @@ def _require_visible_after(store: Store, who: Principal, after: tuple[int, ...])
 
 
 def _filter(request: Request, who: Any, status: list[str] | None, queue: str | None,
-            tenant: str | None, name: str | None, q: str | None) -> TaskFilter:
+            tenant: str | None, name: str | None, q: str | None, kind: str | None = None,
+            since: str | None = None, until: str | None = None) -> TaskFilter:
     return task_filter(who, status=status, queue=queue, tenant=tenant, name=name,
-                       meta=meta_params(request), q=q)
+                       meta=meta_params(request), q=q, kind=kind, since=since, until=until)
+
+
+KIND = Query(None, description="command | function | tracked")
+SINCE = Query(None, description="submitted at or after: ISO 8601, or a duration ago (1h)")
+UNTIL = Query(None, description="submitted before: ISO 8601, or a duration ago (1h)")
 
 
 @router.get("", response_model=schemas.TaskPage)
 def list_tasks(request: Request, store: Store, who: Viewer,
                status: list[str] | None = Query(None, description="repeat or comma-separate"),
-               queue: str | None = None, tenant: str | None = None, name: str | None = None,
+               queue: str | None = None, tenant: str | None = None,
+               name: str | None = Query(None, description="exact, or a glob of * and ?"),
                q: str | None = Query(None, description="free text"),
+               kind: str | None = KIND, since: str | None = SINCE, until: str | None = UNTIL,
                limit: int = Query(50, ge=1, le=500),
                cursor: str | None = Query(None, description="next_cursor of the page before"),
                ) -> dict[str, Any]:
     """Tasks newest first, a page at a time; also ``meta.KEY=VALUE`` parameters."""
-    f = _filter(request, who, status, queue, tenant, name, q)
+    f = _filter(request, who, status, queue, tenant, name, q, kind, since, until)
     page = store.browse(f, before=decode_cursor(cursor), limit=limit)
     return {"items": [task_json(t) for t in page.items],
             "next_cursor": encode_cursor(page.next_before), "partial": page.partial}
@@ -119,9 +128,10 @@ def list_tasks(request: Request, store: Store, who: Viewer,
 def counts(request: Request, store: Store, who: Viewer,
            status: list[str] | None = Query(None), queue: str | None = None,
            tenant: str | None = None, name: str | None = None, q: str | None = None,
+           kind: str | None = KIND, since: str | None = SINCE, until: str | None = UNTIL,
            ) -> dict[str, Any]:
     """Tasks per status matching the same filters as the list (its status aside)."""
-    f = _filter(request, who, status, queue, tenant, name, q)
+    f = _filter(request, who, status, queue, tenant, name, q, kind, since, until)
     found, partial = store.count_tasks(f)
     return {"counts": found, "total": sum(found.values()), "partial": partial}
 

@@ -3,7 +3,6 @@ filters and cursors."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
@@ -12,9 +11,12 @@ from fastapi.routing import APIRoute
 
 from ..errors import InvalidInput
 from ..model import Task
-from ..store.browse import TaskFilter, status_filter
+from ..search import MAX_ID as MAX_ID
+from ..search import decode_cursor as decode_cursor
+from ..search import encode_cursor as encode_cursor
+from ..search import make_filter
+from ..store.filters import TaskFilter
 from ..store.sqlserver import SqlServerStore
-from ..validate import check_unicode
 from .auth import CSRF_HEADER, UNSAFE, Auth, Principal, check_csrf, require_role
 
 
@@ -28,7 +30,6 @@ def store_of(request: Request) -> SqlServerStore:
 #: for another tenant's tasks).
 NO_TENANT = "\n"
 PRINCIPAL = "taskyard.principal"  #: the request scope's key of its authorized caller
-MAX_ID = 2**63 - 1  #: ids are 64-bit in every store
 #: A task id in a path: a 422 naming ``task_id`` when it is no id at all (a store given
 #: one past 64 bits fails: SQLite raised OverflowError, a 500)
 TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="a task id")]
@@ -109,7 +110,9 @@ def visible_task(store: SqlServerStore, principal: Principal, task_id: int) -> T
 
 def task_filter(principal: Principal, *, status: list[str] | None = None,
                 queue: str | None = None, tenant: str | None = None, name: str | None = None,
-                meta: dict[str, str] | None = None, q: str | None = None) -> TaskFilter:
+                meta: dict[str, str] | None = None, q: str | None = None,
+                kind: str | None = None, since: str | None = None,
+                until: str | None = None) -> TaskFilter:
     """The filter a caller asked for, within what it may see: a tenant's token only ever
     sees its tenant (asking for another finds nothing)."""
     statuses: list[str] = []
@@ -120,44 +123,14 @@ def task_filter(principal: Principal, *, status: list[str] | None = None,
             tenant = NO_TENANT  # matches nothing, reveals nothing
         else:
             tenant = principal.tenant
-    texts = [(queue, "queue"), (tenant, "tenant"), (name, "name"), (q, "q")]
-    texts += [(v, f"meta.{k}") for k, v in (meta or {}).items()]
-    for text, field in texts:
-        if text is not None and len(text) > 1000:
-            raise InvalidInput(f"{field} is too long", field=field)
-        if text is not None and "\0" in text:  # see refuse_nul
-            raise InvalidInput(f"{field} contains a NUL character", field=field)
-        if text is not None:
-            check_unicode(text, field)
-    return TaskFilter(status=status_filter(statuses), queue=queue or None, tenant=tenant,
-                      name=name or None, meta=tuple(sorted((meta or {}).items())),
-                      text=q or None)
+    return make_filter(status=statuses, queue=queue, tenant=tenant, name=name,
+                       meta=list((meta or {}).items()), text=q, kind=kind or None,
+                       since=since, until=until, text_field="q")
 
 
 def meta_params(request: Request) -> dict[str, str]:
     """``meta.KEY=VALUE`` query parameters (KEY may be a dotted path)."""
     return {k[5:]: v for k, v in request.query_params.multi_items() if k.startswith("meta.")}
-
-
-def encode_cursor(before: int | None) -> str | None:
-    if before is None:
-        return None
-    return base64.urlsafe_b64encode(f"before:{before}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        kind, _, value = raw.partition(":")
-        before = int(value)
-        if kind != "before" or not 1 <= before <= MAX_ID or not value.isdigit():
-            raise ValueError(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("bad cursor: pass next_cursor from the previous page as it is",
-                           field="cursor") from None
-    return before
 
 
 def task_json(task: Task) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from ..lifecycle import Status
 from ..model import Task, iso
-from ..store.browse import TaskFilter
+from ..store.filters import TaskFilter
 
 STATUSES = [s.value for s in Status]
 
