@@ -316,8 +316,8 @@ def _store(value: Any, source: str) -> str:
     if not isinstance(value, str) or not value.strip() or "\0" in value:
         raise ConfigError(f"{source}: store must be a file path or a postgresql:// URL",
                           field="store")
-    if value.startswith(("postgresql://", "postgres://")):
-        return value
+    if value.startswith(("postgresql://", "postgres://")) or value == ":memory:":
+        return value  # ":memory:": a store in this process's memory (tests; Yard.memory())
     if "dbname=" in value or "host=" in value:
         raise ConfigError(f"{source}: store: give PostgreSQL as a postgresql:// URL"
                           " (postgresql://user@host:5432/db), not key=value", field="store")
