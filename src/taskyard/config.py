@@ -39,6 +39,7 @@ class Settings(NamedTuple):
     imports: str = ""  #: modules (comma-separated) whose task functions the workers run
     import_path: str = ""  #: a directory put first on the workers' sys.path
     worker_max_tasks: int = 10000  #: a worker is replaced after this many tasks (0: never)
+    async_concurrency: int = 1  #: async function tasks one worker runs at once
     worker_max_mib: float = 1024.0  #: ... or once its memory grew this much (0: never)
     kill_grace: float = 5.0  #: seconds between TERM and KILL
     output_head_mib: float = 1.0  #: first MiB of each stream always kept
@@ -119,6 +120,7 @@ _NUMERIC = {
     "heartbeat_interval": float,
     "lease": float,
     "worker_max_tasks": int,
+    "async_concurrency": int,
     "worker_max_mib": float,
     "kill_grace": float,
     "output_head_mib": float,
@@ -137,6 +139,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "heartbeat_interval": (0.05, 3600),
     "lease": (0.1, 86400),
     "worker_max_tasks": (0, 2**31 - 1),
+    "async_concurrency": (1, 1000),
     "worker_max_mib": (0, 2**20),
     "kill_grace": (0, 3600),
     "output_head_mib": (0, 1024),

@@ -17,8 +17,8 @@ import sqlite3
 from pathlib import Path
 
 from ..errors import StoreError
-from .sqlite import BUSY_TIMEOUT_MS, SQLiteStore, WakeSocket
 from .sql import fault_budget
+from .sqlite import BUSY_TIMEOUT_MS, SQLiteStore, WakeSocket
 
 LOCATION = ":memory:"
 
@@ -42,7 +42,7 @@ class MemoryStore(SQLiteStore):
         self.path = Path(LOCATION)
         self.location = LOCATION
         self.checkpointer = None
-        self._database = _Database() if shared is None else shared._database
+        self._database: _Database = _Database() if shared is None else shared._database
         self._db = self._database.connection
         self._lock = self._database.lock
         self._closed = False
