@@ -88,6 +88,11 @@ class App:
             self._yard = Yard(self.home, store=self.store)
         return self._yard
 
+    def use(self, yard: Yard | None) -> None:
+        """Submit through ``yard`` from now on (a test's ``Yard.inline()``); None: the
+        app's own home or store again."""
+        self._yard = yard
+
     def task(self, fn: Callable[..., Any] | None = None, *, name: str | None = None,
              **options: Any) -> Any:
         """Register a function (``@app.task`` or ``@app.task(name=..., queue=...,

@@ -176,3 +176,14 @@ def test_a_memory_yard_is_a_whole_store_and_makes_no_file(tmp_path: Path,
     with Yard.memory() as fresh:
         assert fresh.list() == []  # each is a store of its own
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_app_submits_through_the_yard_it_is_given(yard: Yard) -> None:
+    import ty_async
+
+    ty_async.app.use(yard)
+    try:
+        task = ty_async.aadd.submit(a=20, b=22)
+    finally:
+        ty_async.app.use(None)
+    assert (task.status, yard.result(task.id)) == (Status.SUCCEEDED, 42)

@@ -105,7 +105,7 @@ def _logging_to(err: _Writer) -> Any:
     test, the test's own handlers (pytest's capture) see them as well."""
     import logging
 
-    handler = logging.StreamHandler(err)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(err)
     handler.setLevel(logging.WARNING)
     root = logging.getLogger()
     root.addHandler(handler)
