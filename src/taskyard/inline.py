@@ -11,9 +11,9 @@ due (``delay``, ``run_at``, waiting on unfinished tasks) stay scheduled until
 
 What needs a second actor while the task runs (kill, pause, signals, config,
 graceful stop) works from another thread only: the calling thread is inside the
-task. Kill and pause need a server process: a request for an inline task is
-refused once the task it asked for has ended; use ``timeout`` or
-``ctx.should_stop()`` instead.
+task. A kill ends a function (an exception raised in its thread at its next
+Python instruction) or a command (SIGKILL to its group); pause, resume and
+stdin are refused: nothing can hold the caller's thread still.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 from .api import Yard
 from .model import Task
-from .store.base import ClientStore, Instance
+from .store.base import Instance, ServerStore
 
 OWNER_PREFIX = "inline-"
 
@@ -78,12 +78,12 @@ class InlineYard(Yard):
             claims = store.claim(self.owner, 1)
             if not claims:
                 return ran
-            outcome, output = run(claims[0], self._ctx_store(), self.settings.head_bytes,
-                                  self.settings.tail_bytes, self._cwd)
+            outcome, output = run(claims[0], self._ctx_store(), self.owner,
+                                  self.settings.head_bytes, self.settings.tail_bytes, self._cwd)
             store.finish(self.owner, [outcome], output)
             ran += 1
 
-    def _ctx_store(self) -> Callable[[], ClientStore]:
+    def _ctx_store(self) -> Callable[[], ServerStore]:
         """How a task's ctx gets its store: another handle on this one."""
         reopen = getattr(self._store, "reopen", None)
         if reopen is not None:  # a memory store: its data is in this connection

@@ -43,9 +43,9 @@ Code that submits through ``App`` (``resize.submit(...)``) uses the app's Yard:
 give it the test's, ``app.use(yard)`` in the fixture (``app.use(None)`` after). Commands run as real child
 processes, synchronously. Tasks not due yet (``delay``, ``after`` unfinished
 tasks) stay scheduled until ``yard.run_pending()`` finds them due. An operator
-acting while a task runs (signals, config, ``stop_gracefully``) acts from
-another thread, since the test's thread is inside the task; kill and pause need
-a server and are refused. For what only a server does (workers, crashes, several
+acting while a task runs (signals, config, ``stop_gracefully``, ``kill``) acts
+from another thread, since the test's thread is inside the task; pause is refused
+(nothing can hold the test's thread still). For what only a server does (workers, crashes, several
 servers), use ``running_server(home)`` and a ``Yard(home)``.
 """
 

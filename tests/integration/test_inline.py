@@ -187,3 +187,26 @@ def test_an_app_submits_through_the_yard_it_is_given(yard: Yard) -> None:
     finally:
         ty_async.app.use(None)
     assert (task.status, yard.result(task.id)) == (Status.SUCCEEDED, 42)
+
+
+def test_kill_from_another_thread_ends_a_function_or_a_command_and_pause_is_refused(
+        yard: Yard) -> None:
+    refused: list[str] = []
+
+    def pause_then_kill() -> None:
+        task_id = _running(yard)
+        try:
+            yard.pause(task_id)
+        except TransitionError as exc:
+            refused.append(str(exc))
+        yard.kill(task_id)
+
+    for submit in (lambda: yard.submit_function("forever"),
+                   lambda: yard.submit_function("asleep_forever"),
+                   lambda: yard.submit(["sleep", "30"])):
+        thread = _beside(pause_then_kill)
+        task = submit()
+        thread.join()
+        assert (task.status, task.reason) == (Status.STOPPED, Reason.KILLED), task
+    assert len(refused) == 3 and all("runs inline" in r for r in refused), refused
+    assert yard.submit_function("add", {"a": 1, "b": 1}).status is Status.SUCCEEDED

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..lifecycle import Reason, Status
-from ..store.base import Claim, ClientStore, Outcome, OutputWrite
+from ..store.base import Claim, Outcome, OutputWrite, ServerStore
 from .output import StreamBuffer
 
 Ran = tuple[Outcome, list[OutputWrite]]
@@ -36,6 +36,67 @@ Ran = tuple[Outcome, list[OutputWrite]]
 class TimedOut(BaseException):
     """Raised in a function that ran past its timeout (not an Exception: the function's
     own ``except Exception`` does not swallow it)."""
+
+
+class Killed(BaseException):
+    """Raised in an inline function that was killed (``Yard.kill`` from another thread)."""
+
+
+WATCH_POLL = 0.02  #: seconds between looks for requests while an attempt runs inline
+
+
+class Watch:
+    """Answers control requests for the attempt running inline, from a thread of its
+    own: a kill raises Killed in the function's thread (an asynchronous exception) or
+    signals the command's group; pause, resume and stdin are refused (the task runs in
+    the caller's thread, or as a child it waits for)."""
+
+    def __init__(self, store: Callable[[], ServerStore], owner: str) -> None:
+        self.thread_id = threading.get_ident()
+        self.pid: int | None = None  #: the command's process group, once it started
+        self.killed = False
+        self._lock = threading.Lock()
+        self._armed = True
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(store, owner),
+                                        name="taskyard-inline-watch", daemon=True)
+        self._thread.start()
+
+    def _serve(self, factory: Callable[[], ServerStore], owner: str) -> None:
+        store = factory()
+        try:
+            while not self._done.wait(WATCH_POLL):
+                for request in store.pending_requests(owner):
+                    store.complete_request(request.id, *self._answer(request.kind))
+        finally:
+            store.close()
+
+    def _answer(self, kind: str) -> tuple[str, str | None]:
+        if kind != "kill":
+            return "rejected", ("it runs inline (Yard.inline()), in the caller's thread or"
+                                " as a child it waits for: only kill applies")
+        with self._lock:
+            if not self._armed:
+                return "rejected", "it ended"
+            self.killed = True
+            if self.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+            else:
+                _raise_in(self.thread_id, Killed)
+        return "done", None
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._armed = False
+        self._done.set()
+        self._thread.join()
+
+
+def _raise_in(thread_id: int, exc: type[BaseException]) -> None:
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc))
 
 
 class Streams:
@@ -65,15 +126,24 @@ class _Writer:
         return False
 
 
-def run(claim: Claim, store: Callable[[], ClientStore], head: int, tail: int,
+def run(claim: Claim, store: Callable[[], ServerStore], owner: str, head: int, tail: int,
         cwd: str) -> Ran:
-    """Run ``claim`` to its end here: a function, else a command."""
-    if claim.function is not None:
-        return _function(claim, store, head, tail)
-    return _command(claim, head, tail, cwd)
+    """Run ``claim`` to its end here: a function, else a command; a kill asked meanwhile
+    (from another thread) ends it."""
+    watch = Watch(store, owner)
+    try:
+        if claim.function is not None:
+            ran = _function(claim, store, head, tail)
+        else:
+            ran = _command(claim, head, tail, cwd, watch)
+        watch.disarm()
+    except Killed:  # raised after its function returned, before the watch was disarmed
+        watch.disarm()
+        ran = Outcome(claim.task_id, claim.epoch, Status.STOPPED, Reason.KILLED), []
+    return ran
 
 
-def _function(claim: Claim, store: Callable[[], ClientStore], head: int, tail: int) -> Ran:
+def _function(claim: Claim, store: Callable[[], ServerStore], head: int, tail: int) -> Ran:
     from ..context import Context
     from ..functions import lookup
 
@@ -134,6 +204,8 @@ def _call(claim: Claim, fn: Any, ctx: Any, kwargs: dict[str, Any]) -> Outcome:
         return Outcome(claim.task_id, claim.epoch, Status.QUEUED)
     except TimedOut:
         return _failed(claim, Reason.TIMEOUT, f"ran past its timeout of {claim.timeout:g}s")
+    except Killed:
+        return Outcome(claim.task_id, claim.epoch, Status.STOPPED, Reason.KILLED)
     except BaseException as exc:  # as in a worker: the task fails, the caller goes on
         traceback.print_exception(exc)
         return _failed(claim, Reason.EXCEPTION, _error_text(exc))
@@ -213,7 +285,7 @@ def _failed(claim: Claim, reason: Reason, error: str) -> Outcome:
     return Outcome(claim.task_id, claim.epoch, Status.FAILED, reason, error=error)
 
 
-def _command(claim: Claim, head: int, tail: int, cwd: str) -> Ran:
+def _command(claim: Claim, head: int, tail: int, cwd: str, watch: Watch) -> Ran:
     """A real child process in its own group, its output read here to its end."""
     env = dict(os.environ, **claim.env, TASKYARD_TASK_ID=str(claim.task_id),
                TASKYARD_ATTEMPT=str(claim.epoch), TASKYARD_RUN=claim.run_tag)
@@ -224,6 +296,7 @@ def _command(claim: Claim, head: int, tail: int, cwd: str) -> Ran:
                                 start_new_session=True)
     except (OSError, ValueError) as exc:
         return _failed(claim, Reason.SPAWN, f"cannot start {claim.argv[0]!r}: {exc}"), []
+    watch.pid = proc.pid
     timed_out = False
     try:
         out, err = proc.communicate(claim.stdin, timeout=claim.timeout)
@@ -236,6 +309,9 @@ def _command(claim: Claim, head: int, tail: int, cwd: str) -> Ran:
     streams = Streams(claim, head, tail)
     streams.out.buf.feed(out)
     streams.err.buf.feed(err)
+    if watch.killed:
+        return Outcome(claim.task_id, claim.epoch, Status.STOPPED, Reason.KILLED,
+                       signal=-code if code < 0 else None), streams.writes()
     return _exit_outcome(claim, code, timed_out), streams.writes()
 
 
