@@ -210,3 +210,12 @@ def test_kill_from_another_thread_ends_a_function_or_a_command_and_pause_is_refu
         assert (task.status, task.reason) == (Status.STOPPED, Reason.KILLED), task
     assert len(refused) == 3 and all("runs inline" in r for r in refused), refused
     assert yard.submit_function("add", {"a": 1, "b": 1}).status is Status.SUCCEEDED
+
+
+def test_a_checkpoint_carries_over_to_the_next_attempt(yard: Yard) -> None:
+    t = yard.submit_function("counter", {"until": 3})
+    assert yard.result(t.id) == {"i": 3, "attempts": [1]}
+    again = yard.restart(t.id)  # runs at once, from the last checkpoint
+    assert again.status is Status.SUCCEEDED
+    assert yard.result(t.id) == {"i": 3, "attempts": [1, 2]}
+    assert [a.status for a in yard.attempts(t.id)] == [Status.SUCCEEDED, Status.SUCCEEDED]
