@@ -55,6 +55,22 @@ class Yard:
         self._store = open_store(self.settings.store_location,
                                  synchronous=self.settings.synchronous)
 
+    @classmethod
+    def memory(cls, *, logger: logging.Logger | None = None) -> Yard:
+        """A Yard on a new, empty store in memory (for tests: no file is made); the
+        same as ``Yard(store=":memory:")``. Its data goes when it is closed."""
+        return cls(store=":memory:", logger=logger)
+
+    @classmethod
+    def inline(cls, home: str | Path | None = None, *, store: str | None = None,
+               logger: logging.Logger | None = None) -> Yard:
+        """A Yard that runs what is submitted at once, in this process, as a server
+        would (for tests; see taskyard.testing). On a memory store unless ``store``
+        or ``home`` names one."""
+        from .inline import InlineYard
+
+        return InlineYard(home, store=store if store or home else ":memory:", logger=logger)
+
     def _changed(self, verb: str, task: Task | int, started: float) -> None:
         """The line of one change this client made."""
         seconds = time.monotonic() - started

@@ -39,6 +39,7 @@ class Settings(NamedTuple):
     imports: str = ""  #: modules (comma-separated) whose task functions the workers run
     import_path: str = ""  #: a directory put first on the workers' sys.path
     worker_max_tasks: int = 10000  #: a worker is replaced after this many tasks (0: never)
+    async_concurrency: int = 1  #: async function tasks one worker runs at once
     worker_max_mib: float = 1024.0  #: ... or once its memory grew this much (0: never)
     kill_grace: float = 5.0  #: seconds between TERM and KILL
     output_head_mib: float = 1.0  #: first MiB of each stream always kept
@@ -126,6 +127,7 @@ _NUMERIC = {
     "heartbeat_interval": float,
     "lease": float,
     "worker_max_tasks": int,
+    "async_concurrency": int,
     "worker_max_mib": float,
     "kill_grace": float,
     "output_head_mib": float,
@@ -146,6 +148,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "heartbeat_interval": (0.05, 3600),
     "lease": (0.1, 86400),
     "worker_max_tasks": (0, 2**31 - 1),
+    "async_concurrency": (1, 1000),
     "worker_max_mib": (0, 2**20),
     "kill_grace": (0, 3600),
     "output_head_mib": (0, 1024),
@@ -327,8 +330,8 @@ def _store(value: Any, source: str) -> str:
     if not isinstance(value, str) or not value.strip() or "\0" in value:
         raise ConfigError(f"{source}: store must be a file path or a postgresql:// URL",
                           field="store")
-    if value.startswith(("postgresql://", "postgres://")):
-        return value
+    if value.startswith(("postgresql://", "postgres://")) or value == ":memory:":
+        return value  # ":memory:": a store in this process's memory (tests; Yard.memory())
     if "dbname=" in value or "host=" in value:
         raise ConfigError(f"{source}: store: give PostgreSQL as a postgresql:// URL"
                           " (postgresql://user@host:5432/db), not key=value", field="store")

@@ -22,6 +22,7 @@ anything named by stored data.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,8 @@ class TaskFunction:
         self.name = name
         self.options = options  #: submit defaults: queue, retries, timeout, priority, ...
         self.takes_context = wants_context(fn)
+        #: an ``async def``: run on its worker's event loop (see worker.py, aio.py)
+        self.is_async = inspect.iscoroutinefunction(fn)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -85,6 +88,11 @@ class App:
             self._yard = Yard(self.home, store=self.store)
         return self._yard
 
+    def use(self, yard: Yard | None) -> None:
+        """Submit through ``yard`` from now on (a test's ``Yard.inline()``); None: the
+        app's own home or store again."""
+        self._yard = yard
+
     def task(self, fn: Callable[..., Any] | None = None, *, name: str | None = None,
              **options: Any) -> Any:
         """Register a function (``@app.task`` or ``@app.task(name=..., queue=...,
@@ -112,6 +120,7 @@ class App:
                 c.chunk = real(chunk, "chunk", above_low=True, high=86400)
             if not c.steps:
                 raise InvalidInput(f"{c.__qualname__}.steps is empty", field="steps")
+            _no_async_steps(c)
             return self._register(_steps_runner(c), name or f"{c.__module__}.{c.__qualname__}",
                                   options)
 
@@ -122,6 +131,7 @@ class App:
         from .validate import check_name
 
         check_name(name, "function")
+        _honoured(fn, name)
         unknown = sorted(set(options) - SUBMIT_OPTIONS)
         if unknown:  # found now, not at the first submit
             raise InvalidInput(f"unknown task option {unknown[0]!r} (one of"
@@ -139,6 +149,25 @@ class App:
 #: What ``@app.task(...)`` may set for its submits (Yard.submit_function's options).
 SUBMIT_OPTIONS = frozenset({"queue", "meta", "timeout", "priority", "retries", "retry_delay",
                             "backoff", "retry_on", "unique", "mutex", "tenant"})
+
+
+def _honoured(fn: Callable[..., Any], name: str) -> None:
+    """Refuse what a task function cannot be: a generator, sync or async (a task
+    returns one value; an ``async def`` with ``yield`` is never awaited to an end)."""
+    if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+        kind = "an async generator" if inspect.isasyncgenfunction(fn) else "a generator"
+        raise InvalidInput(f"{name}: {kind} cannot be a task (a task returns one value;"
+                           " return a list instead)", field="function")
+
+
+def _no_async_steps(cls: type[Steps]) -> None:
+    """Steps run in checkpointed chunks by a synchronous engine: no async methods."""
+    for step in cls.steps:
+        for method in ("init", "run", "on_error"):
+            if inspect.iscoroutinefunction(getattr(step, method, None)):
+                raise InvalidInput(f"{step.__qualname__}.{method} is async: steps run"
+                                   " synchronously (use @app.task async def for async work)",
+                                   field="steps")
 
 
 def _steps_runner(cls: type[Steps]) -> Callable[..., Any]:

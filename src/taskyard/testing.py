@@ -1,5 +1,53 @@
 """Helpers for tests of taskyard and of code that uses it: a real server in a
-subprocess on a temporary home, and ``wait_for`` instead of sleeps."""
+subprocess on a temporary home, and ``wait_for`` instead of sleeps.
+
+Testing your own code that submits tasks, from pytest
+------------------------------------------------------
+
+``Yard.memory()`` is a complete store in memory (no file; gone when closed): for
+code that only submits, lists or inspects tasks::
+
+    @pytest.fixture
+    def yard():
+        with Yard.memory() as y:
+            yield y
+
+    def test_the_nightly_job_is_queued(yard):
+        myapp.schedule_nightly(yard)              # your code, given the Yard
+        (task,) = yard.list(status="queued")
+        assert task.argv == ("backup", "--full")
+
+``Yard.inline()`` also runs each task when it is submitted, in the test's own
+process, and returns it ended, recorded as a server records it (result, output,
+progress, events, retries, ``after`` chains). Import the modules that register
+your task functions first::
+
+    import myapp.tasks                            # registers @app.task functions
+
+    @pytest.fixture
+    def yard():
+        with Yard.inline() as y:
+            yield y
+
+    def test_resize(yard):
+        task = yard.submit_function("resize", {"path": "a.png", "width": 200})
+        assert task.status is Status.SUCCEEDED
+        assert yard.result(task.id) == {"path": "a.png", "width": 200}
+
+    def test_resize_gives_up_on_a_missing_file(yard):
+        task = yard.submit_function("resize", {"path": "nope.png", "width": 1})
+        assert (task.status, task.reason) == (Status.FAILED, Reason.EXCEPTION)
+        assert b"FileNotFoundError" in yard.logs(task.id, stream="stderr").data
+
+Code that submits through ``App`` (``resize.submit(...)``) uses the app's Yard:
+give it the test's, ``app.use(yard)`` in the fixture (``app.use(None)`` after). Commands run as real child
+processes, synchronously. Tasks not due yet (``delay``, ``after`` unfinished
+tasks) stay scheduled until ``yard.run_pending()`` finds them due. An operator
+acting while a task runs (signals, config, ``stop_gracefully``, ``kill``) acts
+from another thread, since the test's thread is inside the task; pause is refused
+(nothing can hold the test's thread still). For what only a server does (workers, crashes, several
+servers), use ``running_server(home)`` and a ``Yard(home)``.
+"""
 
 from __future__ import annotations
 

@@ -68,6 +68,10 @@ class Worker:
         self._settings: Any = None
         self.cwd = os.environ.get("TASKYARD_WORKER_CWD", "")
         self.messages_tail = int(os.environ.get("TASKYARD_MESSAGES_TAIL", "0") or 10000)
+        self._loop: Any = None
+        self.shared: dict[tuple[int, int], Any] = {}  #: async tasks running side by side
+        #: async tasks it may run at once (the async_concurrency setting)
+        self.concurrency = max(1, int(os.environ.get("TASKYARD_WORKER_ASYNC", "1") or 1))
 
     def send(self, message: dict[str, Any]) -> None:
         self.report.write(json.dumps(message, separators=(",", ":")) + "\n")
@@ -81,6 +85,10 @@ class Worker:
             os.chdir(self.cwd)
         import importlib
 
+        if self.concurrency > 1:  # before the imports: logging handlers write through them
+            from .aio import install_routers
+
+            install_routers()
         for name in filter(None, os.environ.get("TASKYARD_WORKER_IMPORTS", "").split(",")):
             try:
                 importlib.import_module(name)
@@ -90,7 +98,10 @@ class Worker:
                 self.send({"failed": f"cannot import {name}: {type(exc).__name__}: {exc}"})
                 return False
         self.base_mib = _rss_mib()
-        self.send({"ready": os.getpid()})
+        from .functions import REGISTRY
+
+        self.send({"ready": os.getpid(),
+                   "async": sorted(name for name, fn in REGISTRY.items() if fn.is_async)})
         return True
 
     def store(self) -> Any:
@@ -102,9 +113,34 @@ class Worker:
         return open_store(self._settings.store_location, synchronous=self._settings.synchronous)
 
     def run(self, job: dict[str, Any]) -> None:
+        """Run one task to its end, alone on this worker (an async one on its loop)."""
+        begun = self._begin(job)
+        if begun is None:
+            return
+        fn, ctx, kwargs, out = begun
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        limited = self._limit(job.get("limits"), before)
+        try:
+            value = fn.run(ctx, kwargs)
+            if fn.is_async:
+                value = self.loop().run_until_complete(value)
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt end the task only
+            self._settle(out, ctx, error=exc, memory=limited.memory if limited else None)
+        else:
+            self._settle(out, ctx, value=value)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        # CPU is the task's own; the peak memory is the worker's so far (a process's peak
+        # cannot be reset between two tasks)
+        out["usage"] = [after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime,
+                        after.ru_maxrss]
+        self._finish(out)
+
+    def _begin(self, job: dict[str, Any]) -> tuple[Any, Any, dict[str, Any],
+                                                   dict[str, Any]] | None:
+        """The function, ctx, arguments and report of ``job``; None (reported) when no
+        function of that name is registered."""
         from .context import Context
         from .functions import lookup
-        from .validate import check_json
 
         task_id, attempt = int(job["task"]), int(job["attempt"])
         out: dict[str, Any] = {"done": task_id, "attempt": attempt, "ok": False}
@@ -113,35 +149,44 @@ class Worker:
             out.update(reason="spawn", error=f"no function named {job['function']!r} (is its"
                        " module in the server's imports?)")
             self._finish(out)
-            return
-        from .steps import Yielded
-
+            return None
         if self.cwd:  # each call starts there, whatever the last one did
             with contextlib.suppress(OSError):
                 os.chdir(self.cwd)
         ctx = Context(self.store, task_id, attempt, job.get("deadline"))
         ctx.messages_tail = self.messages_tail
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        limited = self._limit(job.get("limits"), before)
+        return fn, ctx, json.loads(job["kwargs"] or "{}"), out
+
+    def _settle(self, out: dict[str, Any], ctx: Any, *, value: Any = None,
+                error: BaseException | None = None, memory: int | None = None) -> None:
+        """Put how the call ended (its value, or ``error``) into its report ``out``."""
+        from .steps import Yielded
+        from .validate import check_json
+
         try:
-            value = fn.run(ctx, json.loads(job["kwargs"] or "{}"))
-            out.update(ok=True, result=check_json(value, "result"))
-        except Yielded as why:
-            out.update(yielded=str(why))
-        except BaseException as exc:  # SystemExit and KeyboardInterrupt end the task only
-            memory = limited.memory if limited is not None else None
-            out.update(self._failed(exc, memory if isinstance(exc, MemoryError) else None))
+            if error is None:
+                out.update(ok=True, result=check_json(value, "result"))
+            elif isinstance(error, Yielded):
+                out.update(yielded=str(error))
+            else:
+                out.update(self._failed(error, memory if isinstance(error, MemoryError)
+                                        else None))
+        except BaseException as exc:  # a result that is not JSON
+            out.update(self._failed(exc, None))
         finally:
             try:
                 ctx.close()
             except Exception as exc:  # a stale attempt's last progress: not the task's fault
                 sys.stderr.write(f"taskyard: {exc}\n")
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        # CPU is the task's own; the peak memory is the worker's so far (a process's peak
-        # cannot be reset between two tasks)
-        out["usage"] = [after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime,
-                        after.ru_maxrss]
-        self._finish(out)
+
+    def loop(self) -> Any:
+        """The worker's event loop (made at the first async task)."""
+        if self._loop is None:
+            import asyncio
+
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+        return self._loop
 
     def _limit(self, given: Any, before: resource.struct_rusage) -> Limits | None:
         """Put the task's limits on this worker (its CPU limit counted from the CPU time
@@ -160,7 +205,7 @@ class Worker:
         """The report of a task that raised ``exc``: reason limit for a MemoryError under
         a memory limit of ``memory`` bytes."""
         try:
-            traceback.print_exc()
+            traceback.print_exception(exc)
             error = f"{type(exc).__name__}: {exc}"
         except Exception:  # its __str__ raised in turn: the worker must not die of it
             error = f"{type(exc).__name__} (its message could not be turned into text)"
@@ -179,10 +224,13 @@ class Worker:
             and _rss_mib() - self.base_mib > self.max_mib)
         out["recycle"] = recycle
         self.send(out)
-        if recycle:
+        if recycle and not self.shared:
             os._exit(0)
+        self.leave = self.leave or recycle  # with async tasks still running: when they end
 
     def serve(self) -> int:
+        if self.concurrency > 1:
+            return self.serve_shared()
         with os.fdopen(0, "rb", buffering=0) as control:
             buffered = b""
             while True:
@@ -197,6 +245,87 @@ class Worker:
                         self.run(message["run"])
                     elif message.get("exit"):
                         return 0
+
+
+    # -- several async tasks at once (async_concurrency > 1) ------------------------------
+
+    def serve_shared(self) -> int:
+        """Read the server's messages on the event loop, which runs async tasks meanwhile;
+        a sync task (sent only to an idle worker) blocks it while it runs."""
+        loop = self.loop()
+        buffered = bytearray()
+
+        def on_control() -> None:
+            chunk = os.read(0, 65536)
+            if not chunk:
+                loop.stop()  # the server closed our pipe (it stopped or died)
+                return
+            buffered.extend(chunk)
+            *lines, rest = bytes(buffered).split(b"\n")
+            buffered[:] = rest
+            for line in lines:
+                self._control(json.loads(line), loop)
+
+        loop.add_reader(0, on_control)
+        loop.run_forever()
+        return 0
+
+    def _control(self, message: dict[str, Any], loop: Any) -> None:
+        if "run" in message:
+            job = message["run"]
+            if job.get("shared") or self._is_async(job):
+                self._start_shared(job, loop)
+            else:
+                self.run(job)
+        elif message.get("exit"):
+            loop.stop()
+        else:
+            for verb in ("cancel", "pause", "resume"):
+                running = self.shared.get(tuple(message.get(verb) or ()))
+                if running is not None:
+                    {"cancel": running.cancel, "pause": running.gate.clear,
+                     "resume": running.gate.set}[verb]()
+
+    @staticmethod
+    def _is_async(job: dict[str, Any]) -> bool:
+        from .functions import lookup
+
+        fn = lookup(str(job["function"]))
+        return fn is not None and fn.is_async
+
+    def _start_shared(self, job: dict[str, Any], loop: Any) -> None:
+        """Start an async task beside the others (its output through the report pipe when
+        ``shared``; else it is alone and its output is the worker's pipes)."""
+        import asyncio
+
+        from .aio import CAPTURE, Capture, Pausable, Running
+
+        begun = self._begin(job)
+        if begun is None:
+            return
+        fn, ctx, kwargs, out = begun
+        self._limit(job.get("limits"), resource.getrusage(resource.RUSAGE_SELF))  # alone
+        key = (ctx.task_id, ctx.attempt)
+        running = self.shared[key] = Running(asyncio.Event())
+        running.gate.set()
+
+        async def call() -> None:
+            if job.get("shared"):
+                CAPTURE.set(Capture(ctx.task_id, ctx.attempt, self.send))
+            try:
+                value = await Pausable(fn.run(ctx, kwargs), running.gate)
+            except asyncio.CancelledError as exc:  # a kill or timeout: no traceback
+                self._settle(out, ctx, error=None if running.cancelled else exc)
+            except BaseException as exc:
+                self._settle(out, ctx, error=exc)
+            else:
+                self._settle(out, ctx, value=value)
+            if running.cancelled:
+                out.update(ok=False, cancelled=True)
+            del self.shared[key]
+            self._finish(out)
+
+        running.task = loop.create_task(call())
 
 
 def main() -> int:

@@ -26,6 +26,19 @@ def _reopen_sqlite(store: SqlServerStore) -> SqlServerStore:
     return SQLiteStore(store.path)
 
 
+def _memory(tmp_path: Path) -> SqlServerStore:
+    from taskyard.store.memory import MemoryStore
+
+    return MemoryStore()
+
+
+def _reopen_memory(store: SqlServerStore) -> SqlServerStore:
+    from taskyard.store.memory import MemoryStore
+
+    assert isinstance(store, MemoryStore)
+    return store.reopen()
+
+
 _pg_error: str | None = None  #: why PostgreSQL did not answer ("" once it did)
 
 
@@ -82,10 +95,12 @@ def _reopen_postgres(store: SqlServerStore) -> SqlServerStore:
 BACKENDS: dict[str, Callable[[Path], SqlServerStore]] = {
     "sqlite": _sqlite,
     "postgres": _postgres,
+    "memory": _memory,
 }
 REOPEN: dict[str, Callable[[SqlServerStore], SqlServerStore]] = {
     "sqlite": _reopen_sqlite,
     "postgres": _reopen_postgres,
+    "memory": _reopen_memory,
 }
 
 

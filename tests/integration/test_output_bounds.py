@@ -67,4 +67,4 @@ def test_bounds_over_what_the_server_allows_are_refused(home: Path) -> None:
     assert out.stderr.decode().count("\n") == 1 and "output_tail" in out.stderr.decode()
     out = cli(home, "queue", "set", "q", "--output-tail", "lots")
     assert out.returncode == 2 and "output_tail" in out.stderr.decode()
-    assert cli(home, "ls", "--json").stdout.strip() == b"[]"
+    assert json.loads(cli(home, "ls", "--json").stdout)["items"] == []

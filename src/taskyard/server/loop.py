@@ -126,7 +126,8 @@ class Server:
         for key, value in (("TASKYARD_WORKER_IMPORTS", settings.imports),
                            ("TASKYARD_IMPORT_PATH", settings.import_path),
                            ("TASKYARD_WORKER_MAX_TASKS", str(settings.worker_max_tasks)),
-                           ("TASKYARD_WORKER_MAX_MIB", str(settings.worker_max_mib))):
+                           ("TASKYARD_WORKER_MAX_MIB", str(settings.worker_max_mib)),
+                           ("TASKYARD_WORKER_ASYNC", str(settings.async_concurrency))):
             if value:
                 worker_env[key.encode()] = value.encode("utf-8", "surrogateescape")
         self.pool = Pool(self, worker_env, self.slots)
@@ -225,6 +226,11 @@ class Server:
             self.widened.add(fd)  # a full pipe: give this busy stream a bigger buffer
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, childmod.F_SETPIPE_SZ, childmod.PIPE_SIZE)
+        self.feed(buf, data)
+        return True
+
+    def feed(self, buf: Capture, data: bytes) -> None:
+        """Take ``data`` of a task's stream into ``buf``; flush soon, or now when due."""
         now = time.monotonic()
         before = buf.pending
         buf.feed(data, now)
@@ -233,7 +239,6 @@ class Server:
             self.flush_now.add(buf)
         elif self.next_flush is None:
             self.next_flush = now + self.settings.flush_interval
-        return True
 
     def _reader(self, c: Child, fd: int) -> Callable[[], None]:
         def on_readable() -> None:

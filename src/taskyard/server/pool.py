@@ -83,7 +83,9 @@ class Worker:
     report: int  #: read end of its fd 3
     out: int
     err: int
-    run: FunctionRun | None = None
+    run: FunctionRun | None = None  #: the task it runs alone
+    #: async tasks it runs side by side (async_concurrency > 1), by (task, epoch)
+    shared: dict[tuple[int, int], FunctionRun] = field(default_factory=dict)
     ready: bool = False
     leaving: bool = False  #: it said it recycles itself (or was told to go)
     pending: bytearray = field(default_factory=bytearray)  #: a report line, in part
@@ -99,6 +101,8 @@ class Pool:
         self.started = 0
         self.failed: str | None = None  #: why the last worker could not start
         self.retry_at = 0.0
+        self.concurrency = server.settings.async_concurrency
+        self.async_names: set[str] = set()  #: async functions, as the workers reported
 
     # -- starting and stopping workers -----------------------------------------------------
 
@@ -156,7 +160,7 @@ class Pool:
 
     def _free(self) -> Worker | None:
         for worker in self.workers.values():
-            if worker.run is None and not worker.leaving:
+            if worker.run is None and not worker.leaving and not worker.shared:
                 return worker
         if self.failed is not None and time.monotonic() < self.retry_at:
             return None
@@ -181,7 +185,8 @@ class Pool:
             return Outcome(claim.task_id, claim.epoch, Status.FAILED, Reason.SPAWN,
                            error="function tasks cannot run as another user (tenant run_as)")
         try:
-            worker = self._free()
+            worker = self._room() if self._shares(claim) else None
+            worker = worker or self._free()
         except OSError as exc:
             spawner = self.server.spawner
             spawner.starved = spawner.starved or exc.errno in (errno.EMFILE, errno.ENFILE)
@@ -190,6 +195,8 @@ class Pool:
         if worker is None:
             return Outcome(claim.task_id, claim.epoch, Status.FAILED, Reason.SPAWN,
                            error=f"no worker could start: {self.failed}")
+        if self._shares(claim):
+            return self._start_shared(claim, worker)
         deadline = time.time() + claim.timeout if claim.timeout else None
         job: dict[str, Any] = {"task": claim.task_id, "attempt": claim.epoch,
                                "function": claim.function, "kwargs": claim.kwargs,
@@ -206,6 +213,34 @@ class Pool:
         worker.outgoing += (json.dumps(message) + "\n").encode()
         self._send(worker)
         return run
+
+    def _shares(self, claim: Claim) -> bool:
+        """Whether ``claim`` runs beside other async tasks (a task with limits: alone)."""
+        return (self.concurrency > 1 and claim.function in self.async_names
+                and claim.limits is None)
+
+    def _room(self) -> Worker | None:
+        """A worker running async tasks with room for one more, the busiest first."""
+        fits = [w for w in self.workers.values()
+                if w.run is None and not w.leaving and 0 < len(w.shared) < self.concurrency]
+        return max(fits, key=lambda w: len(w.shared)) if fits else None
+
+    def _start_shared(self, claim: Claim, worker: Worker) -> FunctionRun:
+        from .sharedruns import STDERR, STDOUT, SharedRun
+
+        spawner = self.server.spawner
+        run = SharedRun(claim, worker.pid, -1, worker.pid_start, {
+            STDOUT: spawner.stdout_buffer(claim), STDERR: spawner.stderr_buffer(claim)},
+            worker=worker, tell=lambda message: self._tell(worker, message))
+        worker.shared[(claim.task_id, claim.epoch)] = run
+        self._tell(worker, {"run": {"task": claim.task_id, "attempt": claim.epoch,
+                                    "function": claim.function, "kwargs": claim.kwargs,
+                                    "shared": True}})
+        return run
+
+    def _tell(self, worker: Worker, message: dict[str, Any]) -> None:
+        worker.outgoing += (json.dumps(message) + "\n").encode()
+        self._send(worker)
 
     def _send(self, worker: Worker) -> None:
         """Write what fits of the worker's messages without blocking (a big kwargs waits
@@ -260,14 +295,24 @@ class Pool:
             self._message(worker, json.loads(line))
 
     def _message(self, worker: Worker, message: dict[str, Any]) -> None:
-        if "ready" in message:
+        if "out" in message:
+            self._shared_output(worker, message)
+        elif "ready" in message:
             worker.ready = True
             self.failed = None
+            self.async_names.update(str(name) for name in message.get("async") or ())
         elif "failed" in message:
             self.failed = str(message["failed"])
             self.retry_at = time.monotonic() + RESTART_PAUSE
             worker.leaving = True
             log.error("a worker could not start: %s", self.failed)
+        elif "done" in message and (message["done"], message["attempt"]) in worker.shared:
+            ended = worker.shared.pop((message["done"], message["attempt"]))
+            self._detach(ended)
+            ended.report = message
+            ended.returncode = 0
+            worker.leaving = worker.leaving or bool(message.get("recycle"))
+            self.server._maybe_done(ended)
         elif "done" in message:
             run = worker.run
             if run is None or (run.task_id, run.epoch) != (message["done"], message["attempt"]):
@@ -279,6 +324,24 @@ class Pool:
             worker.run = None
             worker.leaving = bool(message.get("recycle"))
             self.server._maybe_done(run)
+
+    def _shared_output(self, worker: Worker, message: dict[str, Any]) -> None:
+        from .sharedruns import output_of
+
+        run = worker.shared.get((int(message["out"]), int(message.get("attempt", -1))))
+        if run is None:
+            return  # a task that ended meanwhile: nobody's
+        key, data = output_of(message)
+        buf = run.streams.get(key)
+        if buf is not None:
+            self.server.feed(buf, data)
+
+    def _detach(self, run: FunctionRun) -> None:
+        """Take a shared run's streams off it (the bytes not stored yet are kept)."""
+        for key in list(run.streams):
+            buf = run.streams.pop(key)
+            if buf.dirty:
+                self.server.closed.append(buf)
 
     def _exited(self, worker: Worker) -> None:
         """The worker's process ended: reap it; its run (if any) ends with it."""
@@ -296,8 +359,14 @@ class Pool:
             run.exited_at = time.monotonic()
             worker.run = None
             self.server._maybe_done(run)
-        elif not worker.leaving and code != 0:
+        elif not worker.leaving and code != 0 and not worker.shared:
             log.warning("idle worker %d exited with %d", worker.pid, code)
+        for shared in worker.shared.values():  # every async task it ran ends with it
+            self._detach(shared)
+            shared.returncode = code
+            shared.exited_at = time.monotonic()
+            self.server._maybe_done(shared)
+        worker.shared.clear()
         self._forget(worker, kill=False)
         if not self.server.stopping and self.failed is None and len(self.workers) < self.size:
             with contextlib.suppress(OSError):

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 #: Locations with these prefixes are PostgreSQL connection URLs; anything else is a path.
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+#: The location of a store in memory (one per open_store: see store/memory.py).
+MEMORY = ":memory:"
 #: What to do when the PostgreSQL driver is missing (the words users are told).
 POSTGRES_EXTRA = "pip install 'taskyard[postgres]'"
 
@@ -59,12 +61,17 @@ def open_store(location: Path | str, *, synchronous: str = "normal",
                application_name: str = "taskyard",
                hold_limit: float = 2.5, server: bool = False) -> SQLiteStore | PostgresStore:
     """Open (creating and migrating if needed) the store at ``location``: a
-    ``postgresql://`` (or ``postgres://``) URL, or else the path of a SQLite file.
+    ``postgresql://`` (or ``postgres://``) URL, ``:memory:`` (a new, empty store in this
+    process's memory), or else the path of a SQLite file.
     ``synchronous`` applies to SQLite only, and so does ``server``: a server's SQLite
     store checkpoints its WAL from a thread of its own, off the server's loop."""
     if is_postgres(location):
         return postgres_store()(location, application_name=application_name,
                                 hold_limit=hold_limit)
+    if str(location) == MEMORY:
+        from .memory import MemoryStore
+
+        return MemoryStore()
     return SQLiteStore(location, synchronous=synchronous, server=server)
 
 
