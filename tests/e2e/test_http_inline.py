@@ -43,7 +43,7 @@ def test_a_submit_while_another_program_holds_the_write_lock_waits_for_it(
         waiting.join(30)
         assert answers and answers[0][0] == 201 and answers[0][1]["name"] == "held"
     with Yard(home) as y:
-        wait_for(lambda: [t.name for t in y.list()] == ["free", "held"])
+        wait_for(lambda: [t.name for t in y.list()] == ["held", "free"])  # newest first
 
 
 def test_descriptor_data_over_http(home: Path) -> None:
