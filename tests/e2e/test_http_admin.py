@@ -27,7 +27,8 @@ def test_queues(yard: Deployment) -> None:
                        json={"parallel": 2, "paused": True})
     assert answer.json() == {"name": name, "paused": True, "parallel": 2, "limits": {},
                              "on_finish": None, "on_finish_url": None, "retain": None,
-                             "retain_count": None, "rate": None, "tasks": {
+                             "retain_count": None, "rate": None, "output_head": None,
+                             "output_tail": None, "tasks": {
         s: 0 for s in ("scheduled", "queued", "running", "paused", "succeeded", "failed",
                        "stopped")}}
     answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
@@ -36,6 +37,15 @@ def test_queues(yard: Deployment) -> None:
     got = answer.json()
     assert (got["on_finish"], got["on_finish_url"], got["retain"], got["retain_count"]) == (
         ["notify", "--q"], "", 7 * 86400, 100)
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
+                       json={"output_head": "64K", "output_tail": 0})
+    assert (answer.json()["output_head"], answer.json()["output_tail"]) == (65536, 0)
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
+                       json={"output_head": None, "output_tail": "lots"})
+    assert answer.status_code == 422 and "output_tail" in answer.text
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
+                       json={"output_head": None, "output_tail": None})
+    assert (answer.json()["output_head"], answer.json()["output_tail"]) == (None, None)
     answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",
                        json={"on_finish": None, "on_finish_url": None, "retain": None,
                              "retain_count": None})

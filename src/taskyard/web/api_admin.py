@@ -35,7 +35,8 @@ def queues(store: Store, who: Viewer) -> list[dict[str, Any]]:
 
 
 @router.patch("/queues/{name}", response_model=schemas.QueueOut, tags=["queues"])
-def patch_queue(name: str, body: schemas.QueuePatch, store: Store, who: Admin) -> dict[str, Any]:
+def patch_queue(name: str, body: schemas.QueuePatch, store: Store, who: Admin,
+                request: Request) -> dict[str, Any]:
     """Set ``parallel`` (null: no limit) and/or ``paused``."""
     who.require_global()
     validate.required_name(name, "name")
@@ -44,6 +45,12 @@ def patch_queue(name: str, body: schemas.QueuePatch, store: Store, who: Admin) -
         ops.set_queue_limits(store, name, {k: getattr(given, k) for k in given.model_fields_set},
                              "limits.")
     _hooks_and_retention(store, name, body)
+    bounds = {k: getattr(body, k) for k in ("output_head", "output_tail")
+              if k in body.model_fields_set}
+    if bounds:
+        ops.set_queue_output(store, name, head=bounds.get("output_head", ...),
+                             tail=bounds.get("output_tail", ...),
+                             max_tail=request.app.state.settings.max_tail_bytes)
     if "rate" in body.model_fields_set:
         ops.set_queue_rate(store, name, body.rate)
     if "parallel" in body.model_fields_set:

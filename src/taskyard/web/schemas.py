@@ -117,6 +117,11 @@ class QueuePatch(Body):
                                        " server's retain)")
     retain_count: int | None = Field(default=None, description="keep its newest N finished"
                                      " tasks (0: no count limit; null: the server's)")
+    output_head: str | int | None = Field(default=None, description="bytes of each stream its"
+                                          " tasks keep from the start: 1M, 64K or bytes"
+                                          " (null: the server's)")
+    output_tail: str | int | None = Field(default=None, description="... and from the end (0:"
+                                          " the head only)")
 
 
 class ScheduleBody(Body):
@@ -289,6 +294,9 @@ class QueueOut(Out):
     on_finish_url: str | None = Field(default=None, description="its own webhook ('': none)")
     retain: float | None = Field(default=None, description="its own retention age, seconds")
     retain_count: int | None = Field(default=None, description="its own retention count")
+    output_head: int | None = Field(default=None, description="bytes of each stream its tasks"
+                                    " keep from the start (null: the server's)")
+    output_tail: int | None = Field(default=None, description="... and from the end")
     limits: dict[str, int] = {}
     rate: str | None = Field(default=None, description="its rate, N/PERIOD")
     tasks: dict[str, int]
