@@ -166,6 +166,13 @@ def usage(a: Attempt) -> str:
     return f"{a.cpu_user or 0:.2f}s user, {a.cpu_system or 0:.2f}s system CPU{peak}"
 
 
+def _transition(e: Event) -> tuple[str, str]:
+    """FROM and TO of an event; a note (a hook's delivery, say) changes no status."""
+    if e.from_status is not None and e.from_status == e.to_status:
+        return "", "(note)"
+    return str(e.from_status or ""), str(e.to_status)
+
+
 def _hook_run(hook: Task) -> str:
     """``task 18 (attempt 1): succeeded``."""
     attempt = hook.hook_for[1] if hook.hook_for else "?"
@@ -226,7 +233,6 @@ def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]
                 clock(a.started_at, utc, now=now), clock(a.finished_at, utc, now=now)]
                for a in attempts], title="attempts", out=console)
     table([Col("AT", TIME), Col("FROM"), Col("TO"), Col("BY", WRAP, floor=19), Col("ATTEMPT"),
-           Col("DETAIL")],
-          [[clock(e.at, utc, now=now), str(e.from_status or ""), str(e.to_status), safe(e.by),
-            str(e.attempt), safe(e.detail or "")] for e in events], title="events",
-          out=console)
+           Col("DETAIL", WRAP, floor=16)],
+          [[clock(e.at, utc, now=now), *_transition(e), safe(e.by), str(e.attempt),
+            safe(e.detail or "")] for e in events], title="events", out=console)
