@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from .. import limits
@@ -19,7 +20,7 @@ from ..rates import Window, rate_text
 from . import rows
 from .filters import FilterSql, TaskFilter
 from .rates import task_windows
-from .sql import ACTIVE_IN, Cursor
+from .sql import ACTIVE_IN, EVENT_SECONDS, NOT_A_NOTE, Cursor
 
 #: Queued tasks ahead of a waiting one are counted up to this many (then: "over").
 AHEAD_CAP = 1000
@@ -66,6 +67,12 @@ class BrowseStore(FilterSql):
         more = limit is not None and len(found) > limit
         items = found[:limit]
         return Page(items, items[-1].id if more and items else None, partial)
+
+    def list_tasks(self, *, status: Sequence[Status] = (), queue: str | None = None,
+                   limit: int | None = None) -> list[Task]:
+        """Tasks oldest first (with ``limit``: the newest that many)."""
+        page = self.browse(TaskFilter(status=tuple(status), queue=queue), limit=limit)
+        return list(reversed(page.items))
 
     def browse_sql(self, cur: Cursor, f: TaskFilter, before: int | None, limit: int | None,
                    ) -> tuple[str, list[Any], bool]:
@@ -191,16 +198,9 @@ class BrowseStore(FilterSql):
         task waited queued; for the end of a run, how long it ran; else None."""
         with self._read_tx() as cur:
             cur.execute(
-                "SELECT e.id, t.tenant, t.queue, e.from_status, e.to_status, CASE"
-                " WHEN e.from_status = 'queued' AND e.to_status = 'running' THEN e.at -"
-                " (SELECT p.at FROM events p WHERE p.task_id = e.task_id AND p.id < e.id"
-                "  ORDER BY p.id DESC LIMIT 1)"
-                " WHEN e.from_status IN ('running', 'paused')"
-                "  AND e.to_status IN ('succeeded', 'failed', 'stopped') THEN e.at -"
-                " (SELECT a.started_at FROM attempts a WHERE a.task_id = e.task_id"
-                "  AND a.epoch = e.attempt) END"
+                f"SELECT e.id, t.tenant, t.queue, e.from_status, e.to_status, {EVENT_SECONDS}"
                 " FROM events e JOIN tasks t ON t.id = e.task_id WHERE e.id > ?"
-                " AND (e.from_status IS NULL OR e.from_status <> e.to_status)"  # not notes
+                f" AND {NOT_A_NOTE}"
                 " ORDER BY e.id LIMIT ?", (after, limit))
             return [(int(i), t, q, f, to, float(d) if d is not None else None)
                     for i, t, q, f, to, d in cur.fetchall()]

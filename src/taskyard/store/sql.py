@@ -40,6 +40,18 @@ def in_list(statuses: frozenset[Status]) -> str:
 OWNED = ("chunks", "streams", "messages", "message_counts", "requests", "events", "attempts",
          "signals", "hook_outbox", "idempotency")
 ACTIVE_IN = in_list(lifecycle.ACTIVE)
+#: Of an event ``e``: for a claim, how long its task waited queued; for the end of a run,
+#: how long it ran; else NULL (metrics and stats read it)
+EVENT_SECONDS = (
+    "CASE WHEN e.from_status = 'queued' AND e.to_status = 'running' THEN e.at -"
+    " (SELECT p.at FROM events p WHERE p.task_id = e.task_id AND p.id < e.id"
+    "  ORDER BY p.id DESC LIMIT 1)"
+    " WHEN e.from_status IN ('running', 'paused')"
+    "  AND e.to_status IN ('succeeded', 'failed', 'stopped') THEN e.at -"
+    " (SELECT a.started_at FROM attempts a WHERE a.task_id = e.task_id"
+    "  AND a.epoch = e.attempt) END")
+#: an event ``e`` that is a transition, not a note (a hook's delivery changes no status)
+NOT_A_NOTE = "(e.from_status IS NULL OR e.from_status <> e.to_status)"
 WAITING_IN = in_list(lifecycle.sources(Verb.CANCEL))
 TERMINAL_IN = in_list(lifecycle.sources(Verb.RESTART))
 LIVE_IN = in_list(frozenset(Status) - lifecycle.TERMINAL)
@@ -215,29 +227,6 @@ class SqlStoreBase:
     def get(self, task_id: int) -> Task:
         with self._read_tx() as cur:
             return self._fetch_task(cur, task_id)
-
-    def list_tasks(self, *, status: Sequence[Status] = (), queue: str | None = None,
-             limit: int | None = None) -> list[Task]:
-        where: list[str] = []
-        params: list[object] = []
-        if status:
-            where.append("status IN (" + ",".join("?" * len(status)) + ")")
-            params.extend(s.value for s in status)
-        if queue is not None:
-            where.append("queue = ?")
-            params.append(queue)
-        sql = f"SELECT {rows.TASK_COLUMNS} FROM tasks"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        with self._read_tx() as cur:
-            cur.execute(sql, params)
-            found = [rows.task(r) for r in cur.fetchall()]
-        found.reverse()
-        return found
 
     def attempts(self, task_id: int) -> list[Attempt]:
         with self._read_tx() as cur:

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from .browse import BrowseStore
 from .filters import SLACK, first_task
+from .sql import EVENT_SECONDS, NOT_A_NOTE
 
 #: the events ``events_stats`` holds (its WHERE, word for word, so planners use it)
 STATS_EVENTS = "('running', 'succeeded', 'failed', 'stopped')"
@@ -92,17 +93,10 @@ class StatsStore(BrowseStore):
     def _stats_events(self, cur: Any, since: float, until: float,
                       ) -> list[tuple[float, str, str, str | None, str, str | None, float | None]]:
         cur.execute(
-            "SELECT e.at, t.queue, t.tenant, e.from_status, e.to_status, e.detail, CASE"
-            " WHEN e.from_status = 'queued' AND e.to_status = 'running' THEN e.at -"
-            " (SELECT p.at FROM events p WHERE p.task_id = e.task_id AND p.id < e.id"
-            "  ORDER BY p.id DESC LIMIT 1)"
-            " WHEN e.from_status IN ('running', 'paused')"
-            "  AND e.to_status IN ('succeeded', 'failed', 'stopped') THEN e.at -"
-            " (SELECT a.started_at FROM attempts a WHERE a.task_id = e.task_id"
-            "  AND a.epoch = e.attempt) END"
-            " FROM events e JOIN tasks t ON t.id = e.task_id"
+            "SELECT e.at, t.queue, t.tenant, e.from_status, e.to_status, e.detail,"
+            f" {EVENT_SECONDS} FROM events e JOIN tasks t ON t.id = e.task_id"
             f" WHERE e.at >= ? AND e.at < ? AND e.to_status IN {STATS_EVENTS}"
-            " AND (e.from_status IS NULL OR e.from_status <> e.to_status)",  # notes: no
+            f" AND {NOT_A_NOTE}",
             (since, until))
         return [(float(at), q, t, f, to, r, float(d) if d is not None else None)
                 for at, q, t, f, to, r, d in cur.fetchall()]
