@@ -42,8 +42,9 @@ from ..store.base import (
 from ..store.hooks import HOOK_QUEUE
 from ..store.sqlite import file_identity
 from . import child as childmod
-from . import controls, procs, recovery, tracked
+from . import controls, environ, procs, tracked, upkeep
 from .child import Capture, Child
+from .hints import Hints
 from .hooks import Hooks, log_hook_ran
 from .poller import Poller
 from .pool import FunctionRun, Pool
@@ -80,18 +81,13 @@ class Server:
         self.unrecorded: dict[int, Spawned] = {}
         self.next_flush_spawned = float("inf")
         self.next_flush: float | None = None
-        self.queue_hint = True
-        self.request_hint = True
-        self.due_hint = True  #: re-read when the next scheduled task is due
-        self.promote_hint = True  #: run the promote step (dependencies may be met or failed)
+        self.hints = Hints()  #: which steps of the tick have something to look at
         self.next_due: float | None = None  #: unix time the next scheduled task is due
-        self.cron_hint = True  #: re-read the schedules (one was added, or a poll came)
         self.cron_leader = False  #: this server holds the cron lease (fires schedules)
         self.wake: WakeListener | None = None  #: the store's wake hints, if it has them
         self.inflight: Batch | None = None  #: the batch a commit is applying
         self.next_tick: float | None = None  #: unix time of the next cron tick
         self.rate_wake_at: float | None = None  #: unix time a rate limit frees a start
-        self.control_hint = False
         #: short of file descriptors: run at most this many tasks (None: no such limit);
         #: raised by one at a poll that finds room, set again by a spawn that falls short
         self.fd_cap: int | None = None
@@ -106,13 +102,7 @@ class Server:
         now = time.monotonic()
         self.next_poll = now
         self.next_heartbeat = now + settings.heartbeat_interval
-        env = dict(os.environ)
-        for key in [k for k in env if k.startswith("TASKYARD_")]:
-            del env[key]
-        env["TASKYARD_HOME"] = str(settings.home)
-        if settings.store:  # `taskyard progress` in a task must find the store we run from
-            env["TASKYARD_STORE"] = settings.store
-        env["TASKYARD_MESSAGES_TAIL"] = str(settings.messages_tail)  # for `taskyard emit`
+        env = environ.task_env(settings)
         self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
         self.spawner.messages_tail = settings.messages_tail
         store.claim_bounds = (settings.head_bytes, settings.tail_bytes, settings.max_tail_bytes)
@@ -122,14 +112,7 @@ class Server:
         self.spawner.status_env = settings.status_file_env.encode()
         self.hooks = Hooks(settings, store, instance_id, self.status)
         self.retention = Retention(store, server_rule(settings.retain, settings.retain_count))
-        worker_env = dict(self.spawner.base_env)
-        for key, value in (("TASKYARD_WORKER_IMPORTS", settings.imports),
-                           ("TASKYARD_IMPORT_PATH", settings.import_path),
-                           ("TASKYARD_WORKER_MAX_TASKS", str(settings.worker_max_tasks)),
-                           ("TASKYARD_WORKER_MAX_MIB", str(settings.worker_max_mib)),
-                           ("TASKYARD_WORKER_ASYNC", str(settings.async_concurrency))):
-            if value:
-                worker_env[key.encode()] = value.encode("utf-8", "surrogateescape")
+        worker_env = environ.worker_env(self.spawner.base_env, settings)
         self.pool = Pool(self, worker_env, self.slots)
 
     # -- events ---------------------------------------------------------------
@@ -163,11 +146,11 @@ class Server:
         dependencies), ``c`` schedules changed, ``r`` a request, ``s`` server control;
         an empty one means anything."""
         every = not payload
-        self.queue_hint = self.queue_hint or b"w" in payload or every
-        self.due_hint = self.due_hint or b"d" in payload or every
-        self.cron_hint = self.cron_hint or b"c" in payload or every
-        self.request_hint = self.request_hint or b"r" in payload or every
-        self.control_hint = self.control_hint or b"s" in payload or every
+        self.hints.queue = self.hints.queue or b"w" in payload or every
+        self.hints.due = self.hints.due or b"d" in payload or every
+        self.hints.cron = self.hints.cron or b"c" in payload or every
+        self.hints.request = self.hints.request or b"r" in payload or every
+        self.hints.control = self.hints.control or b"s" in payload or every
 
     def wait_events(self) -> None:
         now = time.monotonic()
@@ -190,7 +173,7 @@ class Server:
             if c.drain_deadline is not None:
                 deadlines.append(c.drain_deadline)
         busy = (self.closed or self.flush_now or self.batch.outcomes or self.done
-                or self.promote_hint or self.due_hint)
+                or self.hints.promote or self.hints.due)
         self.poller.wait(0.0 if busy else max(0.0, min(deadlines) - now))
 
     def _on_exit(self, c: Child) -> None:
@@ -256,8 +239,7 @@ class Server:
     def tick(self) -> None:
         now = time.monotonic()
         if now >= self.next_poll:
-            self.queue_hint = self.request_hint = self.due_hint = self.promote_hint = True
-            self.cron_hint = True
+            self.hints.poll()
             if self.fd_cap is not None and procs.fds_free(procs.FDS_PER_TASK):  # room for one more
                 self.fd_cap = None if self.fd_cap + 1 >= self.slots else self.fd_cap + 1
             self.next_poll = now + self.settings.poll_interval
@@ -285,21 +267,21 @@ class Server:
         the cron lease); exactly-once does not depend on it (see fire_schedules)."""
         if self.stopping or not self.cron_leader:
             return
-        if self.cron_hint or (self.next_tick is not None and time.time() >= self.next_tick):
-            self.cron_hint = False
+        if self.hints.cron or (self.next_tick is not None and time.time() >= self.next_tick):
+            self.hints.cron = False
             fired, self.next_tick = self.store.fire_schedules(time.time(), f"cron:{self.me}")
             if fired:
-                self.queue_hint = self.due_hint = self.promote_hint = True
+                self.hints.queue = self.hints.due = self.hints.promote = True
 
     def promote_due(self) -> None:
         """Queue scheduled tasks whose start time has come."""
-        if self.due_hint:
-            self.due_hint = False
+        if self.hints.due:
+            self.hints.due = False
             self.next_due = self.store.next_due()
-        if self.promote_hint or (self.next_due is not None and time.time() >= self.next_due):
-            self.promote_hint = False
+        if self.hints.promote or (self.next_due is not None and time.time() >= self.next_due):
+            self.hints.promote = False
             if self.store.promote_due(time.time(), self.by):
-                self.queue_hint = True
+                self.hints.queue = True
             self.next_due = self.store.next_due()
 
     def collect_finished(self, batch: Batch) -> None:
@@ -348,10 +330,10 @@ class Server:
         slots = self.slots if self.fd_cap is None else min(self.slots, self.fd_cap)
         free = slots - len(self.children)
         if self.rate_wake_at is not None and time.time() >= self.rate_wake_at:
-            self.rate_wake_at, self.queue_hint = None, True  # a held-back task may start
+            self.rate_wake_at, self.hints.queue = None, True  # a held-back task may start
         # A task that ends frees its queue's place and its mutex: claim in the same
         # transaction (tasks held back by a limit need no hint to start).
-        if not self.stopping and free > 0 and (self.queue_hint or batch.outcomes):
+        if not self.stopping and free > 0 and (self.hints.queue or batch.outcomes):
             batch.claim = free
 
     def commit(self, batch: Batch) -> None:
@@ -363,19 +345,19 @@ class Server:
         for task_id in result.stale:
             self._lost_ownership(task_id)
         if batch.outcomes:
-            self.queue_hint = True
+            self.hints.queue = True
             self.hooks.ended_some(time.monotonic())
             if any(o.status is Status.FAILED for o in batch.outcomes):
-                self.due_hint = True  # it may have been scheduled for a retry
+                self.hints.due = True  # it may have been scheduled for a retry
         if result.dependents:
-            self.promote_hint = True  # tasks waiting for these may start, or fail
+            self.hints.promote = True  # tasks waiting for these may start, or fail
         if len(result.claims) < batch.claim:
-            self.queue_hint = False
+            self.hints.queue = False
         if batch.claim:
             self.rate_wake_at = result.rate_wake_at
         if self.status.live:
             self._status_ended(batch, result.stale)
-        self._start(result.claims)
+        self.start(result.claims)
 
     def status_crashed(self, attempt: LostAttempt) -> None:
         """``ERR crashed`` for an attempt of a dead server of this host."""
@@ -394,7 +376,7 @@ class Server:
                 self.status.ended(o.task_id, Ending(task.status, task.reason, task.exit_code,
                                                     task.signal, task.error))
 
-    def _start(self, claims: list[Claim]) -> None:
+    def start(self, claims: list[Claim]) -> None:
         self.spawner.starved = False
         for claim in claims:
             if self.spawner.starved:  # out of descriptors: give the rest back, untried
@@ -446,9 +428,9 @@ class Server:
     # -- control requests -------------------------------------------------------
 
     def apply_requests(self, now: float) -> None:
-        if not self.request_hint:
+        if not self.hints.request:
             return
-        self.request_hint = False
+        self.hints.request = False
         for request in self.store.pending_requests(self.me):
             c = self.children.get(request.task_id)
             if c is None or c.epoch != request.epoch or c.returncode is not None:
@@ -486,85 +468,14 @@ class Server:
                 self._maybe_done(c)
 
     def heartbeat(self, now: float, force: bool = False) -> None:
-        if now < self.next_heartbeat and not self.control_hint and not force:
+        """Tell the store we live, and do what is done at heartbeats (see upkeep.py)."""
+        if now < self.next_heartbeat and not self.hints.control and not force:
             return
-        self.control_hint = False
+        self.hints.control = False
         self.next_heartbeat = now + self.settings.heartbeat_interval
-        beat = time.time()
-        instance = self.store.heartbeat(self.me, beat)
-        if self.last_beat is not None and beat - self.last_beat > self.settings.lease / 2:
-            # We were silent a long while ourselves (the store locked, the machine
-            # frozen...): so may our peers have been. Judge nobody by silence until
-            # they have had a lease to speak again.
-            self.judge_silence_at = beat + self.settings.lease
-            log.warning("no heartbeat for %.1fs (the store was out of reach); judging no"
-                        " other server by its silence for the next %gs",
-                        beat - self.last_beat, self.settings.lease)
-        self.last_beat = beat
-        self._check_home()
-        recovery.recover(self.store, self.me, self.host, self.boot_id, time.time(),
-                         self.settings.lease, judge_silence=beat >= self.judge_silence_at,
-                         on_crashed=self.status_crashed if self.status.enabled else None)
-        tracked.check_owners(self.store, self.host, self.boot_id, f"server:{self.me}")
-        leader = self.store.hold_lease("cron", self.me, time.time(), self.settings.lease)
-        if leader and not self.cron_leader:
-            log.info("holding the cron lease: this server fires the schedules")
-            self.cron_hint = True
-        self.cron_leader = leader
-        self.status.queue_dirs = self.store.queue_status_dirs()
-        if leader and self.status.enabled:  # what clients changed, into the status files
-            self.status.sync(self.store, time.time())
-        if leader and self.retention.due(now):
-            removed = self.retention.run(now)
-            if removed:
-                log.info("retention: %d finished task(s) pruned", len(removed))
-        if self.wake is None:
-            self.listen()
-        self._record_start_times()
-        self._record_memory()
-        for hook in self.on_heartbeat:
-            hook()
-        if instance.stop_request:
-            self._stop_requested(instance.stop_request)
+        upkeep.beat(self, now)
 
-    def _check_home(self) -> None:
-        """Files of ours removed under us: the store (our writes would go to a file
-        nobody else sees: stop now) or the pidfile (another server could start on this
-        home, and `server stop` cannot find us: stop once our tasks are done)."""
-        if self.stopping == "now":
-            return
-        gone = self.store.gone()
-        if gone is not None:
-            log.critical("%s: stopping now; its tasks are killed", gone)
-            self.stop("now")
-            return
-        if not self.stopping and file_identity(self.settings.pidfile) != self.pidfile_id:
-            log.critical("the pidfile %s was removed or replaced: stopping once the running"
-                         " tasks are done, claiming nothing more", self.settings.pidfile)
-            self.stop("warm")
-
-    def _record_start_times(self) -> None:
-        """(pid, start time) names a process for recovery after a crash; read off the
-        hot spawn path, for attempts that outlive one heartbeat."""
-        found = []
-        for c in self.children.values():
-            if c.pid_start is None and c.returncode is None:
-                c.pid_start = procs.start_time(c.pid)
-                self.unrecorded.pop(c.task_id, None)  # recorded here, with its start time
-                found.append(Spawned(c.task_id, c.epoch, c.pid, c.pid_start))
-        self.batch.spawned.extend(found)
-
-    def _record_memory(self) -> None:
-        """Each running attempt's resident memory now (its process group's, from /proc),
-        for ``taskyard stats``: one pass over /proc and one write a heartbeat."""
-        running = {c.pid: c for c in self.children.values() if c.returncode is None}
-        if not running:
-            return
-        found = procs.group_rss(running)
-        self.store.record_rss(self.me, [(running[pid].task_id, running[pid].epoch, kib)
-                                        for pid, kib in found.items()], time.time())
-
-    def _stop_requested(self, mode: str) -> None:
+    def stop_requested(self, mode: str) -> None:
         kind, _, timeout = mode.partition(":")
         if kind == "now":
             self.stop("now")
@@ -611,43 +522,8 @@ class Server:
             try:
                 self.tick()
             except StoreUnavailable as exc:
-                self.reconnect(exc)
+                upkeep.reconnect(self, exc)
         self.pool.close()
-
-    def reconnect(self, exc: StoreUnavailable) -> None:
-        """Wait for the store (children's pipes are still read meanwhile), then read
-        back what the interrupted commit did and carry on with the rest."""
-        log.warning("store unavailable, reconnecting: %s", exc)
-        delay = 0.1
-        while True:
-            self.poller.wait(delay)  # pipes are read, exits reaped meanwhile
-            self.enforce_deadlines(time.monotonic())  # timeouts and kills still happen
-            try:
-                self.store.heartbeat(self.me, time.time())  # Fenced if we were declared dead
-                break
-            except StoreUnavailable as again:
-                delay = min(delay * 2, 5.0)
-                log.debug("store still unavailable: %s", again)
-        log.warning("store reachable again")
-        self.reconcile()
-
-    def reconcile(self) -> None:
-        batch, self.inflight = self.inflight, None
-        if batch is None:
-            return
-        recorded = self.store.finished_attempts([(o.task_id, o.epoch) for o in batch.outcomes])
-        self.batch.outcomes[:0] = [o for o in batch.outcomes
-                                   if (o.task_id, o.epoch) not in recorded]
-        self.batch.output[:0] = batch.output  # chunks are stored once: writing again is safe
-        self.batch.spawned[:0] = batch.spawned
-        if batch.claim:  # the claim may have committed: start what we hold but do not run
-            # (not the attempts that ended here and wait for their outcome to be written)
-            ending = {o.task_id for o in self.batch.outcomes} | {c.task_id for c in self.done}
-            orphans = [c for c in self.store.open_claims(self.me)
-                       if c.task_id not in self.children and c.task_id not in ending]
-            if orphans:
-                log.warning("read back %d claim(s) of the interrupted commit", len(orphans))
-            self._start(orphans)
 
     def kill_all(self) -> None:
         """Emergency: SIGKILL every task group we own, without touching the store."""
