@@ -103,6 +103,11 @@ def submit_many(store: Store, specs: Sequence[TaskSpec], *, by: str | None = Non
         except UserError as exc:
             raise type(exc)(f"{label(index)}: {exc}",
                             field=f"{index}.{exc.field or 'spec'}") from None
+    if len(checked) > max(1, chunk):  # all or none: what a later chunk names exists
+        try:
+            store.check_references(checked)
+        except TaskyardError as exc:
+            raise _named(exc, 0, label) from None
     tasks: list[Task] = []
     who = by or actor()
     for start in range(0, len(checked), max(1, chunk)):

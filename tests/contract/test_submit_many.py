@@ -77,3 +77,15 @@ def test_waiting_unique_and_dependencies(store: SqlServerStore) -> None:
 
 def test_empty(store: SqlServerStore) -> None:
     assert ops.submit_many(store, [], by="t") == []
+
+
+@pytest.mark.parametrize("bad", [{"after": (99999,)}, {"tenant": "nosuch"}])
+def test_a_later_chunk_naming_what_does_not_exist_writes_nothing(store: SqlServerStore,
+                                                                 bad: dict[str, object]) -> None:
+    """All or none per call, however many chunks: the tenants and --after tasks of every
+    spec are checked before the first chunk is written."""
+    specs = [_spec(n) for n in range(5)] + [_spec(5, **bad)]
+    with pytest.raises(NotFound) as caught:
+        ops.submit_many(store, specs, chunk=2)
+    assert caught.value.field is not None and caught.value.field.startswith("5.")
+    assert store.list_tasks() == []

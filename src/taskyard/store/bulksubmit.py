@@ -43,6 +43,17 @@ class BulkSubmitStore(SqlStoreBase):
         with self._tx() as cur:
             return self._submit_many(cur, specs, by)
 
+    def check_references(self, specs: Sequence[TaskSpec]) -> None:
+        """Every tenant and ``--after`` task the specs name exists (before a batch of
+        several chunks writes its first): an error names the spec's index."""
+        with self._read_tx() as cur:
+            seen = {"default"}
+            for index, spec in enumerate(specs):
+                if spec.tenant not in seen:
+                    seen.add(spec.tenant)
+                    _at(index, self._require_tenant, cur, spec.tenant)
+            self._succeeded(cur, specs)
+
     def _submit_many(self, cur: Cursor, specs: Sequence[TaskSpec], by: str) -> list[Task]:
         now = time.time()
         seen = {"default"}
