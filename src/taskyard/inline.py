@@ -59,6 +59,12 @@ class InlineYard(Yard):
         self.run_pending()
         return self.get(task.id)
 
+    def submit_many(self, *args: Any, **kwargs: Any) -> list[Task]:
+        """:meth:`Yard.submit_many`, then run them (and whatever else became due)."""
+        tasks = super().submit_many(*args, **kwargs)
+        self.run_pending()
+        return [self.get(task.id) for task in tasks]
+
     def restart(self, task_id: int) -> Task:
         task = super().restart(task_id)
         self.run_pending()

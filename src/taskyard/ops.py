@@ -137,10 +137,10 @@ def _named(exc: TaskyardError, start: int, label: Callable[[int], str]) -> Tasky
 
 
 def submit_once(store: Store, spec: TaskSpec, *, by: str, token_id: int,
-                key: str) -> tuple[Task, bool]:
+                key: str, max_tail: int | None = None) -> tuple[Task, bool]:
     """Submit unless this token submitted with ``key`` in the last 24 hours (an HTTP
     Idempotency-Key): then that task. Returns the task and whether it is new."""
-    task, new = store.submit_once(check(spec), by=by, token_id=token_id, key=key)
+    task, new = store.submit_once(check(spec, max_tail), by=by, token_id=token_id, key=key)
     if new:
         store.wake(b"w" if task.status is Status.QUEUED else b"d")
     return task, new

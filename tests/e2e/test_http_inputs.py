@@ -245,3 +245,19 @@ def test_argv_is_kept_literally(yard: Deployment) -> None:
     page = yard.call("admin", "GET", TASKS, params={"q": "rm -rf"}).json()
     assert [t["id"] for t in page["items"]] == [task["id"]]
     yard.call("admin", "DELETE", f"{TASKS}/{task['id']}", params={"force": True})
+
+
+def test_a_metadata_filter_of_null_a_list_or_an_object_is_refused(yard: Deployment) -> None:
+    for value in ("null", "[1]", "{}"):
+        for path in ("/api/v1/tasks", "/api/v1/tasks/counts"):
+            answer = yard.call("viewer", "GET", path, params={"meta.x": value})
+            assert answer.status_code == 422, (path, value, answer.text)
+            assert answer.json()["field"] == "meta.x"
+    answer = yard.call("viewer", "GET", "/api/v1/tasks", params={"meta.n": "3"})
+    assert answer.status_code == 200
+
+
+def test_an_output_tail_over_the_servers_largest_is_refused(yard: Deployment) -> None:
+    answer = yard.call("operator", "POST", "/api/v1/tasks",
+                       json={"argv": ["true"], "output_tail": "2G"})
+    assert answer.status_code == 422 and answer.json()["field"] == "output_tail", answer.text

@@ -219,3 +219,15 @@ def test_a_checkpoint_carries_over_to_the_next_attempt(yard: Yard) -> None:
     assert again.status is Status.SUCCEEDED
     assert yard.result(t.id) == {"i": 3, "attempts": [1, 2]}
     assert [a.status for a in yard.attempts(t.id)] == [Status.SUCCEEDED, Status.SUCCEEDED]
+
+
+def test_a_command_has_its_messages_fd_and_submit_many_runs_too(yard: Yard) -> None:
+    task = yard.submit(["sh", "-c", "echo '{\"a\": 1}' >&$TASKYARD_MESSAGES_FD; echo nope"
+                        " >&$TASKYARD_MESSAGES_FD; exit 3"])
+    assert task.status is Status.FAILED and task.exit_code == 3
+    read = yard.messages(task.id)
+    assert [m.value for m in read.items] == [{"a": 1}, {"text": "nope"}]
+    assert [m.raw for m in read.items] == [False, True]
+    made = yard.submit_many([{"argv": ["true"]}, {"argv": ["sh", "-c", "exit 4"]}])
+    assert [(t.status, t.exit_code) for t in made] == [(Status.SUCCEEDED, 0),
+                                                         (Status.FAILED, 4)]

@@ -27,10 +27,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..lifecycle import Reason, Status
+from ..messages import DEFAULT_TAIL, MessageWrite
 from ..store.base import Claim, Outcome, OutputWrite, ServerStore
+from .messages import MessageBuffer
 from .output import StreamBuffer
 
-Ran = tuple[Outcome, list[OutputWrite]]
+Ran = tuple[Outcome, list[OutputWrite | MessageWrite]]
 
 
 class TimedOut(BaseException):
@@ -106,8 +108,8 @@ class Streams:
         self.out = _Writer(StreamBuffer(claim.task_id, claim.epoch, "stdout", head, tail))
         self.err = _Writer(StreamBuffer(claim.task_id, claim.epoch, "stderr", head, tail))
 
-    def writes(self) -> list[OutputWrite]:
-        return self.out.buf.take() + self.err.buf.take()
+    def writes(self) -> list[OutputWrite | MessageWrite]:
+        return [*self.out.buf.take(), *self.err.buf.take()]
 
 
 class _Writer:
@@ -287,15 +289,25 @@ def _failed(claim: Claim, reason: Reason, error: str) -> Outcome:
 
 def _command(claim: Claim, head: int, tail: int, cwd: str, watch: Watch) -> Ran:
     """A real child process in its own group, its output read here to its end."""
+    read_end, write_end = os.pipe()  # its messages, as a server gives every command task
     env = dict(os.environ, **claim.env, TASKYARD_TASK_ID=str(claim.task_id),
-               TASKYARD_ATTEMPT=str(claim.epoch), TASKYARD_RUN=claim.run_tag)
+               TASKYARD_ATTEMPT=str(claim.epoch), TASKYARD_RUN=claim.run_tag,
+               TASKYARD_MESSAGES_FD=str(MESSAGES_FD))
     try:
         proc = subprocess.Popen(list(claim.argv), env=env, cwd=claim.cwd or cwd,
                                 stdin=subprocess.PIPE if claim.stdin else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+                                start_new_session=True, pass_fds=(write_end, MESSAGES_FD),
+                                preexec_fn=lambda: os.dup2(write_end, MESSAGES_FD))
     except (OSError, ValueError) as exc:
+        os.close(read_end)
         return _failed(claim, Reason.SPAWN, f"cannot start {claim.argv[0]!r}: {exc}"), []
+    finally:
+        os.close(write_end)
+    messages = MessageBuffer(claim.task_id, claim.epoch, int(env.get(
+        "TASKYARD_MESSAGES_TAIL", "") or DEFAULT_TAIL))
+    reader = threading.Thread(target=_drain, args=(read_end, messages), daemon=True)
+    reader.start()
     watch.pid = proc.pid
     timed_out = False
     try:
@@ -306,13 +318,28 @@ def _command(claim: Claim, head: int, tail: int, cwd: str, watch: Watch) -> Ran:
             os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
     code = proc.returncode
+    reader.join()
     streams = Streams(claim, head, tail)
     streams.out.buf.feed(out)
     streams.err.buf.feed(err)
+    writes = [*streams.writes(), *messages.take()]
     if watch.killed:
         return Outcome(claim.task_id, claim.epoch, Status.STOPPED, Reason.KILLED,
-                       signal=-code if code < 0 else None), streams.writes()
-    return _exit_outcome(claim, code, timed_out), streams.writes()
+                       signal=-code if code < 0 else None), writes
+    return _exit_outcome(claim, code, timed_out), writes
+
+
+#: the descriptor a command reads as TASKYARD_MESSAGES_FD: one digit, as dash's ``>&N``
+#: takes (a server gives the lowest its --fd leave free; an inline task has no --fd)
+MESSAGES_FD = 3
+
+
+def _drain(read_end: int, messages: MessageBuffer) -> None:
+    """Read a command's messages pipe to its end (its every writer gone)."""
+    with open(read_end, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(65536):
+            messages.feed(chunk)
+    messages.at_eof()
 
 
 def _exit_outcome(claim: Claim, code: int, timed_out: bool) -> Outcome:

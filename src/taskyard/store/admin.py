@@ -3,7 +3,6 @@ Mixed into the SQL stores."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from types import EllipsisType
@@ -95,28 +94,6 @@ class AdminStore(SqlStoreBase):
         with self._read_tx() as cur:
             cur.execute("SELECT name, status_dir FROM queues WHERE status_dir IS NOT NULL")
             return {str(n): str(d) for n, d in cur.fetchall()}
-
-    def queues(self) -> list[dict[str, JSON]]:
-        """Every queue that has tasks or settings, with its task count per status."""
-        with self._read_tx() as cur:
-            cur.execute("SELECT queue, status, COUNT(*) FROM tasks GROUP BY queue, status")
-            counts = cur.fetchall()
-            cur.execute("SELECT name, paused, parallel, on_finish, on_finish_url, retain,"
-                        " retain_count, limits FROM queues")
-            settings = {row[0]: (bool(row[1]), *row[2:]) for row in cur.fetchall()}
-        found: dict[str, dict[str, JSON]] = {}
-        for name in sorted({row[0] for row in counts} | set(settings)):
-            paused, parallel, hook, url, retain, retain_count, stored = settings.get(
-                name, (False, None, None, None, None, None, None))
-            found[name] = {"name": name, "paused": paused, "parallel": parallel,
-                           "retain": retain, "retain_count": retain_count,
-                           "on_finish": json.loads(hook) if hook is not None else None,
-                           "on_finish_url": url,
-                           "limits": limits.loads(stored).to_json(),
-                           "tasks": {s.value: 0 for s in Status}}
-        for queue, status, count in counts:
-            found[queue]["tasks"][status] = count
-        return list(found.values())
 
     # -- tenants ----------------------------------------------------------------------
 

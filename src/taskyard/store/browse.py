@@ -205,6 +205,11 @@ class BrowseStore(FilterSql):
             return [(int(i), t, q, f, to, float(d) if d is not None else None)
                     for i, t, q, f, to, d in cur.fetchall()]
 
+    def queues(self) -> list[dict[str, Any]]:
+        """Every queue with tasks or settings, its settings and its tasks per status
+        (``queue ls``; from the kept counts, no scan of the tasks)."""
+        return self.queue_table()
+
     def queue_table(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Every queue that has (had) tasks or settings, with its task count per status
         (of ``tenant``'s tasks only, when given), from the kept counts."""

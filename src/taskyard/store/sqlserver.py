@@ -209,7 +209,7 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
         self.apply(owner, Batch(spawned=list(spawned)))
 
     def finish(self, owner: str, outcomes: Sequence[Outcome],
-               output: Sequence[OutputWrite] = ()) -> list[int]:
+               output: Sequence[OutputWrite | MessageWrite] = ()) -> list[int]:
         """Record how attempts ended (with their last output); returns fenced-off task ids."""
         return self.apply(owner, Batch(output=list(output), outcomes=list(outcomes))).stale
 

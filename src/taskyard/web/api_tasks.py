@@ -60,26 +60,28 @@ async def submit(body: schemas.SubmitBody, request: Request, store: Store, who: 
     # serialized once, as the CLI's --json has it (a Task's JSON is TaskOut by
     # construction; validating it again cost a tenth of the request).
     inline = request.app.state.inline
+    top = request.app.state.settings.max_tail_bytes  # the largest output tail allowed
     if inline is not None:
-        status, data = await inline.write(_submit, body, who, idempotency_key)
+        status, data = await inline.write(_submit, body, who, idempotency_key, top)
     else:
         status, data = await asyncio.get_running_loop().run_in_executor(
-            None, _submit, store, body, who, idempotency_key)
+            None, _submit, store, body, who, idempotency_key, top)
     return JSONResponse(data, status_code=status)
 
 
 def _submit(store: SqlServerStore, body: schemas.SubmitBody, who: Principal,
-            idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
+            idempotency_key: str | None, max_tail: int) -> tuple[int, dict[str, Any]]:
     spec = spec_of(body, who.tenant)
     _require_visible_after(store, who, spec.after)
     key = idempotency_key
     if key is None:
-        task, new = ops.submit(store, spec, by=who.by), True
+        task, new = ops.submit(store, spec, by=who.by, max_tail=max_tail), True
     else:
         if not key or len(key) > 255 or not key.isprintable():
             raise InvalidInput("Idempotency-Key must be 1-255 printable characters",
                                field="Idempotency-Key")
-        task, new = ops.submit_once(store, spec, by=who.by, token_id=who.token.id, key=key)
+        task, new = ops.submit_once(store, spec, by=who.by, token_id=who.token.id, key=key,
+                                    max_tail=max_tail)
     return (201 if new else 200), task_json(task)
 
 

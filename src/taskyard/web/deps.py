@@ -14,7 +14,7 @@ from ..model import Task
 from ..search import MAX_ID as MAX_ID
 from ..search import decode_cursor as decode_cursor
 from ..search import encode_cursor as encode_cursor
-from ..search import make_filter
+from ..search import make_filter, meta_pairs
 from ..store.filters import TaskFilter
 from ..store.sqlserver import SqlServerStore
 from .auth import CSRF_HEADER, UNSAFE, Auth, Principal, check_csrf, require_role
@@ -124,7 +124,8 @@ def task_filter(principal: Principal, *, status: list[str] | None = None,
         else:
             tenant = principal.tenant
     return make_filter(status=statuses, queue=queue, tenant=tenant, name=name,
-                       meta=list((meta or {}).items()), text=q, kind=kind or None,
+                       meta=meta_pairs([f"{k}={v}" for k, v in (meta or {}).items()]),
+                       text=q, kind=kind or None,
                        since=since, until=until, text_field="q")
 
 
