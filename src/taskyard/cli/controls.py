@@ -72,8 +72,19 @@ def cmd_kill(args: argparse.Namespace) -> int:
         task = ops.ask_stop(store(args), args.id)
         return _print(args, task, f"task {task.id}: asked to stop")
     task = ops.kill(store(args), args.id, args.signal or "TERM", timeout=args.timeout)
-    return _print(args, task, f"task {task.id}: {task.status}" if task.terminal
-                  else f"task {task.id}: signal sent")
+    if task.terminal:
+        said = f"task {task.id}: {task.status}"
+    elif task.tracked and not _killable(args, task.id):
+        said = f"task {task.id}: its owner read the stop request (no signal sent)"
+    else:
+        said = f"task {task.id}: signal sent"
+    return _print(args, task, said)
+
+
+def _killable(args: argparse.Namespace, task_id: int) -> bool:
+    """A tracked task's owner takes signals (tracked with killable=True)."""
+    owner = store(args).tracked_owner(task_id)
+    return owner is not None and owner.killable
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
