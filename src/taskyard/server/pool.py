@@ -150,8 +150,11 @@ class Pool:
         return worker
 
     def prestart(self) -> None:
-        """Start the pool (done at server start when task modules are configured)."""
-        while len(self.workers) < self.size and self.failed is None:
+        """Start the pool (done at server start when task modules are configured): a
+        worker a slot, or, when async tasks share workers, enough for the slots at
+        ``async_concurrency`` a worker (more start when plain tasks need them)."""
+        ahead = -(-self.size // max(1, self.concurrency))
+        while len(self.workers) < ahead and self.failed is None:
             try:
                 self._spawn()
             except OSError as exc:
