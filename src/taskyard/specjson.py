@@ -60,7 +60,10 @@ def _union_member(part: object) -> bool:
 
 def spec_of(body: SubmitBody, tenant: str | None) -> TaskSpec:
     """The TaskSpec of a submit body (``tenant``: the caller's, which wins)."""
-    if (body.argv is None) == (body.function is None):
+    if body.argv is None and body.function is None:
+        raise InvalidInput("give argv (a command) or function (a registered function's"
+                           " name)", field="argv")
+    if body.argv is not None and body.function is not None:
         raise InvalidInput("give argv (a command) or function, not both", field="argv")
     if body.kwargs is not None and body.function is None:
         raise InvalidInput("kwargs goes with function", field="kwargs")
