@@ -67,3 +67,8 @@ class Fenced(StoreError):
 class StoreUnavailable(StoreError):
     """The store cannot be reached right now (a lost connection): a server waits and
     reconnects, then reconciles what it was writing."""
+
+
+class StoreBusy(StoreUnavailable):
+    """SQLite's write lock stayed held elsewhere past a server's patience (others are
+    writing): the server reads its tasks' pipes meanwhile and tries again; not a fault."""

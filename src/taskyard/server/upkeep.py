@@ -12,7 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ..errors import StoreUnavailable
+from ..errors import StoreBusy, StoreUnavailable
 from ..store.base import Spawned
 from ..store.sqlite import file_identity
 from . import procs, recovery, tracked
@@ -116,8 +116,13 @@ def record_memory(server: Server) -> None:
 def reconnect(server: Server, exc: StoreUnavailable) -> None:
     """Wait for the store (children's pipes are still read meanwhile), then read
     back what the interrupted commit did and carry on with the rest."""
-    log.warning("store unavailable, reconnecting: %s", exc)
-    delay = 0.1
+    busy = isinstance(exc, StoreBusy)  # writers took turns past our patience: no fault
+    if busy:
+        log.info("the store's write lock is held elsewhere; reading the tasks' pipes, then"
+                 " trying again")
+    else:
+        log.warning("store unavailable, reconnecting: %s", exc)
+    delay = 0.1 if not busy else 0.01
     while True:
         server.poller.wait(delay)  # pipes are read, exits reaped meanwhile
         server.enforce_deadlines(time.monotonic())  # timeouts and kills still happen
@@ -127,7 +132,8 @@ def reconnect(server: Server, exc: StoreUnavailable) -> None:
         except StoreUnavailable as again:
             delay = min(delay * 2, 5.0)
             log.debug("store still unavailable: %s", again)
-    log.warning("store reachable again")
+    if not busy:
+        log.warning("store reachable again")
     reconcile(server)
 
 

@@ -44,7 +44,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import SchemaTooNew, StoreError, StoreUnavailable, TaskyardError
+from ..errors import SchemaTooNew, StoreBusy, StoreError, TaskyardError
 from .migrations import shipped
 from .sql import Cursor, fault_budget
 from .sqlserver import SqlServerStore
@@ -248,7 +248,7 @@ class SQLiteStore(SqlServerStore):
             _begin(cur, begin, self._lock_wait)
         except LockWaitExceeded as exc:
             if self._server or self._impatient:
-                raise StoreUnavailable(f"store {self.path}: {exc}") from exc
+                raise StoreBusy(f"store {self.path}: {exc}") from exc
             raise StoreError(f"store {self.path}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"store {self.path}: {exc}") from exc
