@@ -195,6 +195,11 @@ def _env_name(value: Any, source: str) -> str:
                      and not text[0].isdigit()):
         raise ConfigError(f"{source}: status_file_env must be an environment variable name",
                           field="status_file_env")
+    if text.startswith("TASKYARD_") or text in ("PATH", "HOME", "USER", "LOGNAME", "SHELL",
+                                                 "PWD", "LD_PRELOAD", "LD_LIBRARY_PATH"):
+        raise ConfigError(f"{source}: status_file_env {text} would hide a variable tasks"
+                          " need: give a name of its own (MGR_LT_PID)",
+                          field="status_file_env")
     return text
 
 

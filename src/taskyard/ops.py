@@ -354,13 +354,16 @@ def set_queue_hooks(store: Store, name: str, *, on_finish: str | None = None,
     the server's; ``''``: the server's again), ``url`` a webhook URL (``'none'``: none;
     ``''``: the server's again). None leaves a setting as it is."""
     validate.required_name(name, "queue")
+    if name == "_hooks":
+        raise InvalidInput("queue _hooks runs the finish hooks: it has none of its own",
+                           field="queue")
     argv: str | None | EllipsisType = ...
     if on_finish is not None:
-        argv = (json.dumps(list(validate.parse_hook(on_finish, "on-finish-json")))
+        argv = (json.dumps(list(validate.parse_hook(on_finish, "on_finish")))
                 if on_finish.strip() else None)
     target: str | None | EllipsisType = ...
     if url is not None:
-        target = "" if url == "none" else (validate.check_hook_url(url, "on-finish-url") or None)
+        target = "" if url == "none" else (validate.check_hook_url(url, "on_finish_url") or None)
     store.set_queue_hooks(name, on_finish=argv, url=target)
 
 

@@ -122,7 +122,10 @@ def test_bad_hooks_are_refused_with_one_line(home: Path) -> None:
                  ("submit", "--on-finish-json", "nope", "--", "true"),
                  ("submit", "--queue", "_hooks", "--", "true"),
                  ("queue", "set", "q", "--on-finish-url", "ftp://x"),
-                 ("queue", "set", "q", "--on-finish-json", '[""]')):
+                 ("queue", "set", "q", "--on-finish-json", '[""]'),
+                 ("queue", "set", "_hooks", "--on-finish-json", '["true"]'),
+                 ("submit", "--fd", "3=@/dev/zero", "--", "true"),  # read bounded, not whole
+                 ("submit", "--stdin-file", "/dev/zero", "--", "true")):
         done = cli(home, *args)
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.count(b"\n") == 1 and b"Traceback" not in done.stderr

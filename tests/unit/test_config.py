@@ -104,3 +104,12 @@ def test_run_as_is_a_user_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         with pytest.raises(ConfigError, match="run_as: .* is not a valid user name") as err:
             config.load(tmp_path, run_as=bad)
         assert err.value.field == "run_as"
+
+
+@pytest.mark.parametrize("name", ["TASKYARD_TASK_ID", "PATH", "HOME"])
+def test_a_status_file_env_that_would_hide_a_needed_variable_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("TASKYARD_STATUS_FILE_ENV", name)
+    with pytest.raises(ConfigError) as caught:
+        config.load(tmp_path)
+    assert caught.value.field == "status_file_env"

@@ -103,12 +103,21 @@ def utc(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "utc", False))
 
 
-def read_file_bytes(path: str, what: str) -> bytes:
+def read_file_bytes(path: str, what: str, limit: int | None = None) -> bytes:
+    """A file's bytes, at most ``limit`` (default: what a task may be given on stdin or
+    its descriptors): a longer file, or a device with no end (/dev/zero), is an error
+    after that many bytes, never read whole into memory."""
+    from ..validate import MAX_STDIN_BYTES
+
+    most = MAX_STDIN_BYTES if limit is None else limit
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            data = handle.read(most + 1)
     except OSError as exc:
         raise InvalidInput(f"{what} {path}: {exc.strerror}", field=what) from None
+    if len(data) > most:
+        raise InvalidInput(f"{what} {path}: over {most} bytes", field=what)
+    return data
 
 
 def json_arg(text: str, what: str) -> str | bytes:

@@ -150,7 +150,7 @@ def task_options(p: argparse.ArgumentParser) -> None:
                    help="never prune it (retention and taskyard prune pass it by)")
     p.add_argument("--on-finish-json", metavar="JSON",
                    help="a command run when it ends, as a JSON argv list (instead of the"
-                        " queue's or the server's on_finish; '[]': none at all)")
+                        " queue's or the server's on_finish; '[]': no hook command at all)")
     limit_flags(p)
     p.add_argument("--output-head", metavar="SIZE", help="bytes of each stream kept from its"
                    " start (1M, 512K...; default: the queue's, else the server's 1 MiB)")
@@ -318,7 +318,8 @@ def cmd_wait(args: argparse.Namespace) -> int:
 def _running_task(verb: str) -> tuple[int, int]:
     """The task and attempt this process runs in (set by the server in its environment)."""
     tid, epoch = os.environ.get("TASKYARD_TASK_ID"), os.environ.get("TASKYARD_ATTEMPT")
-    if not tid or not epoch or not tid.isdigit() or not epoch.isdigit():
+    if (not tid or not epoch or not tid.isdigit() or not epoch.isdigit()
+            or len(tid) > 18 or len(epoch) > 18):
         raise UserError(f"taskyard {verb} runs inside a task (TASKYARD_TASK_ID and"
                         " TASKYARD_ATTEMPT, set by the server, are missing or not numbers)")
     return int(tid), int(epoch)

@@ -42,7 +42,8 @@ log = logging.getLogger("taskyard.server")
 STDIN_TAIL = 64 * 1024  #: the last bytes of the task's stdout a hook reads on its stdin
 HOOK_RETRIES = 5  #: a hook task whose server died is run again (at least once)
 WEBHOOK_HOLD = 120.0  #: seconds a server holds a webhook it is delivering
-WEBHOOK_TIMEOUT = 30.0  #: seconds one POST may take
+WEBHOOK_TIMEOUT = 10.0  #: seconds one POST may take
+SENDERS = 4  #: POSTs in flight at once: a receiver that hangs holds one, not all
 WEBHOOK_GIVE_UP = 86400.0  #: a webhook undelivered this long after the end is dropped
 WEBHOOK_MAX_DELAY = 3600.0
 CHECK_SOON = 0.1  #: after this server ended tasks, look at the outbox this soon
@@ -83,8 +84,9 @@ class Hooks:
             return
         for hook in self.store.due_hook_commands(time.time()):
             self._enqueue(hook)
-        if self.sender.idle():
-            for hook in self.store.claim_webhooks(self.me, time.time(), WEBHOOK_HOLD):
+        room = self.sender.room()
+        if room:
+            for hook in self.store.claim_webhooks(self.me, time.time(), WEBHOOK_HOLD, room):
                 self._send(hook)
         due = self.store.next_hook_at()
         wall = time.time()
@@ -156,7 +158,8 @@ class Hooks:
             return
         body = task.to_json()  # the task as show --json has it, and which end this is
         attempt = self._attempt(task, hook.attempt)
-        body["delivery"] = {"attempt": hook.attempt, "try": hook.tries + 1, "id": hook.id,
+        body["delivery"] = {"attempt": hook.attempt, "try": hook.tries + 1,
+                            "id": delivery_id(hook),
                             "ended": attempt.to_json() if attempt is not None else None}
         self.sender.put(hook, json.dumps(body).encode())
 
@@ -213,28 +216,40 @@ def hook_env(task: Task, attempt: Attempt | None, epoch: int) -> dict[str, str]:
             "TASKYARD_ERROR": words, "TASKYARD_NAME": task.name or ""}
 
 
+def delivery_id(hook: DueHook) -> str:
+    """What names a webhook's delivery, the same on every try of it (a receiver drops a
+    repeat by it): the task, the attempt it reports on, and the hook's row."""
+    return f"{hook.task_id}.{hook.attempt}.{hook.id}"
+
+
 def signature(secret: str, body: bytes) -> str:
     """The ``Taskyard-Signature`` header: ``sha256=`` HMAC-SHA256 of the body."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 class _Sender:
-    """One thread POSTing webhooks, one at a time, so the loop never waits on them."""
+    """A few threads POSTing webhooks (at most :data:`SENDERS` at once), so that the
+    loop never waits on them and one receiver that hangs holds up only its own."""
 
     def __init__(self, secret: str) -> None:
         self.secret = secret
         self.todo: queue.Queue[tuple[DueHook, bytes] | None] = queue.Queue()
         self.done: queue.Queue[Delivery] = queue.Queue()
         self.busy = 0
-        self.thread: threading.Thread | None = None
+        self.threads: list[threading.Thread] = []
 
     def idle(self) -> bool:
         return self.busy == 0
 
+    def room(self) -> int:
+        """How many more POSTs may start now."""
+        return max(0, SENDERS - self.busy)
+
     def put(self, hook: DueHook, body: bytes) -> None:
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._work, name="webhooks", daemon=True)
-            self.thread.start()
+        if len(self.threads) < min(SENDERS, self.busy + 1):
+            thread = threading.Thread(target=self._work, name="webhooks", daemon=True)
+            thread.start()
+            self.threads.append(thread)
         self.busy += 1
         self.todo.put((hook, body))
 
@@ -249,7 +264,7 @@ class _Sender:
         return out
 
     def stop(self) -> None:
-        if self.thread is not None:
+        for _ in self.threads:
             self.todo.put(None)
 
     def _work(self) -> None:
@@ -262,7 +277,8 @@ class _Sender:
     def _post(self, hook: DueHook, body: bytes) -> Delivery:
         headers = {"Content-Type": "application/json", "User-Agent": "taskyard-webhook",
                    "Taskyard-Task": str(hook.task_id), "Taskyard-Attempt": str(hook.attempt),
-                   "Taskyard-Delivery": f"{hook.id}-{hook.tries + 1}"}
+                   "Taskyard-Delivery": delivery_id(hook),
+                   "Taskyard-Try": str(hook.tries + 1)}
         if self.secret:
             headers["Taskyard-Signature"] = signature(self.secret, body)
         request = urllib.request.Request(hook.target, data=body, headers=headers, method="POST")

@@ -64,7 +64,7 @@ def first_line(end: Ending) -> str:
 
 def message(end: Ending) -> str:
     reason = end.reason
-    if reason in (Reason.REPORTED, Reason.EXCEPTION) and end.error:
+    if reason in (Reason.REPORTED, Reason.EXCEPTION, Reason.LIMIT) and end.error:
         return end.error
     if reason is Reason.EXIT:
         return f"exit {end.exit_code}"
