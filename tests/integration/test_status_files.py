@@ -58,6 +58,7 @@ def test_every_state_of_a_task_in_its_status_file(home: Path, tmp_path: Path) ->
                 "ERR exit 3": ["sh", "-c", "exit 3"],
                 "ERR signal KILL": ["sh", "-c", "kill -9 $$"],
                 "ERR disk full": ["sh", "-c", f"{REPORT} error 'disk full'"],
+                "ERR no space": ["sh", "-c", f"{REPORT} error 'no space'; exit 3"],
             }
             made = {line: y.submit(argv).id for line, argv in endings.items()}
             for line, task_id in made.items():

@@ -373,8 +373,12 @@ class Server:
         for o in batch.outcomes:
             if o.task_id in self.status.live and o.task_id not in stale:
                 task = self.store.get(o.task_id)
+                reported = None
+                if task.status is Status.FAILED and task.reason is not Reason.REPORTED:
+                    reported = next((a.report_message for a in self.store.attempts(o.task_id)
+                                     if a.epoch == o.epoch and a.report == "error"), None)
                 self.status.ended(o.task_id, Ending(task.status, task.reason, task.exit_code,
-                                                    task.signal, task.error))
+                                                    task.signal, task.error, reported))
 
     def start(self, claims: list[Claim]) -> None:
         self.spawner.starved = False

@@ -49,6 +49,7 @@ class Ending(NamedTuple):
     exit_code: int | None = None
     signal: int | None = None
     error: str | None = None
+    reported: str | None = None  #: the error the task reported itself, whatever its exit
 
 
 def first_line(end: Ending) -> str:
@@ -63,6 +64,8 @@ def first_line(end: Ending) -> str:
 
 
 def message(end: Ending) -> str:
+    if end.reported:  # kept on the attempt whatever the exit (issue 15)
+        return end.reported
     reason = end.reason
     if reason in (Reason.REPORTED, Reason.EXCEPTION, Reason.LIMIT) and end.error:
         return end.error
@@ -208,9 +211,10 @@ class StatusFiles:
         while True:
             self.after, changed = store.changed_since(self.after)
             for row in changed:
-                task_id, queue, status, reason, code, sig, error, argv, function, kwargs = row
+                (task_id, queue, status, reason, code, sig, error, argv, function, kwargs,
+                 reported) = row
                 end = Ending(Status(status), Reason(reason) if reason else None, code, sig,
-                             error)
+                             error, reported if status == Status.FAILED.value else None)
                 if end.status not in (Status.RUNNING, Status.PAUSED):  # the owner's
                     self.put(task_id, queue, end, params(json.loads(argv), function, kwargs))
             if not changed:

@@ -140,7 +140,7 @@ class BrowseStore(FilterSql):
                       ) -> tuple[int, list[tuple[Any, ...]]]:
         """Tasks with events after id ``after`` (at most ``limit`` events): the last event
         id read, and (id, queue, status, reason, exit_code, signal, error, argv, function,
-        kwargs) of each such task still stored (status files follow them)."""
+        kwargs, reported) of each such task still stored (status files follow them)."""
         with self._read_tx() as cur:
             cur.execute("SELECT id, task_id FROM events WHERE id > ? ORDER BY id LIMIT ?",
                         (after, limit))
@@ -149,7 +149,8 @@ class BrowseStore(FilterSql):
                 return after, []
             ids = sorted({int(r[1]) for r in found})
             cur.execute("SELECT id, queue, status, reason, exit_code, signal, error, argv,"
-                        f" function, kwargs FROM tasks WHERE id IN ({','.join('?' * len(ids))})",
+                        " function, kwargs, reported FROM tasks"
+                        f" WHERE id IN ({','.join('?' * len(ids))})",
                         ids)
             return int(found[-1][0]), [tuple(r) for r in cur.fetchall()]
 
