@@ -128,3 +128,24 @@ def test_a_queue_of_its_own_and_directories_that_cannot_be_written(home: Path,
         assert shown["status_file"] == str(mine / "imports" / str(task.id))
     finally:
         stop_server(proc)
+
+
+def test_a_relative_status_dir_is_the_callers_also_for_a_daemonized_server(
+        tmp_path: Path) -> None:
+    """The daemon runs in /: a relative status_dir is resolved where `server start` ran."""
+    import subprocess
+
+    home = tmp_path / "home"
+    env = dict(os.environ, TASKYARD_HOME=str(home), TASKYARD_STATUS_DIR="status")
+    run = [sys.executable, "-m", "taskyard"]
+    started = subprocess.run([*run, "server", "start", "--no-web"], cwd=tmp_path, env=env,
+                             capture_output=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    try:
+        task = subprocess.run([*run, "submit", "--", "true"], cwd=tmp_path, env=env,
+                              capture_output=True, check=True, timeout=60)
+        path = tmp_path / "status" / task.stdout.decode().strip()
+        wait_for(lambda: _read(path)[:1] == ["OK"], timeout=30, message="OK where asked")
+    finally:
+        subprocess.run([*run, "server", "stop", "--now"], env=env, capture_output=True,
+                       timeout=60)

@@ -184,6 +184,8 @@ def _daemonize(args: argparse.Namespace, s: Settings) -> int:
     import subprocess
 
     env = dict(os.environ, TASKYARD_READY_FD=str(write_end), TASKYARD_IMPORT_PATH=s.import_path)
+    if s.status_dir:  # resolved here: the daemon runs in /, where a relative one differs
+        env["TASKYARD_STATUS_DIR"] = s.status_dir
     # Never through a link: with run_as, the home belongs to the server's user.
     log_fd = os.open(s.logfile, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     with open(log_fd, "ab") as log:
