@@ -63,15 +63,20 @@ def size_text(size: int) -> str:
     return str(size)
 
 
+def size_value(value: object, field: str, examples: str) -> int:
+    """A size given as bytes (an int) or text (``512M``, ``1.5G``; units are powers of
+    1024), its range not checked; anything else is an error naming ``examples``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _size_of(value, field)
+    raise InvalidInput(f"{field} must be a size such as {examples} or a number of bytes",
+                       field=field)
+
+
 def parse_size(value: object, field: str = "memory-limit") -> int:
     """``512M``, ``1G``, ``1.5G``, ``100K``, ``4096`` (bytes; units are powers of 1024)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        size = value
-    elif isinstance(value, str):
-        size = _size_of(value, field)
-    else:
-        raise InvalidInput(f"{field} must be a size such as 512M or a number of bytes",
-                           field=field)
+    size = size_value(value, field, "512M")
     if not MIN_MEMORY <= size <= MAX_MEMORY:
         raise InvalidInput(f"{field} must be from 4K to 1024T", field=field)
     return size

@@ -25,15 +25,9 @@ class Bounds(NamedTuple):
 
 def parse(value: object, field: str) -> int:
     """``1M``, ``512K``, ``0`` or a number of bytes (units are powers of 1024)."""
-    from .limits import _size_of
+    from .limits import size_value
 
-    if isinstance(value, int) and not isinstance(value, bool):
-        size = value
-    elif isinstance(value, str):
-        size = _size_of(value, field)
-    else:
-        raise InvalidInput(f"{field} must be a size such as 1M, 512K or a number of bytes",
-                           field=field)
+    size = size_value(value, field, "1M, 512K")
     if size < 0:
         raise InvalidInput(f"{field} must be 0 or more bytes", field=field)
     return size
