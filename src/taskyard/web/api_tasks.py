@@ -72,7 +72,7 @@ async def submit(body: schemas.SubmitBody, request: Request, store: Store, who: 
 def _submit(store: SqlServerStore, body: schemas.SubmitBody, who: Principal,
             idempotency_key: str | None, max_tail: int) -> tuple[int, dict[str, Any]]:
     spec = spec_of(body, who.tenant)
-    _require_visible_after(store, who, spec.after)
+    require_visible_after(store, who, spec.after)
     key = idempotency_key
     if key is None:
         task, new = ops.submit(store, spec, by=who.by, max_tail=max_tail), True
@@ -85,7 +85,7 @@ def _submit(store: SqlServerStore, body: schemas.SubmitBody, who: Principal,
     return (201 if new else 200), task_json(task)
 
 
-def _require_visible_after(store: Store, who: Principal, after: tuple[int, ...]) -> None:
+def require_visible_after(store: Store, who: Principal, after: tuple[int, ...]) -> None:
     """Tasks to run after must exist and be the caller's to see: another tenant's task
     is as unknown as one that never was (its id would tell it exists, and its end would
     decide this task's)."""
