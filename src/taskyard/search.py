@@ -34,8 +34,15 @@ def make_filter(*, status: Sequence[str] = (), queue: str | None = None,
                 kind: str | None = None, since: TimeArg = None,
                 until: TimeArg = None, text_field: str = "text") -> TaskFilter:
     """The filter, every part checked (a bad one is ``InvalidInput`` naming it; the
-    text by ``text_field``: the HTTP API calls it ``q``). Empty strings ask for nothing."""
+    text by ``text_field``: the HTTP API calls it ``q``). An empty queue, tenant, name,
+    text, kind, since or until is bad input (``--name "$UNSET"`` listing every task,
+    or a bulk action acting on them all, would be a trap): leave it out to match all.
+    A metadata value may be empty (it matches an empty string)."""
     texts = [(queue, "queue"), (tenant, "tenant"), (name, "name"), (text, text_field)]
+    for value, field in [*texts, (kind, "kind"), (since, "since"), (until, "until")]:
+        if isinstance(value, str) and not value:
+            raise InvalidInput(f"{field} is empty: leave it out to match every task",
+                               field=field)
     texts += [(value, f"meta.{key}") for key, value in meta]
     for value, field in texts:
         _check_text(value, field)

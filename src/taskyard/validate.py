@@ -498,6 +498,9 @@ def check_progress(done: float, total: float | None, message: str | None = None)
             continue
         if not math.isfinite(number) or number < 0:
             raise InvalidInput(f"progress {what} must be a finite number >= 0", field=what)
+    if total is not None and done > total:  # a percent over 100 is a mistake, not news
+        raise InvalidInput(f"progress done ({done:g}) is over its total ({total:g})",
+                           field="done")
     if message is not None:
         if not isinstance(message, str) or len(message) > MAX_MESSAGE:
             raise InvalidInput(f"a progress message is text of at most {MAX_MESSAGE} characters",

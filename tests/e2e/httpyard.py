@@ -168,6 +168,7 @@ ROUTES = [
     Route("GET", "/api/v1/tasks", "viewer"),
     Route("GET", "/api/v1/tasks/counts", "viewer"),
     Route("POST", "/api/v1/tasks/bulk", "operator"),
+    Route("POST", "/api/v1/tasks/batch", "operator"),
     Route("GET", "/api/v1/tasks/{task_id}", "viewer"),
     Route("DELETE", "/api/v1/tasks/{task_id}", "operator"),
     Route("GET", "/api/v1/tasks/{task_id}/wait", "viewer"),
@@ -204,6 +205,7 @@ ROUTES = [
 
 SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/tasks"): {"argv": ["true"], "name": "sample"},
+    ("POST", "/api/v1/tasks/batch"): {"tasks": [{"argv": ["true"], "name": "sample"}]},
     ("POST", "/api/v1/tasks/bulk"): {"action": "kill", "dry_run": True,
                                      "filter": {"name": "no such task"}},
     ("POST", "/api/v1/tasks/{task_id}/stdin"): b"",

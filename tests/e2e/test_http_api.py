@@ -167,6 +167,9 @@ def test_roles_by_route(yard: Deployment, who: str) -> None:
         if route.path == "/api/v1/tasks" and route.method == "POST":
             submitted += 1
             assert answer.json()["tenant"] == (tenant or "default")
+        if route.path == "/api/v1/tasks/batch":
+            submitted += 1
+            assert answer.json()["tasks"][0]["tenant"] == (tenant or "default")
     after = yard.call("admin", "GET", "/api/v1/tasks/counts").json()["total"]
     assert after - before == submitted
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from taskyard import Yard
+from taskyard.errors import InvalidInput
 from taskyard.testing import cli
 
 
@@ -116,6 +117,37 @@ def test_bad_input_is_one_line_exit_2(home: Path, args: list[str]) -> None:
     err = done.stderr.decode()
     assert done.returncode == 2 and len(err.strip().splitlines()) == 1, err
     assert err.startswith("taskyard") and "Traceback" not in err
+
+
+EMPTY = [("queue", "queue"), ("tenant", "tenant"), ("name", "name"), ("text", "text"),
+         ("since", "since"), ("until", "until")]
+
+
+@pytest.mark.parametrize(("flag", "field"), EMPTY)
+def test_an_empty_filter_is_an_error_naming_it(home: Path, made: list[int], flag: str,
+                                               field: str) -> None:
+    """An empty filter would match every task (``--name "$UNSET"``): it is bad input,
+    the same from the CLI and the Python API (the HTTP API: test_http_query.py)."""
+    done = cli(home, "ls", f"--{flag}", "")
+    err = done.stderr.decode()
+    assert done.returncode == 2 and err.count("\n") == 1, err
+    assert f"{field} is empty" in err
+    with Yard(home) as y, pytest.raises(InvalidInput, match="is empty") as caught:
+        y.list(**{flag: ""})
+    assert caught.value.field == field
+
+
+def test_an_empty_meta_filter(home: Path, made: list[int]) -> None:
+    """No key is an error; an empty value matches tasks whose value is an empty string."""
+    assert cli(home, "ls", "--meta", "").returncode == 2
+    assert cli(home, "ls", "--meta", "=x").returncode == 2
+    with Yard(home) as y:
+        blank = y.submit(["true"], meta={"who": ""}).id
+        with pytest.raises(InvalidInput) as caught:
+            y.list(meta={"": "x"})
+        assert caught.value.field == "meta."
+        assert [t.id for t in y.list(meta={"who": ""})] == [blank]
+    assert listed(home, "--meta", "who=") == [blank]
 
 
 def test_yard_list_filters_and_pages(home: Path, made: list[int]) -> None:

@@ -108,9 +108,12 @@ def test_bad_input_is_one_line_and_exit_2(yard: Yard, home: Path) -> None:
     lines = yard.logs(task.id, "stderr").data.decode().splitlines()
     assert lines[1] == "2" and "message" in lines[0], lines
     assert yard.messages(task.id).total == 0
-    for args in (["--since", "-1"], ["--attempt", "9"]):
+    for args in (["--since", "-1"], ["--attempt", "9"], ["--attempt", "0"]):
         out = cli(home, "messages", str(task.id), *args)
         assert out.returncode == 2 and out.stderr.count(b"\n") == 1, out.stderr
+    for command in ("messages", "logs"):  # the attempt is named, not the task id
+        err = cli(home, command, str(task.id), "--attempt", "0").stderr.decode()
+        assert "--attempt: must be 1 or more" in err and "task id" not in err, err
 
 
 def test_http_reads_and_streams_messages(yard: Yard, home: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from taskyard import Yard, ops
-from taskyard.errors import StaleAttempt, TransitionError
+from taskyard.errors import InvalidInput, StaleAttempt, TransitionError
 from taskyard.lifecycle import Reason, Status
 from taskyard.testing import cli, running_server, wait_for
 
@@ -119,6 +119,28 @@ def test_a_call_from_another_process_is_refused(tmp_path: Path) -> None:
     assert cli(home, "track", "finish", task_id).returncode == 0  # from its owner
     bad = cli(home, "track", "start", "--meta", "[1]")
     assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1
+
+
+def test_progress_over_its_total_is_refused_by_the_cli_and_the_api(tmp_path: Path) -> None:
+    """DONE > TOTAL is bad input everywhere progress is reported (the CLI's ``track
+    progress`` and ``progress``, ``rec.progress``, ``ctx.progress``: one check), naming
+    DONE; nothing is written."""
+    home = tmp_path / "home"
+    task_id = cli(home, "track", "start", "--name", "over", check=True).stdout.decode().strip()
+    assert cli(home, "track", "progress", task_id, "3", "10").returncode == 0
+    over = cli(home, "track", "progress", task_id, "12", "10", "too far")
+    assert over.returncode == 2
+    err = over.stderr.decode().strip().splitlines()
+    assert len(err) == 1 and "done (12) is over its total (10)" in err[0], err
+    with Yard(home) as y:
+        assert (y.get(int(task_id)).progress.done, y.get(int(task_id)).progress.total) == (3, 10)
+        rec = y.track(name="over-api")
+        with pytest.raises(InvalidInput, match="over its total") as caught:
+            rec.progress(5, 4)
+        assert caught.value.field == "done"
+        rec.progress(4, 4)
+        rec.finish()
+        assert y.get(rec.id).progress.done == 4
 
 
 def test_a_dead_owner_is_recorded_crashed_within_a_heartbeat(tmp_path: Path) -> None:

@@ -66,10 +66,19 @@ def test_bad_signals(text: str) -> None:
         validate.parse_signal(text)
 
 
-@pytest.mark.parametrize(("done", "total"), [(-1, 10), (float("nan"), None), (1, float("inf"))])
+@pytest.mark.parametrize(("done", "total"), [(-1, 10), (float("nan"), None), (1, float("inf")),
+                                             (11, 10), (1, 0)])
 def test_bad_progress(done: float, total: float | None) -> None:
     with pytest.raises(InvalidInput, match="progress"):
         validate.check_progress(done, total)
+
+
+def test_progress_done_over_total_names_done() -> None:
+    with pytest.raises(InvalidInput, match=r"done \(12\) is over its total \(10\)") as caught:
+        validate.check_progress(12, 10)
+    assert caught.value.field == "done"
+    validate.check_progress(10, 10)  # all done
+    validate.check_progress(12, None)  # no total: any count
 
 
 def test_spec_checks() -> None:

@@ -45,6 +45,14 @@ def task_id(text: str) -> int:
     return int(text)
 
 
+def attempt_number(text: str) -> int:
+    """An --attempt argument: attempts are numbered from 1."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (attempts are"
+                                         f" numbered from 1), got {text!r}")
+    return int(text)
+
+
 def non_negative_int(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise argparse.ArgumentTypeError("expected an integer from 0 to 999999999999999999,"

@@ -12,7 +12,15 @@ from typing import Any
 from .. import messages
 from ..model import JSON
 from ..validate import parse_json_value
-from .common import json_arg, json_flag, non_negative_int, print_json, store, task_id
+from .common import (
+    attempt_number,
+    json_arg,
+    json_flag,
+    non_negative_int,
+    print_json,
+    store,
+    task_id,
+)
 
 FOLLOW_PAUSE = 0.1  #: seconds between looks at a followed attempt with nothing new
 
@@ -27,7 +35,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("messages", help="a task's messages, one JSON value a line")
     p.add_argument("id", type=task_id)
-    p.add_argument("--attempt", type=task_id, metavar="N", help="of attempt N (default: the"
+    p.add_argument("--attempt", type=attempt_number, metavar="N", help="of attempt N (default: the"
                    " latest)")
     p.add_argument("--since", type=non_negative_int, default=0, metavar="K",
                    help="start at message K (included; numbers start at 0 each attempt)")

@@ -15,6 +15,7 @@ from ..model import Task, TaskSpec, hook_json
 from ..outputbounds import parse_optional
 from ..store.base import ClientStore as Store
 from .common import (
+    attempt_number,
     json_arg,
     json_flag,
     limit_flags,
@@ -72,7 +73,7 @@ def register(sub: Any) -> None:
     p.add_argument("--stream", choices=("stdout", "stderr"), default="stdout")
     p.add_argument("--offset", type=non_negative_int, default=0, help="first byte to write")
     p.add_argument("--limit", type=non_negative_int, help="write at most N bytes")
-    p.add_argument("--attempt", type=non_negative_int, help="attempt to read (default: latest)")
+    p.add_argument("--attempt", type=attempt_number, help="attempt to read (default: latest)")
     p.add_argument("--follow", "-f", action="store_true", help="stream until the task ends")
     p.add_argument("--json", action="store_true",
                    help="one JSON object instead of the raw bytes: the bytes in base64"

@@ -22,13 +22,13 @@ from . import schemas
 from .auth import Principal
 from .deps import (
     GatedRoute,
+    MetaParams,
     Operator,
     Store,
     TaskId,
     Viewer,
     decode_cursor,
     encode_cursor,
-    meta_params,
     task_filter,
     task_json,
     visible_task,
@@ -72,7 +72,7 @@ async def submit(body: schemas.SubmitBody, request: Request, store: Store, who: 
 def _submit(store: SqlServerStore, body: schemas.SubmitBody, who: Principal,
             idempotency_key: str | None, max_tail: int) -> tuple[int, dict[str, Any]]:
     spec = spec_of(body, who.tenant)
-    _require_visible_after(store, who, spec.after)
+    require_visible_after(store, who, spec.after)
     key = idempotency_key
     if key is None:
         task, new = ops.submit(store, spec, by=who.by, max_tail=max_tail), True
@@ -85,7 +85,7 @@ def _submit(store: SqlServerStore, body: schemas.SubmitBody, who: Principal,
     return (201 if new else 200), task_json(task)
 
 
-def _require_visible_after(store: Store, who: Principal, after: tuple[int, ...]) -> None:
+def require_visible_after(store: Store, who: Principal, after: tuple[int, ...]) -> None:
     """Tasks to run after must exist and be the caller's to see: another tenant's task
     is as unknown as one that never was (its id would tell it exists, and its end would
     decide this task's)."""
@@ -97,11 +97,11 @@ def _require_visible_after(store: Store, who: Principal, after: tuple[int, ...])
             raise NotFound(f"no task {task_id}", field="after")
 
 
-def _filter(request: Request, who: Any, status: list[str] | None, queue: str | None,
+def _filter(meta: dict[str, str], who: Any, status: list[str] | None, queue: str | None,
             tenant: str | None, name: str | None, q: str | None, kind: str | None = None,
             since: str | None = None, until: str | None = None) -> TaskFilter:
     return task_filter(who, status=status, queue=queue, tenant=tenant, name=name,
-                       meta=meta_params(request), q=q, kind=kind, since=since, until=until)
+                       meta=meta, q=q, kind=kind, since=since, until=until)
 
 
 KIND = Query(None, description="command | function | tracked")
@@ -110,7 +110,7 @@ UNTIL = Query(None, description="submitted before: ISO 8601, or a duration ago (
 
 
 @router.get("", response_model=schemas.TaskPage)
-def list_tasks(request: Request, store: Store, who: Viewer,
+def list_tasks(meta: MetaParams, store: Store, who: Viewer,
                status: list[str] | None = Query(None, description="repeat or comma-separate"),
                queue: str | None = None, tenant: str | None = None,
                name: str | None = Query(None, description="exact, or a glob of * and ?"),
@@ -120,20 +120,20 @@ def list_tasks(request: Request, store: Store, who: Viewer,
                cursor: str | None = Query(None, description="next_cursor of the page before"),
                ) -> dict[str, Any]:
     """Tasks newest first, a page at a time; also ``meta.KEY=VALUE`` parameters."""
-    f = _filter(request, who, status, queue, tenant, name, q, kind, since, until)
+    f = _filter(meta, who, status, queue, tenant, name, q, kind, since, until)
     page = store.browse(f, before=decode_cursor(cursor), limit=limit)
     return {"items": [task_json(t) for t in page.items],
             "next_cursor": encode_cursor(page.next_before), "partial": page.partial}
 
 
 @router.get("/counts", response_model=schemas.Counts)
-def counts(request: Request, store: Store, who: Viewer,
+def counts(meta: MetaParams, store: Store, who: Viewer,
            status: list[str] | None = Query(None), queue: str | None = None,
            tenant: str | None = None, name: str | None = None, q: str | None = None,
            kind: str | None = KIND, since: str | None = SINCE, until: str | None = UNTIL,
            ) -> dict[str, Any]:
     """Tasks per status matching the same filters as the list (its status aside)."""
-    f = _filter(request, who, status, queue, tenant, name, q, kind, since, until)
+    f = _filter(meta, who, status, queue, tenant, name, q, kind, since, until)
     found, partial = store.count_tasks(f)
     return {"counts": found, "total": sum(found.values()), "partial": partial}
 

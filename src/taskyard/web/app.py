@@ -28,6 +28,7 @@ STATIC = Path(__file__).parent / "static"
 #: Bodies larger than this are refused (413) before they are read in full.
 MAX_BODY = 2 * 1024 * 1024
 MAX_STDIN_BODY = 64 * 1024 * 1024 + 1024
+MAX_BATCH_BODY = 16 * 1024 * 1024  #: a batch submit's: 1,000 specs of 16 KiB
 #: No inline script or style anywhere: everything the page runs comes from /static.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
        " connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none';"
@@ -49,7 +50,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         scope["root_path"] = self.root_path
-        limit = MAX_STDIN_BODY if scope["path"].endswith("/stdin") else MAX_BODY
+        limit = _body_limit(scope["path"])
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _too_large(scope, receive, send, limit)
@@ -83,6 +84,13 @@ class Guard:
             await _too_large(scope, receive, send, limit)
 
 
+def _body_limit(path: str) -> int:
+    """The largest body a request to ``path`` may send."""
+    if path.endswith("/stdin"):
+        return MAX_STDIN_BODY
+    return MAX_BATCH_BODY if path.endswith("/api/v1/tasks/batch") else MAX_BODY
+
+
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
     response = JSONResponse({"type": "about:blank", "title": "Content Too Large", "status": 413,
                              "detail": f"the body is over {limit} bytes", "field": "body"},
@@ -94,6 +102,7 @@ def create_app(settings: Settings, *, store: SqlServerStore | None = None) -> Fa
     """The application for ``settings``' store (opened here unless given)."""
     from . import (
         api_admin,
+        api_batch,
         api_messages,
         api_output,
         api_stats,
@@ -116,6 +125,7 @@ def create_app(settings: Settings, *, store: SqlServerStore | None = None) -> Fa
     problems.install(app)
     app.include_router(monitor.router)
     app.include_router(api_tasks.router)
+    app.include_router(api_batch.router)
     app.include_router(api_output.router)
     app.include_router(api_messages.router)
     app.include_router(api_admin.router)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from ..errors import InvalidInput
@@ -79,14 +80,40 @@ class GatedRoute(APIRoute):
         handler = super().get_route_handler()
         roles = [getattr(d.call, "role", None) for d in self.dependant.dependencies]
         role = next((r for r in roles if isinstance(r, str)), None)
-        if role is None:
+        known = _query_names(self.dependant) if self.path.startswith("/api/") else None
+        if role is None and known is None:
             return handler
 
         async def gated(request: Request) -> Response:
-            await authorize(request, role)
+            if role is not None:
+                await authorize(request, role)
+            if known is not None:
+                refuse_unknown_query(request, *known)
             return await handler(request)
 
         return gated
+
+
+def _query_names(dependant: Dependant) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The query parameters a route reads: by name, and by prefix (``meta.``)."""
+    names = {p.alias for p in dependant.query_params}
+    prefixes = [getattr(dependant.call, "query_prefix", None)]
+    for sub in dependant.dependencies:
+        sub_names, sub_prefixes = _query_names(sub)
+        names |= sub_names
+        prefixes += sub_prefixes
+    return frozenset(names), tuple(p for p in prefixes if isinstance(p, str))
+
+
+def refuse_unknown_query(request: Request, names: frozenset[str],
+                         prefixes: tuple[str, ...]) -> None:
+    """A query parameter the route does not read is bad input (a misspelt filter,
+    ``?stauts=failed``, listed every task as though there were none)."""
+    for name in request.query_params:
+        if name not in names and not name.startswith(prefixes or ("\0",)):
+            takes = ", ".join(sorted(names) + [f"{p}KEY" for p in prefixes]) or "none"
+            raise InvalidInput(f"unknown query parameter {name!r} (this route takes: {takes})",
+                               field=name)
 
 
 Viewer = Annotated[Principal, Depends(needs("viewer"))]
@@ -118,6 +145,10 @@ def task_filter(principal: Principal, *, status: list[str] | None = None,
     statuses: list[str] = []
     for value in status or []:
         statuses.extend(v for v in value.split(",") if v)
+    if status and not statuses:
+        raise InvalidInput("status is empty: leave it out to match every task", field="status")
+    if tenant == "":  # before a tenant's token makes it its own
+        raise InvalidInput("tenant is empty: leave it out to match every task", field="tenant")
     if principal.tenant is not None:
         if tenant is not None and tenant != principal.tenant:
             tenant = NO_TENANT  # matches nothing, reveals nothing
@@ -125,13 +156,18 @@ def task_filter(principal: Principal, *, status: list[str] | None = None,
             tenant = principal.tenant
     return make_filter(status=statuses, queue=queue, tenant=tenant, name=name,
                        meta=meta_pairs([f"{k}={v}" for k, v in (meta or {}).items()]),
-                       text=q, kind=kind or None,
+                       text=q, kind=kind,
                        since=since, until=until, text_field="q")
 
 
 def meta_params(request: Request) -> dict[str, str]:
-    """``meta.KEY=VALUE`` query parameters (KEY may be a dotted path)."""
+    """``meta.KEY=VALUE`` query parameters (KEY may be a dotted path); as a dependency
+    (``MetaParams``), it lets its route take them."""
     return {k[5:]: v for k, v in request.query_params.multi_items() if k.startswith("meta.")}
+
+
+meta_params.query_prefix = "meta."  # type: ignore[attr-defined]  # read by GatedRoute
+MetaParams = Annotated[dict[str, str], Depends(meta_params)]
 
 
 def task_json(task: Task) -> dict[str, Any]:

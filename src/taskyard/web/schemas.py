@@ -65,6 +65,16 @@ class SubmitBody(Body):
                                           " keeps the head only")
 
 
+#: Tasks a batch submit takes at most (Sidekiq advises 1,000 a push_bulk call too): a
+#: batch is one transaction, holding the store's write lock for about 50 ms on SQLite.
+MAX_BATCH = 1000
+
+
+class BatchBody(Body):
+    tasks: list[SubmitBody] = Field(min_length=1, max_length=MAX_BATCH, description="submit"
+                                    " bodies, written all or none, in this order")
+
+
 class KillBody(Body):
     signal: str | int = "TERM"
     graceful: bool = Field(default=False, description="ask a function task to stop by itself")
@@ -262,6 +272,10 @@ class TaskDetail(TaskOut):
 
 class TaskWaited(TaskOut):
     timed_out: bool
+
+
+class BatchOut(Out):
+    tasks: list[TaskOut] = Field(description="the tasks made, in the order of the request")
 
 
 class TaskPage(Out):

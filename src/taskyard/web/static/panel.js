@@ -1,5 +1,5 @@
 /* taskyard panel: local times, live refresh paused while hidden, confirmations,
-   keyboard, and the output viewer (live SSE, ANSI colours). Text a task wrote only
+   keyboard, the output viewer (live SSE, ANSI colours) and live messages. Text a task wrote only
    ever reaches the page through textContent: it cannot become markup or script. */
 (function () {
   "use strict";
@@ -318,11 +318,74 @@
     }).catch(function (err) { pre.textContent = "output unavailable: " + err.message; });
   }
 
+  /* -- messages: a running task's new ones as they come (SSE, the event id is the
+     message number), each shown as JSON text; the list keeps the last SHOWN ------ */
+  var SHOWN = 100;
+  function sortedJson(value) {  /* as the server shows it: keys sorted, indent 2 */
+    return JSON.stringify(value, function (key, v) {
+      if (!v || typeof v !== "object" || Array.isArray(v)) return v;
+      var out = {};
+      Object.keys(v).sort().forEach(function (k) { out[k] = v[k]; });
+      return out;
+    }, 2);
+  }
+  function messageItem(m) {
+    var li = document.createElement("li"), n = document.createElement("span");
+    li.value = m.n;
+    n.className = "n";
+    n.textContent = String(m.n);
+    li.appendChild(n);
+    if (m.raw) {
+      var flag = document.createElement("span");
+      flag.className = "hint";
+      flag.title = "the task wrote a line that was not JSON";
+      flag.textContent = "text";
+      n.appendChild(document.createTextNode(" "));
+      n.appendChild(flag);
+    }
+    var pre = document.createElement("pre");
+    pre.className = "json";
+    pre.textContent = sortedJson(m.value);
+    li.appendChild(pre);
+    return li;
+  }
+  function messages(section) {
+    var list = section.querySelector(".messages-list"), count = section.querySelector("[data-count]");
+    var droppedNote = section.querySelector("[data-dropped-note]"), lastNote = section.querySelector("[data-last-note]");
+    var dropped = parseInt(section.dataset.dropped || "0", 10);
+    var url = root + "/api/v1/tasks/" + section.dataset.task + "/messages/live?attempt=" +
+      section.dataset.attempt + "&since=" + section.dataset.next;
+    var source = new EventSource(url);
+    function atEnd() { return list.scrollHeight - list.scrollTop - list.clientHeight < 40; }
+    list.scrollTop = list.scrollHeight;  /* the newest in view; scrolled up, it stays put */
+    source.addEventListener("message", function (e) {
+      var m = JSON.parse(e.data), keep = section.hidden || atEnd();
+      list.appendChild(messageItem(m));
+      while (list.children.length > SHOWN) list.removeChild(list.firstChild);
+      count.textContent = num(m.n + 1);
+      section.dataset.next = String(m.n + 1);
+      if (list.firstChild && list.firstChild.value > 0) {
+        lastNote.querySelector("[data-shown]").textContent = String(list.children.length);
+        lastNote.hidden = false;
+      }
+      section.hidden = false;
+      if (keep) list.scrollTop = list.scrollHeight;
+    });
+    source.addEventListener("dropped", function (e) {
+      var d = JSON.parse(e.data);
+      dropped += d.to - d.from;
+      droppedNote.textContent = num(dropped) + " dropped by the messages bound (the first 1,000 and the last are kept).";
+      droppedNote.hidden = false;
+    });
+    source.addEventListener("end", function () { source.close(); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var live = document.getElementById("task-live");
     if (live) loadedStatus = live.dataset.status;
     localTimes(document);
     document.querySelectorAll("form[data-autosubmit]").forEach(function (f) { f.submit(); });
     document.querySelectorAll("pre[data-output]").forEach(viewer);
+    document.querySelectorAll("section[data-messages-live]").forEach(messages);
   });
 })();
