@@ -48,6 +48,7 @@ from .hints import Hints
 from .hooks import Hooks, log_hook_ran
 from .poller import Poller
 from .pool import FunctionRun, Pool
+from .spawner import Spawner
 from .statusfiles import Ending, StatusFiles, params
 from .translog import TransitionLog
 
@@ -103,7 +104,7 @@ class Server:
         self.next_poll = now
         self.next_heartbeat = now + settings.heartbeat_interval
         env = environ.task_env(settings)
-        self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
+        self.spawner = Spawner(env, settings.head_bytes, settings.tail_bytes)
         self.spawner.messages_tail = settings.messages_tail
         store.claim_bounds = (settings.head_bytes, settings.tail_bytes, settings.max_tail_bytes)
         self.status = StatusFiles(settings)
