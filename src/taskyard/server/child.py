@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..lifecycle import Reason, Status
 from ..store.base import Claim, Outcome
+from .cgroups import CgroupEnd, TaskCgroup
 from .messages import MessageBuffer
 from .output import StreamBuffer
 from .rlimits import TailWatch, judge
@@ -45,6 +46,8 @@ class Child:
     write_ends: list[int] = field(default_factory=list)  #: our copies of the pipes' write ends
     started: float = field(default_factory=time.monotonic)
     watch: TailWatch | None = None  #: the end of its stderr, with a memory limit
+    cgroup: TaskCgroup | None = None  #: its memory cgroup, with a memory limit, where made
+    cgroup_end: CgroupEnd | None = None  #: what that cgroup said once the leader was reaped
 
     @property
     def task_id(self) -> int:
@@ -88,6 +91,10 @@ class Child:
         _, status, used = os.wait4(self.pid, 0)  # what it used, its waited children's too
         self.returncode = os.waitstatus_to_exitcode(status)
         self.usage = (used.ru_utime, used.ru_stime, used.ru_maxrss)
+        if self.cgroup is not None:  # escaped processes are killed, the cgroup removed
+            self.cgroup_end = self.cgroup.end()
+            if self.cgroup_end.peak_kib is not None:  # all its processes', and true
+                self.usage = (used.ru_utime, used.ru_stime, self.cgroup_end.peak_kib)
         self.exited_at = now
         self.drain_deadline = now + drain_grace
         self.kill_deadline = None
@@ -109,7 +116,8 @@ class Child:
         assert self.returncode is not None
         cpu = self.usage[0] + self.usage[1] if self.usage is not None else None
         which = judge(limits, self.returncode, cpu,
-                      bytes(self.watch.last) if self.watch is not None else b"")
+                      bytes(self.watch.last) if self.watch is not None else b"",
+                      oom_killed=self.cgroup_end is not None and self.cgroup_end.oom_kills > 0)
         return ended if which is None else ended._replace(reason=Reason.LIMIT, error=which)
 
     def _ending(self) -> Outcome:

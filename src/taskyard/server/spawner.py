@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import pwd
 import sys
@@ -14,15 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..lifecycle import Reason, Status
+from ..limits import Limits
 from ..messages import DEFAULT_TAIL
 from ..store.base import Claim, Outcome
 from ..store.hooks import HOOK_QUEUE, REPORTED_KEYS
 from ..validate import FD_RANGE
 from . import rlimits
+from .cgroups import MemoryCgroups, TaskCgroup
 from .child import _DEFAULT_SIGNALS, Capture, Child, kill_and_reap
 from .messages import FD_ENV, MessageBuffer
 from .output import StreamBuffer
 from .rlimits import TailWatch
+
+log = logging.getLogger("taskyard.server")
 
 
 class Spawner:
@@ -47,12 +52,15 @@ class Spawner:
         self.status_env = b""
         #: the server's own directory (the ``cwd`` setting): where tasks that name none run
         self.cwd = os.getcwd()
+        #: where attempts with a memory limit get a cgroup (set by the server at start)
+        self.cgroups = MemoryCgroups()
 
     def spawn(self, claim: Claim) -> Child | Outcome:
         """Start ``claim`` in a new process group. An OS error (no such program, too many
         open files...) is its spawn failure and leaves nothing open or running."""
         opened: list[int] = []
         pid = None
+        cgroup: TaskCgroup | None = None
         try:
             if self.spare is None:  # see _pidfd
                 self.spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -65,7 +73,7 @@ class Spawner:
             msg_r, msg_w = os.pipe2(os.O_CLOEXEC)
             opened += (msg_r, msg_w)
             extra.append((msg_w, _free_number(extra)))
-            pid = self._start(claim, stdin, out_w, err_w, extra)
+            pid, cgroup = self._start(claim, stdin, out_w, err_w, extra)
             pidfd = self._pidfd(pid)
         except (OSError, ValueError, TypeError) as exc:
             # OSError: no such program, too many open files... ValueError, TypeError: a
@@ -73,6 +81,8 @@ class Spawner:
             # by other means must still fail only its task, never stop the server).
             if pid is not None:  # started but cannot be watched: end it (still unreaped,
                 kill_and_reap(pid)  # so its group id is certainly its own)
+            if cgroup is not None:
+                self.cgroups.discard(cgroup)
             for fd in opened:
                 os.close(fd)
             if isinstance(exc, OSError):
@@ -93,7 +103,7 @@ class Spawner:
         # the child execs and runs on the other CPU, measured ~30x dearer than later.
         return Child(claim, pid, pidfd, None, streams, stdin_fd=keep,
                      write_ends=[out_w, err_w, msg_w],
-                     watch=errors if isinstance(errors, TailWatch) else None)
+                     watch=errors if isinstance(errors, TailWatch) else None, cgroup=cgroup)
 
     def bounds(self, claim: Claim) -> tuple[int, int]:
         """The claim's output bounds (resolved at the claim), else this server's."""
@@ -159,7 +169,7 @@ class Spawner:
         return found
 
     def _start(self, claim: Claim, stdin: int, out: int, err: int,
-               extra: list[tuple[int, int]]) -> int:
+               extra: list[tuple[int, int]]) -> tuple[int, TaskCgroup | None]:
         env = dict(self.base_env)
         for key, value in claim.env.items():
             env[key.encode()] = value.encode("utf-8", "surrogateescape")
@@ -188,16 +198,41 @@ class Spawner:
         actions += [(os.POSIX_SPAWN_DUP2, fd, number) for fd, number in extra]
         if claim.limits is not None:  # see rlimits.py: only these pay for a fork
             dups = [(fd, number) for _, fd, number in actions]
-            return rlimits.spawn(path, argv, env, dups, _DEFAULT_SIGNALS, claim.limits)
+            return self._start_limited(claim, claim.limits, path, argv, env, dups)
         try:
             return os.posix_spawn(path, argv, env, file_actions=actions, setpgroup=0,
-                                  setsigdef=_DEFAULT_SIGNALS, setsigmask=())
+                                  setsigdef=_DEFAULT_SIGNALS, setsigmask=()), None
         except FileNotFoundError:
             if self._paths.pop((argv[0], env.get(b"PATH") or b""), None) is None:
                 raise
             path = self._resolve(argv[0], env.get(b"PATH"))
             return os.posix_spawn(path, argv, env, file_actions=actions, setpgroup=0,
-                                  setsigdef=_DEFAULT_SIGNALS, setsigmask=())
+                                  setsigdef=_DEFAULT_SIGNALS, setsigmask=()), None
+
+    def _start_limited(self, claim: Claim, limits: Limits, path: str, argv: list[str],
+                       env: dict[bytes, bytes], dups: list[tuple[int, int]],
+                       ) -> tuple[int, TaskCgroup | None]:
+        """fork + exec with the limits set between (rlimits.py); a memory limit in a
+        cgroup of the attempt's own where one can be made (cgroups.py)."""
+        cgroup = (self.cgroups.make(claim.task_id, claim.epoch, limits.memory)
+                  if limits.memory is not None else None)
+        try:
+            pid, joined = rlimits.spawn(path, argv, env, dups, _DEFAULT_SIGNALS, limits,
+                                        cgroup.procs_fd if cgroup is not None else None)
+        except BaseException:
+            if cgroup is not None:
+                self.cgroups.discard(cgroup)
+            raise
+        if cgroup is None:
+            return pid, None
+        if not joined:
+            log.warning("task %d attempt %d could not join its memory cgroup %s; its memory"
+                        " limit is RLIMIT_AS per process instead", claim.task_id,
+                        claim.epoch, cgroup.path)
+            self.cgroups.discard(cgroup)
+            return pid, None
+        self.cgroups.spawned(cgroup)
+        return pid, cgroup
 
     def _as_user(self, user: str, path: str, argv: list[str],
                  env: dict[bytes, bytes]) -> tuple[str, list[str]]:
