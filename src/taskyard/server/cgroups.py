@@ -220,6 +220,11 @@ def _make_v2(place: Place, name: str) -> Path:
                        " (systemd: Delegate=yes)")
     if cgroupfs.MEMORY not in (own / "cgroup.subtree_control").read_text().split():
         if not place.at_root:
+            others = set(cgroupfs.members(own)) - {os.getpid()}
+            if others:  # a shell's session, say: not the server's to divide
+                raise Unusable(f"cgroup v2: {own} holds other processes too (pid"
+                               f" {min(others)}...); give the server a cgroup of its own"
+                               " (systemd: Delegate=yes)")
             leaf = own / SERVER_LEAF
             leaf.mkdir(exist_ok=True)
             cgroupfs.write(leaf / "cgroup.procs", str(os.getpid()))
