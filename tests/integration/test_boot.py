@@ -75,7 +75,7 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path, flags: list[str]
     done = cli(home, "server", "unit", *flags, "--json", check=True)
     unit = json.loads(done.stdout)["unit"]
     lines = unit.splitlines()
-    assert "Type=notify" in lines and "KillMode=mixed" in lines
+    assert "Type=notify" in lines and "KillMode=mixed" in lines and "Delegate=yes" in lines
     assert "Restart=on-failure" in lines
     stop = next(int(x.split("=")[1]) for x in lines if x.startswith("TimeoutStopSec="))
     assert stop > 30 + 5  # the warm stop of ExecStop, then the default kill_grace

@@ -59,3 +59,9 @@ def test_judging_which_limit_stopped_a_task() -> None:
     assert judge(both, 1, 0.1, b"OSError: [Errno 24] Too many open files") == "files limit 16"
     assert judge(both, 1, 0.1, b"ValueError: nope") is None
     assert judge(Limits(cpu=2), 1, 0.1, b"MemoryError") is None, "no memory limit set"
+    # the OOM killer acted in the task's memory cgroup: the memory limit, even where the
+    # CPU was used up too (a SIGKILL says nothing of which), and through a shell
+    assert judge(both, -signal.SIGKILL, 4.1, b"", oom_killed=True) == "memory limit 512M"
+    assert judge(both, 128 + signal.SIGKILL, 0.1, b"", oom_killed=True) == "memory limit 512M"
+    assert judge(both, 0, 0.1, b"", oom_killed=True) is None, "a child killed, the task fine"
+    assert judge(Limits(cpu=2), -signal.SIGKILL, 0.1, b"", oom_killed=True) is None

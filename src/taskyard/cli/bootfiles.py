@@ -95,6 +95,9 @@ ExecStart={start}
 # (KillMode=mixed), its final KILL to everything left after TimeoutStopSec.
 ExecStop={stop}
 KillMode=mixed
+# The unit's cgroup is the server's to divide: a task with --memory-limit runs in a
+# memory cgroup of its own below it (the limit holds for all its processes together).
+Delegate=yes
 TimeoutStartSec=90
 TimeoutStopSec={STOP_WARM + int(s.kill_grace) + STOP_MARGIN}
 Restart=on-failure

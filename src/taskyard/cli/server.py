@@ -314,6 +314,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     servers = db.instances()
     mine = next((i for i in servers if i.id == instance_id), None)
     active = len(db.list_tasks(status=sorted(ACTIVE)))
+    from ..server.cgroups import described as memory_cgroups
     from ..web.serve import running as web_running
 
     web = web_running(s)
@@ -321,7 +322,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             "web": ({"url": web.get("url"), "pid": web.get("pid")} if web else None),
             "slots": mine.slots if mine else None, "running_tasks": active,
             "servers": [{"instance": i.id, "host": i.host, "pid": i.pid, "slots": i.slots,
-                         "heartbeat_at": iso(i.heartbeat_at)} for i in servers]}
+                         "heartbeat_at": iso(i.heartbeat_at)} for i in servers],
+            "memory_cgroup": memory_cgroups(s.home)}
     if args.json:
         print_json(info)
     else:
@@ -350,7 +352,7 @@ def _print_status(info: dict[str, Any], servers: list[Instance], s: Settings,
              "panel not running (see web.log in the home)" if s.web_listen else "panel off")
     out.print(Text(f"server is running (pid {info['pid']}, {info['slots']} slots,"
                    f" {info['running_tasks']} task(s) running{others})\nhome {s.home}\n"
-                   f"{panel}"), overflow="fold")
+                   f"{panel}\n{_memory_line(info.get('memory_cgroup'))}"), overflow="fold")
     mine, lease, now = info["instance"], s.lease, time.time()
     rows = [[i.id, safe(i.host), str(i.pid), str(i.slots), clock(i.started_at, in_utc, now=now),
              f"{human_seconds(max(0.0, now - i.heartbeat_at))} ago",
@@ -359,3 +361,19 @@ def _print_status(info: dict[str, Any], servers: list[Instance], s: Settings,
     table([Col("SERVER"), Col("HOST", WRAP, floor=12), Col("PID", right=True),
            Col("SLOTS", right=True), Col("STARTED", TIME), Col("HEARD", right=True),
            Col("STATE")], rows, out=out)
+
+
+def _memory_line(found: dict[str, Any] | None) -> str:
+    """How this home's server enforces memory limits (see server/cgroups.py)."""
+    if not found:
+        return "memory limits: not known (no memory-cgroup.json in the home)"
+    if found.get("mode") in ("v1", "v2"):
+        return (f"memory limits: a cgroup {found['mode']} per task, under"
+                f" {safe_text(found.get('subtree'))}")
+    return f"memory limits: RLIMIT_AS per process ({safe_text(found.get('why'))})"
+
+
+def safe_text(value: object) -> str:
+    from .render import safe
+
+    return safe(str(value))

@@ -232,6 +232,7 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None,
         _tell(ready, f"error: store failure: {exc}")
         return 1
     finally:
+        server.cgroups.close(settings.home)
         server.status.close()
         server.hooks.close()
         if web is not None:

@@ -41,13 +41,14 @@ from ..store.base import (
 )
 from ..store.hooks import HOOK_QUEUE
 from ..store.sqlite import file_identity
+from . import cgroups, controls, environ, procs, tracked, upkeep
 from . import child as childmod
-from . import controls, environ, procs, tracked, upkeep
 from .child import Capture, Child
 from .hints import Hints
 from .hooks import Hooks, log_hook_ran
 from .poller import Poller
 from .pool import FunctionRun, Pool
+from .spawner import Spawner
 from .statusfiles import Ending, StatusFiles, params
 from .translog import TransitionLog
 
@@ -103,8 +104,10 @@ class Server:
         self.next_poll = now
         self.next_heartbeat = now + settings.heartbeat_interval
         env = environ.task_env(settings)
-        self.spawner = childmod.Spawner(env, settings.head_bytes, settings.tail_bytes)
+        self.spawner = Spawner(env, settings.head_bytes, settings.tail_bytes)
         self.spawner.messages_tail = settings.messages_tail
+        self.cgroups = cgroups.start(settings, instance_id)  #: memory limits, whole-task
+        self.spawner.cgroups = self.cgroups
         store.claim_bounds = (settings.head_bytes, settings.tail_bytes, settings.max_tail_bytes)
         self.status = StatusFiles(settings)
         self.transitions = TransitionLog(instance_id)  #: the log's lines of transitions

@@ -8,7 +8,10 @@ runs a moment without them (``posix_spawn`` has no hook for that, and a
 only system calls (dup2, setpgid, sigaction, setrlimit, exec) and touches no lock
 another thread of the server could hold (the SQLite checkpoint thread).
 
-- memory: ``RLIMIT_AS`` (address space): an allocation past it fails. The program
+- memory: a cgroup of the attempt's own where the server has them (``cgroups.py``):
+  the child joins it before its exec, so every process of the task counts, together,
+  and the kernel's OOM killer ends one past the limit (``judge`` is told). Else
+  ``RLIMIT_AS`` (address space): an allocation past it fails. The program
   decides what follows (Python raises MemoryError, C's malloc returns NULL), so the
   server calls such an ending the limit's when the program failed and the end of its
   stderr tells of a failed allocation. Each process of the task has this limit of
@@ -71,10 +74,14 @@ def apply(limits: Limits, cpu_used: float = 0.0) -> None:
 
 
 def spawn(path: str, argv: Sequence[str], env: dict[bytes, bytes],
-          dups: Sequence[tuple[int, int]], reset: Sequence[int], limits: Limits) -> int:
+          dups: Sequence[tuple[int, int]], reset: Sequence[int], limits: Limits,
+          cgroup_procs: int | None = None) -> tuple[int, bool]:
     """Start ``path`` like ``posix_spawn(..., setpgroup=0, setsigdef=reset,
     setsigmask=())`` with ``dups`` as (source, target) descriptors, its ``limits``
-    set before the exec. An exec that fails raises its OSError here, as posix_spawn."""
+    set before the exec. With ``cgroup_procs`` (an open ``cgroup.procs``) the child
+    first joins that cgroup, which then holds its memory limit instead of RLIMIT_AS.
+    Returns (pid, whether it joined the cgroup: if it could not, it has RLIMIT_AS). An
+    exec that fails raises its OSError here, as posix_spawn."""
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     try:
         with warnings.catch_warnings():  # 3.12+ warns of fork with threads: see above
@@ -85,25 +92,36 @@ def spawn(path: str, argv: Sequence[str], env: dict[bytes, bytes],
         os.close(report_w)
         raise
     if pid == 0:  # pragma: no cover - the child, until its exec
-        _child(report_w, path, argv, env, dups, reset, limits)
+        _child(report_w, path, argv, env, dups, reset, limits, cgroup_procs)
     os.close(report_w)
     try:
         failed = _read_all(report_r)
     finally:
         os.close(report_r)
+    joined = cgroup_procs is not None and not failed.startswith(_NOT_JOINED)
+    failed = failed.removeprefix(_NOT_JOINED)
     if failed:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
         number = int(failed.split(b":")[0] or errno.EINVAL)
         raise OSError(number, os.strerror(number), path)
-    return pid
+    return pid, joined
+
+
+_NOT_JOINED = b"!"  #: the child's word that it could not join its cgroup
 
 
 def _child(report: int, path: str, argv: Sequence[str], env: dict[bytes, bytes],
-           dups: Sequence[tuple[int, int]], reset: Sequence[int],
-           limits: Limits) -> None:  # pragma: no cover - runs in the forked child
+           dups: Sequence[tuple[int, int]], reset: Sequence[int], limits: Limits,
+           cgroup_procs: int | None) -> None:  # pragma: no cover - the forked child
     code = errno.EINVAL
     try:
+        if cgroup_procs is not None:
+            try:
+                os.write(cgroup_procs, b"0")  # "0": the writer; before any page of its own
+                limits = limits._replace(memory=None)  # the cgroup holds it, for all
+            except OSError:
+                os.write(report, _NOT_JOINED)
         os.setpgid(0, 0)
         for source, target in dups:
             os.dup2(source, target)  # the copy is inheritable (no CLOEXEC)
@@ -157,13 +175,18 @@ class TailWatch(StreamBuffer):
         del self.last[:-TAIL]
 
 
-def judge(limits: Limits, code: int, cpu_used: float | None, stderr_end: bytes) -> str | None:
+def judge(limits: Limits, code: int, cpu_used: float | None, stderr_end: bytes,
+          oom_killed: bool = False) -> str | None:
     """Which limit stopped a task that failed with ``code`` (negative: a signal), as
-    its error text, or None if none did."""
+    its error text, or None if none did. ``oom_killed``: the OOM killer ended a process
+    in the task's memory cgroup (the leader, or a child whose end failed the leader)."""
+    memory = f"memory limit {size_text(limits.memory)}" if limits.memory is not None else None
+    if memory is not None and code != 0 and oom_killed:
+        return memory
     if limits.cpu is not None and _cpu_ended(code, cpu_used, limits.cpu):
         return f"cpu limit {limits.cpu}s"
-    if limits.memory is not None and code != 0 and _ALLOC_FAILED.search(stderr_end):
-        return f"memory limit {size_text(limits.memory)}"
+    if memory is not None and code != 0 and _ALLOC_FAILED.search(stderr_end):
+        return memory
     if limits.files is not None and code != 0 and b"Too many open files" in stderr_end:
         return f"files limit {limits.files}"
     return None

@@ -48,6 +48,7 @@ def beat(server: Server, now: float) -> None:
         server.listen()
     record_start_times(server)
     record_memory(server)
+    server.cgroups.sweep()
     for hook in server.on_heartbeat:
         hook()
     if instance.stop_request:
