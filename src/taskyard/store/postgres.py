@@ -11,6 +11,7 @@ tables (``read_output``) sees one snapshot, as a SQLite read transaction does.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Iterator, Sequence
@@ -26,7 +27,7 @@ from .base import Instance
 from .filters import glob_to_like
 from .migrations import shipped
 from .sql import Cursor, fault_budget
-from .sqlserver import SqlServerStore
+from .pgtick import PgTickStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
@@ -61,15 +62,20 @@ def placeholders(sql: str) -> str:
 
 
 class PgCursor:
-    """A psycopg cursor taking the shared ``?`` SQL; rows are tuples, as on SQLite."""
+    """A psycopg cursor taking the shared ``?`` SQL; rows are tuples, as on SQLite.
+    In a tick's pipeline (``tick``) its statements go out without waiting; a fetch or
+    ``rowcount`` waits for them."""
 
-    __slots__ = ("_cur",)
+    __slots__ = ("_cur", "_tick")
 
-    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+    def __init__(self, cur: psycopg.Cursor[Any], tick: PgTick | None = None) -> None:
         self._cur = cur
+        self._tick = tick
 
     @property
     def rowcount(self) -> int:
+        if self._tick is not None and self._cur.pgresult is None:
+            self._tick.sync()
         return self._cur.rowcount
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
@@ -87,7 +93,51 @@ class PgCursor:
         return self._cur.fetchall()
 
 
-class PostgresStore(SqlServerStore):
+class PgTick:
+    """A write transaction in pipeline mode: statements are sent without waiting for
+    their answers, ``sync`` waits for all of them at once (one round trip), and
+    ``commit`` sends COMMIT and waits (one round trip, with whatever was still
+    unanswered)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._pipe: psycopg.Pipeline | None = None
+        self.committed = False
+
+    def open(self) -> None:
+        self._pipe = self._conn.pipeline()
+        self._pipe.__enter__()
+        self._conn.execute(b"BEGIN")
+
+    def cursor(self) -> PgCursor:
+        return PgCursor(self._conn.cursor(), self)
+
+    def sync(self) -> None:
+        """Wait for the answers to everything sent (leaving pipeline mode sends a Sync
+        and reads them all), then go on in a new pipeline."""
+        self._leave()
+        self._pipe = self._conn.pipeline()
+        self._pipe.__enter__()
+
+    def commit(self) -> None:
+        self._conn.execute(b"COMMIT")
+        self._leave()
+        self.committed = True
+
+    def _leave(self) -> None:
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.__exit__(None, None, None)
+
+    def abandon(self) -> None:
+        """After a failure: leave pipeline mode, ignoring what the answers say."""
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            with contextlib.suppress(psycopg.Error):
+                pipe.__exit__(None, None, None)
+
+
+class PostgresStore(PgTickStore):
     """A store in a PostgreSQL database (the tables live in the connection's
     ``search_path`` schema). Thread-safe: each transaction takes a pooled connection."""
 
@@ -228,8 +278,26 @@ class PostgresStore(SqlServerStore):
     def _read_tx(self) -> Iterator[Cursor]:
         yield from self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
+    @contextmanager
+    def _tick_tx(self) -> Iterator[PgTick]:
+        """A write transaction in pipeline mode (the server's tick, see ``pgtick``);
+        committed on leaving unless the caller committed already."""
+        self._injected_fault()
+        with self._errors():
+            with self._pool.connection() as conn:
+                tick = PgTick(conn)
+                try:
+                    tick.open()
+                    yield tick
+                    if not tick.committed:
+                        tick.commit()
+                except BaseException:
+                    tick.abandon()
+                    _rollback(conn)
+                    raise
+
     def _transaction(self, begin: str) -> Iterator[Cursor]:
-        try:
+        with self._errors():
             with self._pool.connection() as conn:
                 with conn.cursor() as cur:
                     cur.execute(begin.encode())
@@ -239,6 +307,13 @@ class PostgresStore(SqlServerStore):
                         _rollback(conn)
                         raise
                     cur.execute(b"COMMIT")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """psycopg's and the pool's failures as taskyard's: a lost connection is
+        StoreUnavailable (retried), anything else StoreError."""
+        try:
+            yield
         except PoolTimeout as exc:
             raise StoreUnavailable(f"store {self.location}: no connection: {exc}") from exc
         except psycopg.Error as exc:
