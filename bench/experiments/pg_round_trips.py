@@ -8,7 +8,8 @@ machine, where wall-clock rates move with the load. Usage::
 The server runs with a ``sitecustomize`` that wraps psycopg's ``Cursor.execute``
 and ``executemany`` (one round trip each, or one per pipeline sync) and counts
 them by their first words; it notes its backends' pids so that their CPU can be
-read from ``/proc`` (PostgreSQL on this machine). Needs TASKYARD_BENCH_PG (or
+read from ``/proc`` (PostgreSQL on this machine). With PGRT_PYSPY=FILE, ``py-spy`` (on PATH) records the
+first server's stacks into FILE (collapsed). Needs TASKYARD_BENCH_PG (or
 the default local PostgreSQL).
 """
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -103,6 +106,11 @@ def main() -> None:
                 env = dict(os.environ, TASKYARD_STORE=dsn, TASKYARD_SQL_COUNT=str(outs[i]),
                            PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
                 procs.append(server_process(tmp / f"s{i}", "--slots", "2", env=env))
+            spy = None
+            if os.environ.get("PGRT_PYSPY"):  # a profile of the first server: collapsed stacks
+                spy = subprocess.Popen(["py-spy", "record", "-p", str(procs[0].pid), "-r", "500",
+                                        "-f", "raw", "-o", os.environ["PGRT_PYSPY"]],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             cpu0 = [common.cpu_seconds(p.pid) for p in procs]
             be0 = [backend_cpu(Path(str(o) + ".pids")) for o in outs]
             t0 = time.time()
@@ -110,6 +118,9 @@ def main() -> None:
             wall = time.time() - t0
             cpu1 = [common.cpu_seconds(p.pid) for p in procs]
             be1 = [backend_cpu(Path(str(o) + ".pids")) for o in outs]
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
             for p in procs:
                 stop_server(p)
         common.check_succeeded(tasks, n)
@@ -119,8 +130,8 @@ def main() -> None:
         for o in outs:
             for k, v in json.loads(o.read_text()).items():
                 counts[k] = counts.get(k, 0) + v
-    server_ms = sum(b - a for a, b in zip(cpu0, cpu1)) / n * 1000
-    backend_ms = sum(v - b0.get(pid, 0.0) for b0, b1 in zip(be0, be1)
+    server_ms = sum(b - a for a, b in zip(cpu0, cpu1, strict=True)) / n * 1000
+    backend_ms = sum(v - b0.get(pid, 0.0) for b0, b1 in zip(be0, be1, strict=True)
                      for pid, v in b1.items()) / n * 1000
     print(f"{n} `true` tasks, {count} server(s) of 2 slots; load {os.getloadavg()[0]:.1f}")
     print(f"  rate (first start to last finish)  {n / (last - first):8.0f} tasks/s"

@@ -127,10 +127,12 @@ class PgTickStore(SqlServerStore):
             for o, ended in sent:
                 row = ended.fetchone()
                 waited = None if row is None else bool(row[0])
-                if waited is None or (o.status is Status.FAILED and o.reason is not None):
-                    # refused (a reported error?) or maybe retried: the general path
+                if waited is None and o.status is Status.SUCCEEDED:
+                    # refused: the task may have reported an error (the general path)
                     waited = self._finish_one(cur, owner, o, now, by,
                                               pids.get((o.task_id, o.epoch)))
+                elif waited is not None and o.status is Status.FAILED and o.reason is not None:
+                    self._maybe_retry(cur, o.task_id, o.epoch, o.reason, now, by)
                 if waited is None:
                     stale.add(o.task_id)
                 dependents = dependents or bool(waited)

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
@@ -26,8 +26,8 @@ from ..errors import SchemaTooNew, StoreError, StoreUnavailable, TaskyardError
 from .base import Instance
 from .filters import glob_to_like
 from .migrations import shipped
-from .sql import Cursor, fault_budget
 from .pgtick import PgTickStore
+from .sql import Cursor, fault_budget
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
@@ -101,13 +101,17 @@ class PgTick:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
-        self._pipe: psycopg.Pipeline | None = None
+        self._pipe: AbstractContextManager[psycopg.Pipeline] | None = None
         self.committed = False
 
     def open(self) -> None:
-        self._pipe = self._conn.pipeline()
-        self._pipe.__enter__()
+        self._enter()
         self._conn.execute(b"BEGIN")
+
+    def _enter(self) -> None:
+        pipe = self._conn.pipeline()
+        pipe.__enter__()
+        self._pipe = pipe
 
     def cursor(self) -> PgCursor:
         return PgCursor(self._conn.cursor(), self)
@@ -116,8 +120,7 @@ class PgTick:
         """Wait for the answers to everything sent (leaving pipeline mode sends a Sync
         and reads them all), then go on in a new pipeline."""
         self._leave()
-        self._pipe = self._conn.pipeline()
-        self._pipe.__enter__()
+        self._enter()
 
     def commit(self) -> None:
         self._conn.execute(b"COMMIT")
