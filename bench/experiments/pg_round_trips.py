@@ -109,7 +109,7 @@ def main() -> None:
             spy = None
             if os.environ.get("PGRT_PYSPY"):  # a profile of the first server: collapsed stacks
                 spy = subprocess.Popen(["py-spy", "record", "-p", str(procs[0].pid), "-r", "500",
-                                        "-f", "raw", "-o", os.environ["PGRT_PYSPY"]],
+                                        "--idle", "-f", "raw", "-o", os.environ["PGRT_PYSPY"]],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             cpu0 = [common.cpu_seconds(p.pid) for p in procs]
             be0 = [backend_cpu(Path(str(o) + ".pids")) for o in outs]

@@ -81,13 +81,16 @@ _CLAIM_SET = (
     " stop_asked=0, reported=NULL, changed_by=?, changed_at=?")
 
 
+Statement = tuple[str, Sequence[Any]]
+
+
 class TickConnection(Protocol):
-    """A connection in pipeline mode inside a transaction: statements go out without
-    waiting; a cursor's fetch (or ``rowcount``) waits for what was sent before it."""
+    """A write transaction whose statements go in batches, each one message answered
+    at once; ``cursor`` runs statements one at a time in between (the general path)."""
 
     def cursor(self) -> Cursor: ...
-    def sync(self) -> None: ...
-    def commit(self) -> None: ...
+    def run(self, statements: Sequence[Statement]) -> list[list[Any]]: ...
+    def commit(self, statements: Sequence[Statement] = ()) -> list[list[Any]]: ...
 
 
 class PgTickStore(SqlServerStore):
@@ -103,75 +106,73 @@ class PgTickStore(SqlServerStore):
         pids = {(s.task_id, s.epoch): s for s in batch.spawned}
         ending = {(o.task_id, o.epoch) for o in batch.outcomes}
         spawned = [s for s in batch.spawned if (s.task_id, s.epoch) not in ending]
+        stale: set[int] = set()
+        steps = [o for o in batch.outcomes if o.status is Status.QUEUED]
         with self._tick_tx() as conn:
-            cur = conn.cursor()
-            if spawned:
-                self._record_spawned(cur, owner, spawned)
-            stale = {task_id for task_id, _ in self._append(cur, owner, batch.output)}
-            dependents = False
-            sent: list[tuple[Outcome, Cursor]] = []
-            for o in batch.outcomes:
-                if o.status is Status.QUEUED:  # a step gave its slot back: the general path
-                    if self._finish_one(cur, owner, o, now, by, pids.get((o.task_id, o.epoch))) \
-                            is None:
+            if spawned or batch.output or steps:  # the general path, one statement at a time
+                cur = conn.cursor()
+                if spawned:
+                    self._record_spawned(cur, owner, spawned)
+                stale.update(task_id for task_id, _ in self._append(cur, owner, batch.output))
+                for o in steps:  # gave its slot back: queued again before the claim
+                    if self._finish_one(cur, owner, o, now, by,
+                                        pids.get((o.task_id, o.epoch))) is None:
                         stale.add(o.task_id)
-                    continue
-                sent.append((o, self._send_end(conn, owner, o, now, by,
-                                               pids.get((o.task_id, o.epoch)))))
-            first = None
+            ends = [o for o in batch.outcomes if o.status is not Status.QUEUED]
+            statements = [self._end_statement(owner, o, now, by, pids.get((o.task_id, o.epoch)))
+                          for o in ends]
             if batch.claim > 0:
-                first = (conn.cursor(), conn.cursor())
-                first[0].execute(_LIMITS)
-                first[1].execute(_FIRST_QUEUED, (batch.claim,))
-            conn.sync()  # the first round trip: all of the above
-            for o, ended in sent:
-                row = ended.fetchone()
-                waited = None if row is None else bool(row[0])
-                if waited is None and o.status is Status.SUCCEEDED:
-                    # refused: the task may have reported an error (the general path)
-                    waited = self._finish_one(cur, owner, o, now, by,
-                                              pids.get((o.task_id, o.epoch)))
-                elif waited is not None and o.status is Status.FAILED and o.reason is not None:
-                    self._maybe_retry(cur, o.task_id, o.epoch, o.reason, now, by)
+                statements += [(_LIMITS, ()), (_FIRST_QUEUED, (batch.claim,))]
+            answers = conn.run(statements) if statements else []  # the first round trip
+            dependents = False
+            for o, rows in zip(ends, answers, strict=False):
+                waited = self._after_end(conn, owner, o, rows, now, by,
+                                         pids.get((o.task_id, o.epoch)))
                 if waited is None:
                     stale.add(o.task_id)
                 dependents = dependents or bool(waited)
             claims: list[Claim] = []
-            if first is not None:
-                claims = self._claim_first(conn, cur, owner, batch.claim, now, first)
+            if batch.claim > 0:
+                claims = self._claim_first(conn, owner, batch.claim, now, answers[-2], answers[-1])
         wake = self.rate_wake_at if batch.claim > 0 else None
         return BatchResult(sorted(stale), claims, dependents, wake)
 
-    def _send_end(self, conn: TickConnection, owner: str, o: Outcome, now: float, by: str,
-                  spawned: Spawned | None) -> Cursor:
+    def _end_statement(self, owner: str, o: Outcome, now: float, by: str,
+                       spawned: Spawned | None) -> Statement:
         lifecycle.check_reason({Status.SUCCEEDED: Verb.SUCCEED, Status.FAILED: Verb.FAIL,
                                 Status.STOPPED: Verb.STOP}[o.status], o.reason)
         pid = spawned.pid if spawned else None
         used = o.usage or (None, None, None)
-        ended = conn.cursor()
-        ended.execute(
-            _END_SUCCESS if o.status is Status.SUCCEEDED else _END_OTHER,
-            (o.status.value, _v(o.reason), o.exit_code, o.signal, _text(o.error), o.result, now,
-             by, now, pid, o.task_id, o.epoch, owner,
-             o.status.value, _v(o.reason), o.exit_code, o.signal, _text(o.error), now,
-             pid, spawned.pid_start if spawned else None, *used, o.task_id, o.epoch))
-        return ended
+        return (_END_SUCCESS if o.status is Status.SUCCEEDED else _END_OTHER,
+                (o.status.value, _v(o.reason), o.exit_code, o.signal, _text(o.error), o.result,
+                 now, by, now, pid, o.task_id, o.epoch, owner,
+                 o.status.value, _v(o.reason), o.exit_code, o.signal, _text(o.error), now,
+                 pid, spawned.pid_start if spawned else None, *used, o.task_id, o.epoch))
 
-    def _claim_first(self, conn: TickConnection, cur: Cursor, owner: str, limit: int,
-                     now: float, first: tuple[Cursor, Cursor]) -> list[Claim]:
+    def _after_end(self, conn: TickConnection, owner: str, o: Outcome, rows: list[Any],
+                   now: float, by: str, spawned: Spawned | None) -> bool | None:
+        """What the end's statement left to do: a success refused because the task
+        reported an error (the general path records that), a retry of a failure. None
+        if the attempt was not ours any more, else whether tasks wait for this one."""
+        waited = bool(rows[0][0]) if rows else None
+        if waited is None and o.status is Status.SUCCEEDED:
+            return self._finish_one(conn.cursor(), owner, o, now, by, spawned)
+        if waited is not None and o.status is Status.FAILED and o.reason is not None:
+            self._maybe_retry(conn.cursor(), o.task_id, o.epoch, o.reason, now, by)
+        return waited
+
+    def _claim_first(self, conn: TickConnection, owner: str, limit: int, now: float,
+                     limits: list[Any], found: list[Any]) -> list[Claim]:
         """Claim from the first queued tasks when no limit applies; else the general
         claim (which counts under the claim lock)."""
-        limits = first[0].fetchall()
-        found = first[1].fetchall()
         self.rate_wake_at = None
         queues = [r for r in limits if r[0] == "q"]
         limited = (any(r[2] is not None or r[4] is not None for r in queues)
                    or any(r[0] == "t" and r[2] is not None for r in limits)
                    or any(r[3] is not None or r[4] is not None for r in found))
         if limited:
-            return self._claim(cur, owner, limit, now)
-        usage = Usage(None, {}, {})
-        chosen = set(usage.admit([Candidate(*r[:6]) for r in found], limit))
+            return self._claim(conn.cursor(), owner, limit, now)
+        chosen = set(Usage(None, {}, {}).admit([Candidate(*r[:6]) for r in found], limit))
         picked = [r for r in found if r[0] in chosen]
         if not picked:
             return []
@@ -179,10 +180,9 @@ class PgTickStore(SqlServerStore):
         queue_limits = {r[1]: r[3] for r in queues if r[3] is not None}
         queue_bounds = {r[1]: (r[5], r[6]) for r in queues}
         bounds = {r[0]: self._bounds((r[16], r[17]), queue_bounds.get(r[1])) for r in picked}
-        claimed = conn.cursor()
         ids = [r[0] for r in picked]
         values = ",".join("(?::bigint, ?::bigint, ?::bigint)" for _ in ids)
-        claimed.execute(
+        (rows,) = conn.commit([(  # the second round trip: the claim and the COMMIT
             f"WITH c AS ({_CLAIM_SET} WHERE id IN ({','.join('?' * len(ids))})"
             f" AND status IN {_CLAIM_FROM} RETURNING id, epoch),"
             " a AS (INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at,"
@@ -191,9 +191,8 @@ class PgTickStore(SqlServerStore):
             " ON v.id = c.id RETURNING task_id, epoch)"
             " SELECT task_id, epoch FROM a",
             (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now, *ids,
-             owner, f"{owner}.", now, *[x for i in ids for x in (i, *bounds[i])]))
-        conn.commit()  # the second round trip: the claim and the COMMIT
-        epochs = dict(claimed.fetchall())
+             owner, f"{owner}.", now, *[x for i in ids for x in (i, *bounds[i])]))])
+        epochs = dict(rows)
         return [_claim_of(r, epochs[r[0]], owner, run_as, queue_limits, bounds[r[0]])
                 for r in picked if r[0] in epochs]
 

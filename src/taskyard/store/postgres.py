@@ -11,11 +11,10 @@ tables (``read_output``) sees one snapshot, as a SQLite read transaction does.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -62,20 +61,15 @@ def placeholders(sql: str) -> str:
 
 
 class PgCursor:
-    """A psycopg cursor taking the shared ``?`` SQL; rows are tuples, as on SQLite.
-    In a tick's pipeline (``tick``) its statements go out without waiting; a fetch or
-    ``rowcount`` waits for them."""
+    """A psycopg cursor taking the shared ``?`` SQL; rows are tuples, as on SQLite."""
 
-    __slots__ = ("_cur", "_tick")
+    __slots__ = ("_cur",)
 
-    def __init__(self, cur: psycopg.Cursor[Any], tick: PgTick | None = None) -> None:
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
         self._cur = cur
-        self._tick = tick
 
     @property
     def rowcount(self) -> int:
-        if self._tick is not None and self._cur.pgresult is None:
-            self._tick.sync()
         return self._cur.rowcount
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
@@ -94,50 +88,51 @@ class PgCursor:
 
 
 class PgTick:
-    """A write transaction in pipeline mode: statements are sent without waiting for
-    their answers, ``sync`` waits for all of them at once (one round trip), and
-    ``commit`` sends COMMIT and waits (one round trip, with whatever was still
-    unanswered)."""
+    """A write transaction whose statements go to the server in batches: each batch is
+    one message (the simple query protocol, parameters bound by psycopg on this side),
+    answered at once. A process frozen at any point holds its locks no longer than
+    ``idle_in_transaction_session_timeout``: a message is whole or not sent, and the
+    session is idle in a transaction, with its time limit running, between two (which
+    psycopg's pipeline mode, sending each statement as it comes and a Sync only at the
+    end, would not give). ``cursor`` is for statements one at a time in between."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
-        self._pipe: AbstractContextManager[psycopg.Pipeline] | None = None
+        self._batch = psycopg.ClientCursor(conn)
+        self.begun = False
         self.committed = False
 
-    def open(self) -> None:
-        self._enter()
-        self._conn.execute(b"BEGIN")
+    def cursor(self) -> Cursor:
+        if not self.begun:
+            self._conn.execute(b"BEGIN")
+            self.begun = True
+        return PgCursor(self._conn.cursor())
 
-    def _enter(self) -> None:
-        pipe = self._conn.pipeline()
-        pipe.__enter__()
-        self._pipe = pipe
+    def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        """Run ``statements`` as one message; the rows of each (empty for a command)."""
+        sql = ";".join(placeholders(s) for s, _ in statements)
+        params = [p for _, ps in statements for p in ps]
+        if not self.begun:
+            sql, self.begun = "BEGIN;" + sql, True
+            rows = self._results(sql, params)[1:]
+        else:
+            rows = self._results(sql, params)
+        return rows
 
-    def cursor(self) -> PgCursor:
-        return PgCursor(self._conn.cursor(), self)
-
-    def sync(self) -> None:
-        """Wait for the answers to everything sent (leaving pipeline mode sends a Sync
-        and reads them all), then go on in a new pipeline."""
-        self._leave()
-        self._enter()
-
-    def commit(self) -> None:
-        self._conn.execute(b"COMMIT")
-        self._leave()
+    def commit(self, statements: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[list[Any]]:
+        """Run ``statements`` and COMMIT, as one message."""
+        rows = self.run([*statements, ("COMMIT", ())])[:-1]
         self.committed = True
+        return rows
 
-    def _leave(self) -> None:
-        pipe, self._pipe = self._pipe, None
-        if pipe is not None:
-            pipe.__exit__(None, None, None)
-
-    def abandon(self) -> None:
-        """After a failure: leave pipeline mode, ignoring what the answers say."""
-        pipe, self._pipe = self._pipe, None
-        if pipe is not None:
-            with contextlib.suppress(psycopg.Error):
-                pipe.__exit__(None, None, None)
+    def _results(self, sql: str, params: list[Any]) -> list[list[Any]]:
+        cur = self._batch
+        cur.execute(sql, params)
+        found: list[list[Any]] = []
+        while True:
+            found.append(cur.fetchall() if cur.description is not None else [])
+            if not cur.nextset():
+                return found
 
 
 class PostgresStore(PgTickStore):
@@ -283,19 +278,17 @@ class PostgresStore(PgTickStore):
 
     @contextmanager
     def _tick_tx(self) -> Iterator[PgTick]:
-        """A write transaction in pipeline mode (the server's tick, see ``pgtick``);
-        committed on leaving unless the caller committed already."""
+        """A write transaction in batches (the server's tick, see ``pgtick``), committed
+        on leaving unless the caller committed already."""
         self._injected_fault()
         with self._errors():
             with self._pool.connection() as conn:
                 tick = PgTick(conn)
                 try:
-                    tick.open()
                     yield tick
-                    if not tick.committed:
+                    if tick.begun and not tick.committed:
                         tick.commit()
                 except BaseException:
-                    tick.abandon()
                     _rollback(conn)
                     raise
 
