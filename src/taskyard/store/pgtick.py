@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -56,8 +56,6 @@ _END = (
     " cpu_user=?, cpu_system=?, max_rss_kib=?"
     " WHERE task_id=? AND epoch=? AND finished_at IS NULL AND EXISTS (SELECT 1 FROM t))"
     " SELECT waited FROM t")
-_END_SUCCESS = _END.format(guard=" AND reported IS NULL")
-_END_OTHER = _END.format(guard="")
 
 #: the usage query of ``SqlServerStore._usage``: the limits that apply
 _LIMITS = ("SELECT 'q', name, parallel, limits, rate, output_head, output_tail"
@@ -74,11 +72,31 @@ _FIRST_QUEUED = (
     f" WHERE status IN {_CLAIM_FROM} AND {_NOT_PAUSED} AND {_TENANT_ENABLED}"
     f" ORDER BY {CLAIM_ORDER} LIMIT ? FOR UPDATE SKIP LOCKED")
 
-_CLAIM_SET = (
-    "UPDATE tasks SET status=?, epoch=epoch+1, owner=?, pid=NULL, started_at=?,"
+#: the claim of the tasks given (ids, and their attempts' output bounds, as arrays),
+#: with their attempts
+_CLAIM = (
+    "WITH c AS (UPDATE tasks SET status=?, epoch=epoch+1, owner=?, pid=NULL, started_at=?,"
     " finished_at=NULL, reason=NULL, exit_code=NULL, signal=NULL, error=NULL,"
     " progress_done=NULL, progress_total=NULL, progress_message=NULL, result=NULL,"
-    " stop_asked=0, reported=NULL, changed_by=?, changed_at=?")
+    " stop_asked=0, reported=NULL, changed_by=?, changed_at=?"
+    f" WHERE id = ANY(?::bigint[]) AND status IN {_CLAIM_FROM} RETURNING id, epoch),"
+    " a AS (INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at, output_head,"
+    " output_tail) SELECT c.id, c.epoch, ?, ?::text || c.id || '.' || c.epoch, ?, v.head,"
+    " v.tail FROM c JOIN unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS v (id, head, tail)"
+    " ON v.id = c.id RETURNING task_id, epoch)"
+    " SELECT task_id, epoch FROM a")
+
+#: the statements of a tick, prepared once on each connection that runs ticks
+PREPARED = {"taskyard_end_ok": _END.format(guard=" AND reported IS NULL"),
+            "taskyard_end": _END.format(guard=""),
+            "taskyard_limits": _LIMITS,
+            "taskyard_first_queued": _FIRST_QUEUED,
+            "taskyard_claim": _CLAIM}
+
+
+def _array(values: Iterable[int | None]) -> str:
+    """A bigint array's literal (the values are ints, never text)."""
+    return "{" + ",".join("NULL" if v is None else str(int(v)) for v in values) + "}"
 
 
 Statement = tuple[str, Sequence[Any]]
@@ -122,7 +140,7 @@ class PgTickStore(SqlServerStore):
             statements = [self._end_statement(owner, o, now, by, pids.get((o.task_id, o.epoch)))
                           for o in ends]
             if batch.claim > 0:
-                statements += [(_LIMITS, ()), (_FIRST_QUEUED, (batch.claim,))]
+                statements += [("taskyard_limits", ()), ("taskyard_first_queued", (batch.claim,))]
             answers = conn.run(statements) if statements else []  # the first round trip
             dependents = False
             for o, rows in zip(ends, answers, strict=False):
@@ -143,7 +161,7 @@ class PgTickStore(SqlServerStore):
                                 Status.STOPPED: Verb.STOP}[o.status], o.reason)
         pid = spawned.pid if spawned else None
         used = o.usage or (None, None, None)
-        return (_END_SUCCESS if o.status is Status.SUCCEEDED else _END_OTHER,
+        return ("taskyard_end_ok" if o.status is Status.SUCCEEDED else "taskyard_end",
                 (o.status.value, _v(o.reason), o.exit_code, o.signal, _text(o.error), o.result,
                  now, by, now, pid, o.task_id, o.epoch, owner,
                  o.status.value, _v(o.reason), o.exit_code, o.signal, _text(o.error), now,
@@ -181,17 +199,11 @@ class PgTickStore(SqlServerStore):
         queue_bounds = {r[1]: (r[5], r[6]) for r in queues}
         bounds = {r[0]: self._bounds((r[16], r[17]), queue_bounds.get(r[1])) for r in picked}
         ids = [r[0] for r in picked]
-        values = ",".join("(?::bigint, ?::bigint, ?::bigint)" for _ in ids)
         (rows,) = conn.commit([(  # the second round trip: the claim and the COMMIT
-            f"WITH c AS ({_CLAIM_SET} WHERE id IN ({','.join('?' * len(ids))})"
-            f" AND status IN {_CLAIM_FROM} RETURNING id, epoch),"
-            " a AS (INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at,"
-            " output_head, output_tail) SELECT c.id, c.epoch, ?, ?::text || c.id || '.' ||"
-            f" c.epoch, ?, v.head, v.tail FROM c JOIN (VALUES {values}) v (id, head, tail)"
-            " ON v.id = c.id RETURNING task_id, epoch)"
-            " SELECT task_id, epoch FROM a",
-            (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now, *ids,
-             owner, f"{owner}.", now, *[x for i in ids for x in (i, *bounds[i])]))])
+            "taskyard_claim",
+            (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now, _array(ids),
+             owner, f"{owner}.", now, _array(ids), _array(bounds[i][0] for i in ids),
+             _array(bounds[i][1] for i in ids)))])
         epochs = dict(rows)
         return [_claim_of(r, epochs[r[0]], owner, run_as, queue_limits, bounds[r[0]])
                 for r in picked if r[0] in epochs]

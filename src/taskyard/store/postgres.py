@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator, Sequence
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -89,16 +91,18 @@ class PgCursor:
 
 class PgTick:
     """A write transaction whose statements go to the server in batches: each batch is
-    one message (the simple query protocol, parameters bound by psycopg on this side),
-    answered at once. A process frozen at any point holds its locks no longer than
+    one message (the simple query protocol: ``EXECUTE`` of statements prepared once per
+    connection, their parameters bound by psycopg on this side), answered at once. A
+    process frozen at any point holds its locks no longer than
     ``idle_in_transaction_session_timeout``: a message is whole or not sent, and the
     session is idle in a transaction, with its time limit running, between two (which
     psycopg's pipeline mode, sending each statement as it comes and a Sync only at the
     end, would not give). ``cursor`` is for statements one at a time in between."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], prepared: set[str]) -> None:
         self._conn = conn
         self._batch = psycopg.ClientCursor(conn)
+        self._prepared = prepared  #: names prepared on this connection
         self.begun = False
         self.committed = False
 
@@ -109,21 +113,34 @@ class PgTick:
         return PgCursor(self._conn.cursor())
 
     def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
-        """Run ``statements`` as one message; the rows of each (empty for a command)."""
-        sql = ";".join(placeholders(s) for s, _ in statements)
+        """EXECUTE the named statements (of ``PREPARED``) as one message; the rows of
+        each (empty for a command)."""
+        self._prepare(name for name, _ in statements)
+        parts = [f"EXECUTE {name}({','.join(['%s'] * len(ps))})" if ps else
+                 (name if name == "COMMIT" else f"EXECUTE {name}") for name, ps in statements]
         params = [p for _, ps in statements for p in ps]
         if not self.begun:
-            sql, self.begun = "BEGIN;" + sql, True
-            rows = self._results(sql, params)[1:]
-        else:
-            rows = self._results(sql, params)
-        return rows
+            self.begun = True
+            return self._results("BEGIN;" + ";".join(parts), params)[1:]
+        return self._results(";".join(parts), params)
 
     def commit(self, statements: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[list[Any]]:
-        """Run ``statements`` and COMMIT, as one message."""
+        """EXECUTE ``statements`` and COMMIT, as one message."""
         rows = self.run([*statements, ("COMMIT", ())])[:-1]
         self.committed = True
         return rows
+
+    def _prepare(self, names: Iterable[str]) -> None:
+        """PREPARE what this connection has not prepared yet (outside a transaction:
+        its first tick; DEALLOCATE ALL first, so a half-done earlier try is no error)."""
+        if self._prepared or self.begun:
+            return
+        from .pgtick import PREPARED
+
+        self._conn.execute(("DEALLOCATE ALL;" + ";".join(
+            f"PREPARE {name} AS {numbered(sql)}" for name, sql in PREPARED.items())).encode())
+        self._prepared.update(PREPARED)
+        del names
 
     def _results(self, sql: str, params: list[Any]) -> list[list[Any]]:
         cur = self._batch
@@ -133,6 +150,16 @@ class PgTick:
             found.append(cur.fetchall() if cur.description is not None else [])
             if not cur.nextset():
                 return found
+
+
+@functools.lru_cache(maxsize=64)
+def numbered(sql: str) -> str:
+    """``?`` placeholders to ``$1``, ``$2``... (a PREPAREd statement's)."""
+    if "%" in sql:
+        raise TaskyardError(f"literal % in shared SQL: {sql!r}")
+    parts = sql.split("?")
+    return "".join(part + (f"${n}" if n < len(parts) else "")
+                   for n, part in enumerate(parts, start=1))
 
 
 class PostgresStore(PgTickStore):
@@ -181,6 +208,18 @@ class PostgresStore(PgTickStore):
             kwargs={"autocommit": True, "application_name": application_name},
             configure=self._configure, name="taskyard")
         self._pool.open(wait=False)
+        #: the server's tick runs on a connection of its own, opened at the first tick,
+        #: where psycopg prepares nothing: it deallocates all prepared statements after a
+        #: ROLLBACK, and the tick's own (``PgTick``) must stay
+        self._tick_pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            dsn, min_size=0, max_size=1, timeout=timeout, open=False,
+            kwargs={"autocommit": True, "application_name": application_name,
+                    "prepare_threshold": None},
+            configure=self._configure, name="taskyard-tick")
+        self._tick_opened = False
+        self._tick_lock = threading.Lock()
+        self._tick_prepared: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[str]] = (
+            weakref.WeakKeyDictionary())
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         ms = max(100, int(self.hold_limit * 1000))
@@ -282,8 +321,13 @@ class PostgresStore(PgTickStore):
         on leaving unless the caller committed already."""
         self._injected_fault()
         with self._errors():
-            with self._pool.connection() as conn:
-                tick = PgTick(conn)
+            if not self._tick_opened:
+                with self._tick_lock:
+                    if not self._tick_opened:
+                        self._tick_pool.open(wait=False)
+                        self._tick_opened = True
+            with self._tick_pool.connection() as conn:
+                tick = PgTick(conn, self._tick_prepared.setdefault(conn, set()))
                 try:
                     yield tick
                     if tick.begun and not tick.committed:
@@ -332,6 +376,8 @@ class PostgresStore(PgTickStore):
         return f"vacuumed {len(tables)} tables: their free space will be reused"
 
     def close(self) -> None:
+        if self._tick_opened:
+            self._tick_pool.close()
         self._pool.close()
 
 
