@@ -203,6 +203,7 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None,
                        f" {server.slots} slot(s), home {settings.home}"
                        + (f", {recovered} crashed attempt(s) recorded" if recovered else ""),
                        **me, slots=server.slots, home=str(settings.home), crashed=recovered)
+        log.info("%s", server.cgroups.summary())
         web = WebProcess(settings)
         if settings.web_listen:
             web.start()
