@@ -30,7 +30,7 @@ from .sqlserver import SqlServerStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 24
+SCHEMA_VERSION = 25
 
 #: Channel of the wake hint; the payload is the kind (``w``, ``r``, ``s``).
 WAKE_CHANNEL = "taskyard_wake"
@@ -97,6 +97,8 @@ class PostgresStore(SqlServerStore):
     ROW_LOCK = " FOR UPDATE"
     KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
     LIKE_CI = "ILIKE"
+    LIKE_ESCAPE = ""  #: backslash is LIKE's escape already (and pg_trgm plans a bare ILIKE)
+    LEADING_JOIN = "JOIN"
     PROBES = False  #: its planner has statistics
     #: counts are the folded rows plus the deltas triggers appended since
     COUNTS = ("(SELECT tenant, queue, status, n FROM task_counts UNION ALL"
@@ -171,6 +173,12 @@ class PostgresStore(SqlServerStore):
 
     def meta_text(self, parts: list[str]) -> tuple[str, list[Any]]:
         return "(meta::jsonb #>> ?::text[])", [parts]
+
+    def meta_key(self, parts: list[str]) -> tuple[str, list[Any]]:
+        return "?", [".".join(parts)]
+
+    def text_index(self, text: str) -> tuple[str, str, str, list[Any]] | None:
+        return None  # pg_trgm's index on the text itself: the planner chooses
 
     def glob_sql(self, pattern: str) -> tuple[str, list[Any]]:
         return "name LIKE ? ESCAPE '\\'", [glob_to_like(pattern)]

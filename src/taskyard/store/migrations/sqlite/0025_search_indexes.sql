@@ -1,0 +1,80 @@
+-- taskyard schema 25 (sqlite): indexes for `ls --meta` and `ls --text`, which read the
+-- newest 100,000 tasks before (and never found an older match). Both are written by
+-- triggers when a task is inserted, its metadata (or name, argv, function) changes, or
+-- it is deleted: never on a status change, so claims and ends cost what they did.
+
+-- Every scalar metadata value (strings, numbers, booleans; not inside lists) by its key
+-- path as json_tree writes it ($.a.b, $."c-d"), as the filters compare it (true, 3,
+-- abc), its first 100 characters: `--meta KEY=VALUE` reads (key, value) off the primary
+-- key, newest task first, and checks the task's metadata exactly.
+CREATE TABLE task_meta (
+    key     TEXT    NOT NULL,
+    value   TEXT    NOT NULL,
+    task_id INTEGER NOT NULL,
+    PRIMARY KEY (key, value, task_id)
+) WITHOUT ROWID;
+
+INSERT OR IGNORE INTO task_meta (key, value, task_id)
+    SELECT j.fullkey, substr(CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+                             ELSE CAST(j.atom AS TEXT) END, 1, 100), t.id
+    FROM tasks t, json_tree(t.meta) j
+    WHERE t.meta <> '{}' AND j.type IN ('text', 'integer', 'real', 'true', 'false')
+      AND typeof(j.key) = 'text';
+
+CREATE TRIGGER tasks_meta_insert AFTER INSERT ON tasks WHEN NEW.meta <> '{}' BEGIN
+    INSERT OR IGNORE INTO task_meta (key, value, task_id)
+        SELECT fullkey, substr(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+                               ELSE CAST(atom AS TEXT) END, 1, 100), NEW.id
+        FROM json_tree(NEW.meta)
+        WHERE type IN ('text', 'integer', 'real', 'true', 'false') AND typeof(key) = 'text';
+END;
+CREATE TRIGGER tasks_meta_update AFTER UPDATE OF meta ON tasks
+WHEN OLD.meta IS NOT NEW.meta BEGIN
+    DELETE FROM task_meta WHERE (key, value, task_id) IN (
+        SELECT fullkey, substr(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+                               ELSE CAST(atom AS TEXT) END, 1, 100), OLD.id
+        FROM json_tree(OLD.meta)
+        WHERE type IN ('text', 'integer', 'real', 'true', 'false') AND typeof(key) = 'text');
+    INSERT OR IGNORE INTO task_meta (key, value, task_id)
+        SELECT fullkey, substr(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+                               ELSE CAST(atom AS TEXT) END, 1, 100), NEW.id
+        FROM json_tree(NEW.meta)
+        WHERE type IN ('text', 'integer', 'real', 'true', 'false') AND typeof(key) = 'text';
+END;
+CREATE TRIGGER tasks_meta_delete AFTER DELETE ON tasks WHEN OLD.meta <> '{}' BEGIN
+    DELETE FROM task_meta WHERE (key, value, task_id) IN (
+        SELECT fullkey, substr(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+                               ELSE CAST(atom AS TEXT) END, 1, 100), OLD.id
+        FROM json_tree(OLD.meta)
+        WHERE type IN ('text', 'integer', 'real', 'true', 'false') AND typeof(key) = 'text');
+END;
+
+-- The text `--text WORD` looks in (name, argv, function and metadata, as the filter
+-- joins them), as trigrams (FTS5, case-insensitive): a word of 3 characters or more is
+-- found through it, then checked with LIKE on the task. Contentless and detail=none:
+-- the smallest index that answers "which tasks hold these trigrams".
+CREATE VIRTUAL TABLE tasks_text USING fts5 (body, content='', tokenize='trigram',
+                                            detail='none');
+
+INSERT INTO tasks_text (rowid, body)
+    SELECT id, COALESCE(name, '') || ' ' || argv || ' ' || COALESCE(function, '') || ' '
+               || meta FROM tasks;
+
+CREATE TRIGGER tasks_text_insert AFTER INSERT ON tasks BEGIN
+    INSERT INTO tasks_text (rowid, body) VALUES (NEW.id, COALESCE(NEW.name, '') || ' '
+        || NEW.argv || ' ' || COALESCE(NEW.function, '') || ' ' || NEW.meta);
+END;
+CREATE TRIGGER tasks_text_update AFTER UPDATE OF name, argv, function, meta ON tasks
+WHEN OLD.name IS NOT NEW.name OR OLD.argv IS NOT NEW.argv OR OLD.function IS NOT NEW.function
+     OR OLD.meta IS NOT NEW.meta BEGIN
+    INSERT INTO tasks_text (tasks_text, rowid, body) VALUES ('delete', OLD.id,
+        COALESCE(OLD.name, '') || ' ' || OLD.argv || ' ' || COALESCE(OLD.function, '') || ' '
+        || OLD.meta);
+    INSERT INTO tasks_text (rowid, body) VALUES (NEW.id, COALESCE(NEW.name, '') || ' '
+        || NEW.argv || ' ' || COALESCE(NEW.function, '') || ' ' || NEW.meta);
+END;
+CREATE TRIGGER tasks_text_delete AFTER DELETE ON tasks BEGIN
+    INSERT INTO tasks_text (tasks_text, rowid, body) VALUES ('delete', OLD.id,
+        COALESCE(OLD.name, '') || ' ' || OLD.argv || ' ' || COALESCE(OLD.function, '') || ' '
+        || OLD.meta);
+END;
