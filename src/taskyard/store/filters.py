@@ -297,21 +297,6 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def verbatim(value: str) -> bool:
-    """Whether stored metadata whose value at some key reads ``value`` (as a filter
-    compares it) holds ``value`` verbatim in its text: metadata is stored as
-    ``json.dumps(ensure_ascii=False)``, which writes strings as they are but for ``"``,
-    ``\\`` and control characters, and integers and booleans as they read; a float may
-    read otherwise (``1e+16``), so a value that looks like one is not tested so."""
-    if not value or any(c in value for c in '"\\') or not value.isprintable():
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return True
-    return value.lstrip("-").isdigit()
-
-
 def status_filter(values: Sequence[str], field: str = "status") -> tuple[Status, ...]:
     """Statuses from their names; an unknown one is an error naming ``field``."""
     found = []
