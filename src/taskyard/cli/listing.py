@@ -62,7 +62,7 @@ def filter_of(args: argparse.Namespace) -> TaskFilter:
 def cmd_ls(args: argparse.Namespace) -> int:
     f = filter_of(args)
     before = search.decode_cursor(args.cursor)
-    db = store(args)
+    db = store(args, pool=False)
     if args.counts:
         return _counts(args, db, f)
     limit = args.limit
