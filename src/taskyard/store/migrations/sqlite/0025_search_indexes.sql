@@ -51,10 +51,12 @@ END;
 
 -- The text `--text WORD` looks in (name, argv, function and metadata, as the filter
 -- joins them), as trigrams (FTS5, case-insensitive): a word of 3 characters or more is
--- found through it, then checked with LIKE on the task. Contentless and detail=none:
--- the smallest index that answers "which tasks hold these trigrams".
+-- found through it, then checked with LIKE on the task. Contentless, detail=none and
+-- columnsize=0: the smallest index that answers "which tasks hold these trigrams" (no
+-- copy of the text, no positions, no lengths for ranking: a task's insert writes its
+-- trigrams only).
 CREATE VIRTUAL TABLE tasks_text USING fts5 (body, content='', tokenize='trigram',
-                                            detail='none');
+                                            detail='none', columnsize=0);
 
 INSERT INTO tasks_text (rowid, body)
     SELECT id, COALESCE(name, '') || ' ' || argv || ' ' || COALESCE(function, '') || ' '
