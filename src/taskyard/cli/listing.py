@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
                    help="submitted at or after TIME (ISO 8601, or a duration ago: 1h, 2d)")
     p.add_argument("--until", metavar="TIME", help="submitted before TIME (as --since)")
     p.add_argument("--text", metavar="WORD",
-                   help="only tasks with WORD in their name, command, function or metadata"
+                   help="only tasks with WORD in their name, command or function"
                         f" (case-insensitive; {MIN_TEXT} characters or more)")
     p.add_argument("--limit", type=non_negative_int, metavar="N",
                    help=f"at most N tasks (default {TERMINAL_PAGE} on a terminal, else all;"

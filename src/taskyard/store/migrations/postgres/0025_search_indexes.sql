@@ -63,9 +63,9 @@ CREATE TRIGGER tasks_meta_update AFTER UPDATE OF meta ON tasks FOR EACH ROW
 CREATE TRIGGER tasks_meta_delete AFTER DELETE ON tasks FOR EACH ROW
     WHEN (OLD.meta <> '{}') EXECUTE FUNCTION taskyard_task_meta();
 
--- The text `--text WORD` looks in (name, argv, function and metadata, as the filter
--- joins them), as trigrams: pg_trgm's GIN index serves ILIKE '%word%' for a word of 3
--- characters or more. pg_trgm is a trusted extension (PostgreSQL 13+), made in schema
+-- The text `--text WORD` looks in (name, argv and function, as the filter joins them),
+-- as trigrams: pg_trgm's GIN index serves ILIKE '%word%' for a word of 3 characters or
+-- more. Metadata is left to --meta. pg_trgm is a trusted extension (PostgreSQL 13+), made in schema
 -- public where the role may; where it cannot be made, --text reads every task.
 DO $$
 DECLARE
@@ -80,7 +80,7 @@ BEGIN
         JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm';
     IF trgm IS NOT NULL THEN
         EXECUTE format('CREATE INDEX tasks_text ON tasks USING gin ((COALESCE(name, '''')'
-                       ' || '' '' || argv || '' '' || COALESCE(function, '''') || '' '''
-                       ' || meta) %I.gin_trgm_ops)', trgm);
+                       ' || '' '' || argv || '' '' || COALESCE(function, '''')) %I.gin_trgm_ops)',
+                       trgm);
     END IF;
 END $$;

@@ -21,12 +21,19 @@ INSERT OR IGNORE INTO task_meta (key, value, task_id)
     WHERE t.meta <> '{}' AND j.type IN ('text', 'integer', 'real', 'true', 'false')
       AND typeof(j.key) = 'text';
 
+-- On insert the top-level keys come from json_each, and json_tree walks the rest only
+-- when the text holds an object inside.
 CREATE TRIGGER tasks_meta_insert AFTER INSERT ON tasks WHEN NEW.meta <> '{}' BEGIN
     INSERT OR IGNORE INTO task_meta (key, value, task_id)
         SELECT fullkey, substr(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
                                ELSE CAST(atom AS TEXT) END, 1, 100), NEW.id
+        FROM json_each(NEW.meta) WHERE type IN ('text', 'integer', 'real', 'true', 'false');
+    INSERT OR IGNORE INTO task_meta (key, value, task_id)
+        SELECT fullkey, substr(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+                               ELSE CAST(atom AS TEXT) END, 1, 100), NEW.id
         FROM json_tree(NEW.meta)
-        WHERE type IN ('text', 'integer', 'real', 'true', 'false') AND typeof(key) = 'text';
+        WHERE instr(substr(NEW.meta, 2), '{') > 0 AND path <> '$'
+          AND type IN ('text', 'integer', 'real', 'true', 'false') AND typeof(key) = 'text';
 END;
 CREATE TRIGGER tasks_meta_update AFTER UPDATE OF meta ON tasks
 WHEN OLD.meta IS NOT NEW.meta BEGIN
@@ -49,34 +56,32 @@ CREATE TRIGGER tasks_meta_delete AFTER DELETE ON tasks WHEN OLD.meta <> '{}' BEG
         WHERE type IN ('text', 'integer', 'real', 'true', 'false') AND typeof(key) = 'text');
 END;
 
--- The text `--text WORD` looks in (name, argv, function and metadata, as the filter
--- joins them), as trigrams (FTS5, case-insensitive): a word of 3 characters or more is
--- found through it, then checked with LIKE on the task. Contentless, detail=none and
--- columnsize=0: the smallest index that answers "which tasks hold these trigrams" (no
--- copy of the text, no positions, no lengths for ranking: a task's insert writes its
--- trigrams only).
+-- The text `--text WORD` looks in (name, argv and function, as the filter joins them),
+-- as trigrams (FTS5, case-insensitive): a word of 3 characters or more is found through
+-- it, then checked with LIKE on the task. Contentless, detail=none and columnsize=0:
+-- the smallest index that answers "which tasks hold these trigrams" (no copy of the
+-- text, no positions, no lengths for ranking: an insert writes its trigrams only).
+-- Metadata is left to --meta: its text doubled what a submit spent on this index.
 CREATE VIRTUAL TABLE tasks_text USING fts5 (body, content='', tokenize='trigram',
                                             detail='none', columnsize=0);
 
 INSERT INTO tasks_text (rowid, body)
-    SELECT id, COALESCE(name, '') || ' ' || argv || ' ' || COALESCE(function, '') || ' '
-               || meta FROM tasks;
+    SELECT id, COALESCE(name, '') || ' ' || argv || ' ' || COALESCE(function, '')
+    FROM tasks;
 
 CREATE TRIGGER tasks_text_insert AFTER INSERT ON tasks BEGIN
     INSERT INTO tasks_text (rowid, body) VALUES (NEW.id, COALESCE(NEW.name, '') || ' '
-        || NEW.argv || ' ' || COALESCE(NEW.function, '') || ' ' || NEW.meta);
+        || NEW.argv || ' ' || COALESCE(NEW.function, ''));
 END;
-CREATE TRIGGER tasks_text_update AFTER UPDATE OF name, argv, function, meta ON tasks
-WHEN OLD.name IS NOT NEW.name OR OLD.argv IS NOT NEW.argv OR OLD.function IS NOT NEW.function
-     OR OLD.meta IS NOT NEW.meta BEGIN
+CREATE TRIGGER tasks_text_update AFTER UPDATE OF name, argv, function ON tasks
+WHEN OLD.name IS NOT NEW.name OR OLD.argv IS NOT NEW.argv
+     OR OLD.function IS NOT NEW.function BEGIN
     INSERT INTO tasks_text (tasks_text, rowid, body) VALUES ('delete', OLD.id,
-        COALESCE(OLD.name, '') || ' ' || OLD.argv || ' ' || COALESCE(OLD.function, '') || ' '
-        || OLD.meta);
+        COALESCE(OLD.name, '') || ' ' || OLD.argv || ' ' || COALESCE(OLD.function, ''));
     INSERT INTO tasks_text (rowid, body) VALUES (NEW.id, COALESCE(NEW.name, '') || ' '
-        || NEW.argv || ' ' || COALESCE(NEW.function, '') || ' ' || NEW.meta);
+        || NEW.argv || ' ' || COALESCE(NEW.function, ''));
 END;
 CREATE TRIGGER tasks_text_delete AFTER DELETE ON tasks BEGIN
     INSERT INTO tasks_text (tasks_text, rowid, body) VALUES ('delete', OLD.id,
-        COALESCE(OLD.name, '') || ' ' || OLD.argv || ' ' || COALESCE(OLD.function, '') || ' '
-        || OLD.meta);
+        COALESCE(OLD.name, '') || ' ' || OLD.argv || ' ' || COALESCE(OLD.function, ''));
 END;
