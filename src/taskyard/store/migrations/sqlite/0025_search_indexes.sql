@@ -18,42 +18,43 @@ INSERT OR IGNORE INTO task_meta (key, value, task_id)
     SELECT j.fullkey, substr(CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
                              ELSE CAST(j.atom AS TEXT) END, 1, 100), t.id
     FROM tasks t, json_tree(t.meta) j
-    WHERE t.meta <> '{}' AND j.type IN ('text', 'integer', 'real', 'true', 'false')
-      AND typeof(j.key) = 'text';
+    WHERE t.meta <> '{}' AND j.atom IS NOT NULL AND typeof(j.key) = 'text';
 
--- On insert the top-level keys come from json_each, and json_tree walks the rest only
--- when the text holds an object inside.
+-- A scalar's atom is never NULL (true and false: 1 and 0), a null's, a list's or an
+-- object's always is: `atom IS NOT NULL` picks the scalars. (`type IN (...)` cost a
+-- submit 1.7 us more: an IN list is built anew at each run of the trigger.) On insert
+-- the top-level keys come from json_each; json_tree walks the rest in a trigger of its
+-- own, whose WHEN skips it unless the text holds an object inside.
 CREATE TRIGGER tasks_meta_insert AFTER INSERT ON tasks WHEN NEW.meta <> '{}' BEGIN
     INSERT OR IGNORE INTO task_meta (key, value, task_id)
         SELECT fullkey, substr(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
                                ELSE CAST(atom AS TEXT) END, 1, 100), NEW.id
-        FROM json_each(NEW.meta) WHERE type IN ('text', 'integer', 'real', 'true', 'false');
+        FROM json_each(NEW.meta) WHERE atom IS NOT NULL;
+END;
+CREATE TRIGGER tasks_meta_insert_nested AFTER INSERT ON tasks
+WHEN instr(substr(NEW.meta, 2), '{') > 0 BEGIN
     INSERT OR IGNORE INTO task_meta (key, value, task_id)
         SELECT fullkey, substr(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
                                ELSE CAST(atom AS TEXT) END, 1, 100), NEW.id
         FROM json_tree(NEW.meta)
-        WHERE instr(substr(NEW.meta, 2), '{') > 0 AND path <> '$'
-          AND type IN ('text', 'integer', 'real', 'true', 'false') AND typeof(key) = 'text';
+        WHERE path <> '$' AND atom IS NOT NULL AND typeof(key) = 'text';
 END;
 CREATE TRIGGER tasks_meta_update AFTER UPDATE OF meta ON tasks
 WHEN OLD.meta IS NOT NEW.meta BEGIN
     DELETE FROM task_meta WHERE (key, value, task_id) IN (
         SELECT fullkey, substr(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
                                ELSE CAST(atom AS TEXT) END, 1, 100), OLD.id
-        FROM json_tree(OLD.meta)
-        WHERE type IN ('text', 'integer', 'real', 'true', 'false') AND typeof(key) = 'text');
+        FROM json_tree(OLD.meta) WHERE atom IS NOT NULL AND typeof(key) = 'text');
     INSERT OR IGNORE INTO task_meta (key, value, task_id)
         SELECT fullkey, substr(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
                                ELSE CAST(atom AS TEXT) END, 1, 100), NEW.id
-        FROM json_tree(NEW.meta)
-        WHERE type IN ('text', 'integer', 'real', 'true', 'false') AND typeof(key) = 'text';
+        FROM json_tree(NEW.meta) WHERE atom IS NOT NULL AND typeof(key) = 'text';
 END;
 CREATE TRIGGER tasks_meta_delete AFTER DELETE ON tasks WHEN OLD.meta <> '{}' BEGIN
     DELETE FROM task_meta WHERE (key, value, task_id) IN (
         SELECT fullkey, substr(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
                                ELSE CAST(atom AS TEXT) END, 1, 100), OLD.id
-        FROM json_tree(OLD.meta)
-        WHERE type IN ('text', 'integer', 'real', 'true', 'false') AND typeof(key) = 'text');
+        FROM json_tree(OLD.meta) WHERE atom IS NOT NULL AND typeof(key) = 'text');
 END;
 
 -- The text `--text WORD` looks in (name, argv and function, as the filter joins them),
