@@ -95,7 +95,7 @@ class PostgresStore(SqlServerStore):
     ``search_path`` schema). Thread-safe: each transaction takes a pooled connection;
     or, with ``pool=False`` (a one-shot command such as ``taskyard ls``), the one
     connection that checked the schema, taken in turn (no pool to import or start:
-    about 40 ms and a second connection less)."""
+    and a second connection less)."""
 
     LENGTH = "octet_length"
     IS_NOT = "IS DISTINCT FROM"
