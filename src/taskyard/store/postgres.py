@@ -94,8 +94,8 @@ class PostgresStore(SqlServerStore):
     """A store in a PostgreSQL database (the tables live in the connection's
     ``search_path`` schema). Thread-safe: each transaction takes a pooled connection;
     or, with ``pool=False`` (a one-shot command such as ``taskyard ls``), the one
-    connection that checked the schema, taken in turn (no pool to import or start:
-    and a second connection less)."""
+    connection that checked the schema, taken in turn (no pool to import or start,
+    and one connection less)."""
 
     LENGTH = "octet_length"
     IS_NOT = "IS DISTINCT FROM"
