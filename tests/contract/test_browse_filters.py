@@ -68,13 +68,14 @@ def test_the_index_follows_metadata_changes_and_deletes(store: SqlServerStore) -
 def test_a_key_is_one_path_however_it_is_spelled(store: SqlServerStore) -> None:
     """Keys with characters JSON paths quote, a key holding a dot (no dotted path names
     it), and values inside lists (no filter asks for them)."""
-    odd = store.submit(TaskSpec(argv=("true",), meta={"my-key": {"é x": "v"}}), by="t")
+    odd = store.submit(TaskSpec(argv=("true",), meta={"my-key": {"é x": "v"}, "é y": "v"}),
+                       by="t")
     store.submit(TaskSpec(argv=("true",), meta={"a.b": "v", "l": ["v"]}), by="t")
     nested = store.submit(TaskSpec(argv=("true",), meta={"a": {"b": "v"}}), by="t")
 
     def found(key: str) -> list[int]:
         return [t.id for t in store.browse(TaskFilter(meta=((key, "v"),))).items]
 
-    assert found("my-key.é x") == [odd.id]
+    assert found("my-key.é x") == [odd.id] and found("é y") == [odd.id]  # nested, top
     assert found("a.b") == [nested.id]
     assert found("l") == [] and found("l.0") == []
