@@ -155,8 +155,7 @@ class PostgresStore(SqlServerStore):
         # read can ask for its own isolation level on any pooled connection.
         self._pool = ConnectionPool(
             self._session_dsn(), min_size=min_size, max_size=max_size, timeout=timeout,
-            open=False, kwargs={"autocommit": True,
-                                "application_name": self.application_name},
+            open=False, kwargs={"autocommit": True, "application_name": self.application_name},
             name="taskyard")
         self._pool.open(wait=False)
 
