@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 from ..errors import SchemaTooNew, StoreError, StoreUnavailable, TaskyardError
 from .base import Instance
@@ -30,7 +33,7 @@ from .sqlserver import SqlServerStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 24
+SCHEMA_VERSION = 25
 
 #: Channel of the wake hint; the payload is the kind (``w``, ``r``, ``s``).
 WAKE_CHANNEL = "taskyard_wake"
@@ -89,7 +92,10 @@ class PgCursor:
 
 class PostgresStore(SqlServerStore):
     """A store in a PostgreSQL database (the tables live in the connection's
-    ``search_path`` schema). Thread-safe: each transaction takes a pooled connection."""
+    ``search_path`` schema). Thread-safe: each transaction takes a pooled connection;
+    or, with ``pool=False`` (a one-shot command such as ``taskyard ls``), the one
+    connection that checked the schema, taken in turn (no pool to import or start,
+    and one connection less)."""
 
     LENGTH = "octet_length"
     IS_NOT = "IS DISTINCT FROM"
@@ -97,6 +103,8 @@ class PostgresStore(SqlServerStore):
     ROW_LOCK = " FOR UPDATE"
     KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
     LIKE_CI = "ILIKE"
+    LIKE_ESCAPE = ""  #: backslash is LIKE's escape already (and pg_trgm plans a bare ILIKE)
+    LEADING_JOIN = "JOIN"
     PROBES = False  #: its planner has statistics
     #: counts are the folded rows plus the deltas triggers appended since
     COUNTS = ("(SELECT tenant, queue, status, n FROM task_counts UNION ALL"
@@ -109,7 +117,7 @@ class PostgresStore(SqlServerStore):
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 4,
                  timeout: float = 30.0, application_name: str = "taskyard",
-                 hold_limit: float = 2.5) -> None:
+                 hold_limit: float = 2.5, pool: bool = True) -> None:
         self.dsn = dsn
         #: seconds a session may sit in an open transaction, or wait for a lock: a frozen
         #: process (SIGSTOP, a stalled VM) must not hold the others' locks for longer
@@ -117,27 +125,67 @@ class PostgresStore(SqlServerStore):
         self.application_name = application_name  #: shown in pg_stat_activity
         self.location = _describe(dsn)
         self._fail_after = fault_budget()
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._conn_lock = threading.Lock()
         # The schema check (and migration) runs on a connection of its own: a failed
         # connect then reports its cause at once, where the pool would retry in the
-        # background until its timeout and report only that.
+        # background until its timeout and report only that. Without a pool it stays.
         try:
-            with psycopg.connect(dsn, autocommit=True,
-                                 connect_timeout=max(2, round(timeout))) as conn:
+            conn = psycopg.connect(self._session_dsn(), autocommit=True,
+                                   connect_timeout=max(2, round(timeout)),
+                                   application_name=application_name)
+            try:
                 self._migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
         except psycopg.Error as exc:
             raise StoreError(f"cannot open store {self.location}: {exc}") from exc
+        if not pool:
+            self._conn = conn
+            return
+        conn.close()
+        self._open_pool(min_size, max_size, timeout)
+
+    def _open_pool(self, min_size: int, max_size: int, timeout: float) -> None:
+        from psycopg_pool import ConnectionPool
+
         # autocommit: transactions are the explicit BEGIN/COMMIT of _transaction, so a
         # read can ask for its own isolation level on any pooled connection.
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            dsn, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
-            kwargs={"autocommit": True, "application_name": application_name},
-            configure=self._configure, name="taskyard")
+        self._pool = ConnectionPool(
+            self._session_dsn(), min_size=min_size, max_size=max_size, timeout=timeout,
+            open=False, kwargs={"autocommit": True, "application_name": self.application_name},
+            name="taskyard")
         self._pool.open(wait=False)
 
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+    def _session_dsn(self) -> str:
+        """The DSN with the session's limits as startup options (no round trip): seconds
+        a session may sit in an open transaction, or wait for a lock."""
         ms = max(100, int(self.hold_limit * 1000))
-        conn.execute(f"SET idle_in_transaction_session_timeout = {ms}".encode())
-        conn.execute(f"SET lock_timeout = {ms}".encode())
+        options = conninfo_to_dict(self.dsn).get("options") or ""
+        limits = f"-c idle_in_transaction_session_timeout={ms} -c lock_timeout={ms}"
+        return make_conninfo(self.dsn, options=f"{options} {limits}".strip())
+
+    @contextmanager
+    def _connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        if self._pool is not None:
+            from psycopg_pool import PoolTimeout
+
+            try:
+                pooled = self._pool.getconn(timeout=timeout)
+            except PoolTimeout as exc:
+                raise StoreUnavailable(f"store {self.location}: no connection: {exc}") from exc
+            try:
+                yield pooled
+            finally:
+                self._pool.putconn(pooled)  # rolled back, or dropped if broken
+            return
+        assert self._conn is not None
+        with self._conn_lock:
+            if self._conn.closed:
+                raise StoreUnavailable(f"store {self.location}: connection lost")
+            yield self._conn
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         current = _read_version(conn)
@@ -145,6 +193,9 @@ class PostgresStore(SqlServerStore):
         if current == SCHEMA_VERSION:
             return
         with conn.transaction():
+            # no lock_timeout while migrating: another opener may hold the lock for as
+            # long as its migration takes (schema 25 indexes a million tasks in minutes)
+            conn.execute("SET LOCAL lock_timeout = 0")
             conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(coalesce(current_schema(),"
                          " '')))", (_MIGRATE_LOCK,))
             conn.execute("CREATE TABLE IF NOT EXISTS taskyard_schema ("
@@ -172,6 +223,12 @@ class PostgresStore(SqlServerStore):
     def meta_text(self, parts: list[str]) -> tuple[str, list[Any]]:
         return "(meta::jsonb #>> ?::text[])", [parts]
 
+    def meta_key(self, parts: list[str]) -> tuple[str, list[Any]]:
+        return "?", [".".join(parts)]
+
+    def text_index(self, text: str) -> tuple[str, str, str, list[Any]] | None:
+        return None  # pg_trgm's index on the text itself: the planner chooses
+
     def glob_sql(self, pattern: str) -> tuple[str, list[Any]]:
         return "name LIKE ? ESCAPE '\\'", [glob_to_like(pattern)]
 
@@ -195,7 +252,7 @@ class PostgresStore(SqlServerStore):
                         " SET n = task_counts.n + excluded.n")
 
     def schema_version(self) -> int:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return _read_version(conn)
 
     def wake(self, kind: bytes = b"w") -> None:
@@ -205,10 +262,10 @@ class PostgresStore(SqlServerStore):
         if os.environ.get("TASKYARD_FAULT") == "no-wake":
             return
         try:
-            with self._pool.connection(timeout=1.0) as conn:
+            with self._connection(timeout=1.0) as conn:
                 conn.execute("SELECT pg_notify(%s, %s)",
                              (WAKE_CHANNEL, kind.decode("ascii", "replace")))
-        except psycopg.Error:
+        except (psycopg.Error, StoreUnavailable):
             pass
 
     def wake_listener(self) -> PgWakeListener | None:
@@ -230,7 +287,7 @@ class PostgresStore(SqlServerStore):
 
     def _transaction(self, begin: str) -> Iterator[Cursor]:
         try:
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
                 with conn.cursor() as cur:
                     cur.execute(begin.encode())
                     try:
@@ -239,8 +296,6 @@ class PostgresStore(SqlServerStore):
                         _rollback(conn)
                         raise
                     cur.execute(b"COMMIT")
-        except PoolTimeout as exc:
-            raise StoreUnavailable(f"store {self.location}: no connection: {exc}") from exc
         except psycopg.Error as exc:
             if _connection_lost(exc):
                 raise StoreUnavailable(f"store {self.location}: connection lost: {exc}") from exc
@@ -261,7 +316,10 @@ class PostgresStore(SqlServerStore):
         return f"vacuumed {len(tables)} tables: their free space will be reused"
 
     def close(self) -> None:
-        self._pool.close()
+        if self._pool is not None:
+            self._pool.close()
+        if self._conn is not None:
+            self._conn.close()
 
 
 class PgWakeListener:
@@ -317,10 +375,11 @@ def _connection_lost(exc: psycopg.Error) -> bool:
 
 
 def _read_version(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT to_regclass('taskyard_schema') IS NOT NULL").fetchone()
-    if not row or not row[0]:
+    """The schema version (0: none yet), in one round trip when there is one."""
+    try:  # (in a migration's transaction the table is made first: no error there)
+        row = conn.execute("SELECT version FROM taskyard_schema").fetchone()
+    except psycopg.errors.UndefinedTable:
         return 0
-    row = conn.execute("SELECT version FROM taskyard_schema").fetchone()
     return int(row[0]) if row else 0
 
 

@@ -281,13 +281,15 @@ class BatchOut(Out):
 class TaskPage(Out):
     items: list[TaskOut]
     next_cursor: str | None
-    partial: bool = Field(description="a meta/text filter looked at the newest tasks only")
+    partial: bool = Field(description="always false since metadata and text have indexes")
 
 
 class Counts(Out):
     counts: dict[str, int]
     total: int
-    partial: bool
+    partial: bool = Field(description="more tasks match: a filter counted task by task"
+                                      " (name, kind, times, metadata, text) stops at its"
+                                      " newest 10,000 matches, and these are their counts")
 
 
 class BulkOut(Out):
