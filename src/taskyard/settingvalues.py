@@ -15,8 +15,9 @@ def _status_dir(value: Any, source: str) -> str:
     text = str(value)
     if not text:
         return ""
-    if "\0" in text:
-        raise ConfigError(f"{source}: status_dir must be a directory", field="status_dir")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):  # a newline would split a path
+        raise ConfigError(f"{source}: status_dir must be a directory path without control"
+                          f" characters, not {text!r}", field="status_dir")
     return str(Path(text).expanduser().absolute())
 
 
@@ -45,16 +46,22 @@ def _env_name(value: Any, source: str) -> str:
 
 
 def _hook_argv(value: Any, source: str) -> tuple[str, ...]:
-    """An argv list (TOML), or its JSON (the environment)."""
+    """An argv list (TOML), or its JSON (the environment, a flag)."""
     from .errors import InvalidInput
     from .validate import check_hook, parse_hook
 
+    if isinstance(value, str) and not value.strip():
+        return ()
     try:
-        if isinstance(value, str):
-            return parse_hook(value, "on_finish") if value.strip() else ()
-        return check_hook(value, "on_finish")
-    except InvalidInput as exc:
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return parse_hook(value, "on_finish")
+        if isinstance(value, (list, tuple)) and all(isinstance(a, str) for a in value):
+            return check_hook(value, "on_finish")
+    except InvalidInput as exc:  # a list, but not a runnable argv (an empty program...)
         raise ConfigError(f"{source}: {exc}", field="on_finish") from None
+    raise ConfigError(f"{source}: on_finish must be a list of strings, the hook's argv"
+                      f' (on_finish = ["notify-send", "task done"]; in TASKYARD_ON_FINISH'
+                      f" that list as JSON), not {value!r}", field="on_finish")
 
 
 def _hook_url(value: Any, source: str) -> str:

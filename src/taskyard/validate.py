@@ -93,6 +93,26 @@ def required_name(name: str | None, what: str = "name") -> str:
     return checked
 
 
+def check_queue(name: str | None) -> str:
+    """A queue name a task or queue setting is written under: a name (no control
+    characters), and not a path: a queue's status files go to DIR/<queue>/, so ``/``,
+    ``.`` and ``..`` could put them elsewhere."""
+    checked = required_name(name, "queue")
+    if "/" in checked or checked in (".", ".."):
+        raise InvalidInput(f"queue {checked!r} must not contain / or be . or ..",
+                           field="queue")
+    return checked
+
+
+def check_path(path: str, what: str) -> str:
+    """A file system path taskyard writes under: no control characters (a newline
+    would split it in every line-based listing) and valid Unicode."""
+    if _CONTROL.search(path):
+        raise InvalidInput(f"{what} must be a path without control characters, not"
+                           f" {path!r}", field=what)
+    return check_unicode(path, what)
+
+
 def check_parallel(parallel: int | None) -> int | None:
     """A parallel limit: an integer >= 1, or None for no limit."""
     if parallel is not None and (isinstance(parallel, bool) or not isinstance(parallel, int)
@@ -219,7 +239,7 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
     check_env(spec.env)
     check_meta(spec.meta)
     check_name(spec.name)
-    required_name(spec.queue, "queue")
+    check_queue(spec.queue)
     if spec.queue == "_hooks":
         raise InvalidInput("queue _hooks is the finish hooks' own", field="queue")
     check_name(spec.unique, "unique")

@@ -149,3 +149,21 @@ def test_a_relative_status_dir_is_the_callers_also_for_a_daemonized_server(
     finally:
         subprocess.run([*run, "server", "stop", "--now"], env=env, capture_output=True,
                        timeout=60)
+
+
+def test_a_queue_name_cannot_lead_a_status_file_out_of_its_directory(home: Path,
+                                                                     tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    for name in ("../evil", "..", ".", "a/b", "a\nb"):
+        out = cli(home, "queue", "set", name, "--status-dir", str(mine), "--retain", "1d")
+        assert out.returncode == 2, (name, out.stderr)
+        said = out.stderr.decode()
+        assert said.count("\n") == 1 and "queue" in said and "Traceback" not in said, said
+        out = cli(home, "submit", "--queue", name, "--", "true")
+        assert out.returncode == 2 and out.stderr.count(b"\n") == 1, (name, out.stderr)
+    assert not mine.exists() and not (tmp_path / "evil").exists()
+    with Yard(home) as y:
+        assert [q["name"] for q in y.queues()] in ([], ["default"])
+    for bad in ("/tmp/x\ny", "/tmp/x\ty"):
+        out = cli(home, "queue", "set", "fine", "--status-dir", bad)
+        assert out.returncode == 2 and b"control characters" in out.stderr, out.stderr

@@ -111,6 +111,7 @@ def cmd_set(args: argparse.Namespace) -> int:
                         " --on-finish-json JSON, --on-finish-url URL, --retain AGE,"
                         " --retain-count N, --memory-limit, --cpu-limit, --files-limit,"
                         " --procs-limit, --output-head or --output-tail")
+    validate.check_queue(args.name)  # before any of its settings is written
     db, said = store(args), []
     if bounds:
         head, tail = ops.set_queue_output(db, args.name, **bounds,

@@ -94,6 +94,15 @@ def params(argv: tuple[str, ...] | list[str], function: str | None,
     return [a.replace("\n", "\\n") for a in argv]
 
 
+def folder_name(queue: str) -> str:
+    """The queue's folder under its status dir. Queue names may not hold ``/`` or be
+    ``.`` or ``..`` (validate.check_queue); one stored before that rule is quoted, so
+    that no name leads a file out of its directory."""
+    if queue in (".", ".."):
+        return queue.replace(".", "%2E")
+    return queue.replace("/", "%2F")
+
+
 def check_dir(path: str, what: str = "status_dir") -> None:
     """A status directory that cannot be written is a clear error now, not later."""
     probe = Path(path) / f".taskyard-probe-{os.getpid()}"
@@ -123,7 +132,7 @@ class StatusFiles:
     def path_for(self, task_id: int, queue: str) -> Path | None:
         own = self.queue_dirs.get(queue)
         if own:
-            return Path(own) / queue / str(task_id)
+            return Path(own) / folder_name(queue) / str(task_id)
         return Path(self.root) / str(task_id) if self.root else None
 
     def _write(self, path: Path, line: str, lines: list[str], lock: bool) -> int | None:
@@ -226,7 +235,7 @@ class StatusFiles:
     def _sweep(self, store: Reads) -> None:
         """Remove the files of tasks no longer stored (removed, pruned)."""
         dirs = ([Path(self.root)] if self.root else []) + [
-            Path(d) / q for q, d in self.queue_dirs.items()]
+            Path(d) / folder_name(q) for q, d in self.queue_dirs.items()]
         for folder in dirs:
             try:
                 names = [e.name for e in os.scandir(folder) if e.name.isdigit()]
