@@ -322,7 +322,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     tid, epoch = _running_task("report")
     if args.verdict == "ok" and args.message is not None:
         raise InvalidInput("report ok takes no message", field="message")
-    ops.report(store(args), tid, epoch, args.verdict == "ok", args.message)
+    from .inside import check_inside
+
+    db = store(args)
+    check_inside(db, tid, epoch, "report")
+    ops.report(db, tid, epoch, args.verdict == "ok", args.message)
     if args.json:
         print_json({"id": tid, "attempt": epoch, "report": args.verdict,
                     "message": args.message})
