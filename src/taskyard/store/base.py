@@ -252,7 +252,7 @@ class WakeListener(Protocol):
 
 class ServerStore(ClientStore, Protocol):
     claim_bounds: tuple[int, int, int] | None  #: the server's output head, tail, largest tail
-    claim_status_root: str  #: the server's status_dir ("": none), for the claims' files
+    claim_status_root: str | None  #: the server's status_dir ("": none), for the claims' files
     def wake_listener(self) -> WakeListener | None: ...
     # status files follow these (see server/statusfiles.py)
     def last_event(self) -> int: ...

@@ -282,11 +282,14 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
 
     #: the claiming server's ``status_dir`` ("": none), set by the server: a claim fixes
     #: its attempt's status file with it and the queues' own dirs, read in the same
-    #: transaction (so a queue's dir changed a moment ago counts at once)
-    claim_status_root = ""
+    #: transaction (so a queue's dir changed a moment ago counts at once). None: this
+    #: store's claims write no status files (an inline yard, tests)
+    claim_status_root: str | None = None
     claim_status_dirs: dict[str, str] = {}  #: the queues' own dirs, as the last claim read
 
     def _status_file(self, task_id: int, queue: str) -> str | None:
+        if self.claim_status_root is None:
+            return None
         return status_path(task_id, queue, self.claim_status_dirs.get(queue),
                            self.claim_status_root)
 
