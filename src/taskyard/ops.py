@@ -341,9 +341,10 @@ def set_queue_status_dir(store: Store, name: str, directory: str | None) -> None
     validate.check_queue(name)
     if directory is not None:
         from .server.statusfiles import check_dir
+        from .statuspath import folder_name
 
         directory = os.path.abspath(validate.check_path(directory, "status_dir"))
-        check_dir(os.path.join(directory, name), "status-dir")
+        check_dir(os.path.join(directory, folder_name(name)), "status-dir")
     store.set_queue_status_dir(name, directory)
     store.wake()
 

@@ -16,9 +16,11 @@ from .model import Attempt, Task
 
 
 def folder_name(queue: str) -> str:
-    """The queue's folder under its status dir. Queue names may not hold ``/`` or be
-    ``.`` or ``..`` (validate.check_queue); one stored before that rule is quoted, so
-    that no name leads a file out of its directory."""
+    """The queue's folder under its status dir: its name, with ``/`` written ``%2F``
+    (``team/a`` is a fine queue name, but not a path), and ``.`` or ``..`` (refused as
+    queue names since; one stored before) quoted too, so that no name leads a file
+    out of its directory. Two names may share a folder (``a/b`` and ``a%2Fb``):
+    files are named by task id, which no two tasks share."""
     if queue in (".", ".."):
         return queue.replace(".", "%2E")
     return queue.replace("/", "%2F")

@@ -95,11 +95,11 @@ def required_name(name: str | None, what: str = "name") -> str:
 
 def check_queue(name: str | None) -> str:
     """A queue name a task or queue setting is written under: a name (no control
-    characters), and not a path: a queue's status files go to DIR/<queue>/, so ``/``,
-    ``.`` and ``..`` could put them elsewhere."""
+    characters), not ``.`` or ``..`` (a queue's status files go to DIR/<queue>/; a
+    ``/`` in a name is written ``%2F`` there, see statuspath.folder_name)."""
     checked = required_name(name, "queue")
-    if "/" in checked or checked in (".", ".."):
-        raise InvalidInput(f"queue {checked!r} must not contain / or be . or ..",
+    if checked in (".", ".."):
+        raise InvalidInput(f"queue {checked!r}: . and .. are not queue names",
                            field="queue")
     return checked
 
