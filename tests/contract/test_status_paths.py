@@ -35,9 +35,9 @@ def test_a_claim_fixes_its_attempts_status_file(store: SQLiteStore) -> None:
     assert store.attempts(task_id)[0].to_json()["status_file"] == path
 
 
-def test_a_queue_stored_with_a_slash_gets_a_folder_inside_its_directory(
+def test_a_queue_with_a_slash_gets_a_folder_inside_its_directory(
         store: SQLiteStore) -> None:
-    """A name from before queue names were checked (written straight into the store)."""
+    """`/` is written %2F, so `../evil` is a folder of DIR, not DIR's sibling."""
     store.claim_status_root = ""
     store.set_queue_status_dir("../evil", "/srv/q")
     task_id, path = _claim(store, "../evil")
