@@ -213,9 +213,9 @@ class StatusFiles:
             return
         waits = end.status in (Status.SCHEDULED, Status.QUEUED)
         path = Path(recorded) if recorded and not waits else self.path_for(task_id, queue)
+        self._elsewhere(task_id, queue, path or Path(), recorded)  # none now: none at all
         if path is None:
             return
-        self._elsewhere(task_id, queue, path, recorded)
         try:
             self._write(path, first_line(end), lines, lock=False)
         except OSError as exc:
