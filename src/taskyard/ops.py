@@ -319,7 +319,7 @@ def resume_queue(store: Store, name: str) -> None:
 
 def set_queue_parallel(store: Store, name: str, parallel: int | None) -> None:
     """Run at most ``parallel`` tasks of queue ``name`` at a time (None: no limit)."""
-    validate.check_name(name, "queue")
+    validate.check_queue(name)
     store.set_queue_parallel(name, validate.check_parallel(parallel))
     store.wake()
 
@@ -327,7 +327,7 @@ def set_queue_parallel(store: Store, name: str, parallel: int | None) -> None:
 def set_queue_rate(store: Store, name: str, rate: object, field: str = "rate") -> Rate | None:
     """At most N starts of the queue's tasks per sliding period (``100/1m``); None,
     ``none`` or ``''`` takes the rate away. Returns the queue's rate."""
-    validate.required_name(name, "queue")
+    validate.check_queue(name)
     cleared = rate is None or (isinstance(rate, str) and rate.strip().lower() in ("", "none"))
     parsed = None if cleared else rates.parse_rate(rate, field)
     store.set_queue_rate(name, parsed)
@@ -338,12 +338,13 @@ def set_queue_rate(store: Store, name: str, rate: object, field: str = "rate") -
 def set_queue_status_dir(store: Store, name: str, directory: str | None) -> None:
     """Status files of the queue's tasks go to DIRECTORY/<queue>/<task id> (None: to the
     server's status_dir). A directory that cannot be written is refused now."""
-    validate.required_name(name, "queue")
+    validate.check_queue(name)
     if directory is not None:
         from .server.statusfiles import check_dir
+        from .statuspath import folder_name
 
-        directory = os.path.abspath(directory)
-        check_dir(os.path.join(directory, name), "status-dir")
+        directory = os.path.abspath(validate.check_path(directory, "status_dir"))
+        check_dir(os.path.join(directory, folder_name(name)), "status-dir")
     store.set_queue_status_dir(name, directory)
     store.wake()
 
@@ -353,7 +354,7 @@ def set_queue_hooks(store: Store, name: str, *, on_finish: str | None = None,
     """The queue's own finish hook: ``on_finish`` a JSON argv (``'[]'``: none, not even
     the server's; ``''``: the server's again), ``url`` a webhook URL (``'none'``: none;
     ``''``: the server's again). None leaves a setting as it is."""
-    validate.required_name(name, "queue")
+    validate.check_queue(name)
     if name == "_hooks":
         raise InvalidInput("queue _hooks runs the finish hooks: it has none of its own",
                            field="queue")
@@ -372,7 +373,7 @@ def set_queue_retention(store: Store, name: str, *, retain: str | None = None,
     """The queue's own retention: ``retain`` an age (``30d``; ``0``: never by age; ``''``:
     the server's again), ``retain_count`` the newest finished tasks it keeps (``0``: no
     count limit; ``''``: the server's). None leaves a setting as it is."""
-    validate.required_name(name, "queue")
+    validate.check_queue(name)
     age: float | None | EllipsisType = ...
     if retain is not None:
         age = validate.parse_duration(retain, "retain") if retain.strip() else None
@@ -388,7 +389,7 @@ def set_queue_output(store: Store, name: str, *, head: object = ..., tail: objec
                      max_tail: int | None = None) -> tuple[int | None, int | None]:
     """Change the output bounds of the queue's tasks: each given is a size (``1M``,
     bytes), or ``''``/``none``/None for the server's; a task's own win. Returns both."""
-    validate.required_name(name, "queue")
+    validate.check_queue(name)
     now = list(store.queue_output(name))
     for index, (value, field) in enumerate(((head, "output_head"), (tail, "output_tail"))):
         if value is ...:
@@ -405,7 +406,7 @@ def set_queue_limits(store: Store, name: str, given: dict[str, object],
     """Change the resource limits of the queue's tasks: each kind given (``memory``,
     ``cpu``, ``files``, ``procs``) is set, or cleared by None, ``none`` or ``''``; the
     others stay. A task's own limits override its queue's. Returns the queue's limits."""
-    validate.required_name(name, "queue")
+    validate.check_queue(name)
     cleared = {k for k, v in given.items() if v is None or str(v).strip().lower() in ("", "none")}
     changed = limits.parse({k: v for k, v in given.items() if k not in cleared}, prefix)
     now = store.queue_limits(name)._replace(**{k: None for k in cleared})

@@ -111,6 +111,7 @@ def cmd_set(args: argparse.Namespace) -> int:
                         " --on-finish-json JSON, --on-finish-url URL, --retain AGE,"
                         " --retain-count N, --memory-limit, --cpu-limit, --files-limit,"
                         " --procs-limit, --output-head or --output-tail")
+    validate.check_queue(args.name)  # before any of its settings is written
     db, said = store(args), []
     if bounds:
         head, tail = ops.set_queue_output(db, args.name, **bounds,
@@ -130,7 +131,10 @@ def cmd_set(args: argparse.Namespace) -> int:
         said.append("finish hooks set")
     if "status_dir" in given:
         ops.set_queue_status_dir(db, args.name, args.status_dir or None)
-        said.append(f"status files in {args.status_dir}/{args.name}" if args.status_dir
+        from ..statuspath import folder_name
+
+        said.append(f"status files in {args.status_dir}/{folder_name(args.name)}"
+                    if args.status_dir
                     else "status files in the server's status_dir")
     if "rate" in given:
         rate = ops.set_queue_rate(db, args.name, args.rate)

@@ -61,6 +61,8 @@ def outcome(task: Task) -> str:
     detail = task.reason.value
     if task.reason is Reason.LIMIT and task.error:  # which one: "memory limit 512M"
         detail += f" {task.error.split()[0]}"
+    elif task.reason is Reason.REPORTED:
+        pass  # its exit is 0 by definition: "failed (reported)", the message in show
     elif task.exit_code is not None:
         detail += f" {task.exit_code}"
     elif task.signal is not None:

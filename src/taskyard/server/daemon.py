@@ -191,7 +191,7 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None,
     server.listen()
     _Signals(server)
     try:
-        server.status.queue_dirs = store.queue_status_dirs()
+        server.status.follow(store.queue_status_dirs())
         _patiently(server.hooks.publish_defaults)
         server.transitions.start(store)  # crashes recorded next are logged
         crashed = server.status_crashed if server.status.enabled else None

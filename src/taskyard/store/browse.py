@@ -153,7 +153,8 @@ class BrowseStore(FilterSql):
                       ) -> tuple[int, list[tuple[Any, ...]]]:
         """Tasks with events after id ``after`` (at most ``limit`` events): the last event
         id read, and (id, queue, status, reason, exit_code, signal, error, argv, function,
-        kwargs, reported) of each such task still stored (status files follow them)."""
+        kwargs, reported, status_file: its latest attempt's) of each such task still
+        stored (status files follow them)."""
         with self._read_tx() as cur:
             cur.execute("SELECT id, task_id FROM events WHERE id > ? ORDER BY id LIMIT ?",
                         (after, limit))
@@ -162,7 +163,8 @@ class BrowseStore(FilterSql):
                 return after, []
             ids = sorted({int(r[1]) for r in found})
             cur.execute("SELECT id, queue, status, reason, exit_code, signal, error, argv,"
-                        " function, kwargs, reported FROM tasks"
+                        " function, kwargs, reported, (SELECT status_file FROM attempts"
+                        " WHERE task_id = tasks.id ORDER BY epoch DESC LIMIT 1) FROM tasks"
                         f" WHERE id IN ({','.join('?' * len(ids))})",
                         ids)
             return int(found[-1][0]), [tuple(r) for r in cur.fetchall()]

@@ -39,7 +39,7 @@ def patch_queue(name: str, body: schemas.QueuePatch, store: Store, who: Admin,
                 request: Request) -> dict[str, Any]:
     """Set ``parallel`` (null: no limit) and/or ``paused``."""
     who.require_global()
-    validate.required_name(name, "name")
+    validate.check_queue(name)
     if body.limits is not None:
         given = body.limits
         ops.set_queue_limits(store, name, {k: getattr(given, k) for k in given.model_fields_set},
