@@ -85,7 +85,8 @@ def run(d: str, n: int, workers: int, depth: int) -> tuple[float, float, int]:
         reports.append(report_r)
         inboxes.append(0)
     began, cpu0 = time.perf_counter(), time.process_time()
-    done, commits, ended, claims = 0, 0, [], True
+    done, commits, claims = 0, 0, True
+    ended: list[Outcome] = []
     epoch: dict[int, int] = {}
     while done < n:
         if ended or (claims and sum(inboxes) < workers * depth):
