@@ -25,6 +25,7 @@ import functions
 import latency
 import output
 import postgres
+import scale
 import search
 import stats
 import submit_time
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Callable[[bool, int], Section]] = {
     "web": web.run,
     "stats": stats.run,
     "search": search.run,
+    "scale": scale.run,
 }
 
 
