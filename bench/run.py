@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Callable
 from types import FrameType
 
+import cli_reads
 import common
 import functions
 import latency
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, Callable[[bool, int], Section]] = {
     "stats": stats.run,
     "search": search.run,
     "scale": scale.run,
+    "clireads": cli_reads.run,
 }
 
 
