@@ -146,16 +146,21 @@ def server(home: Path, location: str) -> Iterator[int]:
 def claim_rate(home: Path, location: str, size: int, warm: float,
                window: float) -> tuple[float, float]:
     """(tasks finished per second, server CPU ms per task) over ``window`` seconds
-    after ``warm``, with ``size`` tasks kept queued."""
+    after ``warm`` (counted from the first task finished), with ``size`` tasks kept
+    queued."""
     with Yard(home / "reader", store=location) as y, Feeder(home / "feeder", location, size):
         with server(home / "server", location) as pid:
+            first = _succeeded(y)
+            common.poll(lambda: _succeeded(y) > first, 120.0, "a first task finished")
             time.sleep(warm)  # the measured server runs; nothing here to wait on
             done0, cpu0, t0 = _succeeded(y), common.cpu_seconds(pid), time.monotonic()
             time.sleep(window)
             done1, cpu1, t1 = _succeeded(y), common.cpu_seconds(pid), time.monotonic()
     finished = done1 - done0
     if finished <= 0:
-        raise RuntimeError(f"no task finished in {window:g} s with {size:,} queued")
+        log = (home / "server" / "server.log").read_text(errors="replace").splitlines()
+        raise RuntimeError(f"no task finished in {window:g} s with {size:,} queued; server"
+                           " log ends: " + " | ".join(log[-8:]))
     return finished / (t1 - t0), (cpu1 - cpu0) / finished * 1000
 
 
