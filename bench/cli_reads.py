@@ -12,6 +12,7 @@ newest task (ended: its attempt and 3 events), ``logs`` of a running task given
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import common
@@ -50,7 +51,7 @@ def run(quick: bool, repeat: int, size: int = 100_000) -> Section:
         }
         env = submit_time._cached_env(tmp)
         found = submit_time._measure(commands, runs, tmp, env)
-    tool = "hyperfine -N" if submit_time.shutil.which("hyperfine") else "subprocess"
+    tool = "hyperfine -N" if shutil.which("hyperfine") else "subprocess"
     s.notes.append(f"median of {runs} runs via {tool}, 3 warm-up runs each (bytecode cached)")
     for name, ms in found.items():
         s.add(name, ms, "ms")
