@@ -27,6 +27,7 @@ def test_a_folded_cell_breaks_between_words_and_inside_a_word_too_long() -> None
     assert fold("bench-fill", 5) == ["bench", "-fill"]
     assert all(cell_len(line) <= 7 for line in fold("a " + "x" * 30 + " b", 7))
     assert "".join(fold("x" * 30, 7)) == "x" * 30
+    assert fold("ab", 0) == ["a", "b"]  # never narrower than one cell
 
 
 def test_rows_are_padded_and_a_row_is_as_high_as_its_tallest_cell(

@@ -104,6 +104,7 @@ def cut(text: str, size: int) -> str:
 def fold(text: str, size: int) -> list[str]:
     """``text`` over lines of at most ``size`` cells: broken between words, a word
     longer than a line broken inside it."""
+    size = max(1, size)
     if cell_len(text) <= size:
         return [text]
     lines: list[str] = []
