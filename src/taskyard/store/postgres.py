@@ -33,7 +33,7 @@ from .sqlserver import SqlServerStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 26
+SCHEMA_VERSION = 27
 
 #: Channel of the wake hint; the payload is the kind (``w``, ``r``, ``s``).
 WAKE_CHANNEL = "taskyard_wake"
