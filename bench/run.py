@@ -20,11 +20,13 @@ import traceback
 from collections.abc import Callable
 from types import FrameType
 
+import cli_reads
 import common
 import functions
 import latency
 import output
 import postgres
+import scale
 import search
 import stats
 import submit_time
@@ -42,6 +44,8 @@ BENCHMARKS: dict[str, Callable[[bool, int], Section]] = {
     "web": web.run,
     "stats": stats.run,
     "search": search.run,
+    "scale": scale.run,
+    "clireads": cli_reads.run,
 }
 
 

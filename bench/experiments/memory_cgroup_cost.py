@@ -27,7 +27,7 @@ def _cpu(pid: int) -> float:
     return (int(rest[11]) + int(rest[12])) / TICK
 
 
-def measure(n: int, cgroup: str, limits: dict[str, object] | None) -> float:
+def measure(n: int, cgroup: str, limits: dict[str, int | float | str] | None) -> float:
     with tempfile.TemporaryDirectory() as top:
         home = Path(top) / "home"
         home.mkdir()
@@ -48,9 +48,11 @@ def measure(n: int, cgroup: str, limits: dict[str, object] | None) -> float:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-    for label, cgroup, limits in (("no limit (posix_spawn)", "auto", None),
-                                  ("memory 256M as RLIMIT_AS", "off", {"memory": "256M"}),
-                                  ("memory 256M as a cgroup", "auto", {"memory": "256M"})):
+    cases: list[tuple[str, str, dict[str, int | float | str] | None]] = [
+        ("no limit (posix_spawn)", "auto", None),
+        ("memory 256M as RLIMIT_AS", "off", {"memory": "256M"}),
+        ("memory 256M as a cgroup", "auto", {"memory": "256M"})]
+    for label, cgroup, limits in cases:
         print(f"{label:28} {measure(n, cgroup, limits):6.2f} ms server CPU per task")
 
 

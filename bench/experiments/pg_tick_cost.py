@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/: common
 import common
@@ -40,10 +41,7 @@ def main() -> None:
             now = time.time()
             store.register(Instance("srv", "h", "b", os.getpid(), 2, now, now, None, None))
             running = store.apply("srv", Batch(claim=2)).claims
-            # the ticks' connection: a pool of its own where there is one (see postgres.py)
-            pool = getattr(store, "_tick_pool", store._pool)
-            with pool.connection() as conn:
-                backend = conn.info.backend_pid
+            backend = tick_backend(store)
             ticks, seconds, mine, theirs = loop(store, running, backend)
         finally:
             store.close()
@@ -51,6 +49,17 @@ def main() -> None:
     print(f"  ticks/s                        {ticks / seconds:8.0f}")
     print(f"  client CPU per tick            {mine / ticks * 1000:8.3f} ms")
     print(f"  PostgreSQL backend CPU a tick  {theirs / ticks * 1000:8.3f} ms")
+
+
+def tick_backend(store: PostgresStore) -> int:
+    """The backend pid of the connection the ticks ran on: their own where they have
+    one (``pgconn.TickSession``), else the pool's (an older tree, given by PYTHONPATH)."""
+    ticks: Any = getattr(store, "_ticks", None)
+    if ticks is not None:
+        return int(ticks._conn.info.backend_pid)
+    pool: Any = store._pool
+    with pool.connection() as conn:
+        return int(conn.info.backend_pid)
 
 
 def loop(store: PostgresStore, running: list[Claim],

@@ -461,8 +461,10 @@ class Yard:
                                 name=name, meta=meta, kind=kind, since=since, until=until,
                                 text=text, limit=limit, cursor=cursor)
 
-    def counts(self, **filters: Any) -> dict[str, int]:
-        """Tasks per status (``taskyard ls --counts``): the filters of ``list``."""
+    def counts(self, **filters: Any) -> search.TaskCounts:
+        """Tasks per status (``taskyard ls --counts``): the filters of ``list``; a dict
+        with ``.partial`` (a filter counted task by task stopped at the newest 10,000
+        matches: the counts are theirs)."""
         return search.task_counts(self._store, **filters)
 
 

@@ -1,6 +1,7 @@
-"""The readers of settings that need more than a number or a choice: each takes the
-raw value and where it came from (for the error), and returns the value a
-:class:`~taskyard.config.Settings` holds or raises ConfigError naming the field."""
+"""The readers of single settings' values (paths, names, hooks, URLs, durations): each
+turns what a layer (the TOML file, an environment variable, a flag) gave into the
+value :class:`~taskyard.config.Settings` holds, or raises :class:`ConfigError` naming
+the setting and where it came from. :mod:`taskyard.config` dispatches to them."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ def read_status_dir(value: Any, source: str) -> str:
     text = str(value)
     if not text:
         return ""
-    if "\0" in text:
-        raise ConfigError(f"{source}: status_dir must be a directory", field="status_dir")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):  # a newline would split a path
+        raise ConfigError(f"{source}: status_dir must be a directory path without control"
+                          f" characters, not {text!r}", field="status_dir")
     return str(Path(text).expanduser().absolute())
 
 
@@ -44,16 +46,22 @@ def read_env_name(value: Any, source: str) -> str:
 
 
 def read_hook_argv(value: Any, source: str) -> tuple[str, ...]:
-    """An argv list (TOML), or its JSON (the environment)."""
+    """An argv list (TOML), or its JSON (the environment, a flag)."""
     from .errors import InvalidInput
     from .validate import check_hook, parse_hook
 
+    if isinstance(value, str) and not value.strip():
+        return ()
     try:
-        if isinstance(value, str):
-            return parse_hook(value, "on_finish") if value.strip() else ()
-        return check_hook(value, "on_finish")
-    except InvalidInput as exc:
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return parse_hook(value, "on_finish")
+        if isinstance(value, (list, tuple)) and all(isinstance(a, str) for a in value):
+            return check_hook(value, "on_finish")
+    except InvalidInput as exc:  # a list, but not a runnable argv (an empty program...)
         raise ConfigError(f"{source}: {exc}", field="on_finish") from None
+    raise ConfigError(f"{source}: on_finish must be a list of strings, the hook's argv"
+                      f' (on_finish = ["notify-send", "task done"]; in TASKYARD_ON_FINISH'
+                      f" that list as JSON), not {value!r}", field="on_finish")
 
 
 def read_hook_url(value: Any, source: str) -> str:
@@ -115,7 +123,6 @@ def read_debug(value: Any, source: str) -> bool:
         raise ConfigError(f"{source}: debug must be true or false, got {value!r}",
                           field="debug")
     return found
-
 
 
 def read_public_url(value: Any, source: str) -> str:

@@ -28,6 +28,9 @@ class Context:
     """Handed to a running function: progress, signals, live config, checkpoints."""
 
     messages_tail = 10000  #: the attempt's messages bound (the server's messages_tail)
+    #: the task's status file (status files: ``status_dir``), as TASKYARD_STATUS_FILE is
+    #: to a command; None when there are none
+    status_file: str | None = None
 
     def __init__(self, store: Callable[[], ClientStore], task_id: int, attempt: int,
                  deadline: float | None = None) -> None:

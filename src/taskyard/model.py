@@ -89,6 +89,8 @@ class Attempt(NamedTuple):
     max_rss_kib: int | None = None  #: its peak resident memory
     output_head: int | None = None  #: the output bounds it ran with (None: not recorded)
     output_tail: int | None = None
+    #: the status file its server writes, fixed at its claim (None: no status files)
+    status_file: str | None = None
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -108,6 +110,7 @@ class Attempt(NamedTuple):
                        "max_rss_kib": self.max_rss_kib} if self.cpu_user is not None else None),
             "output_head": self.output_head,
             "output_tail": self.output_tail,
+            "status_file": self.status_file,
         }
 
 

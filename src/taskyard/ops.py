@@ -7,15 +7,13 @@ owning server applies; nothing here signals a process.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal as _signal
 import time
 from collections.abc import Callable, Sequence
-from types import EllipsisType
 from typing import TypeVar
 
-from . import lifecycle, limits, outputbounds, rates, validate
+from . import lifecycle, outputbounds, validate
 from .errors import (
     InvalidInput,
     NotFound,
@@ -25,9 +23,31 @@ from .errors import (
     UserError,
 )
 from .lifecycle import Status, Verb
-from .limits import Limits
 from .model import JSON, OutputRead, Request, Schedule, Task, TaskSpec
-from .rates import Rate
+from .queuesettings import (
+    QueueChanges as QueueChanges,
+)
+from .queuesettings import (
+    set_queue_hooks as set_queue_hooks,
+)
+from .queuesettings import (
+    set_queue_limits as set_queue_limits,
+)
+from .queuesettings import (
+    set_queue_output as set_queue_output,
+)
+from .queuesettings import (
+    set_queue_parallel as set_queue_parallel,
+)
+from .queuesettings import (
+    set_queue_rate as set_queue_rate,
+)
+from .queuesettings import (
+    set_queue_retention as set_queue_retention,
+)
+from .queuesettings import (
+    set_queue_status_dir as set_queue_status_dir,
+)
 from .store.base import ClientStore as Store
 
 T = TypeVar("T")
@@ -315,103 +335,6 @@ def pause_queue(store: Store, name: str) -> None:
 def resume_queue(store: Store, name: str) -> None:
     store.set_queue_paused(name, False)
     store.wake()
-
-
-def set_queue_parallel(store: Store, name: str, parallel: int | None) -> None:
-    """Run at most ``parallel`` tasks of queue ``name`` at a time (None: no limit)."""
-    validate.check_name(name, "queue")
-    store.set_queue_parallel(name, validate.check_parallel(parallel))
-    store.wake()
-
-
-def set_queue_rate(store: Store, name: str, rate: object, field: str = "rate") -> Rate | None:
-    """At most N starts of the queue's tasks per sliding period (``100/1m``); None,
-    ``none`` or ``''`` takes the rate away. Returns the queue's rate."""
-    validate.required_name(name, "queue")
-    cleared = rate is None or (isinstance(rate, str) and rate.strip().lower() in ("", "none"))
-    parsed = None if cleared else rates.parse_rate(rate, field)
-    store.set_queue_rate(name, parsed)
-    store.wake()
-    return parsed
-
-
-def set_queue_status_dir(store: Store, name: str, directory: str | None) -> None:
-    """Status files of the queue's tasks go to DIRECTORY/<queue>/<task id> (None: to the
-    server's status_dir). A directory that cannot be written is refused now."""
-    validate.required_name(name, "queue")
-    if directory is not None:
-        from .server.statusfiles import check_dir
-
-        directory = os.path.abspath(directory)
-        check_dir(os.path.join(directory, name), "status-dir")
-    store.set_queue_status_dir(name, directory)
-    store.wake()
-
-
-def set_queue_hooks(store: Store, name: str, *, on_finish: str | None = None,
-                    url: str | None = None) -> None:
-    """The queue's own finish hook: ``on_finish`` a JSON argv (``'[]'``: none, not even
-    the server's; ``''``: the server's again), ``url`` a webhook URL (``'none'``: none;
-    ``''``: the server's again). None leaves a setting as it is."""
-    validate.required_name(name, "queue")
-    if name == "_hooks":
-        raise InvalidInput("queue _hooks runs the finish hooks: it has none of its own",
-                           field="queue")
-    argv: str | None | EllipsisType = ...
-    if on_finish is not None:
-        argv = (json.dumps(list(validate.parse_hook(on_finish, "on_finish")))
-                if on_finish.strip() else None)
-    target: str | None | EllipsisType = ...
-    if url is not None:
-        target = "" if url == "none" else (validate.check_hook_url(url, "on_finish_url") or None)
-    store.set_queue_hooks(name, on_finish=argv, url=target)
-
-
-def set_queue_retention(store: Store, name: str, *, retain: str | None = None,
-                        retain_count: str | None = None) -> None:
-    """The queue's own retention: ``retain`` an age (``30d``; ``0``: never by age; ``''``:
-    the server's again), ``retain_count`` the newest finished tasks it keeps (``0``: no
-    count limit; ``''``: the server's). None leaves a setting as it is."""
-    validate.required_name(name, "queue")
-    age: float | None | EllipsisType = ...
-    if retain is not None:
-        age = validate.parse_duration(retain, "retain") if retain.strip() else None
-    count: int | None | EllipsisType = ...
-    if retain_count is not None:
-        text = retain_count.strip()
-        if text and not (text.isascii() and text.isdigit() and len(text) < 10):
-            raise InvalidInput(f"--retain-count must be a whole number, not {retain_count!r}",
-                               field="retain_count")
-        count = int(text) if text else None
-    store.set_queue_retention(name, retain=age, retain_count=count)
-def set_queue_output(store: Store, name: str, *, head: object = ..., tail: object = ...,
-                     max_tail: int | None = None) -> tuple[int | None, int | None]:
-    """Change the output bounds of the queue's tasks: each given is a size (``1M``,
-    bytes), or ``''``/``none``/None for the server's; a task's own win. Returns both."""
-    validate.required_name(name, "queue")
-    now = list(store.queue_output(name))
-    for index, (value, field) in enumerate(((head, "output_head"), (tail, "output_tail"))):
-        if value is ...:
-            continue
-        cleared = value is None or str(value).strip().lower() in ("", "none")
-        now[index] = None if cleared else outputbounds.parse(value, field)
-    outputbounds.check(now[0], now[1], max_tail)
-    store.set_queue_output(name, now[0], now[1])
-    return now[0], now[1]
-
-
-def set_queue_limits(store: Store, name: str, given: dict[str, object],
-                     prefix: str = "") -> Limits:
-    """Change the resource limits of the queue's tasks: each kind given (``memory``,
-    ``cpu``, ``files``, ``procs``) is set, or cleared by None, ``none`` or ``''``; the
-    others stay. A task's own limits override its queue's. Returns the queue's limits."""
-    validate.required_name(name, "queue")
-    cleared = {k for k, v in given.items() if v is None or str(v).strip().lower() in ("", "none")}
-    changed = limits.parse({k: v for k, v in given.items() if k not in cleared}, prefix)
-    now = store.queue_limits(name)._replace(**{k: None for k in cleared})
-    merged = limits.merge(changed, now)
-    store.set_queue_limits(name, merged)
-    return merged
 
 
 def add_tenant(store: Store, name: str, *, enabled: bool = True, run_as: str | None = None,

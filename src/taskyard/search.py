@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInput
-from .store.filters import KINDS, TaskFilter, meta_path, status_filter
+from .store.filters import KINDS, MIN_TEXT, TaskFilter, meta_path, status_filter
 from .validate import check_unicode, parse_duration, parse_time
 
 if TYPE_CHECKING:
@@ -48,6 +48,9 @@ def make_filter(*, status: Sequence[str] = (), queue: str | None = None,
         _check_text(value, field)
     for key, _ in meta:
         meta_path(key)
+    if text and len(text) < MIN_TEXT:
+        raise InvalidInput(f"{text_field} must be {MIN_TEXT} characters or more (it is"
+                           " looked up by its trigrams)", field=text_field)
     if kind is not None and kind not in KINDS:
         raise InvalidInput(f"unknown kind {kind!r} (one of {', '.join(KINDS)})", field="kind")
     return TaskFilter(status=status_filter(status), queue=queue or None, tenant=tenant,
@@ -153,10 +156,17 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 
 class TaskList(list["Task"]):
-    """A page of tasks (a list), with the cursor of the next page (None: the last) and
-    whether a metadata or text filter looked at the newest tasks only."""
+    """A page of tasks (a list), with the cursor of the next page (None: the last);
+    ``partial`` is never true since metadata and text have indexes (schema 25)."""
 
     next_cursor: str | None = None
+    partial: bool = False
+
+
+class TaskCounts(dict[str, int]):
+    """Tasks per status (a dict); ``partial``: the filter was counted one task at a time
+    and stopped at the newest ``COUNT_CAP`` matches (the counts are theirs)."""
+
     partial: bool = False
 
 
@@ -179,12 +189,16 @@ def task_list(store: BrowseStore, *, status: str | Sequence[str] = (),
 
 def task_counts(store: BrowseStore, *, status: str | Sequence[str] = (),
                 meta: Sequence[str] | Mapping[str, Any] | None = None,
-                **given: Any) -> dict[str, int]:
+                **given: Any) -> TaskCounts:
     """``Yard.counts``: tasks per status matching ``make_filter(**given)`` (with
-    ``status``: those statuses only)."""
+    ``status``: those statuses only). A filter the kept counts cannot answer (name,
+    kind, times, metadata, text) counts its newest ``COUNT_CAP`` (10,000) matches at
+    most, and then says so (``.partial``)."""
     from . import validate as v
 
     statuses = [status] if isinstance(status, str) else list(v.strings(status, "status"))
     f = make_filter(status=statuses, meta=meta_pairs(meta), **given)
-    found, _ = store.count_tasks(f)
-    return {s.value: found[s.value] for s in f.status} if f.status else found
+    found, partial = store.count_tasks(f)
+    counts = TaskCounts({s.value: found[s.value] for s in f.status} if f.status else found)
+    counts.partial = partial
+    return counts

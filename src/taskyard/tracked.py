@@ -46,7 +46,7 @@ def track(store: ClientStore, *, name: str | None = None, meta: Mapping[str, JSO
     """Record running work owned by process ``pid`` (default: the caller)."""
     validate.check_name(name)
     text = validate.check_meta(meta or {})
-    validate.required_name(queue, "queue")
+    validate.check_queue(queue)
     if queue == "_hooks":
         raise InvalidInput("queue _hooks is the finish hooks' own", field="queue")
     validate.required_name(tenant, "tenant")

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import signal as _signal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidInput
-from .model import JSON, TaskSpec
+from .jsoncheck import INT64 as INT64
+from .jsoncheck import MAX_JSON_DEPTH as MAX_JSON_DEPTH
+from .jsoncheck import MAX_META_BYTES as MAX_META_BYTES
+from .jsoncheck import check_json as check_json
+from .jsoncheck import check_meta as check_meta
+from .jsoncheck import check_unicode as check_unicode
+from .jsoncheck import parse_json_object as parse_json_object
+from .jsoncheck import parse_json_value as parse_json_value
+from .model import TaskSpec
+from .textparse import MAX_TIME as MAX_TIME
+from .textparse import MIN_TIME as MIN_TIME
+from .textparse import check_time as check_time
+from .textparse import parse_duration as parse_duration
+from .textparse import parse_ids as parse_ids
+from .textparse import parse_signal as parse_signal
+from .textparse import parse_time as parse_time
 
-MAX_META_BYTES = 1024 * 1024
 MAX_STDIN_BYTES = 64 * 1024 * 1024
 MAX_NAME = 200
 _CONTROL = re.compile("[\x00-\x1f\x7f]")  #: what a name may not hold
-MAX_JSON_DEPTH = 64
-INT64 = 2**63
 INT32 = 2**31
 
 
@@ -27,15 +37,6 @@ def _no_nul(value: str, what: str) -> None:
     if "\0" in value:
         raise InvalidInput(f"{what} contains a NUL character", field=what.split()[0])
     check_unicode(value, what)
-
-
-def check_unicode(value: str, what: str) -> str:
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInput(f"{what} is not valid UTF-8 text", field=what.split()[0].rstrip(":")) from None
-    return value
 
 
 def check_argv(argv: Sequence[str]) -> tuple[str, ...]:
@@ -74,83 +75,6 @@ def parse_env_pairs(pairs: Sequence[str]) -> dict[str, str]:
     return check_env(out)
 
 
-def _check_json_number(value: float, field: str) -> None:
-    if isinstance(value, int):
-        if not -INT64 <= value < INT64:
-            raise InvalidInput(f"{field}: JSON integer beyond 64 bits", field=field)
-    elif not math.isfinite(value):
-        raise InvalidInput(f"{field}: JSON number must be finite (no NaN or Infinity)",
-                           field=field)
-
-
-def _check_json_value(value: Any, depth: int = 0, field: str = "meta") -> None:
-    if depth > MAX_JSON_DEPTH:
-        raise InvalidInput(f"{field}: JSON nested deeper than {MAX_JSON_DEPTH} levels",
-                           field=field)
-    if isinstance(value, str):
-        check_unicode(value, f"{field}: a string")
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int | float):
-        _check_json_number(value, field)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_json_value(item, depth + 1, field)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInput(f"{field}: JSON object keys must be strings", field=field)
-            check_unicode(key, f"{field}: a key")
-            _check_json_value(item, depth + 1, field)
-    else:
-        raise InvalidInput(f"{field}: not a JSON value: {type(value).__name__}", field=field)
-
-
-def check_json(value: Any, what: str, max_bytes: int = MAX_META_BYTES) -> str:
-    """Validate a JSON value (finite numbers, 64-bit integers, string keys, depth,
-    size); returns its compact JSON text."""
-    _check_json_value(value, 0, what)
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    if len(text.encode()) > max_bytes:
-        raise InvalidInput(f"{what} is over {max_bytes} bytes", field=what)
-    return text
-
-
-def _reject_constant(name: str, what: str = "meta") -> Any:
-    raise InvalidInput(f"{what}: {name} is not valid JSON", field=what)
-
-
-def parse_json_value(text: str | bytes, what: str,
-                     max_bytes: int = MAX_META_BYTES) -> JSON:
-    """Parse any user JSON value; size, depth, NaN and int range are checked."""
-    if len(text) > max_bytes:
-        raise InvalidInput(f"{what} is over {max_bytes} bytes", field=what)
-    try:
-        value = json.loads(text, parse_constant=lambda name: _reject_constant(name, what))
-    except RecursionError:
-        raise InvalidInput(f"{what}: JSON nested too deeply", field=what) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{what} is not valid JSON: {exc}", field=what) from None
-    _check_json_value(value, 0, what)
-    return value
-
-
-def parse_json_object(text: str | bytes, what: str = "meta",
-                      max_bytes: int = MAX_META_BYTES) -> dict[str, JSON]:
-    """Parse user JSON that must be an object; size, depth, NaN and int range are checked."""
-    value = parse_json_value(text, what, max_bytes)
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{what} must be a JSON object", field=what)
-    return value
-
-
-def check_meta(meta: Mapping[str, JSON], max_bytes: int = MAX_META_BYTES) -> str:
-    """Validate a meta object; returns its stored JSON text."""
-    if not isinstance(meta, Mapping):
-        raise InvalidInput("meta must be a JSON object", field="meta")
-    return check_json(dict(meta), "meta", max_bytes)
-
-
 def check_name(name: str | None, what: str = "name") -> str | None:
     if name is None:
         return None
@@ -167,6 +91,26 @@ def required_name(name: str | None, what: str = "name") -> str:
     if checked is None:
         raise InvalidInput(f"{what} must be given", field=what)
     return checked
+
+
+def check_queue(name: str | None) -> str:
+    """A queue name a task or queue setting is written under: a name (no control
+    characters), not ``.`` or ``..`` (a queue's status files go to DIR/<queue>/; a
+    ``/`` in a name is written ``%2F`` there, see statuspath.folder_name)."""
+    checked = required_name(name, "queue")
+    if checked in (".", ".."):
+        raise InvalidInput(f"queue {checked!r}: . and .. are not queue names",
+                           field="queue")
+    return checked
+
+
+def check_path(path: str, what: str) -> str:
+    """A file system path taskyard writes under: no control characters (a newline
+    would split it in every line-based listing) and valid Unicode."""
+    if _CONTROL.search(path):
+        raise InvalidInput(f"{what} must be a path without control characters, not"
+                           f" {path!r}", field=what)
+    return check_unicode(path, what)
 
 
 def check_parallel(parallel: int | None) -> int | None:
@@ -295,7 +239,7 @@ def check_spec(spec: TaskSpec) -> TaskSpec:
     check_env(spec.env)
     check_meta(spec.meta)
     check_name(spec.name)
-    required_name(spec.queue, "queue")
+    check_queue(spec.queue)
     if spec.queue == "_hooks":
         raise InvalidInput("queue _hooks is the finish hooks' own", field="queue")
     check_name(spec.unique, "unique")
@@ -399,94 +343,6 @@ def parse_fd(text: str) -> tuple[int, str]:
         raise InvalidInput(f"--fd {text!r}: give N=@FILE or N=TEXT (N from {FD_RANGE[0]} to"
                            f" {FD_RANGE[1]})", field="fds")
     return int(number), rest
-
-
-def parse_signal(value: str | int) -> int:
-    """``TERM``, ``SIGTERM``, ``term`` or ``15`` to a signal number; 0 and unknown are errors."""
-    text = str(value).strip()
-    if text.isascii() and text.isdigit():
-        number = int(text)
-        valid = {int(s) for s in _signal.valid_signals()}
-        if number not in valid or number == 0:
-            raise InvalidInput(f"unknown signal number {text}", field="signal")
-        return number
-    name = text.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    try:
-        return int(getattr(_signal.Signals, name))
-    except AttributeError:
-        raise InvalidInput(f"unknown signal {text!r}", field="signal") from None
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str, what: str = "in") -> float:
-    """``90``, ``90s``, ``10m``, ``2h``, ``1d`` (or a sum: ``1h30m``) to seconds."""
-    raw = text.strip().lower()
-    if not raw or not raw.isascii():
-        raise InvalidInput(f"invalid duration {text!r}: use e.g. 30s, 10m, 2h, 1d", field=what)
-    total, number = 0.0, ""
-    for char in raw:
-        if char.isdigit() or char == ".":
-            number += char
-        elif char in _UNITS and number:
-            total += _to_float(number, text, what) * _UNITS[char]
-            number = ""
-        else:
-            raise InvalidInput(f"invalid duration {text!r}: use e.g. 30s, 10m, 2h, 1d",
-                               field=what)
-    if number:
-        total += _to_float(number, text, what)
-    if total > 100 * 365 * 86400:
-        raise InvalidInput(f"duration {text!r} is too long", field=what)
-    return total
-
-
-def _to_float(number: str, text: str, what: str) -> float:
-    try:
-        return float(number)
-    except ValueError:
-        raise InvalidInput(f"invalid duration {text!r}", field=what) from None
-
-
-def parse_time(text: str, what: str = "at") -> float:
-    """ISO 8601 (``2026-11-23T10:00:00Z``, ``2026-11-23 10:00+01:00``; no zone: local
-    time) to a unix time."""
-    from datetime import datetime
-
-    raw = text.strip()
-    if not raw.isascii() or len(raw) > 64:
-        raise InvalidInput(f"invalid time {text!r}: use ISO 8601", field=what)
-    try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-        stamp = when.timestamp()  # a local time near year 1 or 9999 can fall outside them
-    except (ValueError, OverflowError):
-        raise InvalidInput(f"invalid time {text!r}: use ISO 8601, e.g. 2026-11-23T10:00:00Z",
-                           field=what) from None
-    return check_time(stamp, what)
-
-
-#: Unix times every ISO 8601 rendering can show: years 1 to 9999, UTC.
-MIN_TIME, MAX_TIME = -62135596800.0, 253402300799.0
-
-
-def check_time(stamp: float, what: str = "at") -> float:
-    """A unix time within years 1-9999 (so it can always be shown as ISO 8601)."""
-    if not (math.isfinite(stamp) and MIN_TIME <= stamp <= MAX_TIME):
-        raise InvalidInput("start time must be within the years 1 to 9999 (UTC)", field=what)
-    return stamp
-
-
-def parse_ids(text: str, what: str) -> tuple[int, ...]:
-    """``3,5,8`` to task ids."""
-    ids = []
-    for part in (p.strip() for p in text.split(",")):
-        if not (part.isascii() and part.isdigit()) or len(part) > 18 or int(part) == 0:
-            raise InvalidInput(f"--{what}: {part!r} is not a task id", field=what)
-        ids.append(int(part))
-    return tuple(ids)
 
 
 MAX_MESSAGE = 4096  #: characters of a progress message

@@ -27,6 +27,7 @@ import resource
 import signal
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ class Worker:
         fn, ctx, kwargs, out = begun
         before = resource.getrusage(resource.RUSAGE_SELF)
         limited = self._limit(job.get("limits"), before)
+        saved = _set_env(_status_env(job))  # it runs alone: the process's environment is its
         try:
             value = fn.run(ctx, kwargs)
             if fn.is_async:
@@ -128,6 +130,8 @@ class Worker:
             self._settle(out, ctx, error=exc, memory=limited.memory if limited else None)
         else:
             self._settle(out, ctx, value=value)
+        finally:
+            _set_env(saved)
         after = resource.getrusage(resource.RUSAGE_SELF)
         # CPU is the task's own; the peak memory is the worker's so far (a process's peak
         # cannot be reset between two tasks)
@@ -155,6 +159,7 @@ class Worker:
                 os.chdir(self.cwd)
         ctx = Context(self.store, task_id, attempt, job.get("deadline"))
         ctx.messages_tail = self.messages_tail
+        ctx.status_file = job.get("status_file")
         return fn, ctx, json.loads(job["kwargs"] or "{}"), out
 
     def _settle(self, out: dict[str, Any], ctx: Any, *, value: Any = None,
@@ -326,6 +331,28 @@ class Worker:
             self._finish(out)
 
         running.task = loop.create_task(call())
+
+
+def _status_env(job: dict[str, Any]) -> dict[str, str]:
+    """The status file variables of a task (as a command task has them)."""
+    path = job.get("status_file")
+    if not path:
+        return {}
+    told = {"TASKYARD_STATUS_FILE": str(path)}
+    if job.get("status_file_env"):
+        told[str(job["status_file_env"])] = str(path)
+    return told
+
+
+def _set_env(values: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Set (None: unset) environment variables; returns what they were before."""
+    before = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return before
 
 
 def main() -> int:

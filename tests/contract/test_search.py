@@ -133,9 +133,68 @@ def test_bad_filters_name_their_field() -> None:
         ({"status": ["nope"]}, "status"), ({"kind": "script"}, "kind"),
         ({"queue": "x" * 1001}, "queue"), ({"name": "a\0b"}, "name"),
         ({"text": "\ud800"}, "text"), ({"until": "soon"}, "until"),
-        ({"since": float("nan")}, "since"),
+        ({"since": float("nan")}, "since"), ({"text": "ab"}, "text"),
     ]
     for given, field in cases:
         with pytest.raises(InvalidInput) as err:
             search.make_filter(**given)
         assert err.value.field == field, given
+
+
+def test_dense_and_sparse_matches_beside_other_filters(store: SqlServerStore,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A metadata or text condition that finds few tasks is read off its own index;
+    one that finds many (``DENSE``, made small here) is checked per task behind another
+    filter's index. Both find the same tasks, the oldest as well as the newest (no
+    window of newest tasks any more), and page alike."""
+    from taskyard.store import filters
+
+    monkeypatch.setattr(filters, "DENSE", 20)
+    made = [_add(store, "needle-first", queue="even", meta={"all": "yes", "rare": "x", "i": 0})]
+    made += [_add(store, f"n{i}", queue="odd" if i % 2 else "even",
+                  meta={"all": "yes", "i": i % 7}) for i in range(1, 90)]
+
+    def expect(keep: Any) -> list[int]:
+        return [t.id for t in reversed(made) if keep(t)]
+
+    odd = expect(lambda t: t.queue == "odd")
+    assert ids(store, meta={"all": "yes"}, queue="odd") == odd
+    assert ids(store, meta={"rare": "x"}, queue="even") == [made[0].id]
+    assert ids(store, meta={"i": 3}, queue="odd") == expect(
+        lambda t: t.queue == "odd" and t.meta["i"] == 3)
+    assert ids(store, meta={"all": "yes", "i": 3}) == expect(lambda t: t.meta["i"] == 3)
+    assert ids(store, text="needle") == [made[0].id]
+    assert ids(store, text="needle", queue="even") == [made[0].id]
+    assert ids(store, text="NEEDLE", meta={"all": "yes"}) == [made[0].id]
+    assert ids(store, text="true", queue="odd") == odd  # every argv: checked per task
+    for given in ({"meta": {"all": "yes"}, "queue": "odd"}, {"meta": {"all": "yes"}},
+                  {"text": "true"}):
+        f = search.make_filter(meta=search.meta_pairs(given.pop("meta", None)), **given)
+        seen: list[int] = []
+        before = None
+        while True:
+            page = store.browse(f, before=before, limit=7)
+            seen += [t.id for t in page.items]
+            if page.next_before is None:
+                break
+            before = page.next_before
+        assert seen == ids(store, **dict(given, meta=dict(f.meta)))
+
+
+def test_counts_stop_at_the_newest_count_cap_matches(store: SqlServerStore,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskyard.store import browse
+
+    monkeypatch.setattr(browse, "COUNT_CAP", 5)
+    for i in range(8):
+        task = _add(store, f"job-{i}", meta={"team": "ops"})
+        if i >= 6:
+            store.cancel(task.id, by="test")
+    found, partial = store.count_tasks(search.make_filter(meta=[("team", "ops")]))
+    assert partial and {k: v for k, v in found.items() if v} == {"queued": 3, "stopped": 2}
+    found, partial = store.count_tasks(search.make_filter(name="job-?", status=["queued"]))
+    assert partial  # the newest 5 matches of the name, whatever their status
+    found, partial = store.count_tasks(search.make_filter(name="job-1"))
+    assert not partial and sum(found.values()) == 1
+    found, partial = store.count_tasks(search.make_filter())  # the kept counts: no cap
+    assert not partial and sum(found.values()) == 8

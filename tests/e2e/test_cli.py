@@ -425,6 +425,24 @@ def test_submit_imports_only_what_it_needs(home: Path) -> None:
     assert done.stdout.split()[1:] == [], done.stdout  # the first word is the task id
 
 
+@pytest.mark.parametrize("verb", ["ls", "show", "logs"])
+def test_read_commands_import_no_table_library_and_no_server(home: Path, verb: str) -> None:
+    """``ls``, ``show`` and ``logs`` are read commands (the goal is 100 ms on a store of
+    100,000 tasks): tables are printed by cli/grid.py, not rich."""
+    import sys
+
+    task_id = ok(home, "submit", "--", "echo", "hi").strip()
+    words = {"ls": ["ls", "--limit", "50"], "show": ["show", task_id], "logs": ["logs", task_id]}
+    probe = ("import runpy, sys\n"
+             f"sys.argv = ['taskyard', '--home', {str(home)!r}, *{words[verb]!r}]\n"
+             "try:\n    runpy.run_module('taskyard', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "sys.stderr.write(' '.join(sorted(m for m in sys.modules if m in ("
+             "'logging', 'threading', 'rich', 'psycopg', 'taskyard.server.loop'))))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True)
+    assert done.stderr == b"", done.stderr
+
+
 def test_help_shows_environment_variables(home: Path) -> None:
     assert "TASKYARD_HOME" in ok(home, "--help")
     text = ok(home, "server", "start", "--help")

@@ -57,6 +57,11 @@ def test_queues(yard: Deployment) -> None:
         answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}", json=bad)
         assert answer.status_code == 422, answer.text
         assert field.replace("_", "") in answer.text.replace("-", "").replace("_", "")
+    answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",  # all or none
+                       json={"retain": "9d", "parallel": 7, "rate": "5/0s"})
+    assert answer.status_code == 422 and "rate" in answer.text, answer.text
+    got = yard.call("admin", "PATCH", f"/api/v1/queues/{name}", json={}).json()
+    assert (got["retain"], got["parallel"], got["rate"]) == (None, 2, None), got
     task = yard.submit("operator", argv=["true"], queue=name)
     queues = {q["name"]: q for q in yard.call("viewer", "GET", "/api/v1/queues").json()}
     assert queues[name]["tasks"]["queued"] == 1 and queues[name]["paused"] is True

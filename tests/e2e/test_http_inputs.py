@@ -77,6 +77,8 @@ BAD: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", TASKS, submit(after=["1"]), 422, "after.0"),
     ("POST", TASKS, submit(after=[10**12]), 404, "after"),
     ("POST", TASKS, submit(tenant="nosuch"), 404, "tenant"),
+    ("POST", TASKS, submit(queue=".."), 422, "queue"),
+    ("POST", TASKS, submit(queue="a\nb"), 422, "queue"),
     ("POST", TASKS, submit(stdin_base64="!!!"), 422, "stdin_base64"),
     ("POST", TASKS, submit(stdin="x", stdin_open=True), 422, "stdin"),
     ("POST", TASKS, submit(name="x" * 1000), 422, "name"),

@@ -6,6 +6,7 @@ with the reason in the wrong state; bulk actions by dry run and snapshot."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -229,3 +230,21 @@ def test_env_values_are_never_shown(yard: Deployment) -> None:
                  f"{TASKS}/{task['id']}/wait", "/metrics"):
         answer = yard.call("admin", "GET", path)
         assert answer.status_code == 200 and "hunter2" not in answer.text, path
+
+
+def test_a_task_shows_its_status_file(yard: Deployment, tmp_path: Any) -> None:
+    """The path its attempt's server writes (fixed at the claim), in the task and in
+    each attempt; null where there are no status files."""
+    from taskyard.testing import cli
+
+    plain = yard.wait(yard.submit(argv=["true"])["id"])
+    shown = yard.task(plain["id"])
+    assert shown["status_file"] is None and shown["attempts"][0]["status_file"] is None
+    folder = tmp_path / "status"
+    assert cli(yard.home, "queue", "set", "statusq", "--status-dir",
+               str(folder)).returncode == 0
+    task = yard.wait(yard.submit(argv=["true"], queue="statusq")["id"])
+    path = str(folder / "statusq" / str(task["id"]))
+    shown = yard.task(task["id"])
+    assert shown["status_file"] == path and shown["attempts"][0]["status_file"] == path
+    wait_for(lambda: os.path.exists(path), message="the file is there")

@@ -110,7 +110,7 @@ def test_a_terminal_gets_a_page_of_50(home: Path) -> None:
 @pytest.mark.parametrize("args", [
     ["--cursor", "nope"], ["--meta", "novalue"], ["--meta", "a=null"], ["--meta", "a..b=1"],
     ["--since", "yesterday"], ["--until", "2026-13-01"], ["--kind", "script"],
-    ["--status", "done"], ["--limit", "-1"], ["--name", "x" * 1001],
+    ["--status", "done"], ["--limit", "-1"], ["--name", "x" * 1001], ["--text", "ab"],
 ])
 def test_bad_input_is_one_line_exit_2(home: Path, args: list[str]) -> None:
     done = cli(home, "ls", *args)

@@ -194,8 +194,10 @@ def test_every_filter_is_in_the_address(site: Site, page: Any, context: Any,
 
     for query, expected in (("tenant=globex&name=send+digest+%2341", ["send digest #41"]),
                             ("q=digest+%2349", ["send digest #49"]),
-                            ("q=c104&queue=etl", ["import orders 2026-11",
-                                                  "import orders #46", "import orders #18"])):
+                            ("meta.customer=c104&queue=etl", ["import orders 2026-11",
+                                                             "import orders #46",
+                                                             "import orders #18"]),
+                            ("q=import-orders", ["import orders 2026-11"])):  # its argv
         page.goto(f"{site.base}/tasks?{query}")
         expect(names).to_have_text(expected)
     # a value with a space, quoted as in a shell, and shown so again

@@ -108,6 +108,16 @@ def test_a_user_unit_has_no_run_as(home: Path) -> None:
     assert bad.returncode == 2 and b"not a valid user name" in bad.stderr
 
 
+@pytest.mark.parametrize("verb", [["server", "unit", "--system"], ["server", "init-script"],
+                                  ["server", "start"]])
+def test_an_unknown_run_as_user_is_one_line_and_exit_2(home: Path, verb: list[str]) -> None:
+    done = cli(home, *verb, "--run-as", "nosuchuser-taskyard")
+    assert done.returncode == 2, done.stdout + done.stderr
+    said = done.stderr.decode()
+    assert said.count("\n") == 1 and "no such user 'nosuchuser-taskyard'" in said, said
+    assert done.stdout == b""
+
+
 @pytest.mark.parametrize("kind", ["abstract", "path"])
 def test_a_foreground_server_tells_systemd_ready_then_stopping(home: Path, tmp_path: Path,
                                                                kind: str) -> None:

@@ -56,7 +56,10 @@ def test_commands_past_their_memory_and_cpu_limits_end_failed_limit(yard: Yard) 
     _stopped_by(yard, hog.id, "memory limit 512M")
     _stopped_by(yard, spin.id, "cpu limit 1s")
     (attempt,) = yard.attempts(spin.id)
-    assert attempt.cpu_user is not None and attempt.cpu_user + (attempt.cpu_system or 0) >= 0.9
+    # The kernel stops it by its scheduler's CPU clock; rusage's user + system split is
+    # scaled from ticks and read up to ~15 % lower under load (0.87 s seen): plausible,
+    # not exact.
+    assert attempt.cpu_user is not None and attempt.cpu_user + (attempt.cpu_system or 0) >= 0.7
     within = yard.submit([sys.executable, "-c", "b = bytearray(1 << 24)"],
                          limits={"memory": "512M", "cpu": 30, "files": 64, "procs": 4096})
     assert _ended(yard, within.id).status is Status.SUCCEEDED, "limits it stays within"

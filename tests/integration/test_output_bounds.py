@@ -9,10 +9,15 @@ import os
 from pathlib import Path
 
 from taskyard import Status, Yard
+from taskyard.model import Attempt
 from taskyard.testing import cli, server_process, stop_server
 
 TASKS = Path(__file__).parent / "tasks_pkg"
 WRITE = "head -c 5000 /dev/zero | tr '\\0' a; head -c 3000 /dev/zero | tr '\\0' b"
+
+
+def _bounds(attempt: Attempt) -> tuple[int | None, int | None]:
+    return attempt.output_head, attempt.output_tail
 
 
 def _ended(y: Yard, task_id: int) -> None:
@@ -45,18 +50,18 @@ def test_tasks_keep_what_they_and_their_queue_ask(home: Path) -> None:
             quiet = y.submit(["sh", "-c", WRITE], queue="small")
             _ended(y, quiet.id)
             assert y.logs(quiet.id).data == b"a" * 10 and y.logs(quiet.id).total == 8000
-            assert y.attempts(quiet.id)[-1][-2:] == (10, 0)
+            assert _bounds(y.attempts(quiet.id)[-1]) == (10, 0)
 
             own = y.submit(["sh", "-c", WRITE], queue="small", output_tail="2K")
             _ended(y, own.id)  # its own tail wins over the queue's, the head is the queue's
-            assert y.attempts(own.id)[-1][-2:] == (10, 2048)
+            assert _bounds(y.attempts(own.id)[-1]) == (10, 2048)
 
             fn = y.submit_function("add", {"a": 1, "b": 2}, output_head=6, output_tail=0)
             _ended(y, fn.id)
             assert y.logs(fn.id).data == b"adding"
             default = y.submit(["true"])
             _ended(y, default.id)
-            assert y.attempts(default.id)[-1][-2:] == (1 << 20, 32 << 20)
+            assert _bounds(y.attempts(default.id)[-1]) == (1 << 20, 32 << 20)
     finally:
         stop_server(proc)
 

@@ -64,3 +64,35 @@ def test_report_outside_a_running_task_is_a_clear_error(home: Path) -> None:
     assert b"not running" in stale.stderr
     assert cli(home, "report", "ok", "why").returncode == 2
     assert cli(home, "report", "maybe").returncode == 2
+
+
+def test_a_report_from_a_process_that_copied_a_running_tasks_variables_is_refused(
+        home: Path, tmp_path: Path) -> None:
+    """Only the task's processes report: its own, children that left its process group
+    (setsid), not a process that merely has its TASKYARD_* variables."""
+    import os
+    import subprocess
+
+    from taskyard.testing import wait_for
+
+    marker = tmp_path / "go"
+    script = (f"echo \"$TASKYARD_TASK_ID $TASKYARD_ATTEMPT $TASKYARD_RUN\";"
+              f" while [ ! -e {marker} ]; do sleep 0.05; done;"
+              f" setsid {REPORT} error 'from a child in a session of its own'")
+    with running_server(home, "--slots", "1"), Yard(home) as y:
+        task = y.submit(["sh", "-c", script])
+        wait_for(lambda: y.logs(task.id).data.count(b"\n") == 1, timeout=30,
+                 message="it printed its variables")
+        tid, epoch, run = y.logs(task.id).data.decode().split()
+        env = dict(os.environ, TASKYARD_TASK_ID=tid, TASKYARD_ATTEMPT=epoch,
+                   TASKYARD_RUN=run, TASKYARD_HOME=str(home))
+        forged = subprocess.run([sys.executable, "-m", "taskyard", "report", "error", "x"],
+                                capture_output=True, env=env, timeout=60)
+        assert forged.returncode == 2, forged.stderr
+        said = forged.stderr.decode()
+        assert said.count("\n") == 1 and f"not one of task {tid}'s" in said, said
+        assert y.attempts(task.id)[0].report is None, "nothing written"
+        marker.touch()
+        done = y.wait(task.id, timeout=30)
+        assert done is not None and done.reason is Reason.REPORTED, done
+        assert done.error == "from a child in a session of its own"

@@ -75,6 +75,23 @@ def test_bad_prune_and_retention_input_is_one_line(home: Path) -> None:
         assert done.stderr.count(b"\n") == 1 and b"Traceback" not in done.stderr
 
 
+def test_a_bad_queue_set_flag_writes_none_of_the_others(home: Path) -> None:
+    """queue set checks every flag before it writes any: a bad --status-dir after a good
+    --retain leaves the queue's retention as it was."""
+    cli(home, "queue", "set", "q", "--retain", "2d", check=True)
+    blocked = home / "not-a-dir"
+    blocked.write_text("a file")
+    for args in (("--retain", "9d", "--parallel", "3", "--status-dir", str(blocked)),
+                 ("--retain", "9d", "--memory-limit", "1G", "--rate", "0/1m"),
+                 ("--output-head", "1K", "--retain-count", "-3")):
+        done = cli(home, "queue", "set", "q", *args)
+        assert done.returncode == 2 and done.stderr.count(b"\n") == 1, (args, done.stderr)
+    (queue,) = [q for q in json.loads(cli(home, "queue", "ls", "--json", check=True).stdout)
+                if q["name"] == "q"]
+    assert (queue["retain"], queue["parallel"], queue["limits"], queue["rate"],
+            queue["output_head"]) == (2 * 86400, None, {}, None, None), queue
+
+
 def test_the_server_prunes_by_count_and_age_per_queue(home: Path) -> None:
     env = dict(os.environ, TASKYARD_RETAIN_COUNT="3", TASKYARD_HEARTBEAT_INTERVAL="0.2",
                TASKYARD_LEASE="2")

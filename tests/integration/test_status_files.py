@@ -149,3 +149,97 @@ def test_a_relative_status_dir_is_the_callers_also_for_a_daemonized_server(
     finally:
         subprocess.run([*run, "server", "stop", "--now"], env=env, capture_output=True,
                        timeout=60)
+
+
+def test_a_queue_name_cannot_lead_a_status_file_out_of_its_directory(home: Path,
+                                                                     tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    for name in ("..", ".", "a\nb"):
+        out = cli(home, "queue", "set", name, "--status-dir", str(mine), "--retain", "1d")
+        assert out.returncode == 2, (name, out.stderr)
+        said = out.stderr.decode()
+        assert said.count("\n") == 1 and "queue" in said and "Traceback" not in said, said
+        out = cli(home, "submit", "--queue", name, "--", "true")
+        assert out.returncode == 2 and out.stderr.count(b"\n") == 1, (name, out.stderr)
+    assert not mine.exists() and not (tmp_path / "evil").exists()
+    with Yard(home) as y:
+        assert [q["name"] for q in y.queues()] in ([], ["default"])
+    for bad in ("/tmp/x\ny", "/tmp/x\ty"):
+        out = cli(home, "queue", "set", "fine", "--status-dir", bad)
+        assert out.returncode == 2 and b"control characters" in out.stderr, out.stderr
+    # a / in a queue's name is written %2F in its folder: the file stays inside DIR
+    out = cli(home, "queue", "set", "../evil", "--status-dir", str(mine))
+    assert out.returncode == 0 and b"..%2Fevil" in out.stdout, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p != home) == ["mine"]
+    proc = server_process(home, "--slots", "1", env=_env(tmp_path / "status"))
+    try:
+        with Yard(home) as y:
+            task = y.submit(["true"], queue="../evil")
+            path = mine / "..%2Fevil" / str(task.id)
+            wait_for(lambda: _read(path)[:1] == ["OK"], timeout=30, message="inside DIR")
+        assert sorted(p.name for p in tmp_path.iterdir() if p != home) == ["mine", "status"]
+    finally:
+        stop_server(proc)
+
+
+def _fn_env(status: Path) -> dict[str, str]:
+    tasks = Path(__file__).parent / "tasks_pkg"
+    return dict(_env(status), TASKYARD_IMPORT_PATH=str(tasks), TASKYARD_IMPORTS="ty_tasks")
+
+
+def test_a_function_task_is_told_its_status_file_and_every_client_shows_it(
+        home: Path, tmp_path: Path) -> None:
+    """The status dir only in the server's environment: the attempt carries the path, so
+    show --json and the HTTP API (which cannot see that environment) show it too."""
+    import json
+
+    status = tmp_path / "status"
+    proc = server_process(home, "--slots", "1", env=_fn_env(status))
+    try:
+        with Yard(home) as y:
+            fn = y.submit_function("status_file")
+            done = y.wait(fn.id, timeout=60)
+            assert done is not None and done.status.value == "succeeded", done
+            path = str(status / str(fn.id))
+            assert y.result(fn.id) == {"ctx": path, "env": path, "old": path}
+            assert "TASKYARD_STATUS_FILE" not in os.environ  # (the test's own)
+            again = y.submit_function("status_file")  # the same worker: nothing left over
+            assert y.wait(again.id, timeout=60) is not None
+            assert y.result(again.id)["env"] == str(status / str(again.id))  # type: ignore[index]
+            shown = json.loads(cli(home, "show", str(fn.id), "--json").stdout)
+            assert shown["status_file"] == path
+            assert shown["attempts"][0]["status_file"] == path
+            assert _read(Path(path))[:1] == ["OK"]
+    finally:
+        stop_server(proc)
+
+
+def test_a_queue_dir_changed_under_a_running_server_leaves_one_file_per_task(
+        home: Path, tmp_path: Path) -> None:
+    """The claim reads the queue's dir in its transaction: a task submitted right after
+    `queue set --status-dir` runs with the new one (not the one the server read at its
+    last heartbeat), and a file written before the change goes when the task's is
+    written at its new place."""
+    status, first, second = tmp_path / "status", tmp_path / "first", tmp_path / "second"
+    env = dict(_env(status), TASKYARD_HEARTBEAT_INTERVAL="30", TASKYARD_LEASE="90")
+    proc = server_process(home, "--slots", "2", env=env)
+    try:
+        with Yard(home) as y:
+            before = y.submit(["true"], queue="q")
+            wait_for(lambda: _read(status / str(before.id))[:1] == ["OK"], timeout=30,
+                     message="OK in the server's dir")
+            for folder in (first, second):
+                out = cli(home, "queue", "set", "q", "--status-dir", str(folder))
+                assert out.returncode == 0, out.stderr
+                task = y.submit(["true"], queue="q")
+                path = folder / "q" / str(task.id)
+                wait_for(lambda p=path: _read(p)[:1] == ["OK"], timeout=30,  # type: ignore[misc]
+                         message=f"OK in {folder}")
+                files = [p for p in tmp_path.rglob(str(task.id)) if p.is_file()]
+                assert files == [path], files
+            y.restart(before.id)  # it waits again, then runs: in the queue's dir now
+            path = second / "q" / str(before.id)
+            wait_for(lambda: _read(path)[:1] == ["OK"], timeout=30, message="rerun")
+            assert not (status / str(before.id)).exists()
+    finally:
+        stop_server(proc)

@@ -113,3 +113,34 @@ def test_a_status_file_env_that_would_hide_a_needed_variable_is_refused(
     with pytest.raises(ConfigError) as caught:
         config.load(tmp_path)
     assert caught.value.field == "status_file_env"
+
+
+@pytest.mark.parametrize("value", ['"notalist"', "5", '["notify", 3]', "{ a = 1 }"])
+def test_an_on_finish_that_is_not_an_argv_says_it_must_be_a_list_of_strings(
+        tmp_path: Path, value: str) -> None:
+    (tmp_path / "taskyard.toml").write_text(f"[server]\non_finish = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load(tmp_path)
+    said = str(caught.value)
+    assert said.startswith(f"{tmp_path / 'taskyard.toml'}: on_finish must be a list of strings")
+    assert "argv" in said and caught.value.field == "on_finish"
+    assert "\n" not in said
+
+
+def test_an_on_finish_argv_from_the_file_or_as_json_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "taskyard.toml").write_text('[server]\non_finish = ["notify", "--all"]\n')
+    assert config.load(tmp_path).on_finish == ("notify", "--all")
+    monkeypatch.setenv("TASKYARD_ON_FINISH", '["mail", "ops"]')
+    assert config.load(tmp_path).on_finish == ("mail", "ops")
+    monkeypatch.setenv("TASKYARD_ON_FINISH", "mail ops")
+    with pytest.raises(ConfigError, match="^TASKYARD_ON_FINISH: on_finish must be a list"):
+        config.load(tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["/tmp/a\nb", "/tmp/a\rb", "/tmp/a\x1bb", "/tmp/a\x00b"])
+def test_a_status_dir_with_a_control_character_is_refused(
+        tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(tmp_path, status_dir=bad)
+    assert caught.value.field == "status_dir" and "control character" in str(caught.value)

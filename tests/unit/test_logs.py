@@ -97,6 +97,33 @@ def test_setup_keeps_the_handlers_a_program_added(tmp_path: Path) -> None:
         root.setLevel(level)
 
 
+def test_a_batch_writes_its_lines_at_its_end_into_the_current_file(tmp_path: Path) -> None:
+    root = logging.getLogger("taskyard")
+    level = root.level
+    path = tmp_path / "server.log"
+    try:
+        handler = logs.setup("text", "info", str(path))
+        assert isinstance(handler, logs.LogFile)
+        log = logging.getLogger("taskyard.test")
+        log.info("before")
+        path.rename(tmp_path / "server.log.1")  # logrotate: the next lines go to a new file
+        with logs.batch():
+            log.info("one")
+            log.info("two")
+            assert handler.held
+        assert not handler.held
+        lines = path.read_text().splitlines()
+        assert [line.split(" INFO ")[1] for line in lines] == ["one", "two"]
+        assert (tmp_path / "server.log.1").read_text().endswith("INFO before\n")
+        log.info("three")  # outside a batch: written at once
+        assert path.read_text().endswith("INFO three\n")
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+            h.close()
+        root.setLevel(level)
+
+
 def test_log_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s = config.load(tmp_path)
     assert (s.log_format, s.log_file, s.log_max_mib, s.log_backups) == ("text", "", 0.0, 5)

@@ -106,3 +106,19 @@ def test_clock_is_local_time_unless_utc(monkeypatch: pytest.MonkeyPatch) -> None
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_an_outcome_reads_as_its_reason_and_only_a_telling_exit_code() -> None:
+    from taskyard.cli.render import outcome
+    from taskyard.lifecycle import Reason, Status
+    from taskyard.model import TaskSpec
+    from taskyard.store.memory import MemoryStore
+
+    store = MemoryStore()
+    task = store.submit(TaskSpec(argv=("true",)), by="test")
+    reported = task._replace(status=Status.FAILED, reason=Reason.REPORTED, exit_code=0,
+                             error="disk full")
+    assert outcome(reported) == "failed (reported)"  # its exit 0 says nothing more
+    exited = task._replace(status=Status.FAILED, reason=Reason.EXIT, exit_code=3)
+    assert outcome(exited) == "failed (exit 3)"
+    store.close()

@@ -155,3 +155,18 @@ def test_text_that_is_not_unicode_is_refused_everywhere_it_would_be_stored() -> 
         validate.check_progress(1, 2, "half " + lone)
     with pytest.raises(InvalidInput, match="4096"):
         validate.check_progress(1, 2, "x" * 5000)
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a\nb", "a\0b", ""])
+def test_a_queue_name_is_not_dot_dotdot_or_control_characters(name: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        validate.check_queue(name)
+    assert caught.value.field == "queue"
+
+
+def test_a_queue_folder_never_leads_out_of_its_status_directory() -> None:
+    from taskyard.statuspath import folder_name
+
+    assert validate.check_queue("team/a") == "team/a"  # a fine name, not a path
+    assert [folder_name(q) for q in ("imports", "../evil", "team/a", "..", ".", "a.b")] == [
+        "imports", "..%2Fevil", "team%2Fa", "%2E%2E", "%2E", "a.b"]

@@ -108,12 +108,27 @@ WantedBy={"multi-user.target" if system else "default.target"}
 """
 
 
+def _existing_user(name: str | None) -> str | None:
+    """``--run-as``: a valid login name that exists on this host (the unit or script is
+    for this host's server, which would fail at boot on an unknown user)."""
+    run_as = check_user(name)
+    if run_as is not None:
+        import pwd
+
+        try:
+            pwd.getpwnam(run_as)
+        except KeyError:
+            raise UserError(f"--run-as: no such user {run_as!r} on this host",
+                            field="run_as") from None
+    return run_as
+
+
 def cmd_unit(args: argparse.Namespace) -> int:
     s = settings(args)
     kind = args.unit_kind or "system"
-    run_as = check_user(args.run_as)
-    if run_as and kind == "user":
+    if args.run_as is not None and kind == "user":
         raise UserError("--run-as is for --system units: a user unit runs as its user")
+    run_as = _existing_user(args.run_as)
     text = unit_text(s, args, kind, run_as)
     if args.json:
         print_json({"home": str(s.home), "kind": kind, "run_as": run_as, "unit": text})
@@ -135,7 +150,7 @@ def cmd_init_script(args: argparse.Namespace) -> int:
     if args.script_home is not None:
         args.home = args.script_home
     s = settings(args)
-    run_as = check_user(args.run_as)
+    run_as = _existing_user(args.run_as)
     text = init_script_text(s, args, run_as)
     if args.json:
         print_json({"home": str(s.home), "run_as": run_as, "script": text})

@@ -20,9 +20,11 @@ def settings(args: argparse.Namespace, **flags: Any) -> Settings:
     return load(args.home, store=args.store, **flags)
 
 
-def store(args: argparse.Namespace) -> SQLiteStore | PostgresStore:
+def store(args: argparse.Namespace, *, pool: bool = True) -> SQLiteStore | PostgresStore:
+    """The store of the command (``pool=False``: one PostgreSQL connection, for a
+    command that reads in one thread and ends)."""
     s = settings(args)
-    return open_store(s.store_location, synchronous=s.synchronous)
+    return open_store(s.store_location, synchronous=s.synchronous, pool=pool)
 
 
 def verb_group(sub: Any, name: str, help: str) -> Any:

@@ -86,23 +86,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(sched.to_json())
         return 0
-    from rich.table import Table
-
     from .render import clock, safe, what
-    from .tables import console
+    from .tables import fields
 
-    fields = Table(box=None, show_header=False, pad_edge=False)
-    fields.add_column(no_wrap=True)
-    fields.add_column(overflow="fold")
-    for key, value in (("name", sched.name), ("expr", sched.expr), ("tz", sched.tz),
-                       ("tenant", sched.tenant), ("state", "paused" if sched.paused else "active"),
-                       ("next", _when(sched.next_at, utc(args))), ("catch-up", sched.catch_up),
-                       ("max-lag", "-" if sched.max_lag is None else f"{sched.max_lag:g}s"),
-                       ("fired", str(sched.fired)), ("queue", sched.spec.queue),
-                       ("command", what(sched.spec)),
-                       ("created", clock(sched.created_at, utc(args)))):
-        fields.add_row(key, safe(value))
-    console().print(fields)
+    fields([(key, safe(value)) for key, value in (
+        ("name", sched.name), ("expr", sched.expr), ("tz", sched.tz),
+        ("tenant", sched.tenant), ("state", "paused" if sched.paused else "active"),
+        ("next", _when(sched.next_at, utc(args))), ("catch-up", sched.catch_up),
+        ("max-lag", "-" if sched.max_lag is None else f"{sched.max_lag:g}s"),
+        ("fired", str(sched.fired)), ("queue", sched.spec.queue),
+        ("command", what(sched.spec)), ("created", clock(sched.created_at, utc(args))))], key_style="", key_right=False)
     return 0
 
 

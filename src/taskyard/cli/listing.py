@@ -11,7 +11,8 @@ from .. import search
 from ..lifecycle import Status
 from ..model import Task
 from ..store.base import ClientStore as Store
-from ..store.filters import KINDS, SCAN_LIMIT, TaskFilter
+from ..store.browse import COUNT_CAP
+from ..store.filters import KINDS, MIN_TEXT, TaskFilter
 from .common import json_flag, non_negative_int, print_json, settings, store, utc, utc_flag
 
 if TYPE_CHECKING:
@@ -38,7 +39,8 @@ def register(sub: Any) -> None:
                    help="submitted at or after TIME (ISO 8601, or a duration ago: 1h, 2d)")
     p.add_argument("--until", metavar="TIME", help="submitted before TIME (as --since)")
     p.add_argument("--text", metavar="WORD",
-                   help="only tasks with WORD in their name, command, function or metadata")
+                   help="only tasks with WORD in their name, command or function"
+                        f" (case-insensitive; {MIN_TEXT} characters or more)")
     p.add_argument("--limit", type=non_negative_int, metavar="N",
                    help=f"at most N tasks (default {TERMINAL_PAGE} on a terminal, else all;"
                         " 0: all)")
@@ -60,7 +62,7 @@ def filter_of(args: argparse.Namespace) -> TaskFilter:
 def cmd_ls(args: argparse.Namespace) -> int:
     f = filter_of(args)
     before = search.decode_cursor(args.cursor)
-    db = store(args)
+    db = store(args, pool=False)
     if args.counts:
         return _counts(args, db, f)
     limit = args.limit
@@ -77,7 +79,6 @@ def cmd_ls(args: argparse.Namespace) -> int:
     task_table(page.items, utc(args))
     if cursor is not None:
         sys.stderr.write(f"taskyard: more tasks: the next page with --cursor {cursor}\n")
-    _note_partial(page.partial)
     _warn_if_orphaned(args, db, page.items)
     return 0
 
@@ -93,14 +94,11 @@ def _counts(args: argparse.Namespace, db: SqlServerStore, f: TaskFilter) -> int:
     for status, n in found.items():
         sys.stdout.write(f"{status:<{width}}  {n:>9,}\n")
     sys.stdout.write(f"{'total':<{width}}  {sum(found.values()):>9,}\n")
-    _note_partial(partial)
-    return 0
-
-
-def _note_partial(partial: bool) -> None:
     if partial:
-        sys.stderr.write(f"taskyard: note: --meta and --text look at the newest"
-                         f" {SCAN_LIMIT:,} tasks only\n")
+        sys.stderr.write(f"taskyard: note: more tasks match: these are the counts of the"
+                         f" newest {COUNT_CAP:,} (a filter counted task by task stops"
+                         " there)\n")
+    return 0
 
 
 def _warn_if_orphaned(args: argparse.Namespace, db: Store, tasks: list[Task]) -> None:

@@ -112,32 +112,34 @@ def cmd_set(args: argparse.Namespace) -> int:
                         " --retain-count N, --memory-limit, --cpu-limit, --files-limit,"
                         " --procs-limit, --output-head or --output-tail")
     db, said = store(args), []
+    changes = ops.QueueChanges(db, args.name)  # every value checked before any is written
     if bounds:
-        head, tail = ops.set_queue_output(db, args.name, **bounds,
-                                          max_tail=settings(args).max_tail_bytes)
+        head, tail = changes.output(**bounds, max_tail=settings(args).max_tail_bytes)
         said.append(f"output head {'default' if head is None else head} bytes, tail"
                     f" {'default' if tail is None else tail} bytes")
     if limits:
-        now = ops.set_queue_limits(db, args.name, limits)
+        now = changes.limits(limits)
         said.append(f"limits {now.describe() or 'none'}")
     if kept:
-        ops.set_queue_retention(db, args.name, retain=given.get("retain"),
-                                retain_count=given.get("retain_count"))
+        changes.retention(retain=given.get("retain"), retain_count=given.get("retain_count"))
         said.append("retention set")
     if hooks:
-        ops.set_queue_hooks(db, args.name, on_finish=given.get("on_finish_json"),
-                            url=given.get("on_finish_url"))
+        changes.hooks(on_finish=given.get("on_finish_json"), url=given.get("on_finish_url"))
         said.append("finish hooks set")
     if "status_dir" in given:
-        ops.set_queue_status_dir(db, args.name, args.status_dir or None)
-        said.append(f"status files in {args.status_dir}/{args.name}" if args.status_dir
+        changes.status_dir(args.status_dir or None)
+        from ..statuspath import folder_name
+
+        said.append(f"status files in {args.status_dir}/{folder_name(args.name)}"
+                    if args.status_dir
                     else "status files in the server's status_dir")
     if "rate" in given:
-        rate = ops.set_queue_rate(db, args.name, args.rate)
+        rate = changes.rate(args.rate)
         said.append(f"rate {rate.describe() if rate else 'none'}")
     if "parallel" in given:
-        ops.set_queue_parallel(db, args.name, args.parallel)
+        changes.parallel(args.parallel)
         said.append(f"parallel {'unlimited' if args.parallel is None else args.parallel}")
+    changes.apply()
     return _done(args, f"queue {args.name}: {', '.join(said)}")
 
 

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 
 from ..lifecycle import Reason, Status
 from ..model import Attempt, Event, Task, TaskSpec, iso
-from .tables import CUT, TIME, WRAP, Col, table
-from .tables import console as _console
+from .tables import CUT, TIME, WRAP, Col, Styled, fields, table
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -61,6 +60,8 @@ def outcome(task: Task) -> str:
     detail = task.reason.value
     if task.reason is Reason.LIMIT and task.error:  # which one: "memory limit 512M"
         detail += f" {task.error.split()[0]}"
+    elif task.reason is Reason.REPORTED:
+        pass  # its exit is 0 by definition: "failed (reported)", the message in show
     elif task.exit_code is not None:
         detail += f" {task.exit_code}"
     elif task.signal is not None:
@@ -110,7 +111,6 @@ _STYLE = {"succeeded": "green", "failed": "red", "stopped": "yellow", "running":
 def task_table(tasks: Sequence[Task], utc: bool = False) -> None:
     """``ls``: one row per task. Ids, statuses and times stay whole; names, queues,
     progress and commands give way (``--json`` has them whole)."""
-    from rich.text import Text
 
     now = time.time()
     cols = [Col("ID", right=True), Col("NAME", CUT, floor=8, cap=24),
@@ -122,7 +122,7 @@ def task_table(tasks: Sequence[Task], utc: bool = False) -> None:
     keep = [i for i, c in enumerate(cols)
             if c.head in ("ID", "STATUS", "COMMAND") or any(r[i] for r in rows)]
     status = cols.index(next(c for c in cols if c.head == "STATUS"))
-    cells = [[Text(r[i], style=_STYLE.get(t.status, "")) if i == status else r[i]
+    cells = [[Styled(r[i], _STYLE.get(t.status, "")) if i == status else r[i]
               for i in keep] for t, r in zip(tasks, rows, strict=True)]
     table([cols[i] for i in keep], cells)
 
@@ -194,45 +194,37 @@ def task_detail(task: Task, attempts: Sequence[Attempt], events: Sequence[Event]
                 utc: bool = False, hooks: Sequence[Task] = (),
                 held_back: Sequence[str] = ()) -> None:
     """``show``: the task's fields, then its steps, attempts and events."""
-    from rich.table import Table
-
     now = time.time()
-    console = _console()
-    fields = Table(box=None, show_header=False, pad_edge=False)
-    fields.add_column(justify="right", style="bold", no_wrap=True)
-    fields.add_column(overflow="fold")
-    for key, value in _fields(task, utc, now):
-        fields.add_row(key, value)
+    rows = _fields(task, utc, now)
     latest = attempts[-1] if attempts else None
     if latest is not None and latest.report is not None:  # the task's own verdict
         said = f": {latest.report_message}" if latest.report_message else ""
-        fields.add_row("reported", safe(f"{latest.report}{said}"))
+        rows.append(("reported", safe(f"{latest.report}{said}")))
     if latest is not None and latest.cpu_user is not None:
-        fields.add_row("used", usage(latest))
+        rows.append(("used", usage(latest)))
     if latest is not None and latest.output_tail is not None:
-        fields.add_row("output kept", output_bounds(latest))
+        rows.append(("output kept", output_bounds(latest)))
     elif task.output_head is not None or task.output_tail is not None:
-        fields.add_row("output kept", output_bounds(task) + " (asked)")
+        rows.append(("output kept", output_bounds(task) + " (asked)"))
     if hooks:
-        fields.add_row("hooks", ", ".join(_hook_run(h) for h in hooks))
-    for reason in held_back:  # a rate limit keeps it queued
-        fields.add_row("held back", safe(reason))
-    console.print(fields)
+        rows.append(("hooks", ", ".join(_hook_run(h) for h in hooks)))
+    rows.extend(("held back", safe(reason)) for reason in held_back)  # a rate limit waits
+    fields(rows)
     if isinstance(task.steps, dict) and task.steps.get("steps"):
         table([Col("STEP", CUT, floor=8), Col("STATUS"), Col("CHUNKS", right=True),
                Col("RETRIES", right=True), Col("ERROR", WRAP, floor=12)],
               [[safe(str(step.get("name"))), str(step.get("status")),
                 str(step.get("chunks", "")), str(step.get("retries", "")),
                 safe(str(step.get("error") or ""))] for step in task.steps["steps"]],
-              title="steps", out=console)
+              title="steps")
     if attempts:
         table([Col("ATTEMPT"), Col("PID"), Col("OUTCOME"), Col("STARTED", TIME),
                Col("FINISHED", TIME)],
               [[str(a.epoch), str(a.pid or ""),
                 str(a.status or "running") + (f" ({a.reason})" if a.reason else ""),
                 clock(a.started_at, utc, now=now), clock(a.finished_at, utc, now=now)]
-               for a in attempts], title="attempts", out=console)
+               for a in attempts], title="attempts")
     table([Col("AT", TIME), Col("FROM"), Col("TO"), Col("BY", WRAP, floor=19), Col("ATTEMPT"),
            Col("DETAIL", WRAP, floor=16)],
           [[clock(e.at, utc, now=now), *_transition(e), safe(e.by), str(e.attempt),
-            safe(e.detail or "")] for e in events], title="events", out=console)
+            safe(e.detail or "")] for e in events], title="events")

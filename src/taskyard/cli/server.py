@@ -360,7 +360,7 @@ def _print_status(info: dict[str, Any], servers: list[Instance], s: Settings,
             for i in servers]
     table([Col("SERVER"), Col("HOST", WRAP, floor=12), Col("PID", right=True),
            Col("SLOTS", right=True), Col("STARTED", TIME), Col("HEARD", right=True),
-           Col("STATE")], rows, out=out)
+           Col("STATE")], rows)
 
 
 def _memory_line(found: dict[str, Any] | None) -> str:

@@ -14,9 +14,14 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
+from . import grid
+from .grid import Cell, Styled
+
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.text import Text
+
+__all__ = ["CUT", "FIXED", "TIME", "WRAP", "Col", "Styled", "console", "fields",
+           "fit_widths", "table"]
 
 FIXED, TIME, CUT, WRAP = "fixed", "time", "cut", "wrap"
 _DATE = re.compile(r"\d{4}-\d\d-\d\d ")
@@ -32,7 +37,7 @@ class Col(NamedTuple):
 
 
 def console() -> Console:
-    """A rich console for our tables. On a closed pipe (``| head``) rich would exit 1;
+    """A rich console (``server status``'s text, ``function`` progress bars). On a closed pipe (``| head``) rich would exit 1;
     this one raises BrokenPipeError, which main() ends quietly with 0, as for any
     other command."""
     from rich.console import Console
@@ -44,10 +49,7 @@ def console() -> Console:
     return _Console(highlight=False)
 
 
-def _width(text: str) -> int:
-    from rich.cells import cell_len
-
-    return cell_len(text)
+_width = grid.cell_len
 
 
 def _time_floor(cell: str) -> int:
@@ -112,16 +114,12 @@ def _level(widths: list[int], which: Sequence[int], floors: Sequence[int], exces
     return excess
 
 
-def table(cols: Sequence[Col], rows: Sequence[Sequence[str | Text]], *,
-          title: str | None = None, out: Console | None = None) -> None:
-    """Print a borderless table fitted to the console's width (see :func:`fit_widths`).
-    Cells are printed as given (pass text through ``render.safe``); a ``Text`` keeps
-    its style."""
-    from rich.table import Table
-    from rich.text import Text
-
-    out = out or console()
-    plain = [[c if isinstance(c, str) else c.plain for c in row] for row in rows]
+def table(cols: Sequence[Col], rows: Sequence[Sequence[Cell]], *,
+          title: str | None = None) -> None:
+    """Print a borderless table fitted to the terminal's width (see :func:`fit_widths`).
+    Cells are printed as given (pass text through ``render.safe``); a ``Styled`` one
+    keeps its style on a terminal."""
+    plain = [[c if isinstance(c, str) else c.text for c in row] for row in rows]
     natural, time_floors = [], []
     for i, col in enumerate(cols):
         cells = [row[i] for row in plain]
@@ -130,17 +128,20 @@ def table(cols: Sequence[Col], rows: Sequence[Sequence[str | Text]], *,
             width = min(width, max(col.cap, _width(col.head)))
         natural.append(width)
         time_floors.append(max([0] + [_time_floor(c) for c in cells]))
-    widths = fit_widths(cols, natural, out.width, time_floors)
-    grid = Table(box=None, pad_edge=False, header_style="bold", title=title,
-                 title_justify="left")
-    for col, width in zip(cols, widths, strict=True):
-        whole = col.kind in (FIXED, CUT)
-        grid.add_column(col.head, width=width, no_wrap=whole,
-                        overflow="ellipsis" if whole else "fold",
-                        justify="right" if col.right else "left")
-    for row in rows:  # str as Text: task data is never markup ("[/x]" was a MarkupError)
-        grid.add_row(*(Text(c) if isinstance(c, str) else c for c in row))
-    # Wider than the console only when even FIXED columns do not fit: print it whole
-    # (the terminal wraps the lines) rather than let rich cut ids and statuses.
-    needed = sum(widths) + 2 * (len(widths) - 1)
-    out.print(grid, width=max(out.width, needed))
+    # Wider than the terminal only when even FIXED columns do not fit: printed whole (the
+    # terminal wraps the lines) rather than cut ids and statuses.
+    widths = fit_widths(cols, natural, grid.width(), time_floors)
+    columns = [grid.Column(w, c.kind in (TIME, WRAP), c.right)
+               for c, w in zip(cols, widths, strict=True)]
+    grid.write(grid.lines(columns, rows, head=[c.head for c in cols], title=title))
+
+
+def fields(rows: Sequence[tuple[str, str]], *, key_style: str = "bold",
+           key_right: bool = True) -> None:
+    """``show``'s fields: a name (bold, aligned right), then its value, folded over the
+    next lines when it does not fit."""
+    keys = max((_width(k) for k, _ in rows), default=0)
+    values = max((_width(v) for _, v in rows), default=0)
+    room = max(1, min(values, grid.width() - keys - 2))
+    columns = [grid.Column(keys, False, key_right, key_style), grid.Column(room, True)]
+    grid.write(grid.lines(columns, [list(r) for r in rows]))

@@ -13,6 +13,7 @@ from ..errors import InvalidInput, UserError
 from ..lifecycle import Status
 from ..model import Task, TaskSpec, hook_json
 from ..outputbounds import parse_optional
+from ..statuspath import shown_path
 from ..store.base import ClientStore as Store
 from .common import (
     attempt_number,
@@ -232,7 +233,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         data = task.to_json()
         data["attempts"] = [a.to_json() for a in attempts]
         data["events"] = [e.to_json() for e in events]
-        data["status_file"] = _status_file(args, s, task)
+        data["status_file"] = shown_path(task, attempts, s.queue_status_dirs(),
+                                         settings(args).status_dir)
         data["hooks"] = [hook_json(h) for h in hooks]
         data["held_back"] = [r.to_json() for r in held]
         print_json(data)
@@ -251,15 +253,6 @@ def _held_back(db: Store, task: Task) -> list[Any]:
     from ..why import rate_reasons
 
     return list(rate_reasons(db.waiting(task.id), time.time()))
-
-
-def _status_file(args: argparse.Namespace, db: Store, task: Task) -> str | None:
-    """Where the task's status file is (on the servers' host), if status files are on."""
-    own = db.queue_status_dirs().get(task.queue)
-    if own:
-        return os.path.join(own, task.queue, str(task.id))
-    root = settings(args).status_dir
-    return os.path.join(root, str(task.id)) if root else None
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -330,7 +323,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     tid, epoch = _running_task("report")
     if args.verdict == "ok" and args.message is not None:
         raise InvalidInput("report ok takes no message", field="message")
-    ops.report(store(args), tid, epoch, args.verdict == "ok", args.message)
+    from .inside import check_inside
+
+    db = store(args)
+    check_inside(db, tid, epoch, "report")
+    ops.report(db, tid, epoch, args.verdict == "ok", args.message)
     if args.json:
         print_json({"id": tid, "attempt": epoch, "report": args.verdict,
                     "message": args.message})

@@ -74,6 +74,12 @@ class MemoryCgroups:
         return {"mode": self.mode, "subtree": str(self.subtree) if self.subtree else None,
                 "why": self.why or None}
 
+    def summary(self) -> str:
+        """One line for the log: how memory limits are enforced."""
+        if self.subtree is not None:
+            return f"memory limits: a cgroup {self.mode} per task, under {self.subtree}"
+        return f"memory limits: RLIMIT_AS per process (no memory cgroup: {self.why})"
+
     def make(self, task_id: int, epoch: int, limit: int) -> TaskCgroup | None:
         """A cgroup for one attempt with ``limit`` bytes; None (logged: the task gets
         RLIMIT_AS instead) when there is no subtree or it cannot be made."""
@@ -153,7 +159,8 @@ class MemoryCgroups:
 
 def start(settings: Settings, instance_id: str) -> MemoryCgroups:
     """Remove what a dead server of this home left, then decide how memory limits are
-    enforced; logged at info and kept in the home for ``server status``."""
+    enforced; kept in the home for ``server status`` (and logged by the caller after
+    its start line: :meth:`MemoryCgroups.summary`)."""
     cgroups = MemoryCgroups()
     remove_leftovers(settings.home, cgroups)
     if settings.memory_cgroup == "off":
@@ -164,11 +171,6 @@ def start(settings: Settings, instance_id: str) -> MemoryCgroups:
                 cgroupfs.read_places(), SUBTREE_PREFIX + instance_id)
         except Unusable as exc:
             cgroups.why = str(exc)
-    if cgroups.subtree is not None:
-        log.info("memory limits: a cgroup %s per task, under %s", cgroups.mode,
-                 cgroups.subtree)
-    else:
-        log.info("memory limits: RLIMIT_AS per process (no memory cgroup: %s)", cgroups.why)
     _save(settings.home, cgroups)
     return cgroups
 

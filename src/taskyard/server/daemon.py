@@ -191,7 +191,7 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None,
     server.listen()
     _Signals(server)
     try:
-        server.status.queue_dirs = store.queue_status_dirs()
+        server.status.follow(store.queue_status_dirs())
         _patiently(server.hooks.publish_defaults)
         server.transitions.start(store)  # crashes recorded next are logged
         crashed = server.status_crashed if server.status.enabled else None
@@ -203,6 +203,7 @@ def _serve_locked(settings: Settings, lock: IO[str], ready: IO[bytes] | None,
                        f" {server.slots} slot(s), home {settings.home}"
                        + (f", {recovered} crashed attempt(s) recorded" if recovered else ""),
                        **me, slots=server.slots, home=str(settings.home), crashed=recovered)
+        log.info("%s", server.cgroups.summary())
         web = WebProcess(settings)
         if settings.web_listen:
             web.start()

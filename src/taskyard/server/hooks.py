@@ -121,7 +121,8 @@ class Hooks:
 
     def _spec(self, hook: DueHook, task: Task, attempt: Attempt | None) -> TaskSpec:
         env = hook_env(task, attempt, hook.attempt)
-        path = self.status.path_for(task.id, task.queue)
+        path = (attempt.status_file if attempt is not None and attempt.status_file
+                else self.status.path_for(task.id, task.queue))
         if path is not None:
             env["TASKYARD_STATUS_FILE"] = str(path)
         return TaskSpec(argv=tuple(json.loads(hook.target)), queue=HOOK_QUEUE,

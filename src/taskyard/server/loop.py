@@ -109,9 +109,9 @@ class Server:
         self.cgroups = cgroups.start(settings, instance_id)  #: memory limits, whole-task
         self.spawner.cgroups = self.cgroups
         store.claim_bounds = (settings.head_bytes, settings.tail_bytes, settings.max_tail_bytes)
+        store.claim_status_root = settings.status_dir  #: claims fix their status files
         self.status = StatusFiles(settings)
         self.transitions = TransitionLog(instance_id)  #: the log's lines of transitions
-        self.spawner.status_path = self.status.path_for
         self.spawner.status_env = settings.status_file_env.encode()
         self.hooks = Hooks(settings, store, instance_id, self.status)
         self.retention = Retention(store, server_rule(settings.retain, settings.retain_count))
@@ -365,8 +365,10 @@ class Server:
     def status_crashed(self, attempt: LostAttempt) -> None:
         """``ERR crashed`` for an attempt of a dead server of this host."""
         task = self.store.get(attempt.task_id)
+        recorded = next((a.status_file for a in self.store.attempts(task.id)
+                         if a.epoch == attempt.epoch), None)
         self.status.put(task.id, task.queue, Ending(task.status, task.reason),
-                        params(task.argv, task.function, task.kwargs))
+                        params(task.argv, task.function, task.kwargs), recorded)
 
     def _status_ended(self, batch: Batch, stale: list[int]) -> None:
         """Final lines of the status files of attempts whose ending was recorded (as the
@@ -405,8 +407,8 @@ class Server:
                 continue
             self._adopt(spawned)
             self.unrecorded[claim.task_id] = Spawned(claim.task_id, claim.epoch, spawned.pid, None)
-            if self.status.enabled:
-                self.status.running(claim.task_id, claim.queue,
+            if claim.status_file is not None:
+                self.status.running(claim.task_id, claim.queue, claim.status_file,
                                     params(claim.argv, claim.function, claim.kwargs))
         if self.unrecorded and self.next_flush_spawned == float("inf"):
             # Off the hot path: most short tasks end first and their pid rides on the

@@ -204,6 +204,7 @@ class Pool:
         job: dict[str, Any] = {"task": claim.task_id, "attempt": claim.epoch,
                                "function": claim.function, "kwargs": claim.kwargs,
                                "deadline": deadline}
+        job.update(self._status_file(claim))
         if claim.limits is not None:  # applied by the worker, which leaves after the task
             job["limits"] = claim.limits.to_json()
         message = {"run": job}
@@ -238,8 +239,18 @@ class Pool:
         worker.shared[(claim.task_id, claim.epoch)] = run
         self._tell(worker, {"run": {"task": claim.task_id, "attempt": claim.epoch,
                                     "function": claim.function, "kwargs": claim.kwargs,
-                                    "shared": True}})
+                                    "shared": True, **self._status_file(claim)}})
         return run
+
+    def _status_file(self, claim: Claim) -> dict[str, str]:
+        """The status file a function task is told of (ctx.status_file; its environment
+        while it runs alone), and the extra variable name it goes under too."""
+        if claim.status_file is None:
+            return {}
+        told = {"status_file": claim.status_file}
+        if self.server.spawner.status_env:
+            told["status_file_env"] = self.server.spawner.status_env.decode()
+        return told
 
     def _tell(self, worker: Worker, message: dict[str, Any]) -> None:
         worker.outgoing += (json.dumps(message) + "\n").encode()

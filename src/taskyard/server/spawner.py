@@ -11,8 +11,6 @@ import logging
 import os
 import pwd
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
 from ..lifecycle import Reason, Status
 from ..limits import Limits
@@ -46,9 +44,8 @@ class Spawner:
         #: gives the rest of the batch back and caps its running tasks (Server.fd_cap)
         self.starved = False
         self._paths: dict[tuple[str, bytes], str] = {}
-        #: a task's status file (None: no status files), exported as TASKYARD_STATUS_FILE
-        #: and, for old programs, under ``status_env`` too
-        self.status_path: Callable[[int, str], Path | None] | None = None
+        #: a task's status file (its claim's) is exported as TASKYARD_STATUS_FILE and, for
+        #: old programs, under ``status_env`` too
         self.status_env = b""
         #: the server's own directory (the ``cwd`` setting): where tasks that name none run
         self.cwd = os.getcwd()
@@ -177,11 +174,10 @@ class Spawner:
         env[b"TASKYARD_ATTEMPT"] = str(claim.epoch).encode()
         env[b"TASKYARD_RUN"] = claim.run_tag.encode()
         env[FD_ENV] = str(extra[-1][1]).encode()  # the messages pipe (see spawn)
-        status = self.status_path(claim.task_id, claim.queue) if self.status_path else None
-        if status is not None:
-            env[b"TASKYARD_STATUS_FILE"] = os.fsencode(status)
+        if claim.status_file is not None:
+            env[b"TASKYARD_STATUS_FILE"] = os.fsencode(claim.status_file)
             if self.status_env:
-                env[self.status_env] = os.fsencode(status)
+                env[self.status_env] = os.fsencode(claim.status_file)
         if claim.queue == HOOK_QUEUE:  # a hook speaks of the task it reports on
             for key in REPORTED_KEYS:
                 if key in claim.env:

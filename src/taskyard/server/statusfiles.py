@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, Protocol
 from ..config import Settings
 from ..errors import ConfigError
 from ..lifecycle import Reason, Status
+from ..statuspath import folder_name, status_path
 
 log = logging.getLogger("taskyard.server")
 
@@ -112,6 +113,9 @@ class StatusFiles:
     def __init__(self, settings: Settings) -> None:
         self.root = settings.status_dir
         self.queue_dirs: dict[str, str] = {}  #: queues with a status dir of their own
+        #: every dir a queue had while this server ran: a task's file is removed from the
+        #: others when it is written (one task, one file, whatever dir changed when)
+        self.former: dict[str, set[str]] = {}
         self.live: dict[int, tuple[Path, int, list[str]]] = {}  #: task -> (path, lock, params)
         self.after: int | None = None  #: the last event brought into the files
         self.next_sweep = 0.0
@@ -120,11 +124,32 @@ class StatusFiles:
     def enabled(self) -> bool:
         return bool(self.root or self.queue_dirs)
 
+    def follow(self, queue_dirs: dict[str, str]) -> None:
+        """The queues' own status dirs as the store has them now."""
+        self.queue_dirs = queue_dirs
+        for queue, folder in queue_dirs.items():
+            self.former.setdefault(queue, set()).add(folder)
+
     def path_for(self, task_id: int, queue: str) -> Path | None:
-        own = self.queue_dirs.get(queue)
-        if own:
-            return Path(own) / queue / str(task_id)
-        return Path(self.root) / str(task_id) if self.root else None
+        """Where a file goes now (an attempt's own is fixed at its claim)."""
+        found = status_path(task_id, queue, self.queue_dirs.get(queue), self.root)
+        return Path(found) if found else None
+
+    def _elsewhere(self, task_id: int, queue: str, path: Path,
+                   recorded: str | None = None) -> None:
+        """Remove the task's file from every other place it may have been written (its
+        queue's dir was set, changed or cleared since; ``recorded``: where its last
+        attempt's was): one task, one file."""
+        places = {os.path.join(folder, folder_name(queue), str(task_id))
+                  for folder in self.former.get(queue, ())}
+        if self.root:
+            places.add(os.path.join(self.root, str(task_id)))
+        if recorded:
+            places.add(recorded)
+        places.discard(str(path))
+        for other in places:
+            with contextlib.suppress(OSError):
+                os.unlink(other)
 
     def _write(self, path: Path, line: str, lines: list[str], lock: bool) -> int | None:
         """Replace ``path`` atomically; with ``lock``, the new file is locked before it
@@ -147,11 +172,10 @@ class StatusFiles:
         os.close(fd)
         return None
 
-    def running(self, task_id: int, queue: str, lines: list[str]) -> None:
-        """``RUN``, locked until the attempt ends."""
-        path = self.path_for(task_id, queue)
-        if path is None:
-            return
+    def running(self, task_id: int, queue: str, status_file: str, lines: list[str]) -> None:
+        """``RUN`` at the attempt's file (fixed at its claim), locked until it ends."""
+        path = Path(status_file)
+        self._elsewhere(task_id, queue, path)
         try:
             fd = self._write(path, "RUN", lines, lock=True)
         except OSError as exc:
@@ -180,11 +204,16 @@ class StatusFiles:
         if held is not None:
             os.close(held[1])
 
-    def put(self, task_id: int, queue: str, end: Ending, lines: list[str]) -> None:
-        """Bring a file up to a state this server does not hold the lock for."""
+    def put(self, task_id: int, queue: str, end: Ending, lines: list[str],
+            recorded: str | None = None) -> None:
+        """Bring a file up to a state this server does not hold the lock for: at
+        ``recorded`` (its last attempt's file) when it ended, where a file goes now when
+        it waits again; the file goes from wherever else it was."""
         if task_id in self.live:
             return
-        path = self.path_for(task_id, queue)
+        waits = end.status in (Status.SCHEDULED, Status.QUEUED)
+        path = Path(recorded) if recorded and not waits else self.path_for(task_id, queue)
+        self._elsewhere(task_id, queue, path or Path(), recorded)  # none now: none at all
         if path is None:
             return
         try:
@@ -212,11 +241,12 @@ class StatusFiles:
             self.after, changed = store.changed_since(self.after)
             for row in changed:
                 (task_id, queue, status, reason, code, sig, error, argv, function, kwargs,
-                 reported) = row
+                 reported, recorded) = row
                 end = Ending(Status(status), Reason(reason) if reason else None, code, sig,
                              error, reported if status == Status.FAILED.value else None)
                 if end.status not in (Status.RUNNING, Status.PAUSED):  # the owner's
-                    self.put(task_id, queue, end, params(json.loads(argv), function, kwargs))
+                    self.put(task_id, queue, end, params(json.loads(argv), function, kwargs),
+                             recorded)
             if not changed:
                 break
         if now >= self.next_sweep:
@@ -226,7 +256,7 @@ class StatusFiles:
     def _sweep(self, store: Reads) -> None:
         """Remove the files of tasks no longer stored (removed, pruned)."""
         dirs = ([Path(self.root)] if self.root else []) + [
-            Path(d) / q for q, d in self.queue_dirs.items()]
+            Path(d) / folder_name(q) for q, seen in self.former.items() for d in seen]
         for folder in dirs:
             try:
                 names = [e.name for e in os.scandir(folder) if e.name.isdigit()]

@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Protocol
 
-from ..logs import log_event, quote, utc_iso
+from ..logs import batch, log_event, quote, utc_iso
 
 log = logging.getLogger("taskyard.transitions")
 
@@ -98,8 +98,9 @@ class TransitionLog:
         if self.cursor is None:
             self.start(store)
             return
-        while self._look(store, leader):
-            pass
+        with batch():  # one write for the lines of a look, not one a line
+            while self._look(store, leader):
+                pass
 
     def _look(self, store: Events, leader: bool) -> bool:
         """One batch; True if there may be more."""

@@ -64,7 +64,7 @@ def lead(server: Server, now: float) -> None:
         log.info("holding the cron lease: this server fires the schedules")
         server.hints.cron = True
     server.cron_leader = leader
-    server.status.queue_dirs = store.queue_status_dirs()
+    server.status.follow(store.queue_status_dirs())
     if leader and server.status.enabled:  # what clients changed, into the status files
         server.status.sync(store, time.time())
     if leader and server.retention.due(now):

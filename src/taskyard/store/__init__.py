@@ -49,25 +49,28 @@ def require_driver(location: Path | str) -> None:
 @overload
 def open_store(location: Path, *, synchronous: str = "normal",
                application_name: str = "taskyard",
-               hold_limit: float = 2.5, server: bool = False) -> SQLiteStore: ...
+               hold_limit: float = 2.5, server: bool = False,
+               pool: bool = True) -> SQLiteStore: ...
 @overload
 def open_store(location: Path | str, *, synchronous: str = "normal",
                application_name: str = "taskyard",
-               hold_limit: float = 2.5,
-               server: bool = False) -> SQLiteStore | PostgresStore: ...
+               hold_limit: float = 2.5, server: bool = False,
+               pool: bool = True) -> SQLiteStore | PostgresStore: ...
 
 
 def open_store(location: Path | str, *, synchronous: str = "normal",
                application_name: str = "taskyard",
-               hold_limit: float = 2.5, server: bool = False) -> SQLiteStore | PostgresStore:
+               hold_limit: float = 2.5, server: bool = False,
+               pool: bool = True) -> SQLiteStore | PostgresStore:
     """Open (creating and migrating if needed) the store at ``location``: a
     ``postgresql://`` (or ``postgres://``) URL, ``:memory:`` (a new, empty store in this
     process's memory), or else the path of a SQLite file.
     ``synchronous`` applies to SQLite only, and so does ``server``: a server's SQLite
-    store checkpoints its WAL from a thread of its own, off the server's loop."""
+    store checkpoints its WAL from a thread of its own, off the server's loop.
+    ``pool=False`` (PostgreSQL): one connection, for a one-shot command in one thread."""
     if is_postgres(location):
         return postgres_store()(location, application_name=application_name,
-                                hold_limit=hold_limit)
+                                hold_limit=hold_limit, pool=pool)
     if str(location) == MEMORY:
         from .memory import MemoryStore
 

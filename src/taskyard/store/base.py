@@ -46,6 +46,8 @@ class Claim(NamedTuple):
     #: the output bounds it runs with, resolved at the claim (None: the server's)
     output_head: int | None = None
     output_tail: int | None = None
+    #: its status file, fixed at the claim (None: no status files); see statuspath
+    status_file: str | None = None
 
 
 class Spawned(NamedTuple):
@@ -250,6 +252,7 @@ class WakeListener(Protocol):
 
 class ServerStore(ClientStore, Protocol):
     claim_bounds: tuple[int, int, int] | None  #: the server's output head, tail, largest tail
+    claim_status_root: str | None  #: the server's status_dir ("": none), for the claims' files
     def wake_listener(self) -> WakeListener | None: ...
     # status files follow these (see server/statusfiles.py)
     def last_event(self) -> int: ...

@@ -12,7 +12,7 @@ from ..lifecycle import Status
 from ..model import JSON, Task, iso
 from . import rows
 from .jsonpatch import merge_patch
-from .sql import ACTIVE_IN, Cursor, SqlStoreBase
+from .sql import ACTIVE_IN, SqlStoreBase
 
 
 class InTaskStore(SqlStoreBase):
@@ -47,14 +47,6 @@ class InTaskStore(SqlStoreBase):
                 raise StaleAttempt(f"task {task_id} attempt {epoch} is not running")
 
     # -- inside a running attempt (fenced by its epoch) and its operators --------------
-
-    def _fenced(self, cur: Cursor, task_id: int, epoch: int) -> None:
-        """Raise StaleAttempt unless ``epoch`` is the task's current, active attempt."""
-        cur.execute(f"SELECT 1 FROM tasks WHERE id=? AND epoch=? AND status IN {ACTIVE_IN}"
-                    f"{self.ROW_LOCK}", (task_id, epoch))
-        if cur.fetchone() is None:
-            self._fetch_task(cur, task_id)
-            raise StaleAttempt(f"task {task_id} attempt {epoch} is not running")
 
     def report(self, task_id: int, epoch: int, ok: bool, message: str | None) -> None:
         """The attempt's own verdict (its last report counts): kept on the attempt

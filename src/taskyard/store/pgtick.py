@@ -58,10 +58,12 @@ _END = (
     " SELECT waited FROM t")
 
 #: the usage query of ``SqlServerStore._usage``: the limits that apply
-_LIMITS = ("SELECT 'q', name, parallel, limits, rate, output_head, output_tail"
-           " FROM queues WHERE parallel IS NOT NULL OR limits IS NOT NULL"
+_LIMITS = ("SELECT 'q', name, parallel, limits, rate, output_head, output_tail,"
+           " status_dir FROM queues WHERE parallel IS NOT NULL OR limits IS NOT NULL"
            " OR rate IS NOT NULL OR output_head IS NOT NULL OR output_tail IS NOT NULL"
-           " UNION ALL SELECT 't', name, parallel, run_as, NULL, NULL, NULL FROM tenants"
+           " OR status_dir IS NOT NULL"
+           " UNION ALL SELECT 't', name, parallel, run_as, NULL, NULL, NULL, NULL"
+           " FROM tenants"
            " WHERE enabled <> 0 AND (parallel IS NOT NULL OR run_as IS NOT NULL)")
 
 #: the first queued tasks in claim order, with what a spawn needs (``_candidates``
@@ -81,8 +83,9 @@ _CLAIM = (
     " stop_asked=0, reported=NULL, changed_by=?, changed_at=?"
     f" WHERE id = ANY(?::bigint[]) AND status IN {_CLAIM_FROM} RETURNING id, epoch),"
     " a AS (INSERT INTO attempts (task_id, epoch, owner, run_tag, started_at, output_head,"
-    " output_tail) SELECT c.id, c.epoch, ?, ?::text || c.id || '.' || c.epoch, ?, v.head,"
-    " v.tail FROM c JOIN unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS v (id, head, tail)"
+    " output_tail, status_file) SELECT c.id, c.epoch, ?, ?::text || c.id || '.' || c.epoch,"
+    " ?, v.head, v.tail, v.status_file FROM c JOIN unnest(?::bigint[], ?::bigint[],"
+    " ?::bigint[], ?::text[]) AS v (id, head, tail, status_file)"
     " ON v.id = c.id RETURNING task_id, epoch)"
     " SELECT task_id, epoch FROM a")
 
@@ -194,24 +197,27 @@ class PgTickStore(SqlServerStore):
         picked = [r for r in found if r[0] in chosen]
         if not picked:
             return []
+        self.claim_status_dirs = {r[1]: r[7] for r in queues if r[7]}
         run_as = {r[1]: r[3] for r in limits if r[0] == "t" and r[3] is not None}
         queue_limits = {r[1]: r[3] for r in queues if r[3] is not None}
         queue_bounds = {r[1]: (r[5], r[6]) for r in queues}
         bounds = {r[0]: self._bounds((r[16], r[17]), queue_bounds.get(r[1])) for r in picked}
         ids = [r[0] for r in picked]
+        files = {r[0]: self._status_file(r[0], r[1]) for r in picked}
         (rows,) = conn.commit([(  # the second round trip: the claim and the COMMIT
             "taskyard_claim",
             (lifecycle.target(Verb.CLAIM).value, owner, now, f"server:{owner}", now, _array(ids),
              owner, f"{owner}.", now, _array(ids), _array(bounds[i][0] for i in ids),
-             _array(bounds[i][1] for i in ids)))])
+             _array(bounds[i][1] for i in ids), [files[i] for i in ids]))])
         epochs = dict(rows)
-        return [_claim_of(r, epochs[r[0]], owner, run_as, queue_limits, bounds[r[0]])
-                for r in picked if r[0] in epochs]
+        return [_claim_of(r, epochs[r[0]], owner, run_as, queue_limits, bounds[r[0]],
+                          files[r[0]]) for r in picked if r[0] in epochs]
 
 
 def _claim_of(r: Sequence[Any], epoch: int, owner: str, run_as: dict[str, str],
-              queue_limits: dict[str, str], bounds: tuple[int | None, int | None]) -> Claim:
+              queue_limits: dict[str, str], bounds: tuple[int | None, int | None],
+              status_file: str | None) -> Claim:
     """A claim from a row of ``_FIRST_QUEUED`` and the epoch the claim gave it."""
     return Claim(r[0], epoch, tuple(json.loads(r[6])), json.loads(r[7]), r[8], r[9], bool(r[10]),
                  f"{owner}.{r[0]}.{epoch}", r[11], run_as.get(r[2]), r[12], r[13], r[14], r[1],
-                 effective(r[15], queue_limits.get(r[1])), *bounds)
+                 effective(r[15], queue_limits.get(r[1])), *bounds, status_file)

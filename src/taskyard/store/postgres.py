@@ -11,28 +11,29 @@ tables (``read_output``) sees one snapshot, as a SQLite read transaction does.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
-import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 from ..errors import SchemaTooNew, StoreError, StoreUnavailable, TaskyardError
 from .base import Instance
 from .filters import glob_to_like
 from .migrations import shipped
-from .pgtick import PgTickStore
+from .pgconn import PgCursor, PgTick, TickSession, rollback
+from .pgtick import PREPARED, PgTickStore
 from .sql import Cursor, fault_budget
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 24
+SCHEMA_VERSION = 27
 
 #: Channel of the wake hint; the payload is the kind (``w``, ``r``, ``s``).
 WAKE_CHANNEL = "taskyard_wake"
@@ -50,121 +51,12 @@ def migrations() -> list[tuple[int, str]]:
     return shipped("postgres")
 
 
-@functools.lru_cache(maxsize=1024)
-def placeholders(sql: str) -> str:
-    """``?`` placeholders to psycopg's ``%s``, once per statement string.
-
-    The shared SQL must hold no literal ``?`` (it would become a placeholder) and
-    no literal ``%`` (psycopg would read it as one); a ``%`` is refused here.
-    """
-    if "%" in sql:
-        raise TaskyardError(f"literal % in shared SQL: {sql!r}")
-    return sql.replace("?", "%s")
-
-
-class PgCursor:
-    """A psycopg cursor taking the shared ``?`` SQL; rows are tuples, as on SQLite."""
-
-    __slots__ = ("_cur",)
-
-    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
-        self._cur = cur
-
-    @property
-    def rowcount(self) -> int:
-        return self._cur.rowcount
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
-        self._cur.execute(placeholders(sql), params)
-        return self
-
-    def executemany(self, sql: str, params: Any) -> PgCursor:
-        self._cur.executemany(placeholders(sql), params)
-        return self
-
-    def fetchone(self) -> Any:
-        return self._cur.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return self._cur.fetchall()
-
-
-class PgTick:
-    """A write transaction whose statements go to the server in batches: each batch is
-    one message (the simple query protocol: ``EXECUTE`` of statements prepared once per
-    connection, their parameters bound by psycopg on this side), answered at once. A
-    process frozen at any point holds its locks no longer than
-    ``idle_in_transaction_session_timeout``: a message is whole or not sent, and the
-    session is idle in a transaction, with its time limit running, between two (which
-    psycopg's pipeline mode, sending each statement as it comes and a Sync only at the
-    end, would not give). ``cursor`` is for statements one at a time in between."""
-
-    def __init__(self, conn: psycopg.Connection[Any], prepared: set[str]) -> None:
-        self._conn = conn
-        self._batch = psycopg.ClientCursor(conn)
-        self._prepared = prepared  #: names prepared on this connection
-        self.begun = False
-        self.committed = False
-
-    def cursor(self) -> Cursor:
-        if not self.begun:
-            self._conn.execute(b"BEGIN")
-            self.begun = True
-        return PgCursor(self._conn.cursor())
-
-    def run(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
-        """EXECUTE the named statements (of ``PREPARED``) as one message; the rows of
-        each (empty for a command)."""
-        self._prepare(name for name, _ in statements)
-        parts = [f"EXECUTE {name}({','.join(['%s'] * len(ps))})" if ps else
-                 (name if name == "COMMIT" else f"EXECUTE {name}") for name, ps in statements]
-        params = [p for _, ps in statements for p in ps]
-        if not self.begun:
-            self.begun = True
-            return self._results("BEGIN;" + ";".join(parts), params)[1:]
-        return self._results(";".join(parts), params)
-
-    def commit(self, statements: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[list[Any]]:
-        """EXECUTE ``statements`` and COMMIT, as one message."""
-        rows = self.run([*statements, ("COMMIT", ())])[:-1]
-        self.committed = True
-        return rows
-
-    def _prepare(self, names: Iterable[str]) -> None:
-        """PREPARE what this connection has not prepared yet (outside a transaction:
-        its first tick; DEALLOCATE ALL first, so a half-done earlier try is no error)."""
-        if self._prepared or self.begun:
-            return
-        from .pgtick import PREPARED
-
-        self._conn.execute(("DEALLOCATE ALL;" + ";".join(
-            f"PREPARE {name} AS {numbered(sql)}" for name, sql in PREPARED.items())).encode())
-        self._prepared.update(PREPARED)
-        del names
-
-    def _results(self, sql: str, params: list[Any]) -> list[list[Any]]:
-        cur = self._batch
-        cur.execute(sql, params)
-        found: list[list[Any]] = []
-        while True:
-            found.append(cur.fetchall() if cur.description is not None else [])
-            if not cur.nextset():
-                return found
-
-
-@functools.lru_cache(maxsize=64)
-def numbered(sql: str) -> str:
-    """``?`` placeholders to ``$1``, ``$2``... (a PREPAREd statement's)."""
-    if "%" in sql:
-        raise TaskyardError(f"literal % in shared SQL: {sql!r}")
-    parts = sql.split("?")
-    return "".join(part + (f"${n}" if n < len(parts) else "")
-                   for n, part in enumerate(parts, start=1))
-
-
 class PostgresStore(PgTickStore):
     """A store in a PostgreSQL database (the tables live in the connection's
-    ``search_path`` schema). Thread-safe: each transaction takes a pooled connection."""
+    ``search_path`` schema). Thread-safe: each transaction takes a pooled connection;
+    or, with ``pool=False`` (a one-shot command such as ``taskyard ls``), the one
+    connection that checked the schema, taken in turn (no pool to import or start,
+    and one connection less)."""
 
     LENGTH = "octet_length"
     IS_NOT = "IS DISTINCT FROM"
@@ -172,6 +64,8 @@ class PostgresStore(PgTickStore):
     ROW_LOCK = " FOR UPDATE"
     KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
     LIKE_CI = "ILIKE"
+    LIKE_ESCAPE = ""  #: backslash is LIKE's escape already (and pg_trgm plans a bare ILIKE)
+    LEADING_JOIN = "JOIN"
     PROBES = False  #: its planner has statistics
     #: counts are the folded rows plus the deltas triggers appended since
     COUNTS = ("(SELECT tenant, queue, status, n FROM task_counts UNION ALL"
@@ -184,7 +78,7 @@ class PostgresStore(PgTickStore):
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 4,
                  timeout: float = 30.0, application_name: str = "taskyard",
-                 hold_limit: float = 2.5) -> None:
+                 hold_limit: float = 2.5, pool: bool = True) -> None:
         self.dsn = dsn
         #: seconds a session may sit in an open transaction, or wait for a lock: a frozen
         #: process (SIGSTOP, a stalled VM) must not hold the others' locks for longer
@@ -192,39 +86,68 @@ class PostgresStore(PgTickStore):
         self.application_name = application_name  #: shown in pg_stat_activity
         self.location = _describe(dsn)
         self._fail_after = fault_budget()
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._conn_lock = threading.Lock()
+        self._ticks = TickSession(self._session_dsn(), application_name, self.location)
         # The schema check (and migration) runs on a connection of its own: a failed
         # connect then reports its cause at once, where the pool would retry in the
-        # background until its timeout and report only that.
+        # background until its timeout and report only that. Without a pool it stays.
         try:
-            with psycopg.connect(dsn, autocommit=True,
-                                 connect_timeout=max(2, round(timeout))) as conn:
+            conn = psycopg.connect(self._session_dsn(), autocommit=True,
+                                   connect_timeout=max(2, round(timeout)),
+                                   application_name=application_name)
+            try:
                 self._migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
         except psycopg.Error as exc:
             raise StoreError(f"cannot open store {self.location}: {exc}") from exc
+        if not pool:
+            self._conn = conn
+            return
+        conn.close()
+        self._open_pool(min_size, max_size, timeout)
+
+    def _open_pool(self, min_size: int, max_size: int, timeout: float) -> None:
+        from psycopg_pool import ConnectionPool
+
         # autocommit: transactions are the explicit BEGIN/COMMIT of _transaction, so a
         # read can ask for its own isolation level on any pooled connection.
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            dsn, min_size=min_size, max_size=max_size, timeout=timeout, open=False,
-            kwargs={"autocommit": True, "application_name": application_name},
-            configure=self._configure, name="taskyard")
+        self._pool = ConnectionPool(
+            self._session_dsn(), min_size=min_size, max_size=max_size, timeout=timeout,
+            open=False, kwargs={"autocommit": True, "application_name": self.application_name},
+            name="taskyard")
         self._pool.open(wait=False)
-        #: the server's tick runs on a connection of its own, opened at the first tick,
-        #: where psycopg prepares nothing: it deallocates all prepared statements after a
-        #: ROLLBACK, and the tick's own (``PgTick``) must stay
-        self._tick_pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            dsn, min_size=0, max_size=1, timeout=timeout, open=False,
-            kwargs={"autocommit": True, "application_name": application_name,
-                    "prepare_threshold": None},
-            configure=self._configure, name="taskyard-tick")
-        self._tick_opened = False
-        self._tick_lock = threading.Lock()
-        self._tick_prepared: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[str]] = (
-            weakref.WeakKeyDictionary())
 
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+    def _session_dsn(self) -> str:
+        """The DSN with the session's limits as startup options (no round trip): seconds
+        a session may sit in an open transaction, or wait for a lock."""
         ms = max(100, int(self.hold_limit * 1000))
-        conn.execute(f"SET idle_in_transaction_session_timeout = {ms}".encode())
-        conn.execute(f"SET lock_timeout = {ms}".encode())
+        options = conninfo_to_dict(self.dsn).get("options") or ""
+        limits = f"-c idle_in_transaction_session_timeout={ms} -c lock_timeout={ms}"
+        return make_conninfo(self.dsn, options=f"{options} {limits}".strip())
+
+    @contextmanager
+    def _connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        if self._pool is not None:
+            from psycopg_pool import PoolTimeout
+
+            try:
+                pooled = self._pool.getconn(timeout=timeout)
+            except PoolTimeout as exc:
+                raise StoreUnavailable(f"store {self.location}: no connection: {exc}") from exc
+            try:
+                yield pooled
+            finally:
+                self._pool.putconn(pooled)  # rolled back, or dropped if broken
+            return
+        assert self._conn is not None
+        with self._conn_lock:
+            if self._conn.closed:
+                raise StoreUnavailable(f"store {self.location}: connection lost")
+            yield self._conn
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         current = _read_version(conn)
@@ -232,6 +155,9 @@ class PostgresStore(PgTickStore):
         if current == SCHEMA_VERSION:
             return
         with conn.transaction():
+            # no lock_timeout while migrating: another opener may hold the lock for as
+            # long as its migration takes (schema 25 indexes a million tasks in minutes)
+            conn.execute("SET LOCAL lock_timeout = 0")
             conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(coalesce(current_schema(),"
                          " '')))", (_MIGRATE_LOCK,))
             conn.execute("CREATE TABLE IF NOT EXISTS taskyard_schema ("
@@ -259,6 +185,12 @@ class PostgresStore(PgTickStore):
     def meta_text(self, parts: list[str]) -> tuple[str, list[Any]]:
         return "(meta::jsonb #>> ?::text[])", [parts]
 
+    def meta_key(self, parts: list[str]) -> tuple[str, list[Any]]:
+        return "?", [".".join(parts)]
+
+    def text_index(self, text: str) -> tuple[str, str, str, list[Any]] | None:
+        return None  # pg_trgm's index on the text itself: the planner chooses
+
     def glob_sql(self, pattern: str) -> tuple[str, list[Any]]:
         return "name LIKE ? ESCAPE '\\'", [glob_to_like(pattern)]
 
@@ -282,7 +214,7 @@ class PostgresStore(PgTickStore):
                         " SET n = task_counts.n + excluded.n")
 
     def schema_version(self) -> int:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return _read_version(conn)
 
     def wake(self, kind: bytes = b"w") -> None:
@@ -292,10 +224,10 @@ class PostgresStore(PgTickStore):
         if os.environ.get("TASKYARD_FAULT") == "no-wake":
             return
         try:
-            with self._pool.connection(timeout=1.0) as conn:
+            with self._connection(timeout=1.0) as conn:
                 conn.execute("SELECT pg_notify(%s, %s)",
                              (WAKE_CHANNEL, kind.decode("ascii", "replace")))
-        except psycopg.Error:
+        except (psycopg.Error, StoreUnavailable):
             pass
 
     def wake_listener(self) -> PgWakeListener | None:
@@ -317,49 +249,32 @@ class PostgresStore(PgTickStore):
 
     @contextmanager
     def _tick_tx(self) -> Iterator[PgTick]:
-        """A write transaction in batches (the server's tick, see ``pgtick``), committed
-        on leaving unless the caller committed already."""
+        """A write transaction in batches, on the ticks' own connection (see ``pgtick``)."""
         self._injected_fault()
-        with self._errors():
-            if not self._tick_opened:
-                with self._tick_lock:
-                    if not self._tick_opened:
-                        self._tick_pool.open(wait=False)
-                        self._tick_opened = True
-            with self._tick_pool.connection() as conn:
-                tick = PgTick(conn, self._tick_prepared.setdefault(conn, set()))
-                try:
-                    yield tick
-                    if tick.begun and not tick.committed:
-                        tick.commit()
-                except BaseException:
-                    _rollback(conn)
-                    raise
+        try:
+            with self._ticks.transaction(PREPARED) as tick:
+                yield tick
+        except psycopg.Error as exc:
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: psycopg.Error) -> StoreError:
+        if _connection_lost(exc):
+            return StoreUnavailable(f"store {self.location}: connection lost: {exc}")
+        return StoreError(f"store {self.location}: {exc}")
 
     def _transaction(self, begin: str) -> Iterator[Cursor]:
-        with self._errors():
-            with self._pool.connection() as conn:
+        try:
+            with self._connection() as conn:
                 with conn.cursor() as cur:
                     cur.execute(begin.encode())
                     try:
                         yield PgCursor(cur)
                     except BaseException:
-                        _rollback(conn)
+                        rollback(conn)
                         raise
                     cur.execute(b"COMMIT")
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """psycopg's and the pool's failures as taskyard's: a lost connection is
-        StoreUnavailable (retried), anything else StoreError."""
-        try:
-            yield
-        except PoolTimeout as exc:
-            raise StoreUnavailable(f"store {self.location}: no connection: {exc}") from exc
         except psycopg.Error as exc:
-            if _connection_lost(exc):
-                raise StoreUnavailable(f"store {self.location}: connection lost: {exc}") from exc
-            raise StoreError(f"store {self.location}: {exc}") from exc
+            raise self._failure(exc) from exc
 
     def compact(self, full: bool = False) -> str:
         """VACUUM (ANALYZE) taskyard's tables: their free space is reused (PostgreSQL
@@ -376,9 +291,11 @@ class PostgresStore(PgTickStore):
         return f"vacuumed {len(tables)} tables: their free space will be reused"
 
     def close(self) -> None:
-        if self._tick_opened:
-            self._tick_pool.close()
-        self._pool.close()
+        self._ticks.close()
+        if self._pool is not None:
+            self._pool.close()
+        if self._conn is not None:
+            self._conn.close()
 
 
 class PgWakeListener:
@@ -434,18 +351,12 @@ def _connection_lost(exc: psycopg.Error) -> bool:
 
 
 def _read_version(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT to_regclass('taskyard_schema') IS NOT NULL").fetchone()
-    if not row or not row[0]:
+    """The schema version (0: none yet), in one round trip when there is one."""
+    try:  # (in a migration's transaction the table is made first: no error there)
+        row = conn.execute("SELECT version FROM taskyard_schema").fetchone()
+    except psycopg.errors.UndefinedTable:
         return 0
-    row = conn.execute("SELECT version FROM taskyard_schema").fetchone()
     return int(row[0]) if row else 0
-
-
-def _rollback(conn: psycopg.Connection[Any]) -> None:
-    try:
-        conn.execute(b"ROLLBACK")
-    except psycopg.Error:
-        pass  # a broken connection: the pool discards it
 
 
 def _describe(dsn: str) -> str:

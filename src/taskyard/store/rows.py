@@ -34,7 +34,8 @@ TASK_COLUMNS = (
 )
 ATTEMPT_COLUMNS = (
     "task_id, epoch, owner, pid, status, reason, exit_code, signal, error, started_at, finished_at,"
-    " report, report_message, cpu_user, cpu_system, max_rss_kib, output_head, output_tail"
+    " report, report_message, cpu_user, cpu_system, max_rss_kib, output_head, output_tail,"
+    " status_file"
 )
 EVENT_COLUMNS = "task_id, at, from_status, to_status, by, attempt, detail"
 SCHEDULE_COLUMNS = ("name, expr, tz, tenant, catch_up, max_lag, spec, paused, last_tick, next_at,"
@@ -137,6 +138,7 @@ def attempt(row: Row) -> Attempt:
         max_rss_kib=row[15],
         output_head=row[16],
         output_tail=row[17],
+        status_file=row[18],
     )
 
 

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from .. import lifecycle, limits
-from ..errors import NotFound, StoreError, StoreUnavailable, TransitionError
+from ..errors import NotFound, StaleAttempt, StoreError, StoreUnavailable, TransitionError
 from ..lifecycle import Reason, Status, Verb
 from ..model import JSON, Attempt, Event, OutputRead, Request, Task, TaskSpec
 from ..rates import task_key
@@ -161,6 +161,17 @@ class SqlStoreBase:
         if row is None:
             raise NotFound(f"no task {task_id}", field="id")
         return rows.task(row)
+
+    def _fenced(self, cur: Cursor, task_id: int, epoch: int, *, tracked: bool = False) -> None:
+        """Raise StaleAttempt unless ``epoch`` is the task's current, active attempt (of
+        a tracked task, with ``tracked``); the row stays locked for the write that
+        follows. A task that does not exist is NotFound."""
+        only_tracked = " AND tracked=1" if tracked else ""
+        cur.execute(f"SELECT 1 FROM tasks WHERE id=? AND epoch=?{only_tracked}"
+                    f" AND status IN {ACTIVE_IN}{self.ROW_LOCK}", (task_id, epoch))
+        if cur.fetchone() is None:
+            self._fetch_task(cur, task_id)
+            raise StaleAttempt(f"task {task_id} attempt {epoch} is not running")
 
     # -- submit and read ------------------------------------------------------
 

@@ -72,7 +72,7 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 #: The version the numbered migrations lead to (a test checks it matches them); a
 #: constant so that opening an up-to-date store does not list the package's files.
-SCHEMA_VERSION = 24
+SCHEMA_VERSION = 26
 
 
 def migrations() -> list[tuple[int, str]]:

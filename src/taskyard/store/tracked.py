@@ -18,7 +18,7 @@ from ..errors import StaleAttempt
 from ..lifecycle import Reason, Status, Verb
 from ..model import JSON, Request, Task
 from . import rows
-from .sql import ACTIVE_IN, Cursor, SqlStoreBase
+from .sql import ACTIVE_IN, SqlStoreBase
 
 #: the ``attempts.owner`` of a tracked attempt (no server's id looks like it)
 OWNER = "tracked"
@@ -153,7 +153,7 @@ class TrackedStore(SqlStoreBase):
     def read_tracked_stop(self, task_id: int, epoch: int) -> int:
         """The owner saw its stop request(s): answered ``done``. Fenced; how many."""
         with self._tx() as cur:
-            self._fence_tracked(cur, task_id, epoch)
+            self._fenced(cur, task_id, epoch, tracked=True)
             cur.execute("UPDATE requests SET state='done', result='read by its owner',"
                         " done_at=? WHERE task_id=? AND epoch=? AND kind='stop'"
                         " AND state='pending'", (time.time(), task_id, epoch))
@@ -174,10 +174,3 @@ class TrackedStore(SqlStoreBase):
                         " kind='stop' AND state <> 'rejected')",
                         (row[0], row[1], row[1], row[0]))
             return True
-
-    def _fence_tracked(self, cur: Cursor, task_id: int, epoch: int) -> None:
-        cur.execute(f"SELECT 1 FROM tasks WHERE id=? AND epoch=? AND tracked=1"
-                    f" AND status IN {ACTIVE_IN}{self.ROW_LOCK}", (task_id, epoch))
-        if cur.fetchone() is None:
-            self._fetch_task(cur, task_id)
-            raise StaleAttempt(f"task {task_id} attempt {epoch} is not running")

@@ -39,22 +39,22 @@ def patch_queue(name: str, body: schemas.QueuePatch, store: Store, who: Admin,
                 request: Request) -> dict[str, Any]:
     """Set ``parallel`` (null: no limit) and/or ``paused``."""
     who.require_global()
-    validate.required_name(name, "name")
+    changes = ops.QueueChanges(store, name)  # every field checked before any is written
     if body.limits is not None:
         given = body.limits
-        ops.set_queue_limits(store, name, {k: getattr(given, k) for k in given.model_fields_set},
-                             "limits.")
-    _hooks_and_retention(store, name, body)
+        changes.limits({k: getattr(given, k) for k in given.model_fields_set}, "limits.")
+    _hooks_and_retention(changes, body)
     bounds = {k: getattr(body, k) for k in ("output_head", "output_tail")
               if k in body.model_fields_set}
     if bounds:
-        ops.set_queue_output(store, name, head=bounds.get("output_head", ...),
-                             tail=bounds.get("output_tail", ...),
-                             max_tail=request.app.state.settings.max_tail_bytes)
+        changes.output(head=bounds.get("output_head", ...),
+                       tail=bounds.get("output_tail", ...),
+                       max_tail=request.app.state.settings.max_tail_bytes)
     if "rate" in body.model_fields_set:
-        ops.set_queue_rate(store, name, body.rate)
+        changes.rate(body.rate)
     if "parallel" in body.model_fields_set:
-        ops.set_queue_parallel(store, name, body.parallel)
+        changes.parallel(body.parallel)
+    changes.apply()
     if body.paused is True:
         ops.pause_queue(store, name)
     elif body.paused is False:
@@ -66,7 +66,7 @@ def patch_queue(name: str, body: schemas.QueuePatch, store: Store, who: Admin,
     return found
 
 
-def _hooks_and_retention(store: Store, name: str, body: schemas.QueuePatch) -> None:
+def _hooks_and_retention(changes: ops.QueueChanges, body: schemas.QueuePatch) -> None:
     """The fields given, as queue set takes them (null: back to the server's)."""
     given = body.model_fields_set
     if "on_finish" in given or "on_finish_url" in given:
@@ -76,7 +76,7 @@ def _hooks_and_retention(store: Store, name: str, body: schemas.QueuePatch) -> N
         url = None
         if "on_finish_url" in given:
             url = ("none" if body.on_finish_url == "" else body.on_finish_url or "")
-        ops.set_queue_hooks(store, name, on_finish=argv, url=url)
+        changes.hooks(on_finish=argv, url=url)
     if "retain" in given or "retain_count" in given:
         retain = None
         if "retain" in given:
@@ -84,7 +84,7 @@ def _hooks_and_retention(store: Store, name: str, body: schemas.QueuePatch) -> N
         count = None
         if "retain_count" in given:
             count = "" if body.retain_count is None else str(body.retain_count)
-        ops.set_queue_retention(store, name, retain=retain, retain_count=count)
+        changes.retention(retain=retain, retain_count=count)
 
 
 # -- schedules ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from .. import ops, why
 from ..errors import InvalidInput, NotFound, TaskyardError
 from ..model import hook_json
 from ..specjson import spec_of
+from ..statuspath import shown_path
 from ..store.browse import Waiting
 from ..store.filters import TaskFilter
 from ..store.sqlserver import SqlServerStore
@@ -114,7 +115,8 @@ def list_tasks(meta: MetaParams, store: Store, who: Viewer,
                status: list[str] | None = Query(None, description="repeat or comma-separate"),
                queue: str | None = None, tenant: str | None = None,
                name: str | None = Query(None, description="exact, or a glob of * and ?"),
-               q: str | None = Query(None, description="free text"),
+               q: str | None = Query(None, description="free text in the name, command or"
+                                     " function (3 characters or more)"),
                kind: str | None = KIND, since: str | None = SINCE, until: str | None = UNTIL,
                limit: int = Query(50, ge=1, le=500),
                cursor: str | None = Query(None, description="next_cursor of the page before"),
@@ -152,9 +154,12 @@ def get_task(task_id: TaskId, store: Store, who: Viewer, request: Request) -> di
     """A task with its attempts, its events and, while it waits, why it does not run."""
     task = visible_task(store, who, task_id)
     data = task_json(task)
-    data["attempts"] = [a.to_json() for a in store.attempts(task_id)]
+    attempts = store.attempts(task_id)
+    data["attempts"] = [a.to_json() for a in attempts]
     data["events"] = [e.to_json() for e in store.events(task_id)]
     data["hooks"] = [hook_json(h) for h in store.hooks_of(task_id)]
+    data["status_file"] = shown_path(task, attempts, store.queue_status_dirs(),
+                                     request.app.state.settings.status_dir)
     data["waiting"] = []
     if task.status.value in ("queued", "scheduled"):
         lease = request.app.state.settings.lease

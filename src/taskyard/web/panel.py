@@ -79,8 +79,8 @@ def _tasks_context(request: Request, who: Principal, status: str | None, queue: 
     store = store_of(request)
     f = task_filter(who, status=[status] if status else None, queue=queue, tenant=tenant,
                     name=name, meta=meta_params(request), q=q)
-    # A metadata or text search reads the newest 100,000 tasks to count its matches:
-    # the list comes first, its counts in a request of their own once the page shows.
+    # A metadata or text search counts up to 10,000 matches one by one: the list comes
+    # first, its counts in a request of their own once the page shows.
     counts: dict[str, int] | None = None
     partial = False
     if fragment == "tabs" or not f.scans:

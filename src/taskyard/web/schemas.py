@@ -244,6 +244,7 @@ class AttemptOut(Out):
     output_head: int | None = Field(default=None, description="the output bounds it ran with"
                                     " (bytes kept of each stream's start and end)")
     output_tail: int | None = None
+    status_file: str | None = None  #: the status file its server writes (None: none)
 
 
 class EventOut(Out):
@@ -268,6 +269,10 @@ class TaskDetail(TaskOut):
     hooks: list[dict[str, Any]] = Field(default=[], description="its finish hook runs: id,"
                                         " attempt reported on, status, reason, exit_code")
     waiting: list[WhyOut] = Field(description="why it is not running (queued/scheduled)")
+    status_file: str | None = Field(default=None, description="its status file on the"
+                                    " servers' host (the one its latest attempt's server"
+                                    " writes; before a first start, where it will be);"
+                                    " null: no status files")
 
 
 class TaskWaited(TaskOut):
@@ -281,13 +286,15 @@ class BatchOut(Out):
 class TaskPage(Out):
     items: list[TaskOut]
     next_cursor: str | None
-    partial: bool = Field(description="a meta/text filter looked at the newest tasks only")
+    partial: bool = Field(description="always false since metadata and text have indexes")
 
 
 class Counts(Out):
     counts: dict[str, int]
     total: int
-    partial: bool
+    partial: bool = Field(description="more tasks match: a filter counted task by task"
+                                      " (name, kind, times, metadata, text) stops at its"
+                                      " newest 10,000 matches, and these are their counts")
 
 
 class BulkOut(Out):

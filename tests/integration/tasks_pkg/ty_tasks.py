@@ -170,3 +170,10 @@ def emit_then_wait(ctx: taskyard.Context, n: int) -> int:
     while not ctx.signals():
         time.sleep(0.02)
     return n
+
+
+@app.task(name="status_file")
+def status_file(ctx: taskyard.Context) -> object:
+    """Where it is told its status file is: ctx, and its environment (as a command's)."""
+    return {"ctx": ctx.status_file, "env": os.environ.get("TASKYARD_STATUS_FILE"),
+            "old": os.environ.get("MGR_LT_PID")}
