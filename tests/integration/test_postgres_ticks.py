@@ -98,3 +98,21 @@ def test_prepared_statements_outlive_a_rolled_back_tick(store: PostgresStore) ->
         raise RuntimeError("a failure in the middle of a tick")
     (claim,) = store.apply("srv", Batch(claim=1)).claims  # prepared still, or again
     assert claim.task_id != first
+
+
+def test_the_prepared_claim_reads_the_queue_in_order_off_its_index(store: PostgresStore) -> None:
+    """A prepared statement may get a generic plan (no LIMIT value): it still walks
+    tasks_status from the first queued task, whatever the queue's length."""
+    from taskyard.store.pgconn import numbered
+    from taskyard.store.pgtick import PREPARED
+
+    store.submit_many([TaskSpec(argv=("true",))] * 5000, by="t")
+    with store._connection() as conn:
+        conn.execute("ANALYZE tasks")
+        conn.execute(f"PREPARE first_queued AS {numbered(PREPARED['taskyard_first_queued'])}")
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN EXECUTE first_queued(2)"))
+        conn.execute("RESET plan_cache_mode")
+        conn.execute("DEALLOCATE first_queued")
+    assert "Index Scan using tasks_status on tasks" in plan, plan
+    assert "Sort" not in plan, plan
