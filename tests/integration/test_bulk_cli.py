@@ -24,7 +24,8 @@ def test_from_file_writes_all_or_names_the_bad_line(home: Path, tmp_path: Path) 
     for line, want in (('{"argv": ["true"], "queu": "x"}', "line 3: queu:"),
                        ('{"argv": ["true"], "priority": "high"}', "line 3: priority:"),
                        ('{"argv": ["true"]', "line 3: not JSON"),
-                       ('{"argv": ["true"], "tenant": "nobody"}', "line 3: no tenant")):
+                       ('{"argv": ["true"], "tenant": "nobody"}', "bad.jsonl: line 3: no tenant"),
+                       ('{"argv": ["true"], "after": [99999]}', "bad.jsonl: line 3: after:")):
         bad = tmp_path / "bad.jsonl"
         bad.write_text('{"argv": ["true"]}\n{"argv": ["true"]}\n' + line + "\n")
         out = cli(home, "submit", "--from-file", str(bad))

@@ -37,8 +37,11 @@ def submit_from_file(args: argparse.Namespace) -> int:
         raise InvalidInput("--chunk must be 1 or more", field="chunk")
     lines, specs = read_specs(args.from_file)
     cfg = settings(args)
-    tasks = ops.submit_many(store(args), specs, max_tail=cfg.max_tail_bytes,
-                            chunk=args.chunk, label=lambda i: f"line {lines[i]}")
+    try:
+        tasks = ops.submit_many(store(args), specs, max_tail=cfg.max_tail_bytes,
+                                chunk=args.chunk, label=lambda i: f"line {lines[i]}")
+    except UserError as exc:  # found by the store (a tenant, an after task): name the file
+        raise type(exc)(f"{args.from_file}: {exc}", field=exc.field) from None
     if args.json:
         print_json([t.to_json() for t in tasks])
     else:
