@@ -11,10 +11,9 @@ tables (``read_output``) sees one snapshot, as a SQLite read transaction does.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +27,9 @@ from ..errors import SchemaTooNew, StoreError, StoreUnavailable, TaskyardError
 from .base import Instance
 from .filters import glob_to_like
 from .migrations import shipped
+from .pgconn import PgCursor, PgTick, TickSession, rollback
+from .pgtick import PREPARED, PgTickStore
 from .sql import Cursor, fault_budget
-from .sqlserver import SqlServerStore
 
 #: The version the numbered migrations lead to (checked whenever migrations run); a
 #: constant so that opening an up-to-date store does not list the package's files.
@@ -51,46 +51,7 @@ def migrations() -> list[tuple[int, str]]:
     return shipped("postgres")
 
 
-@functools.lru_cache(maxsize=1024)
-def placeholders(sql: str) -> str:
-    """``?`` placeholders to psycopg's ``%s``, once per statement string.
-
-    The shared SQL must hold no literal ``?`` (it would become a placeholder) and
-    no literal ``%`` (psycopg would read it as one); a ``%`` is refused here.
-    """
-    if "%" in sql:
-        raise TaskyardError(f"literal % in shared SQL: {sql!r}")
-    return sql.replace("?", "%s")
-
-
-class PgCursor:
-    """A psycopg cursor taking the shared ``?`` SQL; rows are tuples, as on SQLite."""
-
-    __slots__ = ("_cur",)
-
-    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
-        self._cur = cur
-
-    @property
-    def rowcount(self) -> int:
-        return self._cur.rowcount
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
-        self._cur.execute(placeholders(sql), params)
-        return self
-
-    def executemany(self, sql: str, params: Any) -> PgCursor:
-        self._cur.executemany(placeholders(sql), params)
-        return self
-
-    def fetchone(self) -> Any:
-        return self._cur.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return self._cur.fetchall()
-
-
-class PostgresStore(SqlServerStore):
+class PostgresStore(PgTickStore):
     """A store in a PostgreSQL database (the tables live in the connection's
     ``search_path`` schema). Thread-safe: each transaction takes a pooled connection;
     or, with ``pool=False`` (a one-shot command such as ``taskyard ls``), the one
@@ -128,6 +89,7 @@ class PostgresStore(SqlServerStore):
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._conn_lock = threading.Lock()
+        self._ticks = TickSession(self._session_dsn(), application_name, self.location)
         # The schema check (and migration) runs on a connection of its own: a failed
         # connect then reports its cause at once, where the pool would retry in the
         # background until its timeout and report only that. Without a pool it stays.
@@ -285,6 +247,21 @@ class PostgresStore(SqlServerStore):
     def _read_tx(self) -> Iterator[Cursor]:
         yield from self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
+    @contextmanager
+    def _tick_tx(self) -> Iterator[PgTick]:
+        """A write transaction in batches, on the ticks' own connection (see ``pgtick``)."""
+        self._injected_fault()
+        try:
+            with self._ticks.transaction(PREPARED) as tick:
+                yield tick
+        except psycopg.Error as exc:
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: psycopg.Error) -> StoreError:
+        if _connection_lost(exc):
+            return StoreUnavailable(f"store {self.location}: connection lost: {exc}")
+        return StoreError(f"store {self.location}: {exc}")
+
     def _transaction(self, begin: str) -> Iterator[Cursor]:
         try:
             with self._connection() as conn:
@@ -293,13 +270,11 @@ class PostgresStore(SqlServerStore):
                     try:
                         yield PgCursor(cur)
                     except BaseException:
-                        _rollback(conn)
+                        rollback(conn)
                         raise
                     cur.execute(b"COMMIT")
         except psycopg.Error as exc:
-            if _connection_lost(exc):
-                raise StoreUnavailable(f"store {self.location}: connection lost: {exc}") from exc
-            raise StoreError(f"store {self.location}: {exc}") from exc
+            raise self._failure(exc) from exc
 
     def compact(self, full: bool = False) -> str:
         """VACUUM (ANALYZE) taskyard's tables: their free space is reused (PostgreSQL
@@ -316,6 +291,7 @@ class PostgresStore(SqlServerStore):
         return f"vacuumed {len(tables)} tables: their free space will be reused"
 
     def close(self) -> None:
+        self._ticks.close()
         if self._pool is not None:
             self._pool.close()
         if self._conn is not None:
@@ -381,13 +357,6 @@ def _read_version(conn: psycopg.Connection[Any]) -> int:
     except psycopg.errors.UndefinedTable:
         return 0
     return int(row[0]) if row else 0
-
-
-def _rollback(conn: psycopg.Connection[Any]) -> None:
-    try:
-        conn.execute(b"ROLLBACK")
-    except psycopg.Error:
-        pass  # a broken connection: the pool discards it
 
 
 def _describe(dsn: str) -> str:
