@@ -116,3 +116,19 @@ def test_a_task_yet_to_emit_shows_its_first_message_live(site: Site, page: Any,
     expect(section.locator(".messages-list li pre")).to_have_text('{\n  "hello": "panel"\n}')
     yard.send(task.id, b"", eof=True)
     assert yard.wait(task.id, timeout=60) is not None
+
+
+def test_a_named_tracked_task_is_marked_tracked_in_the_list(site: Site, page: Any,
+                                                            yard: Yard) -> None:
+    """The list shows a task's name where it has one, its command otherwise: a named
+    tracked task looked like any command task; it carries a `tracked` mark."""
+    with yard.track(name="nightly-import") as rec:
+        page.goto(f"{site.base}/tasks?name=nightly-import")
+        row = page.locator(f"tr[data-href$='/tasks/{rec.id}']")
+        expect(row.locator("td.name")).to_contain_text("nightly-import")
+        expect(row.locator("td.name .kind")).to_have_text("tracked")
+    command = yard.submit(["true"], name="nightly-command")
+    page.goto(f"{site.base}/tasks?name=nightly-command")
+    row = page.locator(f"tr[data-href$='/tasks/{command.id}']")
+    expect(row.locator("td.name")).to_have_text("nightly-command")
+    assert row.locator("td.name .kind").count() == 0

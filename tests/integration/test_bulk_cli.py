@@ -24,7 +24,8 @@ def test_from_file_writes_all_or_names_the_bad_line(home: Path, tmp_path: Path) 
     for line, want in (('{"argv": ["true"], "queu": "x"}', "line 3: queu:"),
                        ('{"argv": ["true"], "priority": "high"}', "line 3: priority:"),
                        ('{"argv": ["true"]', "line 3: not JSON"),
-                       ('{"argv": ["true"], "tenant": "nobody"}', "line 3: no tenant")):
+                       ('{"argv": ["true"], "tenant": "nobody"}', "bad.jsonl: line 3: no tenant"),
+                       ('{"argv": ["true"], "after": [99999]}', "bad.jsonl: line 3: after:")):
         bad = tmp_path / "bad.jsonl"
         bad.write_text('{"argv": ["true"]}\n{"argv": ["true"]}\n' + line + "\n")
         out = cli(home, "submit", "--from-file", str(bad))
@@ -33,3 +34,20 @@ def test_from_file_writes_all_or_names_the_bad_line(home: Path, tmp_path: Path) 
     with Yard(home) as y:
         assert len(y.list()) == 51
     assert cli(home, "submit", "--from-file", "/no/such", "--", "x").returncode == 2
+
+
+def test_from_file_refuses_task_options_it_would_ignore(home: Path, tmp_path: Path) -> None:
+    """`submit --from-file F --queue img` used to put every task in `default`: the
+    options of one task are the file's to give, so a flag beside --from-file is exit 2
+    naming it, and nothing is written."""
+    specs = tmp_path / "tasks.jsonl"
+    specs.write_text('{"argv": ["true"]}\n')
+    for flag in (["--queue", "img"], ["--name", "x"], ["--tenant", "t"], ["--priority", "5"],
+                 ["--meta", "{}"], ["--env", "A=1"], ["--timeout", "5"], ["--keep"],
+                 ["--retries", "2"], ["--in", "1h"], ["--output-tail", "0"]):
+        out = cli(home, "submit", "--from-file", str(specs), *flag)
+        err = out.stderr.decode()
+        assert out.returncode == 2 and err.count("\n") == 1 and flag[0] in err, (flag, err)
+    with Yard(home) as y:
+        assert len(y.list()) == 0
+    assert cli(home, "submit", "--from-file", str(specs), "--chunk", "5", "--json").returncode == 0

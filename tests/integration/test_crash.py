@@ -421,7 +421,10 @@ def test_server_death_leaves_nothing_running_forever(home: Path) -> None:
         # Its background sleep leaves the task's process group: found by its tag alone.
         escaper = y.submit(["sh", "-c", "setsid sleep 30 & exec sleep 30"]).id
         ids = [paused, plain, escaper]
-        proc = server_process(home, "--slots", "4")
+        # A lease far longer than a restart takes on a loaded machine: what is recovered
+        # within half of it was recovered at boot, not when the dead owner's lease ran out
+        env = dict(os.environ, TASKYARD_LEASE="60")
+        proc = server_process(home, "--slots", "4", env=env)
         try:
             wait_for(lambda: all(_running(y, i) for i in ids), message="all running")
             assert y.pause(paused).status is Status.PAUSED
@@ -438,12 +441,12 @@ def test_server_death_leaves_nothing_running_forever(home: Path) -> None:
             assert {y.get(plain).pid, y.get(escaper).pid} | escaped <= survivors
 
             began = time.monotonic()
-            proc = server_process(home, "--slots", "4")
-            wait_for(lambda: all(y.get(i).terminal for i in ids), timeout=5,
+            proc = server_process(home, "--slots", "4", env=env)
+            wait_for(lambda: all(y.get(i).terminal for i in ids), timeout=30,
                      message="old tasks recorded")
-            wait_for(lambda: not pids_with_tag(f"{owner}."), timeout=5,
+            wait_for(lambda: not pids_with_tag(f"{owner}."), timeout=30,
                      message="old processes gone")
-            assert time.monotonic() - began < 5
+            assert time.monotonic() - began < 30, "recovered at boot, not at the lease's end"
             for i in ids:
                 t = y.get(i)
                 assert (t.status, t.reason) == (Status.FAILED, Reason.CRASHED), t
@@ -487,7 +490,8 @@ def test_warm_stop_lets_running_tasks_finish_and_starts_nothing(home: Path) -> N
 
 
 def test_stop_now_records_running_tasks_stopped_by_shutdown(home: Path) -> None:
-    proc = server_process(home, "--slots", "1", "--kill-grace", "10")
+    # a grace far longer than a CLI run takes on a loaded machine
+    proc = server_process(home, "--slots", "1", "--kill-grace", "60")
     try:
         with Yard(home) as y:
             running = y.submit(["sleep", "30"])
@@ -499,8 +503,8 @@ def test_stop_now_records_running_tasks_stopped_by_shutdown(home: Path) -> None:
             began = time.monotonic()
             stop = cli(home, "server", "stop", "--now")
             assert stop.returncode == 0 and b"server stopped" in stop.stdout, stop
-            assert time.monotonic() - began < 10, "TERM was enough; the grace was not needed"
-            assert proc.wait(timeout=10) == 0
+            assert time.monotonic() - began < 30, "TERM was enough; the grace was not needed"
+            assert proc.wait(timeout=30) == 0
 
             t = y.get(running.id)
             assert (t.status, t.reason, t.signal) == (

@@ -13,7 +13,7 @@ import pytest
 
 from taskyard import Reason, Status, Yard
 from taskyard.errors import TransitionError
-from taskyard.testing import wait_for
+from taskyard.testing import cli, wait_for
 
 TASKS = Path(__file__).parent / "tasks_pkg"
 
@@ -231,3 +231,37 @@ def test_a_command_has_its_messages_fd_and_submit_many_runs_too(yard: Yard) -> N
     made = yard.submit_many([{"argv": ["true"]}, {"argv": ["sh", "-c", "exit 4"]}])
     assert [(t.status, t.exit_code) for t in made] == [(Status.SUCCEEDED, 0),
                                                          (Status.FAILED, 4)]
+
+
+def test_a_kill_asked_while_a_command_starts_kills_its_group_once_it_exists(
+        tmp_path: Path) -> None:
+    """A kill that came before the command's group existed was raised as an exception in
+    the starting thread; under load it landed after the child started and left it
+    running, unwaited for. It is now applied to the group as soon as there is one."""
+    import subprocess
+
+    from taskyard.server.inline import Watch
+    from taskyard.store.sqlite import SQLiteStore
+
+    watch = Watch(lambda: SQLiteStore(tmp_path / "t.db"), "owner", command=True)
+    try:
+        assert watch._answer("kill") == ("done", None)  # no exception raised here
+        child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        watch.started(child.pid)
+        assert child.wait(timeout=30) == -9
+    finally:
+        watch.disarm()
+
+
+def test_the_cli_and_the_server_refuse_a_memory_store(tmp_path: Path) -> None:
+    """`--store :memory:` is a store in one process's memory (Yard.memory(), for tests):
+    `taskyard submit` printed an id for a task gone when it exited, and a server
+    started on one that no client could ever reach. Both are exit 2 naming store."""
+    home = tmp_path / "home"
+    for args in (["--store", ":memory:", "submit", "--", "true"],
+                 ["--store", ":memory:", "ls"],
+                 ["--store", ":memory:", "server", "start", "--foreground", "--no-web"]):
+        out = cli(home, *args, timeout=60)
+        err = out.stderr.decode()
+        assert out.returncode == 2 and err.count("\n") == 1 and "store" in err, (args, err)
+        assert out.stdout == b""

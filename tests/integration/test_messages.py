@@ -116,6 +116,20 @@ def test_bad_input_is_one_line_and_exit_2(yard: Yard, home: Path) -> None:
         assert "--attempt: must be 1 or more" in err and "task id" not in err, err
 
 
+def test_emit_from_an_attempt_that_ended_is_exit_2(yard: Yard, home: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script run again by hand with an ended attempt's variables: refused as
+    `taskyard report` and `progress` refuse it (exit 2, one line), nothing written."""
+    task = yard.submit(["true"])
+    assert yard.wait(task.id, timeout=20) is not None
+    monkeypatch.setenv("TASKYARD_TASK_ID", str(task.id))
+    monkeypatch.setenv("TASKYARD_ATTEMPT", "1")
+    out = cli(home, "emit", '{"late": 1}')
+    err = out.stderr.decode()
+    assert out.returncode == 2 and err.count("\n") == 1 and "not running" in err, err
+    assert yard.messages(task.id).total == 0
+
+
 def test_http_reads_and_streams_messages(yard: Yard, home: Path) -> None:
     task = yard.submit(["sh", "-c", SCRIPT], stdin_open=True,
                        env={"PATH": f"{BIN}:/usr/bin:/bin"})

@@ -59,6 +59,9 @@ def test_tasks_keep_what_they_and_their_queue_ask(home: Path) -> None:
             fn = y.submit_function("add", {"a": 1, "b": 2}, output_head=6, output_tail=0)
             _ended(y, fn.id)
             assert y.logs(fn.id).data == b"adding"
+            said = cli(home, "queue", "set", "other", "--output-head", "", "--output-tail", "2K")
+            assert said.stdout.decode() == ("queue other: output head the server's, tail"
+                                            " 2048 bytes\n"), said
             default = y.submit(["true"])
             _ended(y, default.id)
             assert _bounds(y.attempts(default.id)[-1]) == (1 << 20, 32 << 20)

@@ -56,8 +56,9 @@ def test_three_servers_kill_9_and_freeze(tmp_path: Path, pg_dsn: str,
     rng = random.Random(7)
     try:
         with Yard(tmp_path / "client", store=pg_dsn) as y:
-            def ended() -> int:
-                return sum(1 for t in y.list() if t.terminal)
+            def ended() -> int:  # the kept counts: one short read, not every row
+                counts = y.counts()
+                return sum(counts[s.value] for s in lifecycle.TERMINAL)
 
             for round_ in range(4):
                 wait_for(lambda r=round_: ended() >= 150 * (r + 1), timeout=120,
@@ -105,9 +106,20 @@ def _check(y: Yard, tasks: dict[int, object], ids: list[int], markers: Path,
         assert all(lifecycle.is_legal(e.from_status, e.to_status) for e in events)
         assert events[-1].to_status is task.status
     assert crashed <= 3 * 2 * 2, "at most the running tasks of the faulted servers crash"
-    ticks = sorted(t.fire_at for t in y.list() if t.schedule == "minutely" and t.fire_at)
-    assert ticks == sorted(set(ticks)) and 30 <= len(ticks) <= 32
-    assert ticks[0] == created + 59
+    _check_ticks([t.fire_at for t in y.list() if t.schedule == "minutely" and t.fire_at],
+                 created)
+
+
+def _check_ticks(ticks: list[float], created: float) -> None:
+    """Exactly once per due tick, whatever the wall time the test took: no tick fired
+    twice, none missed from the first due one (the minute after ``created``) to the
+    last fired, the 30 missed before the servers started among them, none in the
+    future. (How many fired depends on how long the test ran: not checked.)"""
+    ticks.sort()
+    assert len(ticks) == len(set(ticks)), "a tick fired twice"
+    assert ticks[0] == created + 59, "the first missed tick fired"
+    assert all(b - a == 60 for a, b in zip(ticks, ticks[1:], strict=False)), ticks
+    assert len(ticks) >= 30 and ticks[-1] <= time.time(), ticks
 
 
 def test_the_cli_on_a_postgres_store(tmp_path: Path, pg_dsn: str) -> None:
@@ -138,16 +150,19 @@ def test_lost_connections_are_waited_out_and_nothing_is_lost(tmp_path: Path,
         with Yard(tmp_path / "client", store=pg_dsn) as y:
             ids = [y.submit(["sleep", "0.05"]).id for _ in range(60)]
             with psycopg.connect(PG_DSN, autocommit=True) as admin:
-                for _ in range(3):
-                    wait_for(lambda: sum(1 for t in y.list() if t.terminal) >= 5,
-                             message="tasks run")
-                    killed = admin.execute(
+
+                def terminated() -> int:  # the server's sessions ended now (0: none open)
+                    row = admin.execute(
                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                         " WHERE application_name = 'taskyard-server'").fetchone()
-                    assert killed is not None and killed[0] >= 1, admin.execute(
-                        "SELECT application_name, datname, state FROM pg_stat_activity"
-                    ).fetchall()
-                    time.sleep(0.3)
+                    return 0 if row is None else int(row[0])
+
+                for round_ in range(3):
+                    # tasks ended since the last cut: the server reconnected and went on
+                    # (a fixed pause was too short for its reconnect under load)
+                    wait_for(lambda r=round_: sum(1 for t in y.list() if t.terminal)
+                             >= 5 * (r + 1), timeout=60, message="tasks run")
+                    wait_for(terminated, timeout=30, message="a server session to end")
             for task_id in ids:
                 done = y.wait(task_id, timeout=60)
                 assert done is not None and done.status is Status.SUCCEEDED, done
@@ -161,16 +176,23 @@ def test_lost_connections_are_waited_out_and_nothing_is_lost(tmp_path: Path,
 def test_without_notify_tasks_still_start_within_the_poll_interval(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_dsn: str) -> None:
     monkeypatch.setenv("TASKYARD_FAULT", "no-wake")  # clients send no NOTIFY
-    env = dict(_env(pg_dsn), TASKYARD_POLL_INTERVAL="0.5")
+    # A heartbeat every 10 s would find the tasks too: with polling every 0.5 s each
+    # starts long before that, and the quickest of three within the interval (plus
+    # 0.3 s for a machine others share: a bound on every start would flake under load).
+    env = dict(_env(pg_dsn), TASKYARD_POLL_INTERVAL="0.5",
+               TASKYARD_HEARTBEAT_INTERVAL="10", TASKYARD_LEASE="30")
     proc = server_process(tmp_path / "a", "--slots", "2", env=env)
     try:
         with Yard(tmp_path / "client", store=pg_dsn) as y:
+            waits = []
             for _ in range(3):
                 t0 = time.time()
                 task = y.submit(["true"])
-                done = y.wait(task.id, timeout=10)
+                done = y.wait(task.id, timeout=30)
                 assert done is not None and done.started_at is not None
-                assert done.started_at - t0 < 0.5 + 0.3, "started within the poll interval"
+                waits.append(done.started_at - t0)
+            assert max(waits) < 5, f"started by polling, not by a heartbeat: {waits}"
+            assert min(waits) < 0.5 + 0.3, f"started within the poll interval: {waits}"
     finally:
         stop_server(proc)
 

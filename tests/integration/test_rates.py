@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,35 +64,48 @@ def test_two_servers_share_a_sliding_window(yard: Yard, store: str, tmp_path: Pa
     for first, fourth in zip(starts, starts[3:], strict=False):  # any 2 s: 3 starts at most
         assert fourth - first >= 2.0 - 1e-6, starts
     # a poll would have come after 60 s: the servers woke when the window freed a start
-    assert starts[-1] - starts[0] < 30, starts
+    # (each start, not the nine together: under load each one can come seconds late)
+    assert max(b - a for a, b in zip(starts, starts[1:], strict=False)) < 30, starts
 
 
 def test_a_held_back_task_waits_without_spinning_and_show_says_why(
         yard: Yard, store: str, tmp_path: Path) -> None:
+    """``show`` is asked about a task held back for an hour (under load the two CLI runs
+    took longer than a 4 s window: the task had started by then); the wake and the CPU
+    spent waiting are measured on a 4 s window with no CLI run inside it."""
     yard.set_queue_rate("slow", "1/4s")
-    first = yard.submit(["true"], queue="slow").id
+    yard.set_queue_rate("hourly", "1/1h")
+    first, held = (yard.submit(["true"], queue="slow").id for _ in range(2))
+    hourly = [yard.submit(["true"], queue="hourly").id for _ in range(2)]
     procs = _servers(tmp_path, store, slots="2")
     try:
         _done(yard, [first])
-        held = yard.submit(["true"], queue="slow").id
-        assert yard.get(held).status is Status.QUEUED
         before = [_cpu_seconds(p.pid) for p in procs]  # type: ignore[attr-defined]
-        shown = cli(tmp_path / "a", "--store", store, "show", str(held))
-        assert shown.returncode == 0, shown
-        text = " ".join(shown.stdout.decode().split())
-        assert "held back by the rate limit of queue 'slow' (1/4s): 1 start(s)" in text, text
-        as_json = cli(tmp_path / "a", "--store", store, "show", "--json", str(held))
-        codes = [r["code"] for r in json.loads(as_json.stdout)["held_back"]]
-        assert codes == ["rate_limit"]
+        began = time.monotonic()
         _done(yard, [held], timeout=30)
         spent = sum(_cpu_seconds(p.pid) for p in procs) - sum(before)  # type: ignore[attr-defined]
+        waited = time.monotonic() - began
+        ran = wait_for(lambda: [i for i in hourly if yard.get(i).terminal], timeout=60,
+                       message="one hourly task ran")
+        (still,) = set(hourly) - set(ran)
+        assert yard.get(still).status is Status.QUEUED
+        shown = cli(tmp_path / "a", "--store", store, "show", str(still))
+        assert shown.returncode == 0, shown
+        text = " ".join(shown.stdout.decode().split())
+        assert "held back by the rate limit of queue 'hourly' (1/1h): 1 start(s)" in text, text
+        as_json = cli(tmp_path / "a", "--store", store, "show", "--json", str(still))
+        codes = [r["code"] for r in json.loads(as_json.stdout)["held_back"]]
+        assert codes == ["rate_limit"]
     finally:
         for proc in procs:
             stop_server(proc)  # type: ignore[arg-type]
     (a,), (b,) = yard.attempts(first), yard.attempts(held)
     assert a.started_at is not None and b.started_at is not None
     assert 4.0 - 1e-6 <= b.started_at - a.started_at < 20
-    assert spent < 1.0, f"the servers spent {spent:.2f} s of CPU waiting about 3 s"
+    # A share of the time waited (1 s over the 4 s on a quiet machine, for both servers
+    # together): a server spinning for its start would take a whole CPU.
+    assert spent < 0.25 * max(waited, 4.0), (
+        f"the servers spent {spent:.2f} s of CPU in {waited:.1f} s of waiting")
 
 
 @pytest.mark.parametrize(("args", "field"), [

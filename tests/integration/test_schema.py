@@ -137,41 +137,44 @@ def test_a_writer_waits_for_the_write_lock_without_sleeping_milliseconds(tmp_pat
 def test_a_writer_tries_for_the_lock_often_at_first_then_every_few_ms(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """While the lock is busy for a short while (another writer's transactions) the
-    tries come at most 0.2 ms apart; past SHORT_WAIT they slow to LONG_PAUSE."""
-    import threading
-    import time
+    tries come at most 0.2 ms apart; past SHORT_WAIT they slow to LONG_PAUSE.
+
+    The lock is real; the clock the waiting loop reads is the test's, advanced only by
+    the loop's own pauses: which pause comes when is then the loop's rule alone, not
+    how long a loaded machine took to run it (times read beside the loop's own were
+    off by more than SHORT_WAIT under load)."""
+    import types
 
     from taskyard.store import sqlite as sqlite_store
 
     path = tmp_path / "taskyard.db"
     store = SQLiteStore(path)
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    pauses: list[tuple[float, float]] = []
-    real_sleep = time.sleep
-    t0 = time.monotonic()
+    clock = [1000.0]
+    pauses: list[tuple[float, float]] = []  # (seconds waited by then, pause chosen)
+    long_pauses_to_see = 3
 
     def sleep(seconds: float) -> None:
-        pauses.append((time.monotonic() - t0, seconds))
-        real_sleep(seconds)
+        pauses.append((clock[0] - 1000.0, seconds))
+        clock[0] += seconds
+        if [p for _, p in pauses].count(sqlite_store.LONG_PAUSE) == long_pauses_to_see:
+            holder.execute("COMMIT")  # the other writer is done: the next try gets in
 
-    monkeypatch.setattr(sqlite_store.time, "sleep", sleep)
+    fake_time = types.SimpleNamespace(monotonic=lambda: clock[0], sleep=sleep)
+    monkeypatch.setattr(sqlite_store, "time", fake_time)
     holder.execute("BEGIN IMMEDIATE")
-    hold = sqlite_store.SHORT_WAIT * 5
-    released = threading.Timer(hold, lambda: holder.execute("COMMIT"))
-    t0 = time.monotonic()
-    released.start()
     try:
         with store._tx() as cur:
             cur.execute("SELECT 1")
     finally:
-        released.join()
         holder.close()
         store.close()
-    # Wide margins: on a loaded machine a pause is recorded a few ms after the loop chose it.
-    early = [p for at, p in pauses if at < sqlite_store.SHORT_WAIT * 0.5]
-    late = [p for at, p in pauses if at > sqlite_store.SHORT_WAIT * 2]
-    assert early and max(early) <= sqlite_store.LOCK_PAUSES[-1]
-    assert late and set(late) == {sqlite_store.LONG_PAUSE}
+    chosen = [p for _, p in pauses]
+    short = [p for at, p in pauses if at < sqlite_store.SHORT_WAIT]
+    assert short == [*sqlite_store.LOCK_PAUSES, *[sqlite_store.LOCK_PAUSES[-1]]
+                     * (len(short) - len(sqlite_store.LOCK_PAUSES))]
+    assert chosen[len(short):] == [sqlite_store.LONG_PAUSE] * long_pauses_to_see
+    assert sum(short) >= sqlite_store.SHORT_WAIT - 1e-9
 
 
 def test_a_write_lock_held_too_long_is_a_clear_store_error(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, load
 from ..errors import InvalidInput
-from ..store import open_store
+from ..store import MEMORY, open_store
 
 if TYPE_CHECKING:
     from ..store.postgres import PostgresStore
@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 
 def settings(args: argparse.Namespace, **flags: Any) -> Settings:
-    return load(args.home, store=args.store, **flags)
+    found = load(args.home, store=args.store, **flags)
+    if found.store == MEMORY:  # gone when this command ends: nobody could read it
+        raise InvalidInput("store :memory: is a store in one process's memory, for tests"
+                           " (Yard.memory()): give a command a file path or a postgresql://"
+                           " URL", field="store")
+    return found
 
 
 def store(args: argparse.Namespace, *, pool: bool = True) -> SQLiteStore | PostgresStore:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from .. import messages
+from ..errors import StaleAttempt, TransitionError
 from ..model import JSON
 from ..validate import parse_json_value
 from .common import (
@@ -50,7 +51,10 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
     tid, epoch = _running_task("emit")
     value = parse_json_value(json_arg(args.value, "message"), "message", messages.MAX_BYTES)
-    number = store(args).emit_messages(tid, epoch, [value], tail=_tail())
+    try:
+        number = store(args).emit_messages(tid, epoch, [value], tail=_tail())
+    except StaleAttempt as exc:  # as report and progress say it: exit 2, one line
+        raise TransitionError(f"cannot emit: {exc}") from None
     if args.json:
         print_json({"id": tid, "attempt": epoch, "n": number})
     return 0

@@ -115,8 +115,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     changes = ops.QueueChanges(db, args.name)  # every value checked before any is written
     if bounds:
         head, tail = changes.output(**bounds, max_tail=settings(args).max_tail_bytes)
-        said.append(f"output head {'default' if head is None else head} bytes, tail"
-                    f" {'default' if tail is None else tail} bytes")
+        said.append(f"output head {_bound(head)}, tail {_bound(tail)}")
     if limits:
         now = changes.limits(limits)
         said.append(f"limits {now.describe() or 'none'}")
@@ -151,3 +150,8 @@ def cmd_pause(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     ops.resume_queue(store(args), validate.check_name(args.name, "queue") or "")
     return _done(args, f"queue {args.name}: active")
+
+
+def _bound(size: int | None) -> str:
+    """A queue's output bound as ``queue set`` says it (None: the server's own)."""
+    return "the server's" if size is None else f"{size} bytes"

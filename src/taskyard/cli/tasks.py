@@ -15,6 +15,7 @@ from ..model import Task, TaskSpec, hook_json
 from ..outputbounds import parse_optional
 from ..statuspath import shown_path
 from ..store.base import ClientStore as Store
+from .bulk import task_flags
 from .common import (
     attempt_number,
     json_arg,
@@ -61,7 +62,7 @@ def register(sub: Any) -> None:
                    help=f"with --from-file: tasks written per transaction (default {ops.CHUNK})")
     json_flag(p)
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- PROGRAM ARG...")
-    p.set_defaults(handler=cmd_submit)
+    p.set_defaults(handler=cmd_submit, task_flags=task_flags(p))
 
     p = sub.add_parser("show", help="show one task with its attempts and events")
     p.add_argument("id", type=task_id)

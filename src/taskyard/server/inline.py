@@ -53,8 +53,12 @@ class Watch:
     signals the command's group; pause, resume and stdin are refused (the task runs in
     the caller's thread, or as a child it waits for)."""
 
-    def __init__(self, store: Callable[[], ServerStore], owner: str) -> None:
+    def __init__(self, store: Callable[[], ServerStore], owner: str,
+                 command: bool = False) -> None:
         self.thread_id = threading.get_ident()
+        #: a command is never interrupted by an exception raised in its thread: one that
+        #: landed while it was being started left the child running, unwaited for
+        self.command = command
         self.pid: int | None = None  #: the command's process group, once it started
         self.killed = False
         self._lock = threading.Lock()
@@ -84,9 +88,17 @@ class Watch:
             if self.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.pid, signal.SIGKILL)
-            else:
+            elif not self.command:
                 _raise_in(self.thread_id, Killed)
-        return "done", None
+        return "done", None  # a command not started yet is killed as it starts
+
+    def started(self, pid: int) -> None:
+        """The command's group exists: a kill asked while it was starting applies now."""
+        with self._lock:
+            self.pid = pid
+            if self.killed:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
 
     def disarm(self) -> None:
         with self._lock:
@@ -132,7 +144,7 @@ def run(claim: Claim, store: Callable[[], ServerStore], owner: str, head: int, t
         cwd: str) -> Ran:
     """Run ``claim`` to its end here: a function, else a command; a kill asked meanwhile
     (from another thread) ends it."""
-    watch = Watch(store, owner)
+    watch = Watch(store, owner, command=claim.function is None)
     try:
         if claim.function is not None:
             ran = _function(claim, store, head, tail)
@@ -308,7 +320,7 @@ def _command(claim: Claim, head: int, tail: int, cwd: str, watch: Watch) -> Ran:
         "TASKYARD_MESSAGES_TAIL", "") or DEFAULT_TAIL))
     reader = threading.Thread(target=_drain, args=(read_end, messages), daemon=True)
     reader.start()
-    watch.pid = proc.pid
+    watch.started(proc.pid)
     timed_out = False
     try:
         out, err = proc.communicate(claim.stdin, timeout=claim.timeout)

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard, overload
 
 from ..errors import ConfigError
-from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from .postgres import PostgresStore
+    from .sqlite import SQLiteStore
 
 #: Locations with these prefixes are PostgreSQL connection URLs; anything else is a path.
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -75,10 +75,17 @@ def open_store(location: Path | str, *, synchronous: str = "normal",
         from .memory import MemoryStore
 
         return MemoryStore()
+    from .sqlite import SQLiteStore  # not imported by a PostgreSQL client (its CLI run)
+
     return SQLiteStore(location, synchronous=synchronous, server=server)
 
 
 def __getattr__(name: str) -> Any:
+    """``SQLiteStore`` and ``PostgresStore`` on first use (each imports its driver)."""
+    if name == "SQLiteStore":
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore
     if name == "PostgresStore":
         from .postgres import PostgresStore
 

@@ -66,7 +66,10 @@ class BrowseStore(FilterSql):
         with self._read_tx() as cur:
             sql, params, partial = self.browse_sql(cur, f, before, limit)
             cur.execute(sql, params)
-            found = [rows.task(r) for r in cur.fetchall()]
+            fetched = cur.fetchall()
+        # made into tasks after the commit: on a loaded machine, building thousands of
+        # them inside the transaction left it idle past PostgreSQL's hold limit
+        found = [rows.task(r) for r in fetched]
         more = limit is not None and len(found) > limit
         items = found[:limit]
         return Page(items, items[-1].id if more and items else None, partial)
