@@ -25,7 +25,7 @@ from .config import Settings, load
 from .errors import InvalidInput
 from .limits import NONE, Limits
 from .limits import parse as parse_limits
-from .logs import log_event, quote
+from .logs import client_logger, log_event, quote
 from .messages import MessagesRead
 from .model import JSON, Attempt, Event, OutputRead, Schedule, Task, TaskSpec
 from .outputbounds import parse_optional as _size
@@ -51,7 +51,7 @@ class Yard:
                  settings: Settings | None = None, logger: logging.Logger | None = None
                  ) -> None:
         self.settings = settings or load(home, store=store)
-        self.log = logger or logging.getLogger("taskyard.client")
+        self.log = client_logger(logger)
         self._store = open_store(self.settings.store_location,
                                  synchronous=self.settings.synchronous)
 

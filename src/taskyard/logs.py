@@ -68,6 +68,20 @@ def log_event(logger: logging.Logger, event: str, message: str, *,
         logger.handle(record)
 
 
+def client_logger(given: object) -> logging.Logger:
+    """The logger a client (``Yard(logger=...)``) writes to: ``given``, checked before
+    anything is written (a name or a handler given by mistake would fail only after
+    the first change, which it then seemed not to have made), or ``taskyard.client``."""
+    if given is None:
+        return logging.getLogger(f"{LOGGER}.client")
+    if not isinstance(given, logging.Logger):
+        from .errors import ConfigError
+
+        raise ConfigError("logger must be a logging.Logger (logging.getLogger(name)),"
+                          f" not {type(given).__name__}", field="logger")
+    return given
+
+
 def log_hook_run(logger: logging.Logger | None = None, *, task: int, attempt: int, hook: str,
                  outcome: str, seconds: float, error: str | None = None,
                  exit_code: int | None = None) -> None:

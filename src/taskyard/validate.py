@@ -310,6 +310,14 @@ def check_hook_url(url: str, what: str = "on_finish_url") -> str:
             or not url.isprintable() or " " in url):
         raise InvalidInput(f"{what} must be an http:// or https:// URL, not {url!r}",
                            field=what)
+    if "@" in parts.netloc:  # never sent as credentials: the host would be user:pw@host
+        raise InvalidInput(f"{what} cannot carry a user or password (USER:PASSWORD@HOST):"
+                           " a receiver checks the Taskyard-Signature of on_finish_secret",
+                           field=what)
+    try:
+        parts.port  # noqa: B018 -- raises on a port out of range or not a number
+    except ValueError as exc:
+        raise InvalidInput(f"{what} {url!r}: {exc}", field=what) from None
     return url
 
 

@@ -477,3 +477,14 @@ def test_stray_signals_do_not_kill_the_server(served: Path) -> None:
     assert json.loads(ok(served, "server", "status", "--json"))["pid"] == pid
     task_id = ok(served, "submit", "--", "true").strip()
     assert cli(served, "wait", task_id, "--timeout", "10").returncode == 0
+
+
+def test_queue_ls_json_shows_a_queues_status_dir(home: Path, tmp_path: Path) -> None:
+    """queue ls --json has every queue setting: --status-dir too (it was left out)."""
+    status = tmp_path / "status"
+    ok(home, "queue", "set", "billing", "--status-dir", str(status))
+    queues = {q["name"]: q for q in json.loads(ok(home, "queue", "ls", "--json"))}
+    assert queues["billing"]["status_dir"] == str(status)
+    ok(home, "queue", "set", "billing", "--status-dir", "")
+    queues = {q["name"]: q for q in json.loads(ok(home, "queue", "ls", "--json"))}
+    assert queues["billing"]["status_dir"] is None

@@ -28,7 +28,7 @@ def test_queues(yard: Deployment) -> None:
     assert answer.json() == {"name": name, "paused": True, "parallel": 2, "limits": {},
                              "on_finish": None, "on_finish_url": None, "retain": None,
                              "retain_count": None, "rate": None, "output_head": None,
-                             "output_tail": None, "tasks": {
+                             "output_tail": None, "status_dir": None, "tasks": {
         s: 0 for s in ("scheduled", "queued", "running", "paused", "succeeded", "failed",
                        "stopped")}}
     answer = yard.call("admin", "PATCH", f"/api/v1/queues/{name}",

@@ -108,6 +108,21 @@ def test_a_user_unit_has_no_run_as(home: Path) -> None:
     assert bad.returncode == 2 and b"not a valid user name" in bad.stderr
 
 
+@pytest.mark.parametrize("kind", ["--system", "--user"])
+def test_a_home_with_a_newline_cannot_add_lines_to_the_unit(tmp_path: Path, kind: str) -> None:
+    """A newline in the home's path went into the unit as it was: the text after it was
+    a line of its own (a directive, ExecStartPre=... here). It is one line and exit 2."""
+    home = tmp_path / "x\nExecStartPre=/bin/touch /tmp/taskyard-unit-injected"
+    done = cli(home, "server", "unit", kind)
+    assert done.returncode == 2, done.stdout + done.stderr
+    said = done.stderr.decode()
+    assert said.count("\n") == 1 and "a unit file cannot hold" in said, said
+    assert done.stdout == b""
+    script = cli(home, "server", "init-script")  # sh holds a newline within quotes
+    assert script.returncode == 0 and subprocess.run(
+        ["sh", "-n"], input=script.stdout, check=False).returncode == 0
+
+
 @pytest.mark.parametrize("verb", [["server", "unit", "--system"], ["server", "init-script"],
                                   ["server", "start"]])
 def test_an_unknown_run_as_user_is_one_line_and_exit_2(home: Path, verb: list[str]) -> None:

@@ -131,6 +131,24 @@ def test_bad_hooks_are_refused_with_one_line(home: Path) -> None:
         assert done.stderr.count(b"\n") == 1 and b"Traceback" not in done.stderr
 
 
+def test_webhook_urls_that_could_never_be_delivered_are_refused(home: Path) -> None:
+    """A URL with a user and password (user:pw@host) or a port out of range was taken,
+    then every try failed (the user:pw@host was looked up as a host name) for a day,
+    with the password in the task's events and the log. Now exit 2 naming the URL."""
+    for url in ("http://user:pw-x7q@127.0.0.1:8080/hook", "https://token@example.com/",
+                "http://127.0.0.1:99999/hook", "http://127.0.0.1:port/hook"):
+        done = cli(home, "queue", "set", "q", "--on-finish-url", url)
+        assert done.returncode == 2, (url, done.stderr)
+        assert done.stderr.count(b"\n") == 1 and b"on_finish_url" in done.stderr, done.stderr
+        assert b"pw-x7q" not in done.stderr
+    (home / "taskyard.toml").write_text('[server]\non_finish_url = "http://u:p@localhost/"\n')
+    start = cli(home, "server", "start", "--no-web")
+    assert start.returncode == 2 and b"on_finish_url" in start.stderr, start.stderr
+    (home / "taskyard.toml").unlink()
+    queues = json.loads(cli(home, "queue", "ls", "--json").stdout)
+    assert [q for q in queues if q["name"] == "q"] == []
+
+
 def test_a_hook_whose_server_died_runs_once_afterwards(home: Path, tmp_path: Path) -> None:
     hook, out = _recorder(tmp_path)
     env = _env(on_finish=json.dumps(hook))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from taskyard import Yard
+from taskyard.errors import ConfigError
 from taskyard.lifecycle import Status
 from taskyard.model import TaskSpec
 from taskyard.store import open_store
@@ -190,6 +191,16 @@ def test_the_yard_logs_to_the_logger_it_was_given(home: Path) -> None:
     assert [(r.event, r.fields["task"]) for r in seen] == [  # type: ignore[attr-defined]
         ("client.submit", task.id), ("client.rm", task.id)]
     assert seen[0].getMessage() == f'submit task {task.id} name="n"'
+
+
+def test_a_yard_given_no_logger_refuses_it_before_writing_anything(home: Path) -> None:
+    """A logger name given by mistake was taken, and the first submit wrote its task,
+    then failed with an AttributeError: now a ConfigError naming logger, nothing written."""
+    with pytest.raises(ConfigError, match="logger must be a logging.Logger") as raised:
+        Yard(home, logger="embedding.app")  # type: ignore[arg-type]
+    assert raised.value.field == "logger"
+    with Yard(home) as yard:
+        assert list(yard.list()) == []
 
 
 def test_two_servers_on_postgres_log_each_transition_once(tmp_path: Path, pg_dsn: str) -> None:

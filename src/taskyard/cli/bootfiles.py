@@ -69,10 +69,20 @@ def _systemd_word(word: str) -> str:
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _one_line(word: str) -> str:
+    """A word of the unit: a line break in it would end its line, and what follows
+    would be read as a directive of its own (``ExecStartPre=...``)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in word):
+        raise UserError(f"server unit: {word!r} has a control character, which a unit file"
+                        " cannot hold: choose a home (and store) path without one",
+                        field="home")
+    return word
+
+
 def unit_text(s: Settings, args: argparse.Namespace, kind: str, run_as: str | None) -> str:
     """A systemd unit: Type=notify (the server sends READY=1 when it claims),
     KillMode=mixed (TERM to the server alone; it stops its tasks itself)."""
-    base = [_systemd_word(w) for w in _taskyard(s, args)]
+    base = [_systemd_word(_one_line(w)) for w in _taskyard(s, args)]
     start = " ".join([*base, "server", "start", "--foreground"]
                      + (["--run-as", _systemd_word(run_as)] if run_as else []))
     stop = " ".join([*base, "server", "stop", "--timeout", str(STOP_WARM)])

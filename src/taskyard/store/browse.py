@@ -241,19 +241,19 @@ class BrowseStore(FilterSql):
                         " GROUP BY queue, status", params)
             counts = cur.fetchall()
             cur.execute("SELECT name, paused, parallel, limits, on_finish, on_finish_url,"
-                        " retain, retain_count, rate, output_head, output_tail FROM queues")
+                        " retain, retain_count, rate, output_head, output_tail, status_dir FROM queues")
             settings = {row[0]: (bool(row[1]), *row[2:]) for row in cur.fetchall()}
         found: dict[str, dict[str, Any]] = {}
         names = {row[0] for row in counts} | (set(settings) if tenant is None else set())
         for name in sorted(names):
             (paused, parallel, stored, hook, url, retain, retain_count, rate, output_head,
-             output_tail) = settings.get(name, (False, *[None] * 9))
+             output_tail, status_dir) = settings.get(name, (False, *[None] * 10))
             found[name] = {"name": name, "paused": paused, "parallel": parallel,
                            "limits": limits.loads(stored).to_json(),
                            "on_finish": json.loads(hook) if hook is not None else None,
                            "on_finish_url": url, "retain": retain, "retain_count": retain_count,
                            "rate": rate_text(rate), "output_head": output_head,
-                           "output_tail": output_tail,
+                           "output_tail": output_tail, "status_dir": status_dir,
                            "tasks": {s.value: 0 for s in Status}}
         for queue, status, n in counts:
             if queue in found and status in found[queue]["tasks"]:

@@ -318,6 +318,8 @@ class QueueOut(Out):
     output_head: int | None = Field(default=None, description="bytes of each stream its tasks"
                                     " keep from the start (null: the server's)")
     output_tail: int | None = Field(default=None, description="... and from the end")
+    status_dir: str | None = Field(default=None, description="its own status directory"
+                                   " (null: the server's status_dir)")
     limits: dict[str, int] = {}
     rate: str | None = Field(default=None, description="its rate, N/PERIOD")
     tasks: dict[str, int]
