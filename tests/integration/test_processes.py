@@ -77,6 +77,43 @@ def test_pause_then_kill_terminates(yard: Yard) -> None:
     assert done is not None and done.status is Status.STOPPED and done.signal == signal.SIGTERM
 
 
+def _state(pid: int) -> str:
+    """The process's state letter from /proc (T: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_pause_asked_again_is_done_and_the_store_follows_the_process(
+        yard: Yard, yard_home: Path) -> None:
+    """Two pauses at once are both done (the second finds the group stopped and the
+    store saying so). A pause whose store write was lost (injected here: the row set
+    back to running while the group stays stopped, as a lost connection leaves it) is
+    written when it is asked again, instead of being refused "already paused" and the
+    store saying running of a stopped task for good; the same for resume."""
+    import sqlite3
+
+    from taskyard import ops
+
+    t = yard.submit(["sleep", "999"])
+    wait_for(lambda: _running(yard, t.id))
+    pid = yard.get(t.id).pid
+    assert pid is not None
+    store = yard._store
+    first = ops._apply(store, t.id, "pause", None, None, 0)  # both pending at once
+    second = ops._apply(store, t.id, "pause", None, None, 0)
+    for request in (first, second):
+        wait_for(lambda r=request: store.get_request(r.id).state != "pending", timeout=30)
+        assert store.get_request(request.id).state == "done", store.get_request(request.id)
+    assert yard.get(t.id).status is Status.PAUSED and _state(pid) == "T"
+    with sqlite3.connect(yard_home / "taskyard.db") as db:  # the lost write
+        db.execute("UPDATE tasks SET status='running' WHERE id=?", (t.id,))
+    assert yard.pause(t.id).status is Status.PAUSED and _state(pid) == "T"
+    assert yard.resume(t.id).status is Status.RUNNING and _state(pid) != "T"
+    with sqlite3.connect(yard_home / "taskyard.db") as db:
+        db.execute("UPDATE tasks SET status='paused' WHERE id=?", (t.id,))
+    assert yard.resume(t.id).status is Status.RUNNING and _state(pid) != "T"
+    yard.kill(t.id)
+
+
 def test_binary_output_round_trips_exactly(yard: Yard, tmp_path: Path) -> None:
     blob = os.urandom(3 * 1024 * 1024) + b"\xff\xfe\x00 invalid utf-8 \xc3\x28"
     src = tmp_path / "blob"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING
 
-from ..lifecycle import Reason
+from ..lifecycle import Reason, Status
 from ..model import Request
 from .child import Child
 
@@ -42,10 +42,20 @@ def _kill(server: Server, c: Child, payload: dict[str, object], now: float) -> s
 
 
 def _pause(server: Server, c: Child, pause: bool) -> str | None:
-    if c.paused == pause:
-        return f"it is already {'paused' if pause else 'running'}"
-    c.signal_group(signal.SIGSTOP if pause else signal.SIGCONT)
-    c.paused = pause
+    """Stop or continue the group, then record it. A request that finds the group
+    already so is one applied again: its first application signalled the group but
+    lost its store write (a lost connection), or two users asked at once. It is done
+    once the store says so too; the write is made now if it was lost (else the store
+    would say ``paused`` of a running task, or the reverse, for good)."""
+    if c.paused != pause:
+        c.signal_group(signal.SIGSTOP if pause else signal.SIGCONT)
+        c.paused = pause
+    else:
+        recorded = server.store.get(c.task_id).status
+        if recorded is (Status.PAUSED if pause else Status.RUNNING):
+            return None
+        if recorded is not (Status.RUNNING if pause else Status.PAUSED):
+            return f"it is {recorded}"
     server.store.set_paused(server.me, c.task_id, c.epoch, pause, server.by)
     return None
 
