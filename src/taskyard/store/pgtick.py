@@ -40,7 +40,15 @@ from ..limits import effective
 from .admit import Candidate, Usage
 from .base import Batch, BatchResult, Claim, Outcome, Spawned
 from .sql import ACTIVE_IN, Cursor, in_list
-from .sqlserver import _NOT_PAUSED, _TENANT_ENABLED, CLAIM_ORDER, SqlServerStore, _text, _v
+from .sqlserver import (
+    _NOT_PAUSED,
+    _TENANT_ENABLED,
+    CLAIM_ORDER,
+    LIMITS_SQL,
+    SqlServerStore,
+    _text,
+    _v,
+)
 
 _CLAIM_FROM = in_list(lifecycle.sources(Verb.CLAIM))
 
@@ -56,15 +64,6 @@ _END = (
     " cpu_user=?, cpu_system=?, max_rss_kib=?"
     " WHERE task_id=? AND epoch=? AND finished_at IS NULL AND EXISTS (SELECT 1 FROM t))"
     " SELECT waited FROM t")
-
-#: the usage query of ``SqlServerStore._usage``: the limits that apply
-_LIMITS = ("SELECT 'q', name, parallel, limits, rate, output_head, output_tail,"
-           " status_dir FROM queues WHERE parallel IS NOT NULL OR limits IS NOT NULL"
-           " OR rate IS NOT NULL OR output_head IS NOT NULL OR output_tail IS NOT NULL"
-           " OR status_dir IS NOT NULL"
-           " UNION ALL SELECT 't', name, parallel, run_as, NULL, NULL, NULL, NULL"
-           " FROM tenants"
-           " WHERE enabled <> 0 AND (parallel IS NOT NULL OR run_as IS NOT NULL)")
 
 #: the first queued tasks in claim order, with what a spawn needs (``_candidates``
 #: with no limit to leave anything out)
@@ -92,7 +91,7 @@ _CLAIM = (
 #: the statements of a tick, prepared once on each connection that runs ticks
 PREPARED = {"taskyard_end_ok": _END.format(guard=" AND reported IS NULL"),
             "taskyard_end": _END.format(guard=""),
-            "taskyard_limits": _LIMITS,
+            "taskyard_limits": LIMITS_SQL,
             "taskyard_first_queued": _FIRST_QUEUED,
             "taskyard_claim": _CLAIM}
 

@@ -47,6 +47,14 @@ _NOT_PAUSED = "queue NOT IN (SELECT name FROM queues WHERE paused <> 0)"
 #: multi-step task that gave its slot back is behind the tasks queued meanwhile).
 CLAIM_ORDER = "priority DESC, COALESCE(seq, id), id"
 _TENANT_ENABLED = "tenant NOT IN (SELECT name FROM tenants WHERE enabled = 0)"
+#: the settings that limit or shape claims: queues' ('q') and enabled tenants' ('t')
+LIMITS_SQL = ("SELECT 'q', name, parallel, limits, rate, output_head, output_tail,"
+              " status_dir FROM queues WHERE parallel IS NOT NULL OR limits IS NOT NULL"
+              " OR rate IS NOT NULL OR output_head IS NOT NULL OR output_tail IS NOT NULL"
+              " OR status_dir IS NOT NULL"
+              " UNION ALL SELECT 't', name, parallel, run_as, NULL, NULL, NULL, NULL"
+              " FROM tenants"
+              " WHERE enabled <> 0 AND (parallel IS NOT NULL OR run_as IS NOT NULL)")
 _INSTANCE_COLUMNS = ("id, host, boot_id, pid, slots, started_at, heartbeat_at, stopped_at,"
                      " stop_request")
 
@@ -311,13 +319,7 @@ class SqlServerStore(StatsStore, AccessStore, BrowseStore, MessageStore, InTaskS
         """The limits that apply (and, when there are any, what runs now, and the queues'
         rate windows); the run_as login per tenant; the resource limits per queue. One
         round trip when nothing is limited."""
-        cur.execute("SELECT 'q', name, parallel, limits, rate, output_head, output_tail,"
-                    " status_dir FROM queues WHERE parallel IS NOT NULL OR limits IS NOT NULL"
-                    " OR rate IS NOT NULL OR output_head IS NOT NULL OR output_tail IS NOT NULL"
-                    " OR status_dir IS NOT NULL"
-                    " UNION ALL SELECT 't', name, parallel, run_as, NULL, NULL, NULL, NULL"
-                    " FROM tenants"
-                    " WHERE enabled <> 0 AND (parallel IS NOT NULL OR run_as IS NOT NULL)")
+        cur.execute(LIMITS_SQL)
         found = cur.fetchall()
         usage = Usage(None, {r[1]: int(r[2]) for r in found if r[0] == "q" and r[2] is not None},
                       {r[1]: int(r[2]) for r in found if r[0] == "t" and r[2] is not None})
